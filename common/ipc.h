@@ -1,0 +1,140 @@
+/*
+ * ipc.h - the one IPC envelope and message catalogue of PromptMQ.
+ *
+ * Every message between our processes, on the supervisor's control
+ * channels (AF_UNIX SOCK_SEQPACKET) and on the nng links between workers
+ * and walsvc (push/pull over ipc://), is a batch:
+ *
+ *	batch header, 32 bytes, big-endian
+ *	  u32 magic "PMQI"   u16 version     u16 record count
+ *	  u8  sender role    u8  flags (0)   u16 sender slot
+ *	  u32 reserved (0)
+ *	  u64 sender generation
+ *	  u64 target generation (0: whoever holds the endpoint)
+ *	records, each:
+ *	  u16 type   u16 flags (0)   u32 body length
+ *	  u64 sequence (per-stream, meaning set by the type)
+ *	  u64 correlation id (request/reply; 0 otherwise)
+ *	  body
+ *
+ * A batch carries everything one event-loop turn produced for one
+ * destination.  A receiver checks magic, version, the exact lengths and
+ * the target generation before looking at a record, and every handler
+ * checks the sender role and the body size of its record type.
+ *
+ * IPC_VERSION changes whenever the header, a record type or a body layout
+ * changes.  A child that sees another version at its first handshake
+ * exits with PMQ_EXIT_NORESPAWN: the binaries were replaced under a
+ * running supervisor.
+ */
+#ifndef PMQ_IPC_H
+#define PMQ_IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define IPC_MAGIC		0x504d5149u	/* "PMQI" */
+#define IPC_VERSION		1
+#define IPC_BATCH_HEADER_SIZE	32
+#define IPC_RECORD_HEADER_SIZE	24
+#define IPC_BATCH_MAX_RECORDS	65535
+/* A control-channel datagram; nng links carry larger batches. */
+#define IPC_CTL_MAX		65536
+
+/* Exit status of a child that must not be respawned. */
+#define PMQ_EXIT_NORESPAWN	78
+
+enum ipc_role {
+	IPC_ROLE_NONE = 0,
+	IPC_ROLE_SUPERVISOR = 1,
+	IPC_ROLE_WORKER = 2,
+	IPC_ROLE_WALSVC = 3,
+	IPC_ROLE_TOOL = 4,	/* operator and test tools */
+};
+#define IPC_ROLE_MAX IPC_ROLE_TOOL
+
+/*
+ * The catalogue.  Grouped by channel and direction; docs/architecture.md
+ * describes each body.  Numbers are part of the wire format.
+ */
+enum ipc_type {
+	/* supervisor -> child, control channel */
+	IPC_CTL_HELLO = 0x0101,	/* body: u32 nworkers, u32 reserved */
+	IPC_CTL_CONFIG = 0x0102,	/* body: (name\0value\0)* */
+	IPC_CTL_PEERS = 0x0103,	/* body: (u8 role, u8 0, u16 slot, u64 gen)* */
+	IPC_CTL_STOP = 0x0104,	/* body: empty */
+	IPC_CTL_RELOAD = 0x0105,	/* body: (name\0value\0)* changed options */
+	IPC_CTL_REOPEN_LOGS = 0x0106,	/* body: empty */
+
+	/* child -> supervisor, control channel */
+	IPC_CTL_READY = 0x0181,	/* body: u64 max worker generation in the log */
+	IPC_CTL_STATUS = 0x0182,	/* body: (name\0u64)* counters */
+
+	/* worker/tool -> walsvc */
+	IPC_WAL_APPEND = 0x0201,	/* seq: append stream; body: u8 kind, payload */
+	IPC_WAL_SYNC = 0x0202,	/* seq: 0; ask for the current watermark */
+
+	/* walsvc -> worker/tool */
+	IPC_WAL_DURABLE = 0x0281,	/* seq: durable up to; body: u64 written up to */
+	IPC_WAL_RESEND = 0x0282,	/* seq: first sequence walsvc still needs */
+	IPC_WAL_REFUSED = 0x0283,	/* seq: first refused; body: u32 errno */
+};
+
+struct ipc_identity {
+	uint8_t		role;
+	uint16_t	slot;
+	uint64_t	gen;
+};
+
+struct ipc_record {
+	uint16_t	 type;
+	uint64_t	 seq;
+	uint64_t	 corr;
+	const uint8_t	*body;
+	uint32_t	 len;
+};
+
+/* A decoded batch being walked record by record. */
+struct ipc_batch {
+	struct ipc_identity	 sender;
+	uint64_t		 target_gen;
+	uint16_t		 count;
+	uint16_t		 next;	/* records returned so far */
+	struct buf_reader	 rd;
+};
+
+enum ipc_error {
+	IPC_OK = 0,
+	IPC_ESHORT = -1,	/* shorter than a header or a declared length */
+	IPC_EMAGIC = -2,	/* not one of ours */
+	IPC_EVERSION = -3,	/* another envelope version */
+	IPC_ELONG = -4,		/* bytes left over after the last record */
+	IPC_EROLE = -5,		/* unknown sender role */
+};
+
+const char	*ipc_role_name(uint8_t);
+const char	*ipc_type_name(uint16_t);
+const char	*ipc_strerror(int);
+
+/* Writing: begin a batch, add records, end it (fills in the count). */
+int	 ipc_batch_begin(struct buf *, const struct ipc_identity *,
+	    uint64_t target_gen);
+int	 ipc_record_add(struct buf *, uint16_t type, uint64_t seq,
+	    uint64_t corr, const void *body, size_t len);
+size_t	 ipc_record_begin(struct buf *, uint16_t type, uint64_t seq,
+	    uint64_t corr);
+int	 ipc_record_end(struct buf *, size_t start);
+int	 ipc_batch_count(const struct buf *);
+int	 ipc_batch_end(struct buf *);
+
+/* Reading: open checks the header; next returns 1, 0 at the end, <0. */
+int	 ipc_batch_open(struct ipc_batch *, const void *, size_t);
+int	 ipc_batch_next(struct ipc_batch *, struct ipc_record *);
+
+/* Body helpers for the (name\0value\0)* lists of CONFIG and RELOAD. */
+int	 ipc_pairs_next(struct buf_reader *, const char **name,
+	    const char **value);
+
+#endif /* PMQ_IPC_H */

@@ -1,0 +1,2 @@
+sbin_PROGRAMS += promptmqd
+promptmqd_SOURCES = supervisor/supervisor.c

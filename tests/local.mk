@@ -1,0 +1,10 @@
+# tests/ - Check unit suites (tests/unit) and integration tests against
+# the real daemon (tests/integration).
+TEST_EXTENSIONS = .py
+PY_LOG_COMPILER = $(PYTHON3)
+AM_TESTS_ENVIRONMENT = \
+	PMQ_BUILDDIR='$(abs_top_builddir)'; export PMQ_BUILDDIR; \
+	PMQ_SRCDIR='$(abs_top_srcdir)'; export PMQ_SRCDIR;
+
+CHECK_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+CHECK_TEST_LIBS = $(PMQ_LIBS) $(CHECK_LIBS)
