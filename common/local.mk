@@ -8,3 +8,9 @@ libpromptmq_a_SOURCES = \
 
 # What a program needs to link the library.
 PMQ_LIBS = libpromptmq.a $(LIBEVENT_LIBS) $(NNG_LIBS) $(LIBCONFIG_LIBS)
+libpromptmq_a_SOURCES += \
+	common/utf8.c common/utf8.h \
+	common/topic.c common/topic.h \
+	common/mqtt.h common/mqtt_private.h \
+	common/mqtt_decode.c common/mqtt_encode.c \
+	common/mqtt_props.c common/mqtt_reason.c
