@@ -509,14 +509,15 @@ props_emit(struct buf *b, const struct mqtt_props *p, uint8_t context,
 	struct buf_reader	 it;
 	uint16_t		 ctx = MQTT_CONTEXT_BIT(context);
 	size_t			 size = 0, i;
+	uint64_t		 bits;
 	uint8_t			 id;
-	int			 n;
+	int			 n = 0;
 
 	if (p->present & (1 | ~(MQTT_PROP_BIT(MQTT_PROP_ID_MAX + 1) - 1)))
 		goto invalid;
-	for (id = 1; id <= MQTT_PROP_ID_MAX; id++) {
-		if (!mqtt_props_has(p, id))
-			continue;
+	/* Only the identifiers present, lowest first. */
+	for (bits = p->present; bits != 0; bits &= bits - 1) {
+		id = (uint8_t)__builtin_ctzll(bits);
 		if ((d = prop_def(id)) == NULL || prop_repeatable(id) ||
 		    !(d->info.contexts & ctx))
 			goto invalid;
@@ -537,7 +538,7 @@ props_emit(struct buf *b, const struct mqtt_props *p, uint8_t context,
 	}
 	/* User Properties (and Subscription Identifiers) in their order. */
 	mqtt_props_iter(p, &it);
-	while ((n = record_read(&it, &d, &v)) == 1) {
+	while (p->list.len > 0 && (n = record_read(&it, &d, &v)) == 1) {
 		const uint8_t	*rec;
 		size_t		 len;
 

@@ -27,3 +27,4 @@ check_mqtt_CFLAGS = $(CHECK_TEST_CFLAGS)
 check_mqtt_LDADD = $(CHECK_TEST_LIBS)
 
 include tests/fuzz/local.mk
+include tests/bench/local.mk
