@@ -609,6 +609,13 @@ mqtt_decode(const uint8_t *data, size_t len,
 	int			 n, rc;
 
 	memset(res, 0, sizeof(*res));
+	/* A caller's mistake, not the peer's: say so rather than guess. */
+	if ((opts->level != MQTT_LEVEL_UNKNOWN &&
+	    (opts->level < MQTT_LEVEL_31 || opts->level > MQTT_LEVEL_5)) ||
+	    (opts->direction != MQTT_TO_SERVER &&
+	    opts->direction != MQTT_TO_CLIENT))
+		return mqtt_fail(res, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR,
+		    "invalid decode options");
 	if (len == 0)
 		return MQTT_DECODE_MORE;
 	if (check_first_byte(data[0], opts, res) == -1)

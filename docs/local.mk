@@ -1,0 +1,2 @@
+# docs/ - documentation shipped with the source.
+EXTRA_DIST += docs/protocol.md

@@ -514,6 +514,28 @@ START_TEST(test_subscribe_iterator)
 }
 END_TEST
 
+START_TEST(test_bad_options)
+{
+	struct mqtt_decode_opts	 o = { 6, MQTT_TO_SERVER, 0, 0 };
+	struct mqtt_packet	 pkt;
+	struct mqtt_result	 res;
+	static const uint8_t	 ping[] = { 0xc0, 0x00 };
+
+	ck_assert_int_eq(mqtt_decode(ping, 2, &o, &pkt, &res),
+	    MQTT_DECODE_ERROR);
+	ck_assert_uint_eq(res.reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
+	o.level = MQTT_LEVEL_311;
+	o.direction = 0;
+	ck_assert_int_eq(mqtt_decode(ping, 2, &o, &pkt, &res),
+	    MQTT_DECODE_ERROR);
+	o.direction = MQTT_TO_SERVER;
+	ck_assert_int_eq(mqtt_decode(ping, 2, &o, &pkt, &res), MQTT_DECODE_OK);
+	ck_assert_int_eq(mqtt_decode(ping, 0, &o, &pkt, &res),
+	    MQTT_DECODE_MORE);
+	ck_assert_uint_eq(res.size, 0);
+}
+END_TEST
+
 /* A UTF-8 payload is checked only when asked to (it costs a scan). */
 START_TEST(test_payload_format_check)
 {
@@ -595,6 +617,7 @@ mqtt_encode_suite(void)
 	tcase_add_test(tc, test_v31_dup_retries);
 	tcase_add_test(tc, test_subscribe_iterator);
 	tcase_add_test(tc, test_payload_format_check);
+	tcase_add_test(tc, test_bad_options);
 	suite_add_tcase(s, tc);
 	return s;
 }
