@@ -445,6 +445,10 @@ struct mqtt_result {
 	const char	*what;		/* ERROR: static text for the log */
 };
 
+/*
+ * The packet is only meaningful after MQTT_DECODE_OK; after MORE or
+ * ERROR its contents are unspecified.  Nothing is kept between calls.
+ */
 int	mqtt_decode(const uint8_t *data, size_t len,
 	    const struct mqtt_decode_opts *, struct mqtt_packet *,
 	    struct mqtt_result *);

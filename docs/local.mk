@@ -1,2 +1,2 @@
 # docs/ - documentation shipped with the source.
-EXTRA_DIST += docs/protocol.md
+EXTRA_DIST += docs/protocol.md docs/fuzzing.md
