@@ -8,3 +8,8 @@ libpromptmq_a_SOURCES = \
 
 # What a program needs to link the library.
 PMQ_LIBS = libpromptmq.a $(LIBEVENT_LIBS) $(NNG_LIBS) $(LIBCONFIG_LIBS)
+libpromptmq_a_SOURCES += \
+	common/ipc_link.c common/ipc_link.h \
+	common/ctl.c common/ctl.h \
+	common/proc.c common/proc.h \
+	common/walc.c common/walc.h

@@ -8,3 +8,17 @@ AM_TESTS_ENVIRONMENT = \
 
 CHECK_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 CHECK_TEST_LIBS = $(PMQ_LIBS) $(CHECK_LIBS)
+
+# Tools the integration tests and benchmarks drive.
+noinst_PROGRAMS += walappend
+walappend_SOURCES = tests/tools/walappend.c
+walappend_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+walappend_LDADD = $(PMQ_LIBS)
+
+# Integration tests: the real daemon, real clients, free ports.
+INTEGRATION_TESTS = \
+	tests/integration/startup_errors.py \
+	tests/integration/process_tree.py \
+	tests/integration/wal_durability.py
+TESTS += $(INTEGRATION_TESTS)
+EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
