@@ -8,3 +8,6 @@ libpromptmq_a_SOURCES = \
 
 # What a program needs to link the library.
 PMQ_LIBS = libpromptmq.a $(LIBEVENT_LIBS) $(NNG_LIBS) $(LIBCONFIG_LIBS)
+libpromptmq_a_SOURCES += \
+	common/options.c common/options.h common/options.def \
+	common/options_internal.h common/options_file.c common/options_load.c
