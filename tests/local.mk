@@ -8,3 +8,12 @@ AM_TESTS_ENVIRONMENT = \
 
 CHECK_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 CHECK_TEST_LIBS = $(PMQ_LIBS) $(CHECK_LIBS)
+
+check_PROGRAMS += tests/unit/check_options
+TESTS += tests/unit/check_options
+UNIT_TESTS += tests/unit/check_options
+tests_unit_check_options_SOURCES = tests/unit/check_options.c
+tests_unit_check_options_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DTOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_check_options_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_options_LDADD = $(CHECK_TEST_LIBS)
