@@ -12,4 +12,6 @@ libpromptmq_a_SOURCES += \
 	common/ipc_link.c common/ipc_link.h \
 	common/ctl.c common/ctl.h \
 	common/proc.c common/proc.h \
-	common/walc.c common/walc.h
+	common/walc.c common/walc.h \
+	common/options.c common/options.h common/options.def \
+	common/options_internal.h common/options_file.c common/options_load.c

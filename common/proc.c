@@ -293,7 +293,8 @@ proc_main(int argc, char *argv[], uint8_t role, const struct proc_ops *ops)
 	sigaction(SIGUSR1, &sa, NULL);
 
 	/* 4) event base and control channel; CONFIG starts the role */
-	config_init(&p.cfg);
+	if (config_defaults(&p.cfg) == -1)
+		fatalx("out of memory", "");
 	if ((p.base = evloop_new()) == NULL)
 		fatalx("cannot create event base", "");
 	if ((p.ctl = ctl_open(p.base, PROC_CTL_FD, &p.self, dispatch_supervisor,

@@ -276,9 +276,11 @@ reload(struct supervisor *s)
 	log_notice("reloading configuration", "file=%s",
 	    s->cfg.file ? s->cfg.file : "(none)");
 	memset(&msgs, 0, sizeof(msgs));
-	config_init(&next);
-	if (config_load(&next, s->argc, s->argv, environ, DEFAULT_CONFIG,
-	    &msgs) == -1 || config_finish(&next, &msgs) == -1) {
+	/* relative paths keep meaning what they meant at start-up */
+	if (config_defaults(&next) == -1 ||
+	    config_set_base_dir(&next, s->cfg.base_dir) == -1 ||
+	    config_load(&next, s->argc, s->argv, environ, DEFAULT_CONFIG,
+	    &msgs) == -1) {
 		for (i = 0; i < msgs.nerrors; i++)
 			log_error("reload rejected; the running configuration "
 			    "stays", "error=\"%s\"", msgs.errors[i]);
@@ -386,11 +388,12 @@ main(int argc, char *argv[])
 
 	/* 1) configuration */
 	memset(&msgs, 0, sizeof(msgs));
-	config_init(&sup.cfg);
 	sup.argc = argc;
 	sup.argv = argv;
+	if (config_defaults(&sup.cfg) == -1)
+		fatalx("out of memory", "");
 	if (config_load(&sup.cfg, argc, argv, environ, DEFAULT_CONFIG,
-	    &msgs) == -1 || config_finish(&sup.cfg, &msgs) == -1) {
+	    &msgs) == -1) {
 		print_messages(&msgs);
 		if (sup.cfg.check_only)
 			fprintf(stderr, "promptmqd: configuration has errors\n");

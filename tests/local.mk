@@ -22,3 +22,12 @@ INTEGRATION_TESTS = \
 	tests/integration/wal_durability.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
+
+check_PROGRAMS += tests/unit/check_options
+TESTS += tests/unit/check_options
+UNIT_TESTS += tests/unit/check_options
+tests_unit_check_options_SOURCES = tests/unit/check_options.c
+tests_unit_check_options_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DTOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_check_options_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_options_LDADD = $(CHECK_TEST_LIBS)
