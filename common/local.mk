@@ -8,3 +8,6 @@ libpromptmq_a_SOURCES = \
 
 # What a program needs to link the library.
 PMQ_LIBS = libpromptmq.a $(LIBEVENT_LIBS) $(NNG_LIBS) $(LIBCONFIG_LIBS)
+
+# CRC-32C, the checksum of the message log (walsvc) and its dump tool.
+libpromptmq_a_SOURCES += common/crc32c.c common/crc32c.h

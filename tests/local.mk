@@ -8,3 +8,11 @@ AM_TESTS_ENVIRONMENT = \
 
 CHECK_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 CHECK_TEST_LIBS = $(PMQ_LIBS) $(CHECK_LIBS)
+
+# CRC-32C (common/crc32c.c).
+check_PROGRAMS += tests/unit/check_crc32c
+tests_unit_check_crc32c_SOURCES = tests/unit/check_crc32c.c
+tests_unit_check_crc32c_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_crc32c_LDADD = $(CHECK_TEST_LIBS)
+TESTS += tests/unit/check_crc32c
+UNIT_TESTS += tests/unit/check_crc32c
