@@ -16,3 +16,15 @@ tests_unit_check_crc32c_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_crc32c_LDADD = $(CHECK_TEST_LIBS)
 TESTS += tests/unit/check_crc32c
 UNIT_TESTS += tests/unit/check_crc32c
+
+# The message log (walsvc/wal*.c): its storage, the log, the dump tool.
+WAL_TEST_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/walsvc
+WAL_TEST_LIBS = $(WAL_LIBS) $(CHECK_TEST_LIBS)
+
+check_PROGRAMS += tests/unit/check_wal_storage
+tests_unit_check_wal_storage_SOURCES = tests/unit/check_wal_storage.c
+tests_unit_check_wal_storage_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
+tests_unit_check_wal_storage_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_wal_storage_LDADD = $(WAL_TEST_LIBS)
+TESTS += tests/unit/check_wal_storage
+UNIT_TESTS += tests/unit/check_wal_storage

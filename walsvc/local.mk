@@ -1,0 +1,13 @@
+# walsvc/ - the process that owns the durable state, and its tools.
+
+# The message log: format, storage, recovery, append/write/sync.  A
+# library of its own so the walsvc process, promptmq-waldump and the
+# unit tests link the same code.
+noinst_LIBRARIES += libwal.a
+libwal_a_SOURCES = \
+	walsvc/wal_storage.c walsvc/wal_storage.h \
+	walsvc/wal_storage_file.c \
+	walsvc/wal_storage_mem.c
+
+# What a program needs to link the log (before PMQ_LIBS).
+WAL_LIBS = libwal.a
