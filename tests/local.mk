@@ -28,3 +28,11 @@ tests_unit_check_wal_storage_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_wal_storage_LDADD = $(WAL_TEST_LIBS)
 TESTS += tests/unit/check_wal_storage
 UNIT_TESTS += tests/unit/check_wal_storage
+
+check_PROGRAMS += tests/unit/check_wal
+tests_unit_check_wal_SOURCES = tests/unit/check_wal.c
+tests_unit_check_wal_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
+tests_unit_check_wal_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_wal_LDADD = $(WAL_TEST_LIBS)
+TESTS += tests/unit/check_wal
+UNIT_TESTS += tests/unit/check_wal

@@ -5,6 +5,11 @@
 # unit tests link the same code.
 noinst_LIBRARIES += libwal.a
 libwal_a_SOURCES = \
+	walsvc/wal.c walsvc/wal.h walsvc/wal_internal.h \
+	walsvc/wal_format.c walsvc/wal_format.h \
+	walsvc/wal_reader.c \
+	walsvc/wal_recover.c \
+	walsvc/wal_stream.c \
 	walsvc/wal_storage.c walsvc/wal_storage.h \
 	walsvc/wal_storage_file.c \
 	walsvc/wal_storage_mem.c

@@ -1,9 +1,10 @@
 /*
  * check_wal_storage.c - unit tests of the storage under the message log.
  *
- * The file implementation against a real temporary directory, and the
- * memory implementation's crash model: the log's power-loss tests mean
- * something only if the model loses exactly what a real machine may lose.
+ * The file implementation against a real temporary directory (including
+ * the message log on top of it), and the memory implementation's crash
+ * model: the log's power-loss tests mean something only if the model
+ * loses exactly what a real machine may lose.
  */
 #include "config.h"
 
@@ -11,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "wal.h"
 #include "wal_storage.h"
 
 static char			 dir[PATH_MAX];
@@ -309,6 +312,62 @@ START_TEST(test_file_missing_directory)
 }
 END_TEST
 
+START_TEST(test_file_log_round_trip)
+{
+	struct wal_options	 o = { 4096, 0 };
+	struct wal_recovery	 rep;
+	struct wal_record	 rec;
+	struct wal_iter		*it;
+	struct wal		*wal;
+	char			 err[256], payload[32];
+	uint64_t		 i;
+
+	ck_assert_int_eq(wal_open(&wal, st, &o, &rep, err, sizeof(err)), 0);
+	for (i = 1; i <= 100; i++) {
+		memset(&rec, 0, sizeof(rec));
+		snprintf(payload, sizeof(payload), "message %03" PRIu64, i);
+		rec.type = WAL_TYPE_PUBLISH;
+		rec.origin.role = 2;
+		rec.origin.sequence = i;
+		rec.payload = (const uint8_t *)payload;
+		rec.length = (uint32_t)strlen(payload);
+		ck_assert_int_eq(wal_append(wal, &rec), WAL_OK);
+		if (i % 16 == 0 || i == 100) {
+			ck_assert_int_eq(wal_write(wal), 0);
+			ck_assert_int_eq(wal_sync(wal), 0);
+		}
+	}
+	wal_close(wal);
+	ck_assert_int_eq(wal_open(&wal, st, &o, &rep, err, sizeof(err)), 0);
+	ck_assert_int_eq(rep.action, WAL_RECOVERY_CLEAN);
+	ck_assert_uint_gt(rep.segments, 1);
+	ck_assert_uint_eq(rep.last_lsn, 100);
+	ck_assert_int_eq(wal_iter_open(&it, wal, 42), 0);
+	ck_assert_int_eq(wal_iter_next(it, &rec), 1);
+	ck_assert_uint_eq(rec.lsn, 42);
+	ck_assert_uint_eq(rec.length, 11);
+	ck_assert_mem_eq(rec.payload, "message 042", 11);
+	wal_iter_close(it);
+	wal_close(wal);
+}
+END_TEST
+
+START_TEST(test_file_unreadable_directory)
+{
+	struct wal_recovery	 rep;
+	struct wal		*wal;
+	char			 err[512];
+
+	if (geteuid() == 0)
+		return;	/* root reads anything: nothing to test */
+	ck_assert_int_eq(chmod(dir, 0300), 0);
+	ck_assert_int_eq(wal_open(&wal, st, NULL, &rep, err, sizeof(err)),
+	    -EACCES);
+	ck_assert_ptr_nonnull(strstr(err, dir));
+	chmod(dir, 0700);
+}
+END_TEST
+
 /* The memory implementation's crash model. */
 
 START_TEST(test_mem_power_loss_keeps_synced)
@@ -440,6 +499,8 @@ wal_storage_suite(void)
 	tcase_add_test(tc, test_file_mode_private);
 	tcase_add_test(tc, test_file_readonly);
 	tcase_add_test(tc, test_file_missing_directory);
+	tcase_add_test(tc, test_file_log_round_trip);
+	tcase_add_test(tc, test_file_unreadable_directory);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("memory");
