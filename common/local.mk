@@ -15,3 +15,6 @@ libpromptmq_a_SOURCES += \
 	common/walc.c common/walc.h \
 	common/options.c common/options.h common/options.def \
 	common/options_internal.h common/options_file.c common/options_load.c
+
+# CRC-32C, the checksum of the message log (walsvc) and its dump tool.
+libpromptmq_a_SOURCES += common/crc32c.c common/crc32c.h

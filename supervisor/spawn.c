@@ -140,6 +140,7 @@ spawn_child(struct child *c)
 	struct supervisor	*sup = c->sup;
 	struct ipc_identity	 self = { IPC_ROLE_SUPERVISOR, 0, 0 };
 	char			 path[PATH_MAX + 32], slot[16], gen[32], nl[16];
+	char			 execfail[PATH_MAX + 64];
 	char			*argv[8];
 	int			 sv[2], fds[PROC_MAX_LISTEN], nfds = 0, i;
 	int			 high[PROC_MAX_LISTEN + 1];
@@ -164,6 +165,8 @@ spawn_child(struct child *c)
 	argv[5] = "-n";
 	argv[6] = nl;
 	argv[7] = NULL;
+	snprintf(execfail, sizeof(execfail), "promptmqd: cannot execute %s\n",
+	    path);
 	sigemptyset(&none);
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
@@ -194,7 +197,9 @@ spawn_child(struct child *c)
 				_exit(PMQ_EXIT_NORESPAWN);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		execve(path, argv, environ);
-		_exit(127);
+		/* a missing or broken binary: respawning cannot help */
+		(void)!write(STDERR_FILENO, execfail, strlen(execfail));
+		_exit(PMQ_EXIT_NORESPAWN);
 	}
 	close(sv[1]);
 

@@ -31,3 +31,30 @@ tests_unit_check_options_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DTOP_SRCDIR='"$(abs_top_srcdir)"'
 tests_unit_check_options_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_options_LDADD = $(CHECK_TEST_LIBS)
+# CRC-32C (common/crc32c.c).
+check_PROGRAMS += tests/unit/check_crc32c
+tests_unit_check_crc32c_SOURCES = tests/unit/check_crc32c.c
+tests_unit_check_crc32c_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_crc32c_LDADD = $(CHECK_TEST_LIBS)
+TESTS += tests/unit/check_crc32c
+UNIT_TESTS += tests/unit/check_crc32c
+
+# The message log (walsvc/wal*.c): its storage, the log, the dump tool.
+WAL_TEST_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/walsvc
+WAL_TEST_LIBS = $(WAL_LIBS) $(CHECK_TEST_LIBS)
+
+check_PROGRAMS += tests/unit/check_wal_storage
+tests_unit_check_wal_storage_SOURCES = tests/unit/check_wal_storage.c
+tests_unit_check_wal_storage_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
+tests_unit_check_wal_storage_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_wal_storage_LDADD = $(WAL_TEST_LIBS)
+TESTS += tests/unit/check_wal_storage
+UNIT_TESTS += tests/unit/check_wal_storage
+
+check_PROGRAMS += tests/unit/check_wal
+tests_unit_check_wal_SOURCES = tests/unit/check_wal.c
+tests_unit_check_wal_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
+tests_unit_check_wal_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_wal_LDADD = $(WAL_TEST_LIBS)
+TESTS += tests/unit/check_wal
+UNIT_TESTS += tests/unit/check_wal
