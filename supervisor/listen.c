@@ -111,7 +111,9 @@ open_socket(const struct sockaddr_storage *ss, socklen_t len, int reuseport,
 {
 	int	 fd, one = 1, saved;
 
-	if ((fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+	/* non-blocking: libevent's listener accepts until EAGAIN */
+	if ((fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) == -1)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
 		goto fail;

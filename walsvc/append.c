@@ -273,7 +273,7 @@ append_replay(struct walsvc *ws)
 	int			 rv;
 
 	if ((rv = wal_iter_open(&it, ws->wal, ws->applied_lsn + 1)) != 0) {
-		log_error("cannot read the log for replay", "error="%s"",
+		log_error("cannot read the log for replay", "error=\"%s\"",
 		    strerror(-rv));
 		return -1;
 	}
@@ -287,7 +287,7 @@ append_replay(struct walsvc *ws)
 	}
 	wal_iter_close(it);
 	if (rv < 0) {
-		log_error("log replay failed", "error="%s"", strerror(-rv));
+		log_error("log replay failed", "error=\"%s\"", strerror(-rv));
 		return -1;
 	}
 	if (n > 0 && index_commit(ws->index, last) == -1)

@@ -65,7 +65,11 @@ accept_start(struct worker *w)
 
 	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	for (i = 0; i < p->nlisten; i++) {
-		/* backlog 0: the supervisor already called listen() */
+		/*
+		 * libevent accepts until EAGAIN: a blocking socket would hang
+		 * the loop.  backlog 0: the supervisor already called listen().
+		 */
+		evutil_make_socket_nonblocking(p->listen_fds[i]);
 		w->listeners[i] = evconnlistener_new(w->base, accepted, w,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
 		    p->listen_fds[i]);

@@ -191,7 +191,7 @@ class Broker:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-            if not keep:
+            if not keep and not os.environ.get("PMQ_KEEP"):
                 shutil.rmtree(self.base, ignore_errors=True)
 
 
