@@ -16,3 +16,8 @@ libwal_a_SOURCES = \
 
 # What a program needs to link the log (before PMQ_LIBS).
 WAL_LIBS = libwal.a
+
+# The operators' log dump tool.
+bin_PROGRAMS += promptmq-waldump
+promptmq_waldump_SOURCES = walsvc/waldump.c
+promptmq_waldump_LDADD = $(WAL_LIBS) $(PMQ_LIBS)
