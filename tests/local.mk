@@ -45,3 +45,10 @@ tests_tools_walgen_LDADD = $(WAL_LIBS) $(PMQ_LIBS)
 dist_check_SCRIPTS += tests/unit/waldump.test
 TESTS += tests/unit/waldump.test
 UNIT_TESTS += tests/unit/waldump.test
+
+# Group commit throughput on a real disk; built on demand only
+# (make tests/tools/walbench).
+EXTRA_PROGRAMS += tests/tools/walbench
+tests_tools_walbench_SOURCES = tests/tools/walbench.c
+tests_tools_walbench_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
+tests_tools_walbench_LDADD = $(WAL_LIBS) $(PMQ_LIBS)
