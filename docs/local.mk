@@ -19,3 +19,6 @@ dist_check_SCRIPTS += docs/check-configuration.sh
 CLEANFILES += configuration.md.tmp configuration.md.generated
 
 .PHONY: docs
+
+# Reference documents shipped with the source.
+EXTRA_DIST += docs/wal-format.md docs/architecture.md

@@ -58,3 +58,19 @@ tests_unit_check_wal_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_wal_LDADD = $(WAL_TEST_LIBS)
 TESTS += tests/unit/check_wal
 UNIT_TESTS += tests/unit/check_wal
+
+# promptmq-waldump on logs with known contents written by walgen.
+check_PROGRAMS += tests/tools/walgen
+tests_tools_walgen_SOURCES = tests/tools/walgen.c
+tests_tools_walgen_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
+tests_tools_walgen_LDADD = $(WAL_LIBS) $(PMQ_LIBS)
+dist_check_SCRIPTS += tests/unit/waldump.test
+TESTS += tests/unit/waldump.test
+UNIT_TESTS += tests/unit/waldump.test
+
+# Group commit throughput on a real disk; built on demand only
+# (make tests/tools/walbench).
+EXTRA_PROGRAMS += tests/tools/walbench
+tests_tools_walbench_SOURCES = tests/tools/walbench.c
+tests_tools_walbench_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
+tests_tools_walbench_LDADD = $(WAL_LIBS) $(PMQ_LIBS)

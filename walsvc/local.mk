@@ -25,3 +25,8 @@ promptmq_walsvc_SOURCES = \
 	walsvc/index.c
 promptmq_walsvc_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 promptmq_walsvc_LDADD = $(WAL_LIBS) $(PMQ_LIBS) $(BDB_LIBS)
+
+# The operators' log dump tool.
+bin_PROGRAMS += promptmq-waldump
+promptmq_waldump_SOURCES = walsvc/waldump.c
+promptmq_waldump_LDADD = $(WAL_LIBS) $(PMQ_LIBS)
