@@ -95,6 +95,14 @@ retransmit_cb(evutil_socket_t fd, short what, void *arg)
 		log_debug("log appends unacknowledged; sending again",
 		    "from=%llu last=%llu", (unsigned long long)w->durable + 1,
 		    (unsigned long long)w->next_seq - 1);
+		/*
+		 * Silence may mean a walsvc incarnation we have not heard
+		 * of, which drops batches aimed at the old one.  Appends are
+		 * idempotent, so address whoever holds the endpoint now; the
+		 * first reply names the incarnation again.
+		 */
+		w->walsvc_gen = 0;
+		ipc_link_set_target_gen(w->link, 0);
 		resend_from(w, w->durable + 1);
 	}
 }

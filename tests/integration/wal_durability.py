@@ -15,8 +15,9 @@ import time
 import pmq
 from pmq import check
 
-COUNT = 20000
-KILLS = 3
+COUNT = 30000
+RATE = 10000   # appends a second: the run spans the kills
+KILLS = 4
 
 
 def dump_sequences(waldir, gen):
@@ -41,11 +42,12 @@ def run_mode(mode):
         b.start()
         tool = subprocess.Popen([pmq.WALAPPEND, "-r", b.rundir, "-s", "7",
                                  "-n", str(COUNT), "-z", "64", "-w", "512",
+                                 "-p", str(RATE),
                                  "-t", "90"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         kills = 0
         while kills < KILLS and tool.poll() is None:
-            time.sleep(0.3)
+            time.sleep(0.5)
             pid = b.walsvc_pid()
             if pid is None:
                 continue
@@ -59,8 +61,9 @@ def run_mode(mode):
         m = re.search(r"RESULT appended=(\d+) durable=(\d+) gen=(\d+)", out)
         check(m and int(m.group(2)) == COUNT, "%s: not all durable: %s" % (mode, out))
         gen = int(m.group(3))
-        check(b.log_count(r"child killed by signal role=walsvc") >= 1,
-              "%s: walsvc was never killed" % mode)
+        check(b.log_count(r"child killed by signal role=walsvc") == KILLS,
+              "%s: walsvc was killed %d times, not %d" %
+              (mode, b.log_count(r"child killed by signal role=walsvc"), KILLS))
         status = b.stop()
         check(status == 0, "%s: exit status %s" % (mode, status))
 

@@ -3,12 +3,12 @@
  * through walsvc, the way a worker does, and report what became durable.
  *
  *	walappend -r RUNDIR -s SLOT [-n COUNT] [-z BYTES] [-w WINDOW]
- *	    [-t SECONDS] [-k KIND]
+ *	    [-p RATE] [-t SECONDS] [-k KIND]
  *
  * It speaks the append stream of walc.h as role "tool" with slot SLOT
  * and a generation taken from the clock (unique per run), keeps at most
- * WINDOW records unacknowledged, and ends when all COUNT are durable or
- * after SECONDS.  Payloads read "walappend SLOT GEN SEQ" padded to BYTES,
+ * WINDOW records unacknowledged (and, with -p, appends at most RATE a
+ * second), and ends when all COUNT are durable or after SECONDS.  Payloads read "walappend SLOT GEN SEQ" padded to BYTES,
  * so a test can find every record in promptmq-waldump's output.  The
  * last line is machine-readable:
  *
@@ -41,6 +41,8 @@ struct tool {
 	size_t			 size;
 	uint8_t			 kind;
 	int			 verbose;
+	uint64_t		 rate;		/* appends a second, 0: no limit */
+	uint64_t		 allowed;	/* appends the rate allows so far */
 	struct timespec		 start;
 	char			*payload;
 };
@@ -62,7 +64,8 @@ fill(struct tool *t)
 	int		 n;
 
 	while (walc_last(t->walc) < t->count &&
-	    walc_last(t->walc) - walc_durable(t->walc) < t->window) {
+	    walc_last(t->walc) - walc_durable(t->walc) < t->window &&
+	    (t->rate == 0 || walc_last(t->walc) < t->allowed)) {
 		seq = walc_last(t->walc) + 1;
 		memset(t->payload, '.', t->size);
 		n = snprintf(t->payload, t->size, "walappend %u %llu %llu ",
@@ -129,11 +132,21 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 	exit(1);
 }
 
+/* -p: every 10 ms the rate allows another RATE/100 appends */
+static void
+pace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tool	*t = arg;
+
+	t->allowed = (uint64_t)(elapsed(t) * (double)t->rate) + 1;
+	fill(t);
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: walappend -r RUNDIR -s SLOT [-n COUNT] "
-	    "[-z BYTES] [-w WINDOW] [-t SECONDS] [-k KIND] [-v]\n");
+	    "[-z BYTES] [-w WINDOW] [-p RATE] [-t SECONDS] [-k KIND] [-v]\n");
 	exit(2);
 }
 
@@ -156,7 +169,7 @@ main(int argc, char *argv[])
 	t.window = 256;
 	t.size = 64;
 	t.kind = 1;
-	while ((ch = getopt(argc, argv, "r:s:n:z:w:t:k:v")) != -1) {
+	while ((ch = getopt(argc, argv, "r:s:n:z:w:p:t:k:v")) != -1) {
 		switch (ch) {
 		case 'r':
 			rundir = optarg;
@@ -175,6 +188,9 @@ main(int argc, char *argv[])
 			break;
 		case 't':
 			seconds = atol(optarg);
+			break;
+		case 'p':
+			t.rate = strtoull(optarg, NULL, 10);
 			break;
 		case 'k':
 			t.kind = (uint8_t)atoi(optarg);
@@ -211,6 +227,15 @@ main(int argc, char *argv[])
 	tv.tv_usec = 0;
 	event_base_once(t.base, -1, EV_TIMEOUT, timeout_cb, &t, &tv);
 	clock_gettime(CLOCK_MONOTONIC, &t.start);
+	if (t.rate) {
+		struct event	*pace;
+		struct timeval	 tick = { 0, 10000 };
+
+		pace = event_new(t.base, -1, EV_PERSIST, pace_cb, &t);
+		if (pace == NULL || event_add(pace, &tick) == -1)
+			fatalx("pacing timer", "");
+		t.allowed = 1;
+	}
 	fill(&t);
 	event_base_dispatch(t.base);
 	return 1;
