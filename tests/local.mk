@@ -74,3 +74,10 @@ EXTRA_PROGRAMS += tests/tools/walbench
 tests_tools_walbench_SOURCES = tests/tools/walbench.c
 tests_tools_walbench_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
 tests_tools_walbench_LDADD = $(WAL_LIBS) $(PMQ_LIBS)
+
+# The IPC envelope's throughput between two processes (benchmarks).
+EXTRA_PROGRAMS += tests/tools/ipcbench
+tests_tools_ipcbench_SOURCES = tests/tools/ipcbench.c
+tests_tools_ipcbench_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_tools_ipcbench_LDADD = $(PMQ_LIBS)
+EXTRA_DIST += tests/bench/platform.py
