@@ -9,6 +9,18 @@ libpromptmq_a_SOURCES = \
 # What a program needs to link the library.
 PMQ_LIBS = libpromptmq.a $(LIBEVENT_LIBS) $(NNG_LIBS) $(LIBCONFIG_LIBS)
 libpromptmq_a_SOURCES += \
+	common/ipc_link.c common/ipc_link.h \
+	common/ctl.c common/ctl.h \
+	common/proc.c common/proc.h \
+	common/walc.c common/walc.h \
+	common/options.c common/options.h common/options.def \
+	common/options_internal.h common/options_file.c common/options_load.c
+
+# CRC-32C, the checksum of the message log (walsvc) and its dump tool.
+libpromptmq_a_SOURCES += common/crc32c.c common/crc32c.h
+
+# The MQTT codec and topic validation.
+libpromptmq_a_SOURCES += \
 	common/utf8.c common/utf8.h \
 	common/topic.c common/topic.h \
 	common/mqtt.h common/mqtt_private.h \

@@ -1,2 +1,25 @@
-# docs/ - documentation shipped with the source.
-EXTRA_DIST += docs/protocol.md docs/fuzzing.md
+# docs/ - documentation generated from the sources.
+#
+# docs/configuration.md is generated from the option table
+# (common/options.def) by optdoc and checked in, so it reads well on the
+# web and in the tarball.  `make docs` writes it again; `make check`
+# fails while the checked-in copy differs from what the table says.
+noinst_PROGRAMS += optdoc
+optdoc_SOURCES = common/options_doc.c
+optdoc_LDADD = $(PMQ_LIBS)
+
+EXTRA_DIST += docs/configuration.md
+
+docs: optdoc$(EXEEXT)
+	$(AM_V_GEN)./optdoc$(EXEEXT) markdown >configuration.md.tmp && \
+	    mv -f configuration.md.tmp $(srcdir)/docs/configuration.md
+
+TESTS += docs/check-configuration.sh
+dist_check_SCRIPTS += docs/check-configuration.sh
+CLEANFILES += configuration.md.tmp configuration.md.generated
+
+.PHONY: docs
+
+# Reference documents shipped with the source.
+EXTRA_DIST += docs/wal-format.md docs/architecture.md docs/benchmarks.md \
+	docs/protocol.md docs/fuzzing.md

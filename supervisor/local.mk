@@ -1,2 +1,9 @@
+# supervisor/ - promptmqd, the supervisor process.
 sbin_PROGRAMS += promptmqd
-promptmqd_SOURCES = supervisor/supervisor.c
+promptmqd_SOURCES = \
+	supervisor/supervisor.c supervisor/supervisor.h \
+	supervisor/listen.c \
+	supervisor/rundir.c \
+	supervisor/spawn.c
+promptmqd_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+promptmqd_LDADD = $(PMQ_LIBS)

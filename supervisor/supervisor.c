@@ -1,1 +1,469 @@
-int main(void) { return 0; }
+/*
+ * supervisor.c - promptmqd: configuration, start-up order, signals and
+ * the stop sequence.
+ *
+ * Start-up:
+ *   1) load and validate the configuration (flags > environment > file >
+ *      defaults); `-t` stops here;
+ *   2) prepare the runtime directory (0700), take its lock, check the
+ *      data directories, open the listening sockets: every error so far
+ *      is a message and exit status 1 before any child exists;
+ *   3) start walsvc and wait for its READY, which carries the highest
+ *      worker generation in the log, so new generations stay unique
+ *      across restarts of the whole daemon;
+ *   4) start the workers; when all are READY the broker is ready.
+ *
+ * Stop (SIGTERM, SIGINT): workers first, then walsvc, so that nothing a
+ * worker still hands to the log is refused; a child that does not stop
+ * within server.stop-timeout is killed.  A second signal kills at once.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "ctl.h"
+#include "ipc_link.h"
+#include "log.h"
+#include "proc.h"
+#include "supervisor.h"
+
+extern char **environ;
+
+#define DEFAULT_CONFIG	SYSCONFDIR "/promptmq/promptmq.conf"
+
+static struct supervisor	 sup;
+
+static void	supervisor_stop(struct supervisor *, int);
+static void	check_stopped(struct supervisor *);
+
+int64_t
+supervisor_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Children are found beside promptmqd when they are there (the build
+ * tree, a relocated install), else in the package's libexec directory.
+ */
+static void
+find_children(struct supervisor *s)
+{
+	char	 self[PATH_MAX], probe[PATH_MAX + 32];
+	ssize_t	 n;
+
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		snprintf(s->exe_dir, sizeof(s->exe_dir), "%s", dirname(self));
+		snprintf(probe, sizeof(probe), "%s/promptmq-worker", s->exe_dir);
+		if (access(probe, X_OK) == 0)
+			return;
+	}
+	snprintf(s->exe_dir, sizeof(s->exe_dir), "%s", PKGLIBEXECDIR);
+}
+
+static void
+print_messages(const struct config_messages *msgs)
+{
+	size_t	 i;
+
+	for (i = 0; i < msgs->nwarnings; i++)
+		fprintf(stderr, "promptmqd: warning: %s\n", msgs->warnings[i]);
+	for (i = 0; i < msgs->nerrors; i++)
+		fprintf(stderr, "promptmqd: %s\n", msgs->errors[i]);
+}
+
+static void
+start_workers(struct supervisor *s)
+{
+	int	 i;
+
+	for (i = 0; i < s->nworkers; i++)
+		if (s->workers[i].state == CHILD_DOWN &&
+		    spawn_child(&s->workers[i]) == -1)
+			spawn_schedule(&s->workers[i], 1000);
+}
+
+void
+supervisor_child_ready(struct child *c, const struct ipc_record *rec)
+{
+	struct supervisor	*s = c->sup;
+	uint64_t		 maxgen;
+	int			 i;
+
+	if (c->state != CHILD_STARTING)
+		return;
+	c->state = CHILD_READY;
+	if (c->role == IPC_ROLE_WALSVC) {
+		if (rec->len != 8) {
+			log_warnx("bad READY from walsvc", "len=%u", rec->len);
+			return;
+		}
+		maxgen = buf_load_u64(rec->body);
+		if (maxgen >= s->next_gen)
+			s->next_gen = maxgen + 1;
+		log_info("walsvc ready", "gen=%llu next_gen=%llu",
+		    (unsigned long long)c->gen,
+		    (unsigned long long)s->next_gen);
+		if (!s->stopping)
+			start_workers(s);
+		return;
+	}
+	log_debug("worker ready", "slot=%u gen=%llu", c->slot,
+	    (unsigned long long)c->gen);
+	for (i = 0; i < s->nworkers; i++)
+		if (s->workers[i].state != CHILD_READY)
+			return;
+	if (!s->ready_logged) {
+		s->ready_logged = 1;
+		log_notice("ready", "workers=%d pid=%ld", s->nworkers,
+		    (long)getpid());
+	}
+}
+
+void
+supervisor_child_exited(struct child *c, int status)
+{
+	struct supervisor	*s = c->sup;
+	const struct config	*cfg = &s->cfg;
+	int64_t			 uptime, base, max;
+
+	spawn_broadcast_peers(s);
+	if (s->stopping) {
+		check_stopped(s);
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == PMQ_EXIT_NORESPAWN) {
+		log_error("child cannot run (configuration, storage or binaries);"
+		    " stopping promptmqd", "role=%s slot=%u",
+		    ipc_role_name(c->role), c->slot);
+		supervisor_stop(s, 1);
+		return;
+	}
+
+	/*
+	 * Restart with a delay that doubles while the child keeps dying
+	 * young and starts over once it ran for respawn-stable.  walsvc is
+	 * restarted at once the first time: workers wait for it.
+	 */
+	uptime = supervisor_now_ms() - c->started_ms;
+	base = config_num(cfg, OPT_server_respawn_delay);
+	max = config_num(cfg, OPT_server_respawn_delay_max);
+	c->deaths++;
+	if (uptime >= config_num(cfg, OPT_server_respawn_stable))
+		c->delay_ms = c->role == IPC_ROLE_WALSVC ? 0 : base;
+	else if (c->delay_ms == 0)
+		c->delay_ms = base;
+	else
+		c->delay_ms = c->delay_ms * 2 > max ? max : c->delay_ms * 2;
+	if (c->role == IPC_ROLE_WALSVC && c->deaths == 1)
+		c->delay_ms = 0;
+	log_info("child restart scheduled", "role=%s slot=%u delay_ms=%lld",
+	    ipc_role_name(c->role), c->slot, (long long)c->delay_ms);
+	spawn_schedule(c, c->delay_ms);
+}
+
+static void
+kill_all(struct supervisor *s, int workers_only)
+{
+	int	 i;
+
+	for (i = 0; i < s->nworkers; i++)
+		if (spawn_alive(&s->workers[i]))
+			kill(s->workers[i].pid, SIGKILL);
+	if (!workers_only && spawn_alive(&s->walsvc))
+		kill(s->walsvc.pid, SIGKILL);
+}
+
+static void
+stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct supervisor	*s = arg;
+	int			 i, workers = 0;
+
+	for (i = 0; i < s->nworkers; i++)
+		workers += spawn_alive(&s->workers[i]);
+	log_warnx("children did not stop in time; killing them",
+	    "workers=%d walsvc=%d", workers, spawn_alive(&s->walsvc));
+	kill_all(s, workers > 0);
+}
+
+static void
+arm_stop_timer(struct supervisor *s)
+{
+	struct timeval	 tv;
+	int64_t		 ms = config_num(&s->cfg, OPT_server_stop_timeout);
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(s->stop_timer, &tv);
+}
+
+/* Workers first; walsvc when no worker is left; exit when all are gone. */
+static void
+check_stopped(struct supervisor *s)
+{
+	int	 i;
+
+	for (i = 0; i < s->nworkers; i++)
+		if (spawn_alive(&s->workers[i]))
+			return;
+	if (spawn_alive(&s->walsvc)) {
+		if (s->walsvc.state != CHILD_STOPPING) {
+			s->walsvc.state = CHILD_STOPPING;
+			ctl_send(s->walsvc.ctl, IPC_CTL_STOP, 0, NULL, 0, -1);
+			arm_stop_timer(s);
+		}
+		return;
+	}
+	listen_close(&s->listeners);
+	log_notice("stopped", "status=%d", s->exit_status);
+	exit(s->exit_status);
+}
+
+static void
+supervisor_stop(struct supervisor *s, int status)
+{
+	int	 i;
+
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	s->exit_status = status;
+	evtimer_del(s->walsvc.respawn_ev);
+	for (i = 0; i < s->nworkers; i++) {
+		evtimer_del(s->workers[i].respawn_ev);
+		if (spawn_alive(&s->workers[i])) {
+			s->workers[i].state = CHILD_STOPPING;
+			ctl_send(s->workers[i].ctl, IPC_CTL_STOP, 0, NULL, 0, -1);
+		}
+	}
+	arm_stop_timer(s);
+	check_stopped(s);
+}
+
+/*
+ * SIGHUP: build the new configuration completely first; on any error
+ * keep the running one.  Options that can change live go to every
+ * child; the others are named as needing a restart.
+ */
+static void
+reload(struct supervisor *s)
+{
+	struct config		 next;
+	struct config_messages	 msgs;
+	enum option_id		 changed[OPT__COUNT], live[OPT__COUNT];
+	size_t			 n, nlive = 0, i;
+	char			 name[128], err[256];
+	int			 c;
+
+	log_notice("reloading configuration", "file=%s",
+	    s->cfg.file ? s->cfg.file : "(none)");
+	memset(&msgs, 0, sizeof(msgs));
+	/* relative paths keep meaning what they meant at start-up */
+	if (config_defaults(&next) == -1 ||
+	    config_set_base_dir(&next, s->cfg.base_dir) == -1 ||
+	    config_load(&next, s->argc, s->argv, environ, DEFAULT_CONFIG,
+	    &msgs) == -1) {
+		for (i = 0; i < msgs.nerrors; i++)
+			log_error("reload rejected; the running configuration "
+			    "stays", "error=\"%s\"", msgs.errors[i]);
+		goto done;
+	}
+	for (i = 0; i < msgs.nwarnings; i++)
+		log_warnx("configuration warning", "warning=\"%s\"",
+		    msgs.warnings[i]);
+	n = config_diff(&s->cfg, &next, changed, OPT__COUNT);
+	for (i = 0; i < n; i++) {
+		config_name(changed[i], name, sizeof(name));
+		if (option_table[changed[i]].reload != OPTION_RELOAD) {
+			log_warnx("option changed but needs a restart; not "
+			    "applied", "option=%s running=\"%s\" file=\"%s\"",
+			    name, config_text(&s->cfg, changed[i]),
+			    config_text(&next, changed[i]));
+			continue;
+		}
+		if (config_set(&s->cfg, changed[i], config_text(&next,
+		    changed[i]), next.v[changed[i]].origin, err,
+		    sizeof(err)) == -1) {
+			log_error("reload: option not applied", "option=%s "
+			    "error=\"%s\"", name, err);
+			continue;
+		}
+		log_info("option changed", "option=%s value=\"%s\"", name,
+		    config_text(&s->cfg, changed[i]));
+		live[nlive++] = changed[i];
+	}
+	if (log_configure(config_text(&s->cfg, OPT_log_level),
+	    config_text(&s->cfg, OPT_log_format),
+	    config_text(&s->cfg, OPT_log_target),
+	    config_text(&s->cfg, OPT_log_syslog_facility), err,
+	    sizeof(err)) == -1)
+		log_error("reload: logging not changed", "error=\"%s\"", err);
+	if (nlive) {
+		if (spawn_alive(&s->walsvc))
+			spawn_send_config(&s->walsvc, IPC_CTL_RELOAD, &s->cfg,
+			    live, nlive);
+		for (c = 0; c < s->nworkers; c++)
+			if (spawn_alive(&s->workers[c]))
+				spawn_send_config(&s->workers[c],
+				    IPC_CTL_RELOAD, &s->cfg, live, nlive);
+	}
+	log_notice("configuration reloaded", "changed=%zu applied=%zu", n,
+	    nlive);
+done:
+	config_messages_free(&msgs);
+	config_free(&next);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct supervisor	*s = arg;
+	int			 i;
+
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		if (s->stopping) {
+			log_warnx("second stop signal: killing children now",
+			    "signal=%d", (int)sig);
+			kill_all(s, 0);
+			exit(s->exit_status ? s->exit_status : 1);
+		}
+		log_notice("stop requested", "signal=%s",
+		    sig == SIGTERM ? "TERM" : "INT");
+		supervisor_stop(s, 0);
+		break;
+	case SIGHUP:
+		if (!s->stopping)
+			reload(s);
+		break;
+	case SIGUSR1:
+		log_reopen();
+		if (spawn_alive(&s->walsvc))
+			ctl_send(s->walsvc.ctl, IPC_CTL_REOPEN_LOGS, 0, NULL, 0,
+			    -1);
+		for (i = 0; i < s->nworkers; i++)
+			if (spawn_alive(&s->workers[i]))
+				ctl_send(s->workers[i].ctl, IPC_CTL_REOPEN_LOGS,
+				    0, NULL, 0, -1);
+		break;
+	case SIGCHLD:
+		spawn_reap(s);
+		break;
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1,
+				    SIGCHLD };
+	struct config_messages	 msgs;
+	struct event		*ev;
+	char			 err[512];
+	long			 ncpu;
+	size_t			 i;
+	int			 w;
+
+	log_init("supervisor", -1);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* 1) configuration */
+	memset(&msgs, 0, sizeof(msgs));
+	sup.argc = argc;
+	sup.argv = argv;
+	if (config_defaults(&sup.cfg) == -1)
+		fatalx("out of memory", "");
+	if (config_load(&sup.cfg, argc, argv, environ, DEFAULT_CONFIG,
+	    &msgs) == -1) {
+		print_messages(&msgs);
+		if (sup.cfg.check_only)
+			fprintf(stderr, "promptmqd: configuration has errors\n");
+		return 1;
+	}
+	if (sup.cfg.show_help) {
+		config_usage(stdout, "promptmqd");
+		return 0;
+	}
+	if (sup.cfg.show_version) {
+		printf("promptmqd %s (IPC version %d)\n", PACKAGE_VERSION,
+		    IPC_VERSION);
+		return 0;
+	}
+	print_messages(&msgs);
+	config_messages_free(&msgs);
+	if (sup.cfg.check_only) {
+		printf("configuration OK\n");
+		return 0;
+	}
+	if (log_configure(config_text(&sup.cfg, OPT_log_level),
+	    config_text(&sup.cfg, OPT_log_format),
+	    config_text(&sup.cfg, OPT_log_target),
+	    config_text(&sup.cfg, OPT_log_syslog_facility), err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "promptmqd: log: %s\n", err);
+		return 1;
+	}
+
+	/* 2) directories, lock, listeners */
+	sup.nworkers = (int)config_num(&sup.cfg, OPT_server_workers);
+	if (sup.nworkers == 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		sup.nworkers = ncpu > 0 ? (int)ncpu : 1;
+	}
+	find_children(&sup);
+	if (rundir_prepare(config_str(&sup.cfg, OPT_server_runtime_dir),
+	    sup.nworkers, err, sizeof(err)) == -1 ||
+	    (sup.lock_fd = rundir_lock(config_str(&sup.cfg,
+	    OPT_server_runtime_dir), err, sizeof(err))) == -1 ||
+	    datadir_prepare(config_str(&sup.cfg, OPT_storage_data_dir),
+	    config_str(&sup.cfg, OPT_storage_wal_dir), err, sizeof(err)) == -1 ||
+	    listen_open(&sup.listeners, config_str(&sup.cfg, OPT_server_bind),
+	    sup.nworkers, err, sizeof(err)) == -1) {
+		log_error("cannot start", "error=\"%s\"", err);
+		return 1;
+	}
+
+	/* 3) event loop, signals, children: walsvc first */
+	if ((sup.base = evloop_new()) == NULL)
+		fatalx("cannot create event base", "");
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		ev = evsignal_new(sup.base, sigs[i], signal_cb, &sup);
+		if (ev == NULL || event_priority_set(ev, EVLOOP_PRIO_CONTROL) ==
+		    -1 || event_add(ev, NULL) == -1)
+			fatalx("cannot watch signals", "");
+	}
+	sup.stop_timer = evtimer_new(sup.base, stop_timeout_cb, &sup);
+	if ((sup.workers = calloc((size_t)sup.nworkers,
+	    sizeof(*sup.workers))) == NULL)
+		fatal("child table", "");
+	spawn_init(&sup, &sup.walsvc, IPC_ROLE_WALSVC, 0);
+	for (w = 0; w < sup.nworkers; w++)
+		spawn_init(&sup, &sup.workers[w], IPC_ROLE_WORKER, (uint16_t)w);
+	sup.next_gen = 1;
+	log_notice("starting", "version=%s workers=%d pid=%ld",
+	    PACKAGE_VERSION, sup.nworkers, (long)getpid());
+	if (spawn_child(&sup.walsvc) == -1)
+		fatalx("cannot start walsvc", "");
+
+	event_base_dispatch(sup.base);
+	fatalx("exited event loop", "");
+}

@@ -9,6 +9,78 @@ AM_TESTS_ENVIRONMENT = \
 CHECK_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 CHECK_TEST_LIBS = $(PMQ_LIBS) $(CHECK_LIBS)
 
+# Tools the integration tests and benchmarks drive.
+noinst_PROGRAMS += walappend
+walappend_SOURCES = tests/tools/walappend.c
+walappend_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+walappend_LDADD = $(PMQ_LIBS)
+
+# Integration tests: the real daemon, real clients, free ports.
+INTEGRATION_TESTS = \
+	tests/integration/startup_errors.py \
+	tests/integration/process_tree.py \
+	tests/integration/wal_durability.py
+TESTS += $(INTEGRATION_TESTS)
+EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
+
+check_PROGRAMS += tests/unit/check_options
+TESTS += tests/unit/check_options
+UNIT_TESTS += tests/unit/check_options
+tests_unit_check_options_SOURCES = tests/unit/check_options.c
+tests_unit_check_options_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DTOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_check_options_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_options_LDADD = $(CHECK_TEST_LIBS)
+# CRC-32C (common/crc32c.c).
+check_PROGRAMS += tests/unit/check_crc32c
+tests_unit_check_crc32c_SOURCES = tests/unit/check_crc32c.c
+tests_unit_check_crc32c_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_crc32c_LDADD = $(CHECK_TEST_LIBS)
+TESTS += tests/unit/check_crc32c
+UNIT_TESTS += tests/unit/check_crc32c
+
+# The message log (walsvc/wal*.c): its storage, the log, the dump tool.
+WAL_TEST_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/walsvc
+WAL_TEST_LIBS = $(WAL_LIBS) $(CHECK_TEST_LIBS)
+
+check_PROGRAMS += tests/unit/check_wal_storage
+tests_unit_check_wal_storage_SOURCES = tests/unit/check_wal_storage.c
+tests_unit_check_wal_storage_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
+tests_unit_check_wal_storage_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_wal_storage_LDADD = $(WAL_TEST_LIBS)
+TESTS += tests/unit/check_wal_storage
+UNIT_TESTS += tests/unit/check_wal_storage
+
+check_PROGRAMS += tests/unit/check_wal
+tests_unit_check_wal_SOURCES = tests/unit/check_wal.c
+tests_unit_check_wal_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
+tests_unit_check_wal_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_wal_LDADD = $(WAL_TEST_LIBS)
+TESTS += tests/unit/check_wal
+UNIT_TESTS += tests/unit/check_wal
+
+# promptmq-waldump on logs with known contents written by walgen.
+check_PROGRAMS += tests/tools/walgen
+tests_tools_walgen_SOURCES = tests/tools/walgen.c
+tests_tools_walgen_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
+tests_tools_walgen_LDADD = $(WAL_LIBS) $(PMQ_LIBS)
+dist_check_SCRIPTS += tests/unit/waldump.test
+TESTS += tests/unit/waldump.test
+UNIT_TESTS += tests/unit/waldump.test
+
+# Group commit throughput on a real disk; built on demand only
+# (make tests/tools/walbench).
+EXTRA_PROGRAMS += tests/tools/walbench
+tests_tools_walbench_SOURCES = tests/tools/walbench.c
+tests_tools_walbench_CPPFLAGS = $(WAL_TEST_CPPFLAGS)
+tests_tools_walbench_LDADD = $(WAL_LIBS) $(PMQ_LIBS)
+
+# The IPC envelope's throughput between two processes (benchmarks).
+EXTRA_PROGRAMS += tests/tools/ipcbench
+tests_tools_ipcbench_SOURCES = tests/tools/ipcbench.c
+tests_tools_ipcbench_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_tools_ipcbench_LDADD = $(PMQ_LIBS)
+EXTRA_DIST += tests/bench/platform.py
 # MQTT codec (common/mqtt*, utf8, topic): Check suites; the fuzz target
 # and the benchmark have their own make targets (tests/fuzz, tests/bench).
 check_PROGRAMS += check_utf8 check_topic check_mqtt

@@ -1,0 +1,9 @@
+# worker/ - promptmq-worker, the connection worker process.
+pkglibexec_PROGRAMS += promptmq-worker
+promptmq_worker_SOURCES = \
+	worker/worker.c worker/worker.h \
+	worker/accept.c \
+	worker/conn.c \
+	worker/peers.c
+promptmq_worker_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+promptmq_worker_LDADD = $(PMQ_LIBS)

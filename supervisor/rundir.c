@@ -1,0 +1,163 @@
+/*
+ * rundir.c - the runtime directory (lock, IPC sockets) and the checks on
+ * the data directories, all done before any child starts so that a bad
+ * path is a clear message and a non-zero exit, not a crash loop.
+ */
+#include "config.h"
+
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ipc.h"
+#include "ipc_link.h"
+#include "supervisor.h"
+
+/* mkdir -p with a mode for the directories we create. */
+static int
+make_dirs(const char *path, mode_t mode)
+{
+	char	 tmp[PATH_MAX], *p;
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* The directory exists (created if need be) and we can create files. */
+static int
+check_writable(const char *what, const char *dir, mode_t mode, char *err,
+    size_t errlen)
+{
+	char		 probe[PATH_MAX];
+	struct stat	 st;
+	int		 fd;
+
+	if (make_dirs(dir, mode) == -1) {
+		snprintf(err, errlen, "%s %s: cannot create: %s", what, dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s %s: not a directory", what, dir);
+		return -1;
+	}
+	snprintf(probe, sizeof(probe), "%s/.promptmq-probe.%ld", dir,
+	    (long)getpid());
+	if ((fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) ==
+	    -1) {
+		snprintf(err, errlen, "%s %s: cannot create files there: %s",
+		    what, dir, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	unlink(probe);
+	return 0;
+}
+
+/*
+ * The runtime directory holds the lock and the IPC sockets: private to
+ * the broker's user (0700), and short enough that every socket path fits
+ * in a sockaddr_un.
+ */
+int
+rundir_prepare(const char *dir, int nworkers, char *err, size_t errlen)
+{
+	char		 longest[PATH_MAX];
+	struct stat	 st;
+
+	if (ipc_endpoint_path(longest, sizeof(longest), dir, IPC_ROLE_WORKER,
+	    (uint16_t)(nworkers > 0 ? nworkers - 1 : 0)) == -1 ||
+	    ipc_endpoint_path(longest, sizeof(longest), dir, IPC_ROLE_TOOL,
+	    65535) == -1) {
+		snprintf(err, errlen, "server.runtime-dir %s: too long for the "
+		    "IPC socket paths inside it (%zu bytes; socket paths may "
+		    "have at most %d, so use a directory of at most %d bytes)",
+		    dir, strlen(dir), IPC_PATH_MAX, IPC_PATH_MAX - 10);
+		return -1;
+	}
+	if (check_writable("server.runtime-dir", dir, 0700, err, errlen) == -1)
+		return -1;
+	if (stat(dir, &st) == -1) {
+		snprintf(err, errlen, "server.runtime-dir %s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, errlen, "server.runtime-dir %s: owned by uid %u, "
+		    "not by us (uid %u)", dir, (unsigned)st.st_uid,
+		    (unsigned)geteuid());
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0 && chmod(dir, 0700) == -1) {
+		snprintf(err, errlen, "server.runtime-dir %s: cannot make it "
+		    "private (0700): %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * One broker per runtime directory: an exclusive flock on
+ * RUNDIR/promptmqd.lock, held for the life of the supervisor (the
+ * kernel drops it when we die, so a stale lock cannot block a restart).
+ * The file holds our pid for the error message of the second instance.
+ */
+int
+rundir_lock(const char *dir, char *err, size_t errlen)
+{
+	char	 path[PATH_MAX], pidbuf[32];
+	ssize_t	 n;
+	int	 fd;
+
+	snprintf(path, sizeof(path), "%s/promptmqd.lock", dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		n = pread(fd, pidbuf, sizeof(pidbuf) - 1, 0);
+		pidbuf[n > 0 ? n : 0] = '\0';
+		pidbuf[strcspn(pidbuf, "\n")] = '\0';
+		snprintf(err, errlen, "another promptmqd (pid %s) is running "
+		    "with runtime directory %s", pidbuf[0] ? pidbuf : "?", dir);
+		close(fd);
+		return -1;
+	}
+	n = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pidbuf, (size_t)n, 0) != n) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+datadir_prepare(const char *data_dir, const char *wal_dir, char *err,
+    size_t errlen)
+{
+	if (check_writable("storage.data-dir", data_dir, 0750, err, errlen) ==
+	    -1)
+		return -1;
+	return check_writable("storage.wal-dir", wal_dir, 0750, err, errlen);
+}

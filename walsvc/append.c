@@ -1,0 +1,465 @@
+/*
+ * append.c - the receiving side of the append streams (walc.h) and the
+ * group commit that makes them durable.
+ *
+ * One loop turn:
+ *   1) every batch nng has for us is taken; each WAL_APPEND is checked
+ *      against its stream: the next expected sequence is appended to the
+ *      log's memory, a repeat is answered with the watermark, a gap with
+ *      WAL_RESEND (the sender sends again from the first missing one);
+ *   2) the commit event, activated by the first append of the turn, runs
+ *      once those batches are handled: one write for everything pending,
+ *      and under wal-sync=always one fdatasync;
+ *   3) only then does every stream that appended get WAL_DURABLE with its
+ *      highest sequence, and the index is brought up to date.
+ * A write or sync that fails acknowledges nothing; the records stay in
+ * memory and a timer retries, so a full disk stops acknowledgements and
+ * recovers by itself.  While the log holds more unwritten bytes than
+ * pending_limit, the endpoint is paused: senders feel back-pressure
+ * instead of walsvc growing without bound.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "ipc_link.h"
+#include "log.h"
+#include "walsvc.h"
+
+#define RETRY_MS	500
+#define CHECKPOINT_S	30
+
+static unsigned
+stream_hash(uint8_t role, uint16_t slot, uint64_t gen)
+{
+	uint64_t	 h = gen * 0x9e3779b97f4a7c15ull ^ ((uint64_t)role << 16 | slot);
+
+	return (unsigned)(h >> 56) % STREAM_BUCKETS;
+}
+
+static struct stream *
+stream_get(struct walsvc *ws, const struct ipc_identity *id)
+{
+	struct stream	**bucket, *s;
+	uint64_t	  highest = 0;
+
+	bucket = &ws->streams[stream_hash(id->role, id->slot, id->gen)];
+	for (s = *bucket; s; s = s->next)
+		if (s->gen == id->gen && s->slot == id->slot &&
+		    s->role == id->role)
+			return s;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->role = id->role;
+	s->slot = id->slot;
+	s->gen = id->gen;
+	/* everything the log holds at this point is durable */
+	wal_stream_highest(ws->wal, id->role, id->slot, id->gen, &highest);
+	s->highest = highest;
+	s->durable = highest;
+	s->next = *bucket;
+	*bucket = s;
+	return s;
+}
+
+static struct ipc_link *
+reply_link(struct walsvc *ws, const struct stream *s)
+{
+	struct reply_link	*rl;
+	char			 path[IPC_PATH_MAX + 1], err[256];
+
+	for (rl = ws->links; rl; rl = rl->next)
+		if (rl->role == s->role && rl->slot == s->slot)
+			break;
+	if (rl == NULL) {
+		if (proc_endpoint_path(ws->proc, path, sizeof(path), s->role,
+		    s->slot) == -1 || (rl = calloc(1, sizeof(*rl))) == NULL)
+			return NULL;
+		if ((rl->link = ipc_link_open(ws->base, path, &ws->proc->self,
+		    err, sizeof(err))) == NULL) {
+			log_warnx("cannot open reply link", "error=\"%s\"", err);
+			free(rl);
+			return NULL;
+		}
+		rl->role = s->role;
+		rl->slot = s->slot;
+		rl->next = ws->links;
+		ws->links = rl;
+	}
+	/* replies go to the newest incarnation only; older ones are dead */
+	if (s->gen < rl->gen)
+		return NULL;
+	if (s->gen != rl->gen) {
+		rl->gen = s->gen;
+		ipc_link_discard(rl->link);
+		ipc_link_set_target_gen(rl->link, s->gen);
+	}
+	return rl->link;
+}
+
+static void
+reply(struct walsvc *ws, struct stream *s, uint16_t type, uint64_t seq,
+    const void *body, size_t len)
+{
+	struct ipc_link	*link;
+
+	if ((link = reply_link(ws, s)) != NULL)
+		ipc_link_send(link, type, seq, 0, body, len);
+}
+
+static void
+touch(struct walsvc *ws, struct stream *s)
+{
+	if (s->touched)
+		return;
+	s->touched = 1;
+	s->next_touched = ws->touched;
+	ws->touched = s;
+}
+
+static void
+schedule_commit(struct walsvc *ws)
+{
+	if (ws->commit_pending)
+		return;
+	ws->commit_pending = 1;
+	event_active(ws->commit_ev, 0, 0);
+}
+
+static void
+set_paused(struct walsvc *ws, int paused)
+{
+	if (ws->paused == paused)
+		return;
+	ws->paused = paused;
+	ipc_endpoint_pause(ws->endpoint, paused);
+	if (paused)
+		log_notice("log write buffer full; pausing intake",
+		    "pending_bytes=%zu", wal_pending_bytes(ws->wal));
+}
+
+/* Is a worker batch from the slot's current incarnation? */
+static int
+sender_current(struct walsvc *ws, const struct ipc_identity *id)
+{
+	const struct proc_peer	*peer;
+
+	if (id->role == IPC_ROLE_TOOL)
+		return 1;
+	if (id->role != IPC_ROLE_WORKER || id->slot >= ws->proc->nworkers)
+		return 0;
+	peer = proc_peer(ws->proc, IPC_ROLE_WORKER, id->slot);
+	/* before the first peers table, trust the generation */
+	return peer == NULL || peer->gen == 0 || peer->gen == id->gen;
+}
+
+static void
+handle_append(struct walsvc *ws, const struct ipc_batch *batch,
+    const struct ipc_record *rec)
+{
+	static struct log_ratelimit	 rl;
+	struct wal_record		 wr;
+	struct stream			*s;
+	int				 rv;
+
+	if (rec->len < 1 || rec->seq == 0 || wal_type_name(rec->body[0]) ==
+	    NULL) {
+		log_limited(&rl, LOG_LEVEL_WARN, "malformed append dropped",
+		    "from=%s/%u len=%u seq=%llu",
+		    ipc_role_name(batch->sender.role), batch->sender.slot,
+		    rec->len, (unsigned long long)rec->seq);
+		return;
+	}
+	if ((s = stream_get(ws, &batch->sender)) == NULL) {
+		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory", "");
+		return;
+	}
+	if (rec->seq <= s->highest) {
+		/* a resend of what we have: the next watermark says how far */
+		ws->duplicates++;
+		touch(ws, s);
+		return;
+	}
+	if (rec->seq > s->highest + 1) {
+		if (!s->resend_asked) {
+			s->resend_asked = 1;
+			touch(ws, s);
+			reply(ws, s, IPC_WAL_RESEND, s->highest + 1, NULL, 0);
+		}
+		return;
+	}
+	memset(&wr, 0, sizeof(wr));
+	wr.type = rec->body[0];
+	wr.origin.role = batch->sender.role;
+	wr.origin.slot = batch->sender.slot;
+	wr.origin.generation = batch->sender.gen;
+	wr.origin.sequence = rec->seq;
+	wr.payload = rec->body + 1;
+	wr.length = rec->len - 1;
+	rv = wal_append(ws->wal, &wr);
+	if (rv == WAL_DUPLICATE) {
+		ws->duplicates++;
+		return;
+	}
+	if (rv < 0) {
+		log_limited(&rl, LOG_LEVEL_WARN, "append refused", "from=%s/%u "
+		    "seq=%llu error=\"%s\"", ipc_role_name(wr.origin.role),
+		    wr.origin.slot, (unsigned long long)rec->seq, strerror(-rv));
+		return;
+	}
+	s->highest = rec->seq;
+	ws->appends++;
+	/* the index transaction commits only after the log write */
+	index_apply(ws->index, &wr);
+	touch(ws, s);
+	schedule_commit(ws);
+	if (wal_pending_bytes(ws->wal) > ws->pending_limit)
+		set_paused(ws, 1);
+}
+
+void
+walsvc_dispatch(struct ipc_batch *batch, void *arg)
+{
+	static struct log_ratelimit	 rl;
+	struct walsvc			*ws = arg;
+	struct ipc_record		 rec;
+	int				 rv;
+
+	if (!sender_current(ws, &batch->sender)) {
+		log_limited(&rl, LOG_LEVEL_NOTICE, "batch from a stale or "
+		    "unknown sender dropped", "role=%s slot=%u gen=%llu",
+		    ipc_role_name(batch->sender.role), batch->sender.slot,
+		    (unsigned long long)batch->sender.gen);
+		return;
+	}
+	while ((rv = ipc_batch_next(batch, &rec)) == 1) {
+		switch (rec.type) {
+		case IPC_WAL_APPEND:
+			handle_append(ws, batch, &rec);
+			break;
+		default:
+			log_limited(&rl, LOG_LEVEL_WARN, "unexpected message "
+			    "dropped", "from=%s/%u type=0x%04x",
+			    ipc_role_name(batch->sender.role),
+			    batch->sender.slot, rec.type);
+		}
+	}
+	if (rv < 0)
+		log_limited(&rl, LOG_LEVEL_WARN, "malformed batch", "from=%s/%u "
+		    "error=\"%s\"", ipc_role_name(batch->sender.role),
+		    batch->sender.slot, ipc_strerror(rv));
+	/* duplicates owe a watermark even when nothing new was appended */
+	if (ws->touched)
+		schedule_commit(ws);
+}
+
+/*
+ * Start-up: bring the index up to the end of the log.  Records are
+ * applied idempotently, so starting from an older position than needed
+ * (the index committed, then a crash lost its last transactions) is
+ * harmless.
+ */
+int
+append_replay(struct walsvc *ws)
+{
+	struct wal_iter		*it;
+	struct wal_record	 rec;
+	uint64_t		 n = 0, last = ws->applied_lsn;
+	int			 rv;
+
+	if ((rv = wal_iter_open(&it, ws->wal, ws->applied_lsn + 1)) != 0) {
+		log_error("cannot read the log for replay", "error=\"%s\"",
+		    strerror(-rv));
+		return -1;
+	}
+	while ((rv = wal_iter_next(it, &rec)) == 1) {
+		if (index_apply(ws->index, &rec) == -1) {
+			rv = -EIO;
+			break;
+		}
+		last = rec.lsn;
+		n++;
+	}
+	wal_iter_close(it);
+	if (rv < 0) {
+		log_error("log replay failed", "error=\"%s\"", strerror(-rv));
+		return -1;
+	}
+	if (n > 0 && index_commit(ws->index, last) == -1)
+		return -1;
+	ws->applied_lsn = last;
+	log_info("index replayed from the log", "records=%llu applied_lsn=%llu",
+	    (unsigned long long)n, (unsigned long long)last);
+	return 0;
+}
+
+static void
+report_failure(struct walsvc *ws, const char *what, int err)
+{
+	struct stream	*s;
+	uint8_t		 body[4];
+
+	if (!ws->failing)
+		log_error("cannot write the message log; acknowledgements "
+		    "stop until it can", "step=%s error=\"%s\" pending_bytes=%zu",
+		    what, strerror(err), wal_pending_bytes(ws->wal));
+	ws->failing = 1;
+	buf_store_u32(body, (uint32_t)err);
+	for (s = ws->touched; s; s = s->next_touched)
+		if (s->highest > s->durable)
+			reply(ws, s, IPC_WAL_REFUSED, s->durable + 1, body, 4);
+	if (!evtimer_pending(ws->retry_timer, NULL)) {
+		struct timeval tv = { 0, RETRY_MS * 1000 };
+		evtimer_add(ws->retry_timer, &tv);
+	}
+}
+
+/*
+ * Group commit: write (and sync) everything pending, then acknowledge.
+ * Returns 0 when every pending record is durable as the mode requires.
+ */
+static int
+commit(struct walsvc *ws)
+{
+	struct stream	*s, *next;
+	uint8_t		 body[8];
+	uint64_t	 lsn;
+	int		 rv;
+
+	if ((rv = wal_write(ws->wal)) < 0) {
+		report_failure(ws, "write", -rv);
+		return -1;
+	}
+	if (ws->mode == WAL_SYNC_ALWAYS && wal_synced_lsn(ws->wal) <
+	    wal_written_lsn(ws->wal) && (rv = wal_sync(ws->wal)) < 0) {
+		report_failure(ws, "fsync", -rv);
+		return -1;
+	}
+	if (ws->failing)
+		log_notice("message log writable again; acknowledging", "");
+	ws->failing = 0;
+	ws->commits++;
+	lsn = ws->mode == WAL_SYNC_ALWAYS ? wal_synced_lsn(ws->wal) :
+	    wal_written_lsn(ws->wal);
+	buf_store_u64(body, lsn);
+	for (s = ws->touched; s; s = next) {
+		next = s->next_touched;
+		s->touched = 0;
+		s->resend_asked = 0;
+		s->next_touched = NULL;
+		s->durable = s->highest;
+		reply(ws, s, IPC_WAL_DURABLE, s->durable, body, sizeof(body));
+	}
+	ws->touched = NULL;
+	set_paused(ws, 0);
+	if (lsn > ws->applied_lsn && index_commit(ws->index, lsn) == 0)
+		ws->applied_lsn = lsn;
+	return 0;
+}
+
+static void
+commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct walsvc	*ws = arg;
+
+	ws->commit_pending = 0;
+	if (!ws->failing)
+		commit(ws);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct walsvc	*ws = arg;
+
+	commit(ws);
+}
+
+/* wal-sync=interval and none: data is written at once, synced here. */
+static void
+sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static int	 ticks;
+	struct walsvc	*ws = arg;
+	int		 rv;
+
+	if (wal_synced_lsn(ws->wal) < wal_written_lsn(ws->wal) &&
+	    (rv = wal_sync(ws->wal)) < 0) {
+		/* the records went back to pending: write them again */
+		report_failure(ws, "fsync", -rv);
+	}
+	if (++ticks * config_num(&ws->proc->cfg,
+	    OPT_storage_wal_sync_interval) >= CHECKPOINT_S * 1000) {
+		ticks = 0;
+		index_checkpoint(ws->index);
+	}
+}
+
+static enum wal_sync_mode
+configured_mode(const struct walsvc *ws)
+{
+	return (enum wal_sync_mode)config_num(&ws->proc->cfg,
+	    OPT_storage_wal_sync);
+}
+
+static void
+arm_sync_timer(struct walsvc *ws)
+{
+	struct timeval	 tv;
+	int64_t		 ms;
+
+	ms = ws->mode == WAL_SYNC_ALWAYS ? CHECKPOINT_S * 1000 :
+	    config_num(&ws->proc->cfg, OPT_storage_wal_sync_interval);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	event_del(ws->sync_timer);
+	event_add(ws->sync_timer, &tv);
+}
+
+int
+append_start(struct walsvc *ws)
+{
+	ws->mode = configured_mode(ws);
+	ws->commit_ev = event_new(ws->base, -1, 0, commit_cb, ws);
+	ws->retry_timer = evtimer_new(ws->base, retry_cb, ws);
+	ws->sync_timer = event_new(ws->base, -1, EV_PERSIST, sync_cb, ws);
+	if (ws->commit_ev == NULL || ws->retry_timer == NULL ||
+	    ws->sync_timer == NULL ||
+	    event_priority_set(ws->commit_ev, EVLOOP_PRIO_FLUSH) == -1)
+		return -1;
+	arm_sync_timer(ws);
+	return 0;
+}
+
+void
+append_reload(struct walsvc *ws)
+{
+	enum wal_sync_mode	 mode = configured_mode(ws);
+
+	if (mode != ws->mode)
+		log_notice("wal-sync changed", "mode=%s",
+		    config_text(&ws->proc->cfg, OPT_storage_wal_sync));
+	/* leaving interval/none: make what was only written durable now */
+	if (mode == WAL_SYNC_ALWAYS && ws->mode != WAL_SYNC_ALWAYS)
+		wal_sync(ws->wal);
+	ws->mode = mode;
+	arm_sync_timer(ws);
+}
+
+/* Orderly stop: whatever is pending is written and synced first. */
+void
+append_stop(struct walsvc *ws)
+{
+	int	 rv;
+
+	if ((rv = wal_write(ws->wal)) < 0 || (rv = wal_sync(ws->wal)) < 0)
+		log_error("final log write failed; unacknowledged appends "
+		    "lost", "error=\"%s\"", strerror(-rv));
+	else
+		commit(ws);
+}

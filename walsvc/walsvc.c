@@ -1,0 +1,177 @@
+/*
+ * walsvc.c - promptmq-walsvc: the durable state of the broker.
+ *
+ * Start-up, once the supervisor's configuration has arrived:
+ *   1) open the message log in storage.wal-dir and recover it: a torn or
+ *      corrupt tail is cut and reported, never a reason not to start;
+ *   2) open the Berkeley DB index in DATA-DIR/index and replay the log
+ *      from the last position the index applied;
+ *   3) open the IPC endpoint and answer READY with the highest worker
+ *      generation the log and the index know, so the supervisor never
+ *      hands out a generation whose appends the log already holds.
+ * If the log or the index cannot be opened at all, walsvc exits with the
+ * do-not-respawn status: the broker stops rather than acknowledge
+ * messages it cannot keep.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipc_link.h"
+#include "log.h"
+#include "proc.h"
+#include "wal.h"
+#include "walsvc.h"
+
+static struct walsvc	 walsvc;
+
+static void
+report_recovery(const struct wal_recovery *r, const char *dir)
+{
+	switch (r->action) {
+	case WAL_RECOVERY_CLEAN:
+		log_info("message log recovered", "dir=%s segments=%u "
+		    "records=%llu last_lsn=%llu", dir, r->segments,
+		    (unsigned long long)r->records,
+		    (unsigned long long)r->last_lsn);
+		break;
+	case WAL_RECOVERY_TRUNCATED_TAIL:
+		log_warnx("message log tail damaged and truncated", "dir=%s "
+		    "segment=%s offset=%llu damage=%s bytes_truncated=%llu "
+		    "last_lsn=%llu why=\"%s\"", dir, r->damage_segment,
+		    (unsigned long long)r->damage_offset,
+		    wal_damage_name(r->damage),
+		    (unsigned long long)r->bytes_truncated,
+		    (unsigned long long)r->last_lsn, r->why);
+		break;
+	case WAL_RECOVERY_SET_ASIDE:
+		log_error("message log damaged before its tail; later segments "
+		    "set aside as *.corrupt", "dir=%s segment=%s offset=%llu "
+		    "damage=%s set_aside=%u last_lsn=%llu why=\"%s\"", dir,
+		    r->damage_segment, (unsigned long long)r->damage_offset,
+		    wal_damage_name(r->damage), r->segments_set_aside,
+		    (unsigned long long)r->last_lsn, r->why);
+		break;
+	}
+}
+
+static void
+walsvc_start(struct proc *p)
+{
+	struct walsvc		*ws = &walsvc;
+	struct wal_options	 opts;
+	struct wal_recovery	 rec;
+	const char		*waldir;
+	char			 path[PATH_MAX], err[512];
+	uint64_t		 maxgen, mem;
+	uint8_t			 ready[8];
+	int			 rv;
+
+	ws->proc = p;
+	ws->base = p->base;
+	waldir = config_str(&p->cfg, OPT_storage_wal_dir);
+	mem = (uint64_t)config_num(&p->cfg, OPT_storage_memory_buffer);
+
+	/* 1) the log */
+	if ((rv = wal_storage_file_open(&ws->storage, waldir,
+	    WAL_STORAGE_FILE_MKDIR)) != 0)
+		fatal_status(PMQ_EXIT_NORESPAWN, "cannot open the log directory;"
+		    " stopping rather than run without durability",
+		    "dir=%s error=\"%s\"", waldir, strerror(-rv));
+	memset(&opts, 0, sizeof(opts));
+	opts.segment_size = (uint64_t)config_num(&p->cfg,
+	    OPT_storage_wal_segment_size);
+	if ((rv = wal_open(&ws->wal, ws->storage, &opts, &rec, err,
+	    sizeof(err))) != 0)
+		fatal_status(PMQ_EXIT_NORESPAWN, "cannot open the message log; "
+		    "stopping rather than run without durability",
+		    "error=\"%s\"", err);
+	report_recovery(&rec, waldir);
+
+	/* 2) the index, replayed up to the end of the log */
+	snprintf(path, sizeof(path), "%s/index",
+	    config_str(&p->cfg, OPT_storage_data_dir));
+	if (mkdir(path, 0750) == -1 && errno != EEXIST)
+		fatal_status(PMQ_EXIT_NORESPAWN, "cannot create the index "
+		    "directory", "dir=%s error=\"%s\"", path, strerror(errno));
+	if (index_open(&ws->index, path, mem / 4, err, sizeof(err)) == -1)
+		fatal_status(PMQ_EXIT_NORESPAWN, "cannot open the index",
+		    "error=\"%s\"", err);
+	ws->applied_lsn = index_applied_lsn(ws->index);
+	if (ws->applied_lsn > wal_written_lsn(ws->wal)) {
+		/* the log lost a tail the index had seen: replay all */
+		log_warnx("index is ahead of the log; rebuilding from the "
+		    "start of the log", "applied_lsn=%llu log_lsn=%llu",
+		    (unsigned long long)ws->applied_lsn,
+		    (unsigned long long)wal_written_lsn(ws->wal));
+		ws->applied_lsn = 0;
+	}
+	if (append_replay(ws) == -1)
+		fatal_status(PMQ_EXIT_NORESPAWN, "cannot rebuild the index", "");
+
+	/* 3) serve */
+	ws->pending_limit = mem / 2;
+	if (append_start(ws) == -1)
+		fatalx("cannot set up group commit", "");
+	if (proc_endpoint_path(p, path, sizeof(path), IPC_ROLE_WALSVC, 0) == -1)
+		fatal_status(PMQ_EXIT_NORESPAWN, "runtime directory path too "
+		    "long", "");
+	if ((ws->endpoint = ipc_endpoint_open(ws->base, path, p->self.gen,
+	    (size_t)config_num(&p->cfg, OPT_mqtt_max_packet_size) +
+	    2 * IPC_LINK_BATCH_BYTES, walsvc_dispatch, ws, err,
+	    sizeof(err))) == NULL)
+		fatal_status(PMQ_EXIT_NORESPAWN, "cannot open IPC endpoint",
+		    "error=\"%s\"", err);
+	maxgen = wal_role_generation_max(ws->wal, IPC_ROLE_WORKER);
+	if (index_worker_generation(ws->index) > maxgen)
+		maxgen = index_worker_generation(ws->index);
+	buf_store_u64(ready, maxgen);
+	proc_send(p, IPC_CTL_READY, ready, sizeof(ready));
+	log_info("walsvc ready", "gen=%llu sync=%s next_lsn=%llu "
+	    "max_worker_gen=%llu", (unsigned long long)p->self.gen,
+	    config_text(&p->cfg, OPT_storage_wal_sync),
+	    (unsigned long long)wal_next_lsn(ws->wal),
+	    (unsigned long long)maxgen);
+}
+
+static void
+walsvc_reload(struct proc *p, const enum option_id *ids, size_t n)
+{
+	append_reload(&walsvc);
+}
+
+static void
+walsvc_stop(struct proc *p)
+{
+	struct walsvc	*ws = &walsvc;
+
+	append_stop(ws);
+	index_close(ws->index);
+	wal_close(ws->wal);
+	wal_storage_destroy(ws->storage);
+	ipc_endpoint_close(ws->endpoint);
+	log_info("walsvc stopped", "appends=%llu duplicates=%llu commits=%llu",
+	    (unsigned long long)ws->appends,
+	    (unsigned long long)ws->duplicates,
+	    (unsigned long long)ws->commits);
+	exit(0);
+}
+
+static const struct proc_ops walsvc_ops = {
+	.name = "walsvc",
+	.start = walsvc_start,
+	.reload = walsvc_reload,
+	.stop = walsvc_stop,
+};
+
+int
+main(int argc, char *argv[])
+{
+	proc_main(argc, argv, IPC_ROLE_WALSVC, &walsvc_ops);
+}

@@ -1,0 +1,95 @@
+/*
+ * accept.c - accepting connections on the worker's slot sockets.
+ *
+ * The sockets were opened by the supervisor (one per bind address for
+ * this slot) and survive this process.  When the descriptor table is
+ * full, accept() fails with EMFILE and the pending connection would make
+ * the socket readable forever: a reserved descriptor is released, the
+ * connection accepted and closed at once (the client sees a reset rather
+ * than a hang), and the reserve taken again.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#include "ipc_link.h"
+#include "log.h"
+#include "worker.h"
+
+static void
+accepted(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int len, void *arg)
+{
+	struct worker	*w = arg;
+
+	w->accepted++;
+	conn_accept(w, fd, sa, len);
+}
+
+static void
+accept_error(struct evconnlistener *l, void *arg)
+{
+	static struct log_ratelimit	 rl;
+	struct worker			*w = arg;
+	int				 fd, saved = errno;
+
+	if (saved != EMFILE && saved != ENFILE) {
+		log_limited(&rl, LOG_LEVEL_WARN, "accept failed", "error=\"%s\"",
+		    strerror(saved));
+		return;
+	}
+	log_limited(&rl, LOG_LEVEL_WARN, "out of file descriptors; "
+	    "refusing a connection", "connections=%llu",
+	    (unsigned long long)w->connections);
+	if (w->reserve_fd != -1) {
+		close(w->reserve_fd);
+		fd = accept(evconnlistener_get_fd(l), NULL, NULL);
+		if (fd != -1)
+			close(fd);
+		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+}
+
+int
+accept_start(struct worker *w)
+{
+	struct proc	*p = w->proc;
+	int		 i;
+
+	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	for (i = 0; i < p->nlisten; i++) {
+		/*
+		 * libevent accepts until EAGAIN: a blocking socket would hang
+		 * the loop.  backlog 0: the supervisor already called listen().
+		 */
+		evutil_make_socket_nonblocking(p->listen_fds[i]);
+		w->listeners[i] = evconnlistener_new(w->base, accepted, w,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
+		    p->listen_fds[i]);
+		if (w->listeners[i] == NULL) {
+			log_warn("cannot watch listening socket", "fd=%d",
+			    p->listen_fds[i]);
+			return -1;
+		}
+		evconnlistener_set_error_cb(w->listeners[i], accept_error);
+		w->nlisteners++;
+	}
+	return 0;
+}
+
+void
+accept_stop(struct worker *w)
+{
+	int	 i;
+
+	for (i = 0; i < w->nlisteners; i++)
+		evconnlistener_free(w->listeners[i]);
+	w->nlisteners = 0;
+}
