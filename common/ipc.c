@@ -62,6 +62,26 @@ ipc_type_name(uint16_t type)
 		return "WAL_RESEND";
 	case IPC_WAL_REFUSED:
 		return "WAL_REFUSED";
+	case IPC_REG_CLAIM:
+		return "REG_CLAIM";
+	case IPC_REG_RELEASE:
+		return "REG_RELEASE";
+	case IPC_REG_SYNC:
+		return "REG_SYNC";
+	case IPC_REG_GRANTED:
+		return "REG_GRANTED";
+	case IPC_REG_KICK:
+		return "REG_KICK";
+	case IPC_ROUTE_SET:
+		return "ROUTE_SET";
+	case IPC_ROUTE_ACK:
+		return "ROUTE_ACK";
+	case IPC_ROUTE_RESET:
+		return "ROUTE_RESET";
+	case IPC_ROUTE_SYNCED:
+		return "ROUTE_SYNCED";
+	case IPC_FWD_PUBLISH:
+		return "FWD_PUBLISH";
 	default:
 		return "unknown";
 	}

@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		1
+#define IPC_VERSION		2
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -80,6 +80,41 @@ enum ipc_type {
 	IPC_WAL_DURABLE = 0x0281,	/* seq: durable up to; body: u64 written up to */
 	IPC_WAL_RESEND = 0x0282,	/* seq: first sequence walsvc still needs */
 	IPC_WAL_REFUSED = 0x0283,	/* seq: first refused; body: u32 errno */
+
+	/* worker -> walsvc: the client-id registry (corr: connection id) */
+	IPC_REG_CLAIM = 0x0301,	/* body: client id */
+	IPC_REG_RELEASE = 0x0302,	/* body: client id */
+	IPC_REG_SYNC = 0x0303,	/* body: (u64 conn, u16 len, client id)* */
+
+	/* walsvc -> worker */
+	IPC_REG_GRANTED = 0x0381,	/* body: u8 session present */
+	IPC_REG_KICK = 0x0382,	/* body: client id; another connection took it */
+
+	/* worker <-> worker: routing */
+	IPC_ROUTE_SET = 0x0401,	/* corr: ack id or 0; body: u32 count, filter */
+	IPC_ROUTE_ACK = 0x0402,	/* corr: the acknowledged id */
+	IPC_ROUTE_RESET = 0x0403,	/* body: empty; forget the sender's filters */
+	IPC_ROUTE_SYNCED = 0x0404,	/* corr: ack id; the full table was sent */
+	IPC_FWD_PUBLISH = 0x0405,	/* body: u8 level, u8 0, u64 origin conn,
+					   the PUBLISH packet as received */
+};
+
+/*
+ * Types of message log records: the u8 that starts a WAL_APPEND body and
+ * the type field of the record on disk (docs/wal-format.md).  The
+ * payload is opaque to the log; its writers define it per type.
+ * Numbers are part of the format; 6..255 are free for new types.
+ */
+enum wal_record_type {
+	WAL_TYPE_PUBLISH = 1,		/* a message accepted from a client:
+					   u8 format (1), u8 protocol level,
+					   the PUBLISH packet as received */
+	WAL_TYPE_SESSION = 2,		/* a persistent session created,
+					   changed or ended */
+	WAL_TYPE_SUBSCRIPTION = 3,	/* a subscription added or removed */
+	WAL_TYPE_RETAINED = 4,		/* a retained message set or cleared */
+	WAL_TYPE_ACK = 5,		/* delivery state: acknowledged,
+					   released, completed */
 };
 
 struct ipc_identity {

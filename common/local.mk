@@ -13,6 +13,7 @@ libpromptmq_a_SOURCES += \
 	common/ctl.c common/ctl.h \
 	common/proc.c common/proc.h \
 	common/walc.c common/walc.h \
+	common/idmap.c common/idmap.h \
 	common/options.c common/options.h common/options.def \
 	common/options_internal.h common/options_file.c common/options_load.c
 

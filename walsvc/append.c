@@ -67,48 +67,13 @@ stream_get(struct walsvc *ws, const struct ipc_identity *id)
 	return s;
 }
 
-static struct ipc_link *
-reply_link(struct walsvc *ws, const struct stream *s)
-{
-	struct reply_link	*rl;
-	char			 path[IPC_PATH_MAX + 1], err[256];
-
-	for (rl = ws->links; rl; rl = rl->next)
-		if (rl->role == s->role && rl->slot == s->slot)
-			break;
-	if (rl == NULL) {
-		if (proc_endpoint_path(ws->proc, path, sizeof(path), s->role,
-		    s->slot) == -1 || (rl = calloc(1, sizeof(*rl))) == NULL)
-			return NULL;
-		if ((rl->link = ipc_link_open(ws->base, path, &ws->proc->self,
-		    err, sizeof(err))) == NULL) {
-			log_warnx("cannot open reply link", "error=\"%s\"", err);
-			free(rl);
-			return NULL;
-		}
-		rl->role = s->role;
-		rl->slot = s->slot;
-		rl->next = ws->links;
-		ws->links = rl;
-	}
-	/* replies go to the newest incarnation only; older ones are dead */
-	if (s->gen < rl->gen)
-		return NULL;
-	if (s->gen != rl->gen) {
-		rl->gen = s->gen;
-		ipc_link_discard(rl->link);
-		ipc_link_set_target_gen(rl->link, s->gen);
-	}
-	return rl->link;
-}
-
 static void
 reply(struct walsvc *ws, struct stream *s, uint16_t type, uint64_t seq,
     const void *body, size_t len)
 {
 	struct ipc_link	*link;
 
-	if ((link = reply_link(ws, s)) != NULL)
+	if ((link = walsvc_reply_link(ws, s->role, s->slot, s->gen)) != NULL)
 		ipc_link_send(link, type, seq, 0, body, len);
 }
 
@@ -154,8 +119,9 @@ sender_current(struct walsvc *ws, const struct ipc_identity *id)
 	if (id->role != IPC_ROLE_WORKER || id->slot >= ws->proc->nworkers)
 		return 0;
 	peer = proc_peer(ws->proc, IPC_ROLE_WORKER, id->slot);
-	/* before the first peers table, trust the generation */
-	return peer == NULL || peer->gen == 0 || peer->gen == id->gen;
+	/* a newer generation is a restart the peers table has not shown
+	 * us yet; an older one is a dead incarnation's leftovers */
+	return peer == NULL || id->gen >= peer->gen;
 }
 
 static void
@@ -241,6 +207,11 @@ walsvc_dispatch(struct ipc_batch *batch, void *arg)
 		switch (rec.type) {
 		case IPC_WAL_APPEND:
 			handle_append(ws, batch, &rec);
+			break;
+		case IPC_REG_CLAIM:
+		case IPC_REG_RELEASE:
+		case IPC_REG_SYNC:
+			registry_handle(ws, batch, &rec);
 			break;
 		default:
 			log_limited(&rl, LOG_LEVEL_WARN, "unexpected message "

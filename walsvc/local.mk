@@ -22,7 +22,8 @@ pkglibexec_PROGRAMS += promptmq-walsvc
 promptmq_walsvc_SOURCES = \
 	walsvc/walsvc.c walsvc/walsvc.h \
 	walsvc/append.c \
-	walsvc/index.c
+	walsvc/index.c \
+	walsvc/registry.c
 promptmq_walsvc_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 promptmq_walsvc_LDADD = $(WAL_LIBS) $(PMQ_LIBS) $(BDB_LIBS)
 

@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ipc.h"
 #include "wal_storage.h"
 
 #define WAL_SEGMENT_SIZE_DEFAULT	(64ull << 20)	/* storage.wal-segment-size */
@@ -45,19 +46,7 @@
 #define WAL_OK		0
 #define WAL_DUPLICATE	1	/* already in the log; nothing was appended */
 
-/*
- * Record types.  The payload is opaque to the log; walsvc defines it per
- * type.  Numbers are part of the format; 6..255 are free for new types.
- */
-enum wal_record_type {
-	WAL_TYPE_PUBLISH = 1,		/* a message accepted from a client */
-	WAL_TYPE_SESSION = 2,		/* a persistent session created,
-					   changed or ended */
-	WAL_TYPE_SUBSCRIPTION = 3,	/* a subscription added or removed */
-	WAL_TYPE_RETAINED = 4,		/* a retained message set or cleared */
-	WAL_TYPE_ACK = 5,		/* delivery state: acknowledged,
-					   released, completed */
-};
+/* Record types: enum wal_record_type in ipc.h (WAL_APPEND carries them). */
 
 /* Who appended a record: the idempotency key. */
 struct wal_origin {

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ipc_link.h"
 #include "log.h"
@@ -30,6 +31,54 @@
 #include "walsvc.h"
 
 static struct walsvc	 walsvc;
+
+int64_t
+walsvc_now(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The link to (role, slot), aimed at generation `gen`: one link per
+ * sender, opened on first use.  Replies go to the newest incarnation
+ * only; for an older one (dead) there is no link (NULL).
+ */
+struct ipc_link *
+walsvc_reply_link(struct walsvc *ws, uint8_t role, uint16_t slot, uint64_t gen)
+{
+	struct reply_link	*rl;
+	char			 path[IPC_PATH_MAX + 1], err[256];
+
+	for (rl = ws->links; rl; rl = rl->next)
+		if (rl->role == role && rl->slot == slot)
+			break;
+	if (rl == NULL) {
+		if (proc_endpoint_path(ws->proc, path, sizeof(path), role,
+		    slot) == -1 || (rl = calloc(1, sizeof(*rl))) == NULL)
+			return NULL;
+		if ((rl->link = ipc_link_open(ws->base, path, &ws->proc->self,
+		    err, sizeof(err))) == NULL) {
+			log_warnx("cannot open reply link", "error=\"%s\"", err);
+			free(rl);
+			return NULL;
+		}
+		rl->role = role;
+		rl->slot = slot;
+		rl->next = ws->links;
+		ws->links = rl;
+	}
+	if (gen < rl->gen)
+		return NULL;
+	if (gen != rl->gen) {
+		rl->gen = gen;
+		ipc_link_discard(rl->link);
+		ipc_link_set_target_gen(rl->link, gen);
+	}
+	return rl->link;
+}
 
 static void
 report_recovery(const struct wal_recovery *r, const char *dir)
@@ -117,6 +166,8 @@ walsvc_start(struct proc *p)
 
 	/* 3) serve */
 	ws->pending_limit = mem / 2;
+	if (registry_start(ws) == -1)
+		fatalx("cannot set up the client registry", "");
 	if (append_start(ws) == -1)
 		fatalx("cannot set up group commit", "");
 	if (proc_endpoint_path(p, path, sizeof(path), IPC_ROLE_WALSVC, 0) == -1)
@@ -138,6 +189,13 @@ walsvc_start(struct proc *p)
 	    config_text(&p->cfg, OPT_storage_wal_sync),
 	    (unsigned long long)wal_next_lsn(ws->wal),
 	    (unsigned long long)maxgen);
+}
+
+static void
+walsvc_peers(struct proc *p)
+{
+	if (walsvc.registry)
+		registry_peers_changed(&walsvc);
 }
 
 static void
@@ -166,6 +224,7 @@ walsvc_stop(struct proc *p)
 static const struct proc_ops walsvc_ops = {
 	.name = "walsvc",
 	.start = walsvc_start,
+	.peers = walsvc_peers,
 	.reload = walsvc_reload,
 	.stop = walsvc_stop,
 };

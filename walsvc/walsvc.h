@@ -18,6 +18,7 @@ struct event_base;
 struct ipc_endpoint;
 struct ipc_link;
 struct index;
+struct registry;
 
 enum wal_sync_mode {
 	WAL_SYNC_ALWAYS = 0,	/* acknowledge after fdatasync */
@@ -55,6 +56,7 @@ struct walsvc {
 	struct wal_storage	*storage;
 	struct wal		*wal;
 	struct index		*index;
+	struct registry		*registry;
 	struct ipc_endpoint	*endpoint;
 	struct reply_link	*links;
 	struct stream		*streams[STREAM_BUCKETS];
@@ -72,6 +74,18 @@ struct walsvc {
 	uint64_t		 duplicates;
 	uint64_t		 commits;
 };
+
+/* walsvc.c */
+struct ipc_link	*walsvc_reply_link(struct walsvc *, uint8_t role, uint16_t slot,
+		    uint64_t gen);
+int64_t		 walsvc_now(void);
+
+/* registry.c */
+int	 registry_start(struct walsvc *);
+void	 registry_handle(struct walsvc *, const struct ipc_batch *,
+	    const struct ipc_record *);
+void	 registry_peers_changed(struct walsvc *);
+size_t	 registry_count(const struct walsvc *);
 
 /* append.c */
 int	 append_start(struct walsvc *);

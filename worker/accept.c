@@ -29,8 +29,8 @@ accepted(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 {
 	struct worker	*w = arg;
 
-	w->accepted++;
-	conn_accept(w, fd, sa, len);
+	w->stats.accepted++;
+	conn_accept(w, fd);
 }
 
 static void
@@ -47,7 +47,7 @@ accept_error(struct evconnlistener *l, void *arg)
 	}
 	log_limited(&rl, LOG_LEVEL_WARN, "out of file descriptors; "
 	    "refusing a connection", "connections=%llu",
-	    (unsigned long long)w->connections);
+	    (unsigned long long)w->nconns);
 	if (w->reserve_fd != -1) {
 		close(w->reserve_fd);
 		fd = accept(evconnlistener_get_fd(l), NULL, NULL);
@@ -71,8 +71,8 @@ accept_start(struct worker *w)
 		 */
 		evutil_make_socket_nonblocking(p->listen_fds[i]);
 		w->listeners[i] = evconnlistener_new(w->base, accepted, w,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
-		    p->listen_fds[i]);
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+		    LEV_OPT_DISABLED, 0, p->listen_fds[i]);
 		if (w->listeners[i] == NULL) {
 			log_warn("cannot watch listening socket", "fd=%d",
 			    p->listen_fds[i]);
@@ -82,6 +82,24 @@ accept_start(struct worker *w)
 		w->nlisteners++;
 	}
 	return 0;
+}
+
+/*
+ * Start taking connections.  A new worker waits for the other workers'
+ * subscription tables first (route.c); meanwhile the kernel keeps new
+ * connections in the slot socket's backlog.
+ */
+void
+accept_enable(struct worker *w)
+{
+	int	 i;
+
+	if (w->accepting)
+		return;
+	w->accepting = 1;
+	for (i = 0; i < w->nlisteners; i++)
+		evconnlistener_enable(w->listeners[i]);
+	log_info("accepting connections", "listeners=%d", w->nlisteners);
 }
 
 void

@@ -1,19 +1,34 @@
 /*
- * conn.c - client connections of a worker.
+ * conn.c - client connections of a worker: bytes in, packets decoded and
+ * dispatched, bytes out, time-outs, and closing.
  *
- * The connection layer is transport-agnostic: it is handed a connected
- * descriptor and reads bytes.  Until the MQTT state machine exists a
- * connection is only held: it is read and discarded, and closed when
- * server.connect-timeout passes without a CONNECT (which is every time).
+ * One state machine per connection (worker.h, enum conn_state).  Input
+ * is read into the loop's scratch buffer and decoded in place; only an
+ * incomplete packet is copied into the connection's own buffer, so an
+ * idle connection holds no buffer at all.  Handlers may have to wait for
+ * IPC (the registry at CONNECT, the other workers before a SUBACK, the
+ * log before a PUBACK): they never block; a connection that must not be
+ * read meanwhile has its read event removed and its undecoded bytes kept.
+ *
+ * Output is appended to the connection's buffer and written once per
+ * loop turn for every connection that has some (the flush list), so a
+ * turn that delivers many messages to one client costs one write.
+ *
+ * A closed connection leaves the lists at once but is freed only at the
+ * end of the turn: handlers further up the stack may still hold it.
  */
 #include "config.h"
 
 #include <sys/socket.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -22,56 +37,412 @@
 #include "log.h"
 #include "worker.h"
 
-struct conn {
-	struct worker	*w;
-	int		 fd;
-	struct event	*rev;
-	struct event	*timeout;
-	struct conn	*next, *prev;
-};
+/* No reason to send: the peer gets no DISCONNECT. */
+#define NO_REASON	0xff
+/* Output beyond this is written before more input is taken. */
+#define OUT_PAUSE	(1u << 20)
 
-static struct conn	*conns;
+int64_t
+worker_now(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *
+conn_addr(const struct conn *c, char *out, size_t len)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sl = sizeof(ss);
+	char			 host[INET6_ADDRSTRLEN];
+
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == -1) {
+		snprintf(out, len, "-");
+		return out;
+	}
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%u", host, ntohs(s6->sin6_port));
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%u", host, ntohs(s4->sin_port));
+	}
+	return out;
+}
 
 static void
-conn_free(struct conn *c)
+schedule_flush(struct worker *w)
 {
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->w->connections--;
-	event_free(c->rev);
-	event_free(c->timeout);
-	close(c->fd);
+	if (!w->flush_pending) {
+		w->flush_pending = 1;
+		event_active(w->flush_ev, 0, 0);
+	}
+}
+
+/* The connection's output buffer; what is added is written this turn. */
+struct buf *
+conn_out(struct conn *c)
+{
+	if (!c->dirty && c->state != CONN_CLOSING) {
+		c->dirty = 1;
+		c->dirty_next = c->w->dirty;
+		c->w->dirty = c;
+		schedule_flush(c->w);
+	}
+	return &c->out;
+}
+
+void
+conn_send_packet(struct conn *c, const struct mqtt_packet *pkt)
+{
+	static struct log_ratelimit	 rl;
+
+	if (mqtt_encode(conn_out(c), pkt, c->level) == -1)
+		log_limited(&rl, LOG_LEVEL_ERROR, "cannot encode packet",
+		    "type=%s client=%.*s", mqtt_type_name(pkt->type),
+		    (int)c->client_id_len, c->client_id ? c->client_id : "");
+}
+
+void
+conn_send_disconnect(struct conn *c, uint8_t reason)
+{
+	struct mqtt_packet	 pkt;
+
+	if (c->level != MQTT_LEVEL_5)
+		return;
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = MQTT_DISCONNECT;
+	pkt.disconnect.reason = reason;
+	conn_send_packet(c, &pkt);
+}
+
+static int
+write_out(struct conn *c)
+{
+	ssize_t	 n;
+
+	while (c->out.len > 0) {
+		n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -1;
+		}
+		buf_consume(&c->out, (size_t)n);
+	}
+	c->out_msgs = 0;
+	/* an idle connection keeps no buffer */
+	if (c->out.cap > 4 * WORKER_READ_CHUNK)
+		buf_free(&c->out);
+	return 0;
+}
+
+static void
+conn_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn	*c = arg;
+
+	c->want_write = 0;
+	if (write_out(c) == -1) {
+		conn_close(c, NO_REASON, "write failed");
+		return;
+	}
+	if (c->out.len > 0) {
+		c->want_write = 1;
+		event_add(&c->wev, NULL);
+	} else
+		conn_pause(c, PAUSE_OUTPUT, 0);
+}
+
+static void
+free_conn(struct conn *c)
+{
+	deliver_free_queue(c);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	free(c->client_id);
+	free(c->inflight_ids);
+	free(c->will);
 	free(c);
+}
+
+/* End of the turn: write what the turn produced, free what was closed. */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct conn	*c, *next;
+
+	w->flush_pending = 0;
+	for (c = w->dirty, w->dirty = NULL; c; c = next) {
+		next = c->dirty_next;
+		c->dirty = 0;
+		c->dirty_next = NULL;
+		if (c->state == CONN_CLOSING || c->want_write)
+			continue;
+		if (write_out(c) == -1) {
+			conn_close(c, NO_REASON, "write failed");
+			continue;
+		}
+		if (c->out.len > 0) {
+			c->want_write = 1;
+			event_add(&c->wev, NULL);
+			/* a client that does not read stops being read */
+			if (c->out.len > OUT_PAUSE)
+				conn_pause(c, PAUSE_OUTPUT, 1);
+		}
+	}
+	for (c = w->dead, w->dead = NULL; c; c = next) {
+		next = c->dead_next;
+		free_conn(c);
+	}
+}
+
+static void protocol_error(struct conn *, uint8_t reason, const char *what);
+
+static void
+dispatch(struct conn *c, const struct mqtt_packet *pkt,
+    const struct mqtt_result *res, const uint8_t *raw)
+{
+	struct mqtt_packet	 resp;
+
+	if (c->state == CONN_NEW && pkt->type != MQTT_CONNECT) {
+		conn_close(c, NO_REASON, "first packet is not CONNECT");
+		return;
+	}
+	switch (pkt->type) {
+	case MQTT_CONNECT:
+		if (c->state != CONN_NEW) {
+			protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
+			    "second CONNECT");
+			return;
+		}
+		connect_handle(c, pkt, res);
+		break;
+	case MQTT_PUBLISH:
+		publish_handle(c, pkt, raw, res->size);
+		break;
+	case MQTT_PUBACK:
+		puback_handle(c, pkt);
+		break;
+	case MQTT_SUBSCRIBE:
+		subscribe_handle(c, pkt);
+		break;
+	case MQTT_UNSUBSCRIBE:
+		unsubscribe_handle(c, pkt);
+		break;
+	case MQTT_PINGREQ:
+		memset(&resp, 0, sizeof(resp));
+		resp.type = MQTT_PINGRESP;
+		conn_send_packet(c, &resp);
+		break;
+	case MQTT_DISCONNECT:
+		/* 0x04 asks for the will; everything else drops it */
+		c->normal_close = pkt->disconnect.reason !=
+		    MQTT_RC_DISCONNECT_WITH_WILL;
+		conn_close(c, NO_REASON, "client disconnected");
+		break;
+	case MQTT_PUBREC:
+	case MQTT_PUBREL:
+	case MQTT_PUBCOMP:
+		/* we grant and send no QoS 2, so none of these can be due */
+		protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
+		    "QoS 2 flow without QoS 2");
+		break;
+	case MQTT_AUTH:
+		protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
+		    "AUTH without an authentication method");
+		break;
+	default:
+		protocol_error(c, MQTT_RC_PROTOCOL_ERROR, "unexpected packet");
+		break;
+	}
+}
+
+static void
+protocol_error(struct conn *c, uint8_t reason, const char *what)
+{
+	c->w->stats.protocol_errors++;
+	if (c->state == CONN_ACTIVE)
+		conn_close(c, reason, what);
+	else
+		conn_close(c, NO_REASON, what);
+}
+
+/*
+ * A CONNECT that could not be decoded still gets the CONNACK the
+ * specification names, in the format of the level it asked for.
+ */
+static void
+connect_refused(struct conn *c, const struct mqtt_result *res)
+{
+	struct mqtt_packet	 pkt;
+	int			 code;
+	uint8_t			 level = res->level;
+
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = MQTT_CONNACK;
+	if (level == MQTT_LEVEL_5) {
+		pkt.connack.reason = res->reason;
+	} else {
+		if ((code = mqtt_connack_v3_code(res->reason)) < 0)
+			return;
+		pkt.connack.reason = (uint8_t)code;
+		if (level != MQTT_LEVEL_31)
+			level = MQTT_LEVEL_311;
+	}
+	c->level = level;
+	conn_send_packet(c, &pkt);
+}
+
+/* Decode and handle every complete packet; returns the bytes used. */
+static size_t
+process(struct conn *c, const uint8_t *data, size_t len)
+{
+	static struct log_ratelimit	 rl;
+	struct mqtt_decode_opts		 opts;
+	struct mqtt_packet		 pkt;
+	struct mqtt_result		 res;
+	size_t				 off = 0;
+	int				 r;
+	char				 addr[64];
+
+	memset(&opts, 0, sizeof(opts));
+	opts.direction = MQTT_TO_SERVER;
+	opts.max_packet_size = (uint32_t)config_num(&c->w->proc->cfg,
+	    OPT_mqtt_max_packet_size);
+	while (off < len && c->state != CONN_CLOSING && !c->paused &&
+	    !c->w->ipc_paused) {
+		opts.level = c->level;
+		r = mqtt_decode(data + off, len - off, &opts, &pkt, &res);
+		if (r == MQTT_DECODE_MORE)
+			break;
+		if (r == MQTT_DECODE_ERROR) {
+			log_limited(&rl, LOG_LEVEL_NOTICE, "malformed packet",
+			    "addr=%s client=%.*s type=%s reason=0x%02x "
+			    "what=\"%s\"", conn_addr(c, addr, sizeof(addr)),
+			    (int)c->client_id_len,
+			    c->client_id ? c->client_id : "",
+			    mqtt_type_name(res.type), res.reason, res.what);
+			if (c->state == CONN_NEW && res.type == MQTT_CONNECT)
+				connect_refused(c, &res);
+			protocol_error(c, res.reason, res.what);
+			break;
+		}
+		c->last_rx = worker_now();
+		dispatch(c, &pkt, &res, data + off);
+		off += res.size;
+	}
+	return off;
+}
+
+/* Take the bytes kept in c->in, if the state allows. */
+static void
+process_kept(struct conn *c)
+{
+	size_t	 used;
+
+	if (c->in.len == 0)
+		return;
+	used = process(c, c->in.data, c->in.len);
+	if (c->state != CONN_CLOSING)
+		buf_consume(&c->in, used);
+}
+
+/*
+ * Stop or restart reading a connection for one reason; it is read when
+ * no reason holds and the IPC path is not congested.  Restarting first
+ * takes the bytes kept from before.
+ */
+void
+conn_pause(struct conn *c, uint8_t reason, int on)
+{
+	uint8_t	 before = c->paused;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	if (on)
+		c->paused |= reason;
+	else
+		c->paused &= (uint8_t)~reason;
+	if (c->w->ipc_paused || (before != 0) == (c->paused != 0))
+		return;
+	if (c->paused)
+		event_del(&c->rev);
+	else {
+		event_add(&c->rev, NULL);
+		process_kept(c);
+	}
 }
 
 static void
 conn_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn	*c = arg;
-	char		 scratch[4096];
+	struct worker	*w = c->w;
+	uint8_t		*dst;
 	ssize_t		 n;
+	size_t		 used;
 
-	if (what & EV_TIMEOUT) {
-		conn_free(c);
+	if (c->in.len == 0) {
+		/* the usual case: decode straight from the loop's buffer */
+		n = recv(fd, w->scratch, WORKER_READ_CHUNK, 0);
+		if (n <= 0)
+			goto eof;
+		used = process(c, w->scratch, (size_t)n);
+		if (c->state != CONN_CLOSING && used < (size_t)n &&
+		    buf_add(&c->in, w->scratch + used, (size_t)n - used) == -1)
+			conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 		return;
 	}
-	n = read(fd, scratch, sizeof(scratch));
-	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
-		conn_free(c);
+	/* a packet is already under way: append to it */
+	if (buf_reserve(&c->in, WORKER_READ_CHUNK) == -1) {
+		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+		return;
+	}
+	dst = c->in.data + c->in.len;
+	n = recv(fd, dst, WORKER_READ_CHUNK, 0);
+	if (n <= 0)
+		goto eof;
+	c->in.len += (size_t)n;
+	process_kept(c);
+	/* what is left is one incomplete packet: keep it small */
+	if (c->in.len == 0 && c->in.cap > 4 * WORKER_READ_CHUNK)
+		buf_free(&c->in);
+	return;
+eof:
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	conn_close(c, NO_REASON, n == 0 ? "connection closed by client" :
+	    strerror(errno));
 }
 
 void
-conn_accept(struct worker *w, int fd, const struct sockaddr *sa, int len)
+conn_accept(struct worker *w, int fd)
 {
 	struct conn	*c;
-	struct timeval	 tv;
-	int64_t		 ms;
 	int		 one = 1;
+	int64_t		 max = config_num(&w->proc->cfg,
+			    OPT_mqtt_max_connections);
 
+	/* the limit is for the whole broker: each worker takes its share */
+	if (w->nconns >= (uint64_t)(max + w->proc->nworkers - 1) /
+	    w->proc->nworkers) {
+		static struct log_ratelimit	 rl;
+
+		log_limited(&rl, LOG_LEVEL_WARN, "connection limit reached; "
+		    "refusing", "connections=%llu max=%lld",
+		    (unsigned long long)w->nconns, (long long)max);
+		close(fd);
+		return;
+	}
+	/* Nagle would hold small packets back for tens of milliseconds */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
@@ -79,33 +450,157 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa, int len)
 	}
 	c->w = w;
 	c->fd = fd;
-	c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
-	c->timeout = evtimer_new(w->base, (event_callback_fn)conn_readable, c);
-	ms = config_num(&w->proc->cfg, OPT_server_connect_timeout);
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	if (c->rev == NULL || c->timeout == NULL ||
-	    event_priority_set(c->rev, EVLOOP_PRIO_IO) == -1 ||
-	    event_add(c->rev, NULL) == -1 || evtimer_add(c->timeout, &tv) == -1) {
-		log_warnx("cannot watch connection", "fd=%d", fd);
-		if (c->rev)
-			event_free(c->rev);
-		if (c->timeout)
-			event_free(c->timeout);
+	c->id = ++w->next_conn_id;
+	c->created = c->last_rx = worker_now();
+	c->next_packet_id = 1;
+	buf_init(&c->in);
+	buf_init(&c->out);
+	if (event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST,
+	    conn_readable, c) == -1 ||
+	    event_assign(&c->wev, w->base, fd, EV_WRITE, conn_writable, c) ==
+	    -1 || event_priority_set(&c->rev, EVLOOP_PRIO_IO) == -1 ||
+	    idmap_put(&w->conns_by_id, c->id, c) == -1) {
+		log_warnx("cannot set up connection", "fd=%d", fd);
 		close(fd);
 		free(c);
 		return;
 	}
-	c->next = conns;
-	if (conns)
-		conns->prev = c;
-	conns = c;
-	w->connections++;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	if (!w->ipc_paused)
+		event_add(&c->rev, NULL);
+}
+
+/*
+ * Close a connection: a DISCONNECT with `reason` first when the client
+ * speaks 5.0 and has its CONNACK (NO_REASON: none), then the will if it
+ * was not a normal disconnection, its subscriptions, its registry entry.
+ */
+void
+conn_close(struct conn *c, uint8_t reason, const char *why)
+{
+	struct worker	*w = c->w;
+	char		 addr[64];
+
+	if (c->state == CONN_CLOSING)
+		return;
+	if (reason != NO_REASON && c->state == CONN_ACTIVE)
+		conn_send_disconnect(c, reason);
+	if (c->out.len > 0)
+		(void)write_out(c);	/* best effort: the socket closes now */
+	if (c->state == CONN_ACTIVE || c->state == CONN_CLAIMING)
+		log_info("client disconnected", "client=%.*s addr=%s "
+		    "reason=\"%s\" code=0x%02x", (int)c->client_id_len,
+		    c->client_id ? c->client_id : "",
+		    conn_addr(c, addr, sizeof(addr)), why,
+		    reason == NO_REASON ? 0 : reason);
+	else
+		log_debug("connection closed", "addr=%s reason=\"%s\"",
+		    conn_addr(c, addr, sizeof(addr)), why);
+	/* its own subscriptions go first: the will is not for itself */
+	subscribe_drop_all(c);
+	if (c->state == CONN_ACTIVE && c->will && !c->normal_close)
+		publish_will(c);
+	if (c->registered || c->state == CONN_CLAIMING)
+		registry_release(c);
+	c->state = CONN_CLOSING;
+	event_del(&c->rev);
+	event_del(&c->wev);
+	close(c->fd);
+	c->fd = -1;
+	idmap_remove(&w->conns_by_id, c->id);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	/* freed after the turn: callers up the stack may still hold it */
+	c->dead_next = w->dead;
+	w->dead = c;
+	schedule_flush(w);
 }
 
 void
-conn_close_all(struct worker *w)
+conn_close_all(struct worker *w, uint8_t reason)
 {
-	while (conns)
-		conn_free(conns);
+	while (w->conns)
+		conn_close(w->conns, reason, "broker stopping");
+}
+
+/* Stop or restart reading every client: the IPC path is congested. */
+void
+conn_pause_all(struct worker *w, int pause)
+{
+	struct conn	*c;
+
+	if (w->ipc_paused == pause)
+		return;
+	w->ipc_paused = pause;
+	for (c = w->conns; c; c = c->next) {
+		if (c->paused)
+			continue;
+		if (pause)
+			event_del(&c->rev);
+		else {
+			event_add(&c->rev, NULL);
+			process_kept(c);
+		}
+	}
+}
+
+/*
+ * Once a second: CONNECT time-outs, registry answers that never came,
+ * and keep-alive (1.5 times what the client asked for, MQTT 3.1.2.10).
+ */
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct conn	*c, *next;
+	int64_t		 now = worker_now();
+	int64_t		 connect_ms = config_num(&w->proc->cfg,
+			    OPT_server_connect_timeout);
+
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		switch (c->state) {
+		case CONN_NEW:
+			if (now - c->created > connect_ms)
+				conn_close(c, NO_REASON, "no CONNECT in time");
+			break;
+		case CONN_CLAIMING:
+			if (now - c->created > connect_ms)
+				registry_timeout(c);
+			break;
+		case CONN_ACTIVE:
+			if (c->keep_alive && now - c->last_rx >
+			    (int64_t)c->keep_alive * 1500)
+				conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT,
+				    "keep-alive timeout");
+			break;
+		case CONN_CLOSING:
+			break;
+		}
+	}
+}
+
+void
+conn_start(struct worker *w)
+{
+	struct timeval	 second = { 1, 0 };
+
+	if ((w->scratch = malloc(WORKER_READ_CHUNK)) == NULL)
+		fatal("read buffer", "");
+	w->flush_ev = event_new(w->base, -1, 0, flush_cb, w);
+	w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
+	if (w->flush_ev == NULL || w->tick_ev == NULL ||
+	    event_priority_set(w->flush_ev, EVLOOP_PRIO_FLUSH) == -1 ||
+	    event_add(w->tick_ev, &second) == -1)
+		fatalx("cannot set up connection events", "");
+	idmap_init(&w->conns_by_id);
 }

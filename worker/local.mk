@@ -7,3 +7,8 @@ promptmq_worker_SOURCES = \
 	worker/peers.c
 promptmq_worker_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 promptmq_worker_LDADD = $(PMQ_LIBS)
+promptmq_worker_SOURCES += \
+	worker/connect.c \
+	worker/publish.c \
+	worker/route.c \
+	worker/subscribe.c

@@ -1,7 +1,11 @@
 /*
  * peers.c - a worker's IPC: its inbound endpoint, its link to walsvc
- * (carrying the append stream, walc.h) and its links to the other
- * workers, kept in step with the supervisor's peers table.
+ * (the append stream of walc.h and the client-id registry) and its links
+ * to the other workers, kept in step with the supervisor's peers table.
+ *
+ * Back-pressure: when a link's queue or the log's unacknowledged appends
+ * grow past a high mark, the worker stops reading its clients until they
+ * are back under a low mark.  Nothing is dropped; publishers wait.
  */
 #include "config.h"
 
@@ -28,6 +32,12 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 	struct ipc_record		 rec;
 	int				 rv;
 
+	if (batch->sender.gen != w->walsvc_gen && w->walsvc_gen != 0 &&
+	    batch->sender.gen < w->walsvc_gen) {
+		log_limited(&rl, LOG_LEVEL_DEBUG, "batch from a stale walsvc "
+		    "dropped", "gen=%llu", (unsigned long long)batch->sender.gen);
+		return;
+	}
 	while ((rv = ipc_batch_next(batch, &rec)) == 1) {
 		switch (rec.type) {
 		case IPC_WAL_DURABLE:
@@ -35,37 +45,24 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 		case IPC_WAL_REFUSED:
 			walc_handle(w->walc, batch, &rec);
 			break;
+		case IPC_REG_GRANTED:
+			if (rec.len != 1)
+				goto bad;
+			registry_granted(w, rec.corr);
+			break;
+		case IPC_REG_KICK:
+			registry_kick(w, rec.corr);
+			break;
 		default:
-			log_limited(&rl, LOG_LEVEL_WARN,
-			    "unexpected message from walsvc", "type=0x%04x",
-			    rec.type);
+			goto bad;
 		}
+		continue;
+bad:
+		log_limited(&rl, LOG_LEVEL_WARN, "malformed message from walsvc",
+		    "type=0x%04x len=%u", rec.type, rec.len);
 	}
 	if (rv < 0)
 		log_limited(&rl, LOG_LEVEL_WARN, "malformed batch from walsvc",
-		    "error=\"%s\"", ipc_strerror(rv));
-}
-
-static void
-worker_dispatch_worker(struct worker *w, struct ipc_batch *batch)
-{
-	static struct log_ratelimit	 rl;
-	struct ipc_record		 rec;
-	int				 rv;
-
-	if (batch->sender.slot >= w->npeers ||
-	    batch->sender.gen != w->peer_gens[batch->sender.slot]) {
-		log_limited(&rl, LOG_LEVEL_NOTICE,
-		    "batch from a stale worker dropped", "slot=%u gen=%llu",
-		    batch->sender.slot, (unsigned long long)batch->sender.gen);
-		return;
-	}
-	while ((rv = ipc_batch_next(batch, &rec)) == 1)
-		log_limited(&rl, LOG_LEVEL_WARN,
-		    "unexpected message from worker", "slot=%u type=0x%04x",
-		    batch->sender.slot, rec.type);
-	if (rv < 0)
-		log_limited(&rl, LOG_LEVEL_WARN, "malformed batch from worker",
 		    "error=\"%s\"", ipc_strerror(rv));
 }
 
@@ -91,6 +88,7 @@ dispatch(struct ipc_batch *batch, void *arg)
 static void
 durable_cb(void *arg, uint64_t seq)
 {
+	publish_durable(arg, seq);
 }
 
 static void
@@ -99,8 +97,14 @@ refused_cb(void *arg, uint64_t seq, int error)
 	static struct log_ratelimit	 rl;
 
 	log_limited(&rl, LOG_LEVEL_WARN, "walsvc cannot write the log; "
-	    "acknowledgements wait", "seq=%llu errno=%d",
-	    (unsigned long long)seq, error);
+	    "acknowledgements wait", "seq=%llu error=\"%s\"",
+	    (unsigned long long)seq, strerror(error));
+}
+
+static void
+drained_cb(struct ipc_link *link, void *arg)
+{
+	peers_check_backlog(arg);
 }
 
 int
@@ -121,15 +125,16 @@ peers_start(struct worker *w)
 	if ((w->wal_link = ipc_link_open(w->base, path, &p->self, err,
 	    sizeof(err))) == NULL)
 		goto fail;
+	ipc_link_set_drain(w->wal_link, WORKER_IPC_LOW, drained_cb, w);
 	if ((w->walc = walc_new(w->base, w->wal_link, durable_cb, refused_cb,
 	    w)) == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
 	w->npeers = p->nworkers;
-	w->peer_links = calloc(w->npeers ? w->npeers : 1, sizeof(*w->peer_links));
-	w->peer_gens = calloc(w->npeers ? w->npeers : 1, sizeof(*w->peer_gens));
-	if (w->peer_links == NULL || w->peer_gens == NULL) {
+	if ((w->peers = calloc(w->npeers ? w->npeers : 1,
+	    sizeof(*w->peers))) == NULL ||
+	    (w->subs = sub_table_new(w->npeers, p->self.slot)) == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
@@ -139,11 +144,12 @@ peers_start(struct worker *w)
 		if (proc_endpoint_path(p, path, sizeof(path), IPC_ROLE_WORKER,
 		    (uint16_t)i) == -1)
 			goto toolong;
-		if ((w->peer_links[i] = ipc_link_open(w->base, path, &p->self,
+		if ((w->peers[i].link = ipc_link_open(w->base, path, &p->self,
 		    err, sizeof(err))) == NULL)
 			goto fail;
+		ipc_link_set_drain(w->peers[i].link, WORKER_IPC_LOW,
+		    drained_cb, w);
 	}
-	peers_update(w);
 	return 0;
 toolong:
 	snprintf(err, sizeof(err), "IPC socket path too long in %s",
@@ -154,38 +160,50 @@ fail:
 }
 
 /*
- * The supervisor's peers table changed: follow walsvc's and the other
- * workers' generations.  A worker that restarted is a new peer: what
- * was addressed to its previous incarnation is discarded.
+ * The supervisor's peers table changed: follow walsvc's generation (a
+ * new walsvc gets our unacknowledged appends and our registry again)
+ * and the other workers' (route.c).
  */
 void
 peers_update(struct worker *w)
 {
 	const struct proc_peer	*peer;
-	uint32_t		 i;
 
 	if (w->walc == NULL)
 		return;
 	peer = proc_peer(w->proc, IPC_ROLE_WALSVC, 0);
-	if (peer && peer->up)
+	if (peer && peer->up && peer->gen != w->walsvc_gen) {
+		int	 restarted = w->walsvc_gen != 0;
+
+		w->walsvc_gen = peer->gen;
 		walc_peer_restarted(w->walc, peer->gen);
-	for (i = 0; i < w->npeers; i++) {
-		if (i == w->proc->self.slot)
-			continue;
-		peer = proc_peer(w->proc, IPC_ROLE_WORKER, (uint16_t)i);
-		if (peer == NULL)
-			continue;
-		if (!peer->up) {
-			if (w->peer_gens[i] != 0)
-				ipc_link_discard(w->peer_links[i]);
-			w->peer_gens[i] = 0;
-			continue;
-		}
-		if (peer->gen != w->peer_gens[i]) {
-			ipc_link_discard(w->peer_links[i]);
-			w->peer_gens[i] = peer->gen;
-			ipc_link_set_target_gen(w->peer_links[i], peer->gen);
-		}
+		if (restarted)
+			registry_walsvc_restarted(w);
+	}
+	route_peers_changed(w);
+}
+
+/* Pause reading clients while any IPC path is congested. */
+void
+peers_check_backlog(struct worker *w)
+{
+	size_t		 worst = ipc_link_backlog(w->wal_link);
+	uint32_t	 i;
+
+	if (walc_unacked_bytes(w->walc) > worst)
+		worst = walc_unacked_bytes(w->walc);
+	for (i = 0; i < w->npeers; i++)
+		if (w->peers[i].link &&
+		    ipc_link_backlog(w->peers[i].link) > worst)
+			worst = ipc_link_backlog(w->peers[i].link);
+	if (!w->ipc_paused && worst > WORKER_IPC_HIGH) {
+		log_notice("IPC congested; pausing client reads",
+		    "backlog_bytes=%zu", worst);
+		conn_pause_all(w, 1);
+	} else if (w->ipc_paused && worst <= WORKER_IPC_LOW) {
+		log_notice("IPC drained; resuming client reads",
+		    "backlog_bytes=%zu", worst);
+		conn_pause_all(w, 0);
 	}
 }
 
@@ -197,6 +215,6 @@ peers_flush(struct worker *w)
 	if (w->wal_link)
 		ipc_link_flush(w->wal_link);
 	for (i = 0; i < w->npeers; i++)
-		if (w->peer_links[i])
-			ipc_link_flush(w->peer_links[i]);
+		if (w->peers[i].link)
+			ipc_link_flush(w->peers[i].link);
 }

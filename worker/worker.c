@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "ctl.h"
 #include "ipc_link.h"
 #include "log.h"
@@ -20,18 +22,42 @@
 
 static struct worker	 worker;
 
+/* The other workers' tables did not all arrive in time: serve anyway. */
+static void
+startup_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	if (!w->accepting) {
+		log_warnx("not every worker sent its subscriptions in time; "
+		    "accepting anyway", "");
+		accept_enable(w);
+	}
+}
+
 static void
 worker_start(struct proc *p)
 {
-	uint8_t	 ready[8];
+	struct timeval	 bound = { 2, 0 };
+	uint8_t		 ready[8];
 
 	worker.proc = p;
 	worker.base = p->base;
 	worker.reserve_fd = -1;
+	conn_start(&worker);
 	if (peers_start(&worker) == -1)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot set up IPC", "");
 	if (accept_start(&worker) == -1)
 		fatalx("cannot accept connections", "");
+	/* the peers table may have come with the configuration */
+	peers_update(&worker);
+	if (!worker.accepting) {
+		worker.startup_ev = evtimer_new(worker.base, startup_timeout,
+		    &worker);
+		if (worker.startup_ev == NULL ||
+		    evtimer_add(worker.startup_ev, &bound) == -1)
+			accept_enable(&worker);
+	}
 	memset(ready, 0, sizeof(ready));
 	proc_send(p, IPC_CTL_READY, ready, sizeof(ready));
 	log_info("worker ready", "gen=%llu listeners=%d",
@@ -44,14 +70,25 @@ worker_peers(struct proc *p)
 	peers_update(&worker);
 }
 
+/*
+ * Orderly stop: no new connections, 5.0 clients are told the server is
+ * shutting down (0x8B), what the loop produced is handed to IPC.
+ */
 static void
 worker_stop(struct proc *p)
 {
 	accept_stop(&worker);
-	conn_close_all(&worker);
+	conn_close_all(&worker, MQTT_RC_SERVER_SHUTTING_DOWN);
 	peers_flush(&worker);
-	log_info("worker stopped", "accepted=%llu",
-	    (unsigned long long)worker.accepted);
+	log_info("worker stopped", "accepted=%llu publishes=%llu "
+	    "deliveries=%llu forwarded=%llu dropped_qos0=%llu "
+	    "dropped_queued=%llu",
+	    (unsigned long long)worker.stats.accepted,
+	    (unsigned long long)worker.stats.publishes_in,
+	    (unsigned long long)worker.stats.deliveries,
+	    (unsigned long long)worker.stats.forwarded,
+	    (unsigned long long)worker.stats.dropped_qos0,
+	    (unsigned long long)worker.stats.dropped_queue);
 	exit(0);
 }
 

@@ -1,5 +1,7 @@
 /*
- * worker.h - state of a connection worker process (promptmq-worker).
+ * worker.h - state of a connection worker process (promptmq-worker):
+ * its connections, its subscription table, its links to walsvc and to
+ * the other workers.
  */
 #ifndef PMQ_WORKER_H
 #define PMQ_WORKER_H
@@ -8,12 +10,127 @@
 
 #include <stdint.h>
 
+#include <event2/event_struct.h>
+
+#include "buf.h"
+#include "idmap.h"
+#include "mqtt.h"
 #include "proc.h"
+#include "sub.h"
 
 struct evconnlistener;
 struct ipc_endpoint;
 struct ipc_link;
 struct walc;
+
+/* Why a connection is not being read (several may hold at once). */
+#define PAUSE_CLAIM	0x01	/* CONNECT waits for the registry */
+#define PAUSE_INFLIGHT	0x02	/* its QoS 1 messages wait for the log */
+#define PAUSE_OUTPUT	0x04	/* it does not read what we send */
+
+enum conn_state {
+	CONN_NEW = 0,		/* waiting for CONNECT */
+	CONN_CLAIMING,		/* CONNECT read; the registry decides */
+	CONN_ACTIVE,		/* CONNACK sent */
+	CONN_CLOSING,		/* being closed; freed at the end of the turn */
+};
+
+/* A QoS 1 message waiting for the client's receive window. */
+struct queued_msg {
+	struct queued_msg	*next;
+	uint8_t			 level;		/* of the packet below */
+	uint8_t			 qos;		/* delivery QoS */
+	uint32_t		 len;
+	uint8_t			 packet[];	/* the PUBLISH as received */
+};
+
+/* One subscription of a connection, kept to undo it at close. */
+struct conn_sub {
+	struct conn_sub		*next;
+	uint16_t		 len;
+	uint8_t			 filter[];	/* as the client sent it */
+};
+
+/* The will of a connection: a PUBLISH packet built at CONNECT. */
+struct conn_will {
+	uint32_t		 len;
+	uint8_t			 packet[];
+};
+
+struct conn {
+	struct worker		*w;
+	uint64_t		 id;
+	int			 fd;
+	enum conn_state		 state;
+	uint8_t			 level;
+	uint8_t			 paused;	/* PAUSE_* reasons not to read */
+	uint8_t			 registered;	/* holds a registry entry */
+	uint8_t			 dirty;		/* on the flush list */
+	uint8_t			 normal_close;	/* DISCONNECT 0x00: no will */
+	uint8_t			 want_write;	/* write event armed */
+	uint8_t			 connack_flags;	/* decided at CONNECT */
+	uint8_t			 match_qos;	/* during one delivery */
+	uint64_t		 match_stamp;
+	uint16_t		 keep_alive;	/* seconds, 0: none */
+	uint16_t		 next_packet_id;
+	uint16_t		 inflight_out;	/* QoS 1 sent, not acknowledged */
+	uint16_t		 inflight_in;	/* QoS 1 received, PUBACK owed */
+	uint16_t		 send_max;	/* client's receive maximum */
+	uint32_t		 max_out_packet; /* client's maximum packet size */
+	uint32_t		 out_msgs;	/* PUBLISHes in `out` not yet written */
+	int64_t			 last_rx;	/* monotonic ms of the last packet */
+	int64_t			 created;
+	char			*client_id;
+	uint16_t		 client_id_len;
+	uint16_t		*inflight_ids;	/* packet ids of inflight_out */
+	struct buf		 in;		/* an incomplete packet */
+	struct buf		 out;		/* bytes to write */
+	struct queued_msg	*qhead, *qtail;
+	uint32_t		 queued;
+	size_t			 queued_bytes;
+	struct conn_sub		*subs;
+	struct conn_will	*will;
+	struct conn		*prev, *next;	/* all connections */
+	struct conn		*dirty_next;	/* flush list */
+	struct conn		*dead_next;	/* free list */
+	struct event		 rev;
+	struct event		 wev;
+};
+
+/* A SUBACK waiting for the other workers to apply its filters. */
+struct pending_suback {
+	struct pending_suback	*next;
+	uint64_t		 conn_id;
+	uint64_t		 need;		/* route id that must be acked */
+	uint16_t		 packet_id;
+	uint16_t		 count;
+	uint8_t			 reasons[];
+};
+
+/* A PUBACK owed once the log holds the message. */
+struct pending_ack {
+	uint64_t		 seq;		/* append stream sequence */
+	uint64_t		 conn_id;
+	uint16_t		 packet_id;
+};
+
+struct peer {
+	struct ipc_link		*link;
+	uint64_t		 gen;		/* 0: down */
+	uint64_t		 acked;		/* highest route id acknowledged */
+	uint64_t		 sync_id;	/* route id of our SYNCED to it */
+	int			 synced_in;	/* its table reached us */
+};
+
+struct worker_stats {
+	uint64_t		 accepted;
+	uint64_t		 publishes_in;
+	uint64_t		 deliveries;
+	uint64_t		 forwarded;
+	uint64_t		 dropped_qos0;
+	uint64_t		 dropped_queue;
+	uint64_t		 protocol_errors;
+};
 
 struct worker {
 	struct proc		*proc;
@@ -21,27 +138,103 @@ struct worker {
 	struct ipc_endpoint	*endpoint;	/* our inbound pull socket */
 	struct ipc_link		*wal_link;	/* to walsvc */
 	struct walc		*walc;		/* append stream to the log */
-	struct ipc_link		**peer_links;	/* to other workers, by slot */
-	uint64_t		*peer_gens;	/* their generation, 0 = down */
+	uint64_t		 walsvc_gen;
+	struct peer		*peers;		/* by slot; ours unused */
 	uint32_t		 npeers;
+	struct sub_table	*subs;
+	struct sub_match	 match;
+	uint64_t		 match_stamp;
 	struct evconnlistener	*listeners[PROC_MAX_LISTEN];
 	int			 nlisteners;
+	int			 accepting;
 	int			 reserve_fd;	/* spare descriptor for EMFILE */
-	uint64_t		 accepted;
-	uint64_t		 connections;
+	int			 ipc_paused;	/* reading stopped: IPC backlog */
+	struct idmap		 conns_by_id;
+	struct conn		*conns;
+	uint64_t		 nconns;
+	uint64_t		 next_conn_id;
+	uint64_t		 next_assigned;
+	struct conn		*dirty;		/* output to flush this turn */
+	struct conn		*dead;		/* to free at the end of the turn */
+	struct event		*flush_ev;
+	int			 flush_pending;
+	struct event		*tick_ev;	/* keep-alive and time-outs */
+	struct event		*startup_ev;	/* bound on the route sync wait */
+	/* routing requests to the other workers */
+	uint64_t		 route_issued;
+	struct pending_suback	*subacks, *subacks_tail;
+	/* PUBACKs owed, in append order */
+	struct pending_ack	*acks;
+	size_t			 acks_head, acks_tail, acks_cap;
+	uint8_t			*scratch;	/* read buffer of the loop */
+	struct conn		**targets;	/* local receivers of one message */
+	size_t			 targets_cap;
+	struct worker_stats	 stats;
 };
+
+#define WORKER_READ_CHUNK	65536
+#define WORKER_IPC_HIGH		(16u << 20)	/* pause reading clients */
+#define WORKER_IPC_LOW		(4u << 20)	/* resume */
 
 /* accept.c */
 int	 accept_start(struct worker *);
+void	 accept_enable(struct worker *);
 void	 accept_stop(struct worker *);
 
 /* conn.c */
-void	 conn_accept(struct worker *, int fd, const struct sockaddr *, int len);
-void	 conn_close_all(struct worker *);
+void	 conn_accept(struct worker *, int fd);
+void	 conn_close(struct conn *, uint8_t reason, const char *why);
+void	 conn_close_all(struct worker *, uint8_t reason);
+struct buf *conn_out(struct conn *);
+void	 conn_send_packet(struct conn *, const struct mqtt_packet *);
+void	 conn_send_disconnect(struct conn *, uint8_t reason);
+void	 conn_pause_all(struct worker *, int);
+void	 conn_pause(struct conn *, uint8_t reason, int on);
+void	 conn_start(struct worker *);
+int64_t	 worker_now(void);
+const char *conn_addr(const struct conn *, char *, size_t);
+
+/* connect.c */
+void	 connect_handle(struct conn *, const struct mqtt_packet *,
+	    const struct mqtt_result *);
+void	 registry_granted(struct worker *, uint64_t conn_id);
+void	 registry_kick(struct worker *, uint64_t conn_id);
+void	 registry_release(struct conn *);
+void	 registry_walsvc_restarted(struct worker *);
+void	 registry_timeout(struct conn *);
+
+/* publish.c */
+void	 publish_handle(struct conn *, const struct mqtt_packet *,
+	    const uint8_t *raw, size_t rawlen);
+void	 publish_forwarded(struct worker *, uint8_t level, uint64_t origin,
+	    const uint8_t *raw, size_t rawlen);
+void	 publish_route(struct worker *, struct conn *origin,
+	    const struct mqtt_publish *, uint8_t level, const uint8_t *raw,
+	    size_t rawlen);
+void	 puback_handle(struct conn *, const struct mqtt_packet *);
+void	 publish_durable(struct worker *, uint64_t seq);
+void	 deliver_queued(struct conn *);
+void	 publish_will(struct conn *);
+void	 deliver_free_queue(struct conn *);
+
+/* subscribe.c */
+void	 subscribe_handle(struct conn *, const struct mqtt_packet *);
+void	 unsubscribe_handle(struct conn *, const struct mqtt_packet *);
+void	 subscribe_drop_all(struct conn *);
+void	 subscribe_progress(struct worker *);
+
+/* route.c */
+uint64_t route_announce(struct worker *, const uint8_t *filter, size_t len,
+	    uint32_t count, int want_ack);
+uint64_t route_acked(const struct worker *);
+void	 route_peers_changed(struct worker *);
+void	 worker_dispatch_worker(struct worker *, struct ipc_batch *);
+int	 route_ready(const struct worker *);
 
 /* peers.c */
 int	 peers_start(struct worker *);
 void	 peers_update(struct worker *);
 void	 peers_flush(struct worker *);
+void	 peers_check_backlog(struct worker *);
 
 #endif /* PMQ_WORKER_H */
