@@ -18,3 +18,9 @@ libpromptmq_a_SOURCES += \
 
 # CRC-32C, the checksum of the message log (walsvc) and its dump tool.
 libpromptmq_a_SOURCES += common/crc32c.c common/crc32c.h
+libpromptmq_a_SOURCES += \
+	common/utf8.c common/utf8.h \
+	common/topic.c common/topic.h \
+	common/mqtt.h common/mqtt_private.h \
+	common/mqtt_decode.c common/mqtt_encode.c \
+	common/mqtt_props.c common/mqtt_reason.c

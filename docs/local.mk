@@ -22,3 +22,6 @@ CLEANFILES += configuration.md.tmp configuration.md.generated
 
 # Reference documents shipped with the source.
 EXTRA_DIST += docs/wal-format.md docs/architecture.md docs/benchmarks.md
+
+# docs/ - documentation shipped with the source.
+EXTRA_DIST += docs/protocol.md

@@ -81,3 +81,23 @@ tests_tools_ipcbench_SOURCES = tests/tools/ipcbench.c
 tests_tools_ipcbench_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 tests_tools_ipcbench_LDADD = $(PMQ_LIBS)
 EXTRA_DIST += tests/bench/platform.py
+
+# MQTT codec (common/mqtt*, utf8, topic): Check suites; the fuzz target
+# and the benchmark have their own make targets (tests/fuzz, tests/bench).
+check_PROGRAMS += check_utf8 check_topic check_mqtt
+TESTS += check_utf8 check_topic check_mqtt
+UNIT_TESTS += check_utf8 check_topic check_mqtt
+check_utf8_SOURCES = tests/unit/check_utf8.c
+check_utf8_CFLAGS = $(CHECK_TEST_CFLAGS)
+check_utf8_LDADD = $(CHECK_TEST_LIBS)
+check_topic_SOURCES = tests/unit/check_topic.c
+check_topic_CFLAGS = $(CHECK_TEST_CFLAGS)
+check_topic_LDADD = $(CHECK_TEST_LIBS)
+check_mqtt_SOURCES = tests/unit/check_mqtt.c tests/unit/check_mqtt.h \
+	tests/unit/check_mqtt_props.c tests/unit/check_mqtt_encode.c \
+	tests/unit/mqtt_testlib.c tests/unit/mqtt_testlib.h
+check_mqtt_CFLAGS = $(CHECK_TEST_CFLAGS)
+check_mqtt_LDADD = $(CHECK_TEST_LIBS)
+
+include tests/fuzz/local.mk
+include tests/bench/local.mk
