@@ -101,3 +101,14 @@ check_mqtt_LDADD = $(CHECK_TEST_LIBS)
 
 include tests/fuzz/local.mk
 include tests/bench/local.mk
+
+# The subscription table (common/sub.c).  malloc, calloc and realloc are
+# wrapped by the linker so the suite can make allocations fail.
+check_PROGRAMS += tests/unit/check_sub
+TESTS += tests/unit/check_sub
+UNIT_TESTS += tests/unit/check_sub
+tests_unit_check_sub_SOURCES = tests/unit/check_sub.c
+tests_unit_check_sub_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_sub_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc \
+	-Wl,--wrap=calloc -Wl,--wrap=realloc
+tests_unit_check_sub_LDADD = $(CHECK_TEST_LIBS)
