@@ -112,3 +112,9 @@ tests_unit_check_sub_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_sub_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc \
 	-Wl,--wrap=calloc -Wl,--wrap=realloc
 tests_unit_check_sub_LDADD = $(CHECK_TEST_LIBS)
+
+# Matching speed and memory per subscription of the subscription table;
+# built on demand only (make tests/tools/subbench).
+EXTRA_PROGRAMS += tests/tools/subbench
+tests_tools_subbench_SOURCES = tests/tools/subbench.c
+tests_tools_subbench_LDADD = $(PMQ_LIBS)
