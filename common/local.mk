@@ -27,3 +27,6 @@ libpromptmq_a_SOURCES += \
 	common/mqtt.h common/mqtt_private.h \
 	common/mqtt_decode.c common/mqtt_encode.c \
 	common/mqtt_props.c common/mqtt_reason.c
+
+# The subscription table of a worker: local subscribers, remote interest.
+libpromptmq_a_SOURCES += common/sub.c common/sub.h

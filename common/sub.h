@@ -64,6 +64,11 @@ struct sub_match {
 	uint64_t		 workers[SUB_MAX_WORKERS / 64]; /* remote slots */
 };
 
+/*
+ * A table for slots 0 .. nworkers-1 (at most SUB_MAX_WORKERS).  Remote
+ * interest is refused for self_slot; a value >= nworkers means the table
+ * has no slot of its own.  NULL with errno EINVAL or ENOMEM.
+ */
 struct sub_table *sub_table_new(unsigned nworkers, unsigned self_slot);
 void	 sub_table_free(struct sub_table *);
 
@@ -76,7 +81,9 @@ void	 sub_table_free(struct sub_table *);
  * the change: the caller announces a plain filter to the other workers
  * when its count goes 0 -> 1 and withdraws it at 1 -> 0, and announces
  * every change of a shared group's count (remote members are weighed
- * when a group's message is placed).
+ * when a group's message is placed).  A share name or filter that is
+ * empty or longer than an MQTT string (65535 bytes) is refused with
+ * EINVAL.  On any error the table is as it was.
  */
 int	 sub_add_local(struct sub_table *, const struct topic_filter *,
 	    void *owner, const struct sub_options *, uint32_t *count);
@@ -86,28 +93,36 @@ int	 sub_remove_local(struct sub_table *, const struct topic_filter *,
 /*
  * Remote interest: worker `slot` has `count` subscribers of (share,
  * filter); 0 removes.  For a plain filter only zero or not matters.
- * Idempotent: setting the same count twice changes nothing.
+ * Idempotent: setting the same count twice changes nothing.  Returns 0,
+ * or -1 with errno EINVAL (slot out of range or our own, bad lengths)
+ * or ENOMEM.
  */
 int	 sub_set_remote(struct sub_table *, const struct topic_filter *,
 	    unsigned slot, uint32_t count);
-/* Forget everything of a worker slot (it restarted or stopped). */
+/*
+ * Forget everything of a worker slot (it restarted or stopped).  Costs
+ * what that slot announced, not the size of the table.
+ */
 void	 sub_clear_remote(struct sub_table *, unsigned slot);
 
 /*
  * Calls fn once per distinct (share, filter) with local subscribers,
  * with the filter as a subscriber would write it ("$share/g/a/+" or
  * "a/+") and its local count, for announcing the local filters to a
- * new worker.
+ * new worker.  The order is unspecified; the string is valid only during
+ * the call, and fn must not change the table.
  */
 void	 sub_local_filters(struct sub_table *,
 	    void (*fn)(const uint8_t *filter, size_t len, uint32_t count,
 	    void *arg), void *arg);
 
 /*
- * Matching.  The sub_match is reused across calls (its arrays grow as
- * needed; free it with sub_match_free).  The same owner can appear in
- * several hits when several of its filters match; merging them is the
- * caller's decision.  Returns 0, or -1 with ENOMEM.
+ * Matching.  The sub_match starts zeroed and is reused across calls (its
+ * arrays grow as needed; free it with sub_match_free); once they have
+ * grown, matching allocates nothing.  The hits are copies; the group
+ * pointers are valid until the table next changes.  The same owner can
+ * appear in several hits when several of its filters match; merging them
+ * is the caller's decision.  Returns 0, or -1 with ENOMEM.
  */
 int	 sub_match(struct sub_table *, const uint8_t *topic, size_t len,
 	    struct sub_match *);

@@ -81,6 +81,7 @@ tests_tools_ipcbench_SOURCES = tests/tools/ipcbench.c
 tests_tools_ipcbench_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 tests_tools_ipcbench_LDADD = $(PMQ_LIBS)
 EXTRA_DIST += tests/bench/platform.py
+
 # MQTT codec (common/mqtt*, utf8, topic): Check suites; the fuzz target
 # and the benchmark have their own make targets (tests/fuzz, tests/bench).
 check_PROGRAMS += check_utf8 check_topic check_mqtt
@@ -100,3 +101,20 @@ check_mqtt_LDADD = $(CHECK_TEST_LIBS)
 
 include tests/fuzz/local.mk
 include tests/bench/local.mk
+
+# The subscription table (common/sub.c).  malloc, calloc and realloc are
+# wrapped by the linker so the suite can make allocations fail.
+check_PROGRAMS += tests/unit/check_sub
+TESTS += tests/unit/check_sub
+UNIT_TESTS += tests/unit/check_sub
+tests_unit_check_sub_SOURCES = tests/unit/check_sub.c
+tests_unit_check_sub_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_sub_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc \
+	-Wl,--wrap=calloc -Wl,--wrap=realloc
+tests_unit_check_sub_LDADD = $(CHECK_TEST_LIBS)
+
+# Matching speed and memory per subscription of the subscription table;
+# built on demand only (make tests/tools/subbench).
+EXTRA_PROGRAMS += tests/tools/subbench
+tests_tools_subbench_SOURCES = tests/tools/subbench.c
+tests_tools_subbench_LDADD = $(PMQ_LIBS)
