@@ -211,6 +211,33 @@ class Broker:
                 shutil.rmtree(self.base, ignore_errors=True)
 
 
+WALDUMP_LINE = re.compile(r'^(lsn=\d+ .*?) payload=("(?:[^"\\]|\\.)*"|[0-9a-f]*)(\.\.\.)?$')
+
+
+def waldump(waldir, rtype=None):
+    """The records of a message log as promptmq-waldump prints them:
+    ([(fields, preview)], output), fields the key=value pairs before the
+    payload, preview the payload's first bytes, decoded."""
+    out = subprocess.run([WALDUMP] + (["--type", rtype] if rtype else []) + [waldir],
+                         capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, "promptmq-waldump failed (%d): %s" %
+          (out.returncode, out.stderr[-2000:]))
+    records = []
+    for line in out.stdout.splitlines():
+        if line.startswith("summary"):
+            continue
+        m = WALDUMP_LINE.match(line)
+        check(m, "promptmq-waldump printed an unexpected line: %r" % line)
+        fields = dict(re.findall(r"(\w+)=(\S+)", m.group(1)))
+        p = m.group(2)
+        if p.startswith('"'):
+            preview = re.sub(r"\\(.)", r"\1", p[1:-1]).encode("ascii")
+        else:
+            preview = bytes.fromhex(p)
+        records.append((fields, preview))
+    return records, out.stdout
+
+
 # ---------------------------------------------------------------------------
 # Targets: the MQTT tests run against promptmqd, or (PMQ_TARGET=mosquitto)
 # against Mosquitto, to show that a test checks standard MQTT correctly.
