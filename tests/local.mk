@@ -22,7 +22,8 @@ INTEGRATION_TESTS = \
 	tests/integration/startup_errors.py \
 	tests/integration/process_tree.py \
 	tests/integration/wal_durability.py \
-	tests/integration/mqtt_basic.py
+	tests/integration/mqtt_basic.py \
+	tests/integration/mqtt_malformed.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
 
