@@ -23,7 +23,8 @@ INTEGRATION_TESTS = \
 	tests/integration/process_tree.py \
 	tests/integration/wal_durability.py \
 	tests/integration/mqtt_basic.py \
-	tests/integration/mqtt_malformed.py
+	tests/integration/mqtt_malformed.py \
+	tests/integration/mqtt_takeover.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
 
