@@ -15,11 +15,19 @@ walappend_SOURCES = tests/tools/walappend.c
 walappend_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 walappend_LDADD = $(PMQ_LIBS)
 
-# Integration tests: the real daemon, real clients, free ports.
+# Integration tests: the real daemon, real clients, free ports.  The
+# mqtt_* tests run against Mosquitto instead with PMQ_TARGET=mosquitto
+# (those that need promptmqd's processes are then skipped).
 INTEGRATION_TESTS = \
 	tests/integration/startup_errors.py \
 	tests/integration/process_tree.py \
-	tests/integration/wal_durability.py
+	tests/integration/wal_durability.py \
+	tests/integration/mqtt_basic.py \
+	tests/integration/mqtt_malformed.py \
+	tests/integration/mqtt_takeover.py \
+	tests/integration/mqtt_cross_worker.py \
+	tests/integration/mqtt_worker_kill.py \
+	tests/integration/mqtt_walsvc_kill.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
 

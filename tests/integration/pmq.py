@@ -5,16 +5,28 @@ Every test starts the real promptmqd from the build tree on a free port
 runtime directory (IPC socket paths must fit in 107 bytes) and data
 directory, and stops it at the end.  Everything waits with a deadline:
 a test that hangs is a failure, never a stuck CI run.
+
+The MQTT tests (mqtt_*.py) start their broker with start_target(): the
+promptmqd above, or with PMQ_TARGET=mosquitto a Mosquitto on a free
+port, so that every check of standard MQTT behaviour can be shown to
+hold on a broker known to be right.  They talk MQTT through paho
+(Client: a network thread, queues and deadlines) and through RawClient,
+which sends any bytes, malformed ones included, and reads the answers
+packet by packet.
 """
 
+import contextlib
 import os
+import queue
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BUILDDIR = os.environ.get("PMQ_BUILDDIR") or os.path.abspath(
@@ -121,11 +133,15 @@ class Broker:
                                      stderr=subprocess.STDOUT, env=self.env,
                                      preexec_fn=self.preexec)
         if wait_ready:
-            self.wait_log(r"supervisor\[\d+\] notice: ready", timeout)
-            m = re.search(r"listening addr=127\.0\.0\.1:(\d+)", self.log())
-            check(m, "no listening line in the log")
-            self.port = int(m.group(1))
+            self._wait_ready(timeout)
         return self
+
+    def _wait_ready(self, timeout):
+        self.wait_log(r"supervisor\[\d+\] notice: ready", timeout)
+        m = re.search(r"listening addr=127\.0\.0\.1:(\d+)", self.log())
+        check(m, "no listening line in the log")
+        self.port = int(m.group(1))
+        self.started_children = self.children()
 
     def log(self):
         with open(self.logpath, "rb") as f:
@@ -195,9 +211,810 @@ class Broker:
                 shutil.rmtree(self.base, ignore_errors=True)
 
 
-def run_test(fn):
-    """Run a test function; print PASS/FAIL and exit like automake expects."""
+WALDUMP_LINE = re.compile(r'^(lsn=\d+ .*?) payload=("(?:[^"\\]|\\.)*"|[0-9a-f]*)(\.\.\.)?$')
+
+
+def waldump(waldir, rtype=None):
+    """The records of a message log as promptmq-waldump prints them:
+    ([(fields, preview)], output), fields the key=value pairs before the
+    payload, preview the payload's first bytes, decoded."""
+    out = subprocess.run([WALDUMP] + (["--type", rtype] if rtype else []) + [waldir],
+                         capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, "promptmq-waldump failed (%d): %s" %
+          (out.returncode, out.stderr[-2000:]))
+    records = []
+    for line in out.stdout.splitlines():
+        if line.startswith("summary"):
+            continue
+        m = WALDUMP_LINE.match(line)
+        check(m, "promptmq-waldump printed an unexpected line: %r" % line)
+        fields = dict(re.findall(r"(\w+)=(\S+)", m.group(1)))
+        p = m.group(2)
+        if p.startswith('"'):
+            preview = re.sub(r"\\(.)", r"\1", p[1:-1]).encode("ascii")
+        else:
+            preview = bytes.fromhex(p)
+        records.append((fields, preview))
+    return records, out.stdout
+
+
+# ---------------------------------------------------------------------------
+# Targets: the MQTT tests run against promptmqd, or (PMQ_TARGET=mosquitto)
+# against Mosquitto, to show that a test checks standard MQTT correctly.
+
+TARGET = os.environ.get("PMQ_TARGET", "promptmqd")
+MOSQUITTO = os.environ.get("PMQ_MOSQUITTO", "/usr/sbin/mosquitto")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class PromptMQ(Broker):
+    """promptmqd as the target of the MQTT tests.
+
+    What this phase of promptmqd offers, for tests whose expectations
+    differ between targets: QoS up to 1, no retained messages, no
+    $share subscriptions, no session kept after a disconnect."""
+    kind = "promptmqd"
+    max_qos = 1
+    keeps_sessions = False
+    shared_subs = False
+    subscription_ids = False
+    keepalive_grace = 1.0       # seconds past 1.5 x keep alive to drop a client
+    says_taken_over = True      # DISCONNECT 0x8E to a 5.0 client taken over
+
+    def __init__(self, workers=2, max_packet_size=None, name="mqtt", **kw):
+        args = list(kw.pop("args", ()))
+        if max_packet_size is not None:
+            args += ["--mqtt-max-packet-size", "%dB" % max_packet_size]
+        Broker.__init__(self, workers=workers, args=args, name=name, **kw)
+        self.slots = workers
+
+    def slot_of(self, client_id, local_port, timeout=5):
+        """The worker slot that logged the connection of client_id from
+        127.0.0.1:local_port."""
+        m = self.wait_log(r"worker/(\d+)\[\d+\] info: client connected "
+                          r"client=%s addr=127\.0\.0\.1:%d\b" %
+                          (re.escape(client_id), local_port), timeout)
+        return int(m.group(1))
+
+    def worker_pid(self, slot):
+        """The pid of the worker serving slot now (the last one started)."""
+        pids = re.findall(r"child started role=worker slot=%d pid=(\d+)" % slot, self.log())
+        check(pids, "no worker was started for slot %d" % slot)
+        return int(pids[-1])
+
+    def check_alive(self, what):
+        """No process of the broker died or was replaced since start."""
+        check(self.proc.poll() is None,
+              "%s: promptmqd exited with status %s" % (what, self.proc.returncode))
+        died = re.findall(r"child (?:killed by signal|exited) .*", self.log())
+        check(not died, "%s: a child process died: %s" % (what, "; ".join(died)))
+        now = self.children()
+        check(now == self.started_children,
+              "%s: children changed from %s to %s" % (what, self.started_children, now))
+
+
+class Mosquitto(Broker):
+    """Mosquitto on a free port, configured like promptmqd in this phase
+    where it can be (maximum QoS 1, no retained messages, no topic aliases)."""
+    kind = "mosquitto"
+    max_qos = 1
+    keeps_sessions = True       # clean-session=0 / session expiry are honoured
+    shared_subs = True          # $share subscriptions are granted
+    subscription_ids = True
+    keepalive_grace = 6.0       # 2.0.11 checks keep alive coarsely: a 1s
+                                # keep alive is enforced after about 5s
+    says_taken_over = False     # 2.0.11 closes a taken-over 5.0 client silently
+
+    def __init__(self, workers=None, max_packet_size=None, name="mosq", **kw):
+        Broker.__init__(self, workers=1, conf=None, name=name, **kw)
+        self.slots = 1
+        self.max_packet_size = max_packet_size
+        self.confpath = os.path.join(self.base, "mosquitto.conf")
+
+    def command(self, extra=()):
+        return [MOSQUITTO, "-c", self.confpath] + list(extra)
+
+    def start(self, wait_ready=True, timeout=15):
+        for attempt in range(5):
+            self.port = free_port()
+            lines = ["listener %d 127.0.0.1" % self.port,
+                     "max_qos 1", "max_topic_alias 0",
+                     "allow_anonymous true", "retain_available false",
+                     "max_queued_messages 100000", "persistence false",
+                     "log_dest stderr", "log_type all"]
+            if self.max_packet_size:
+                lines.append("max_packet_size %d" % self.max_packet_size)
+            with open(self.confpath, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            mark = len(self.log()) if os.path.exists(self.logpath) else 0
+            Broker.start(self, wait_ready=False)
+            if not wait_ready:
+                return self
+            rx = re.compile(r"mosquitto version \S+ running|Address already in use")
+            m = wait_for(lambda: rx.search(self.log(), mark) or self.proc.poll() is not None,
+                         timeout, "mosquitto to start")
+            if m is not True and m.group(0).startswith("mosquitto version"):
+                return self
+            self.stop()
+        raise TestFailure("mosquitto did not start; log:\n%s" % self.log()[-2000:])
+
+    def slot_of(self, client_id, local_port, timeout=5):
+        return 0
+
+    def check_alive(self, what):
+        check(self.proc.poll() is None,
+              "%s: mosquitto exited with status %s" % (what, self.proc.returncode))
+
+
+def start_target(workers=2, max_packet_size=None, name="mqtt"):
+    """Start the broker under test (PMQ_TARGET: promptmqd, the default, or
+    mosquitto).  max_packet_size is in bytes."""
+    cls = {"promptmqd": PromptMQ, "mosquitto": Mosquitto}.get(TARGET)
+    check(cls, "PMQ_TARGET=%s: unknown target (promptmqd or mosquitto)" % TARGET)
+    return cls(workers=workers, max_packet_size=max_packet_size, name=name).start()
+
+
+# ---------------------------------------------------------------------------
+# MQTT on a raw socket: build any packet, well-formed or not, and read what
+# the broker answers, packet by packet.
+
+PACKET_NAMES = dict(enumerate(
+    "CONNECT CONNACK PUBLISH PUBACK PUBREC PUBREL PUBCOMP SUBSCRIBE SUBACK "
+    "UNSUBSCRIBE UNSUBACK PINGREQ PINGRESP DISCONNECT AUTH".split(), 1))
+CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, \
+    SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT, AUTH = range(1, 16)
+
+# MQTT 5 properties: identifier -> (name, encoding)
+PROPERTIES = {
+    0x01: ("payload-format", "byte"), 0x02: ("message-expiry", "int4"),
+    0x03: ("content-type", "str"), 0x08: ("response-topic", "str"),
+    0x09: ("correlation-data", "bin"), 0x0B: ("subscription-id", "varint"),
+    0x11: ("session-expiry", "int4"), 0x12: ("assigned-client-id", "str"),
+    0x13: ("server-keep-alive", "int2"), 0x15: ("auth-method", "str"),
+    0x16: ("auth-data", "bin"), 0x17: ("request-problem-info", "byte"),
+    0x18: ("will-delay", "int4"), 0x19: ("request-response-info", "byte"),
+    0x1A: ("response-info", "str"), 0x1C: ("server-reference", "str"),
+    0x1F: ("reason-string", "str"), 0x21: ("receive-maximum", "int2"),
+    0x22: ("topic-alias-maximum", "int2"), 0x23: ("topic-alias", "int2"),
+    0x24: ("maximum-qos", "byte"), 0x25: ("retain-available", "byte"),
+    0x26: ("user-property", "pair"), 0x27: ("maximum-packet-size", "int4"),
+    0x28: ("wildcard-sub-available", "byte"),
+    0x29: ("subscription-id-available", "byte"),
+    0x2A: ("shared-sub-available", "byte"),
+}
+PROPERTY_IDS = {name: pid for pid, (name, _) in PROPERTIES.items()}
+
+PROTOCOLS = {3: (b"MQIsdp", 3), 4: (b"MQTT", 4), 5: (b"MQTT", 5)}
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def mqtt_str(s):
+    """A length-prefixed string; bytes go as they are (ill-formed UTF-8 too)."""
+    if isinstance(s, str):
+        s = s.encode("utf-8")
+    return struct.pack("!H", len(s)) + s
+
+
+def encode_props(props):
+    """props: {name: value} (user-property: a list of pairs) -> bytes with
+    the length in front."""
+    out = bytearray()
+    for name, value in (props or {}).items():
+        pid = PROPERTY_IDS[name]
+        kind = PROPERTIES[pid][1]
+        for v in (value if kind == "pair" else [value]):
+            out.append(pid)
+            if kind == "byte":
+                out.append(v)
+            elif kind == "int2":
+                out += struct.pack("!H", v)
+            elif kind == "int4":
+                out += struct.pack("!I", v)
+            elif kind == "varint":
+                out += varint(v)
+            elif kind == "pair":
+                out += mqtt_str(v[0]) + mqtt_str(v[1])
+            else:
+                out += mqtt_str(v)
+    return varint(len(out)) + bytes(out)
+
+
+def packet(ptype, flags, body, length=None):
+    """A control packet; length overrides the Remaining Length bytes."""
+    return bytes([ptype << 4 | flags]) + (length if length is not None
+                                          else varint(len(body))) + body
+
+
+def connect_packet(client_id, version=4, clean=True, keepalive=60, props=None,
+                   protocol=None):
+    """CONNECT; protocol=(name, level) overrides what version implies."""
+    name, level = protocol or PROTOCOLS[version]
+    body = mqtt_str(name) + bytes([level, 0x02 if clean else 0]) + \
+        struct.pack("!H", keepalive)
+    if version == 5:
+        body += encode_props(props)
+    return packet(CONNECT, 0, body + mqtt_str(client_id))
+
+
+def publish_packet(topic, payload, qos=0, pid=1, retain=False, version=4, props=None):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    body = mqtt_str(topic) + (struct.pack("!H", pid) if qos else b"")
+    if version == 5:
+        body += encode_props(props)
+    return packet(PUBLISH, qos << 1 | int(retain), body + payload)
+
+
+def subscribe_packet(pid, topics, version=4):
+    """topics: [(filter, qos)]"""
+    body = struct.pack("!H", pid) + (encode_props(None) if version == 5 else b"")
+    for t, q in topics:
+        body += mqtt_str(t) + bytes([q])
+    return packet(SUBSCRIBE, 2, body)
+
+
+def puback_packet(pid):
+    return packet(PUBACK, 0, struct.pack("!H", pid))
+
+
+PINGREQ_PACKET = packet(PINGREQ, 0, b"")
+
+
+def disconnect_packet(version=4, reason=0):
+    return packet(DISCONNECT, 0, bytes([reason, 0]) if version == 5 and reason else b"")
+
+
+class Packet:
+    """A packet read from the broker, with the fields the tests look at."""
+
+    def __init__(self, ptype, flags, body, version):
+        self.type, self.flags, self.body = ptype, flags, body
+        self.props = {}
+        self.reason = None
+        if ptype == CONNACK:
+            self.session_present = bool(body[0] & 1) if body else None
+            self.reason = body[1] if len(body) > 1 else None
+            if version == 5 and len(body) > 2:
+                self.props = decode_props(body[2:])[0]
+        elif ptype == PUBLISH:
+            self.qos, self.retain = (flags >> 1) & 3, bool(flags & 1)
+            n = struct.unpack("!H", body[:2])[0]
+            self.topic = body[2:2 + n].decode("utf-8", "replace")
+            rest = body[2 + n:]
+            self.pid = None
+            if self.qos:
+                self.pid, rest = struct.unpack("!H", rest[:2])[0], rest[2:]
+            if version == 5:
+                self.props, used = decode_props(rest)
+                rest = rest[used:]
+            self.payload = rest
+        elif ptype in (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK):
+            self.pid = struct.unpack("!H", body[:2])[0]
+            rest = body[2:]
+            if version == 5 and ptype in (SUBACK, UNSUBACK):
+                self.props, used = decode_props(rest)
+                rest = rest[used:]
+            elif ptype not in (SUBACK, UNSUBACK):
+                self.reason = rest[0] if rest else 0
+                rest = b""
+            self.codes = list(rest)
+        elif ptype == DISCONNECT:
+            self.reason = body[0] if body else 0
+            if len(body) > 1:
+                self.props = decode_props(body[1:])[0]
+
+    def __repr__(self):
+        name = PACKET_NAMES.get(self.type, "type-%d" % self.type)
+        if self.type == PUBLISH:
+            return "PUBLISH(topic=%r payload=%r qos=%d)" % (
+                self.topic, self.payload[:40], self.qos)
+        if self.type in (SUBACK, UNSUBACK):
+            return "%s(codes=%s)" % (name, ["0x%02X" % c for c in self.codes])
+        if self.reason is not None:
+            return "%s(0x%02X%s)" % (name, self.reason,
+                                     " %s" % self.props if self.props else "")
+        return name
+
+
+def decode_props(data):
+    """bytes starting with the property length -> ({name: value}, bytes used)."""
+    n, i, shift = 0, 0, 0
+    while True:
+        b = data[i]
+        n |= (b & 0x7F) << shift
+        i += 1
+        shift += 7
+        if not b & 0x80:
+            break
+    end, props = i + n, {}
+    while i < end:
+        pid = data[i]
+        i += 1
+        name, kind = PROPERTIES.get(pid, ("0x%02x" % pid, "bad"))
+        check(kind != "bad", "unknown MQTT 5 property 0x%02x in %r" % (pid, data))
+        if kind == "byte":
+            v, i = data[i], i + 1
+        elif kind == "int2":
+            v, i = struct.unpack("!H", data[i:i + 2])[0], i + 2
+        elif kind == "int4":
+            v, i = struct.unpack("!I", data[i:i + 4])[0], i + 4
+        elif kind == "varint":
+            v = shift = 0
+            while True:
+                b, i = data[i], i + 1
+                v |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+        else:
+            ln = struct.unpack("!H", data[i:i + 2])[0]
+            v, i = data[i + 2:i + 2 + ln], i + 2 + ln
+            if kind == "pair":
+                ln2 = struct.unpack("!H", data[i:i + 2])[0]
+                v, i = (v.decode(), data[i + 2:i + 2 + ln2].decode()), i + 2 + ln2
+            elif kind == "str":
+                v = v.decode("utf-8", "replace")
+        if kind == "pair":
+            props.setdefault(name, []).append(v)
+        else:
+            props[name] = v
+    return props, end
+
+
+class RawClient:
+    """One MQTT connection on a plain socket, for the cases a real client
+    library will not produce and for exact reason codes."""
+
+    def __init__(self, port, version=4, name="raw"):
+        self.version = version
+        self.name = name
+        self.client_id = None
+        self.sock = tcp_connect(port)
+        self.local_port = self.sock.getsockname()[1]
+        self.buf = b""
+        self.pending = []   # packets read while waiting for something else
+        self.closed = False
+        self.next_pid = 1
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _read_packet(self, deadline):
+        """The next packet from the socket, or None when the broker closed."""
+        while True:
+            if len(self.buf) >= 2:
+                n = shift = 0
+                for i in range(1, min(len(self.buf), 5)):
+                    b = self.buf[i]
+                    n |= (b & 0x7F) << shift
+                    shift += 7
+                    if not b & 0x80:
+                        if len(self.buf) >= i + 1 + n:
+                            h, body = self.buf[0], self.buf[i + 1:i + 1 + n]
+                            self.buf = self.buf[i + 1 + n:]
+                            return Packet(h >> 4, h & 15, body, self.version)
+                        break
+            if self.closed:
+                check(not self.buf, "%s: the broker closed the connection in the "
+                      "middle of a packet: %r" % (self.name, self.buf))
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError()
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                raise TimeoutError()
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+            if not data:
+                self.closed = True
+            self.buf += data
+
+    def recv(self, timeout=5, what="a packet"):
+        """The next packet; a failure if the connection closes or nothing
+        comes in time."""
+        if self.pending:
+            return self.pending.pop(0)
+        try:
+            p = self._read_packet(time.monotonic() + timeout)
+        except TimeoutError:
+            raise TestFailure("%s: expected %s, got nothing within %.1fs" %
+                              (self.name, what, timeout))
+        check(p is not None, "%s: expected %s, got the connection closed" %
+              (self.name, what))
+        return p
+
+    def expect(self, ptype, timeout=5, what=None):
+        """Wait for a packet of type ptype; PUBLISH packets met on the way
+        are kept for later, anything else is a failure."""
+        what = what or PACKET_NAMES[ptype]
+        deadline = time.monotonic() + timeout
+        kept = []
+        try:
+            while True:
+                if self.pending and self.pending[0].type == ptype:
+                    return self.pending.pop(0)
+                p = self.recv(max(0.0, deadline - time.monotonic()), what)
+                if p.type == ptype:
+                    return p
+                check(p.type == PUBLISH, "%s: expected %s, got %r" % (self.name, what, p))
+                kept.append(p)
+        finally:
+            self.pending = kept + self.pending
+
+    def connect(self, client_id, clean=True, keepalive=60, props=None, expect_reason=0):
+        """Send CONNECT and return the CONNACK, checking its return/reason code."""
+        self.client_id = client_id
+        self.send(connect_packet(client_id, self.version, clean, keepalive, props))
+        ack = self.expect(CONNACK, what="CONNACK")
+        if expect_reason is not None:
+            check(ack.reason == expect_reason,
+                  "%s: CONNACK code expected 0x%02X, got %r" % (self.name, expect_reason, ack))
+        return ack
+
+    def pid(self):
+        self.next_pid = self.next_pid % 65535 + 1
+        return self.next_pid
+
+    def subscribe(self, topics, qos=1):
+        """topics: a filter or a list of filters or (filter, qos); returns
+        the SUBACK's codes."""
+        if isinstance(topics, str):
+            topics = [topics]
+        topics = [t if isinstance(t, tuple) else (t, qos) for t in topics]
+        pid = self.pid()
+        self.send(subscribe_packet(pid, topics, self.version))
+        ack = self.expect(SUBACK)
+        check(ack.pid == pid and len(ack.codes) == len(topics),
+              "%s: SUBACK for packet id %d and %d filters expected, got %r (pid %d)" %
+              (self.name, pid, len(topics), ack, ack.pid))
+        return ack.codes
+
+    def publish(self, topic, payload, qos=0):
+        """PUBLISH; at QoS 1, wait for the PUBACK."""
+        pid = self.pid()
+        self.send(publish_packet(topic, payload, qos, pid, version=self.version))
+        if qos == 1:
+            ack = self.expect(PUBACK)
+            # 0x10 (no matching subscribers) is a success too
+            check(ack.pid == pid and ack.reason < 0x80, "%s: PUBACK for %d expected, "
+                  "got %r for %d" % (self.name, pid, ack, ack.pid))
+
+    def message(self, timeout=5, what="a PUBLISH"):
+        """The next PUBLISH from the broker, acknowledged if QoS 1."""
+        p = self.expect(PUBLISH, timeout, what)
+        if p.qos == 1:
+            self.send(puback_packet(p.pid))
+        return p
+
+    def ping(self, timeout=5):
+        self.send(PINGREQ_PACKET)
+        self.expect(PINGRESP, timeout, "PINGRESP")
+
+    def expect_closed(self, timeout=5, disconnect=None, optional=False, allow=()):
+        """Wait for the broker to close the connection.
+
+        disconnect: None (nothing may come before the close), or the
+        reason code (or a tuple of acceptable codes) of the DISCONNECT that
+        must come last; optional: the DISCONNECT may be missing.  allow:
+        packet types that may come before.  Returns the seconds the close
+        took."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        got = list(self.pending)
+        self.pending = []
+        try:
+            while True:
+                p = self._read_packet(deadline)
+                if p is None:
+                    break
+                got.append(p)
+        except TimeoutError:
+            raise TestFailure("%s: expected the broker to close the connection%s "
+                              "within %.1fs; it is still open, got %s" %
+                              (self.name, "" if disconnect is None else
+                               " after DISCONNECT %s" % _codes(disconnect), timeout, got))
+        finally:
+            self.sock.settimeout(None)
+        elapsed = time.monotonic() - t0
+        unexpected = [p for p in got if p.type not in allow]
+        if disconnect is None:
+            check(not unexpected, "%s: expected the connection closed without a packet, "
+                  "got %s then the close" % (self.name, unexpected))
+        else:
+            codes = disconnect if isinstance(disconnect, tuple) else (disconnect,)
+            ok = (len(unexpected) == 1 and unexpected[0].type == DISCONNECT and
+                  unexpected[0].reason in codes) or (optional and not unexpected)
+            check(ok, "%s: expected %sDISCONNECT %s then the close, got %s then the close" %
+                  (self.name, "(optionally) " if optional else "", _codes(disconnect),
+                   unexpected or "nothing"))
+        return elapsed
+
+    def is_open(self):
+        """True while the broker has not closed the connection (nothing may
+        be waiting to be read)."""
+        if self.closed:
+            return False
+        self.sock.setblocking(False)
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return True
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        finally:
+            self.sock.setblocking(True)
+        self.buf += data
+        if not data:
+            self.closed = True
+        return not self.closed
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _codes(c):
+    return "/".join("0x%02X" % x for x in (c if isinstance(c, tuple) else (c,)))
+
+
+# ---------------------------------------------------------------------------
+# MQTT with a real client library (paho), one network thread per client.
+
+class Message:
+    def __init__(self, m):
+        self.topic, self.payload, self.qos, self.retain = m.topic, m.payload, m.qos, m.retain
+        self.time = time.monotonic()
+
+    def __repr__(self):
+        return "(topic=%r payload=%r qos=%d)" % (self.topic, self.payload[:40], self.qos)
+
+
+class Client:
+    """A paho client: connect() waits for the CONNACK; what arrives is
+    queued (messages), recorded (acknowledged publishes, disconnects) and
+    waited for with deadlines.  version: 3 (3.1), 4 (3.1.1) or 5.
+    resubscribe: on every (re)connection, subscribe again to what
+    subscribe() was given, as a client that keeps no session does."""
+
+    def __init__(self, port, client_id, version=5, clean=True, keepalive=60,
+                 reconnect=False, resubscribe=False):
+        import paho.mqtt.client as mqtt
+        self.port, self.client_id, self.version = port, client_id, version
+        self.clean, self.keepalive = clean, keepalive
+        self.resubscribe = resubscribe
+        proto = {3: mqtt.MQTTv31, 4: mqtt.MQTTv311, 5: mqtt.MQTTv5}[version]
+        if version == 5:
+            self.c = mqtt.Client(client_id=client_id, protocol=proto,
+                                 reconnect_on_failure=reconnect)
+        else:
+            self.c = mqtt.Client(client_id=client_id, clean_session=clean,
+                                 protocol=proto, reconnect_on_failure=reconnect)
+        self.c.reconnect_delay_set(0.05, 0.5)
+        self.lock = threading.Condition()
+        self.messages = queue.Queue()
+        self.connacks = []      # (session present, code, properties)
+        self.disconnects = []   # reason codes, in order
+        self.subacks = {}       # mid -> codes
+        self.unsubacks = set()
+        self.acked = {}         # mid -> time of the PUBACK (QoS 0: of the send)
+        self.subscriptions = []
+        self.c.on_connect = self._on_connect
+        self.c.on_disconnect = self._on_disconnect
+        self.c.on_message = lambda c, u, m: self.messages.put(Message(m))
+        self.c.on_subscribe = self._on_subscribe
+        self.c.on_unsubscribe = self._on_unsubscribe
+        self.c.on_publish = self._on_publish
+
+    def _event(self, fn):
+        with self.lock:
+            fn()
+            self.lock.notify_all()
+
+    def _on_connect(self, c, u, flags, rc, props=None):
+        code = rc.value if hasattr(rc, "value") else rc
+        self.local_port = c.socket().getsockname()[1]
+        self._event(lambda: self.connacks.append(
+            (flags.get("session present", 0), code, props)))
+        if code == 0 and self.resubscribe and self.subscriptions:
+            c.subscribe(self.subscriptions)
+
+    def _on_disconnect(self, c, u, rc, props=None):
+        code = rc.value if hasattr(rc, "value") else rc
+        self._event(lambda: self.disconnects.append(code))
+
+    def _on_subscribe(self, c, u, mid, codes, props=None):
+        codes = [x.value if hasattr(x, "value") else x for x in codes]
+        self._event(lambda: self.subacks.__setitem__(mid, codes))
+
+    def _on_unsubscribe(self, c, u, mid, *rest):
+        self._event(lambda: self.unsubacks.add(mid))
+
+    def _on_publish(self, c, u, mid):
+        now = time.monotonic()
+        self._event(lambda: self.acked.__setitem__(mid, now))
+
+    def wait(self, pred, timeout, what):
+        """Wait, under the client's lock, until pred() is true."""
+        with self.lock:
+            if not self.lock.wait_for(pred, timeout):
+                raise TestFailure("%s: timed out after %.1fs waiting for %s" %
+                                  (self.client_id, timeout, what))
+
+    def connect(self, timeout=5, expect_code=0, props=None):
+        """Connect and start the network thread; returns the CONNACK as
+        (session present, code, properties)."""
+        n = len(self.connacks)
+        kw = {}
+        if self.version == 5:
+            kw["clean_start"] = self.clean
+            if props is not None:
+                kw["properties"] = props
+        self.c.connect("127.0.0.1", self.port, self.keepalive, **kw)
+        self.local_port = self.c.socket().getsockname()[1]
+        self.c.loop_start()
+        self.wait(lambda: len(self.connacks) > n, timeout, "CONNACK")
+        ack = self.connacks[n]
+        check(expect_code is None or ack[1] == expect_code,
+              "%s: CONNACK code expected %s, got %s" % (self.client_id, expect_code, ack[1]))
+        return ack
+
+    def subscribe(self, topics, qos=1, timeout=5):
+        """Subscribe to a filter or a list of them (or of (filter, qos));
+        returns the SUBACK's codes (granted QoS or reason codes)."""
+        if isinstance(topics, str):
+            topics = [topics]
+        topics = [t if isinstance(t, tuple) else (t, qos) for t in topics]
+        self.subscriptions += topics
+        rc, mid = self.c.subscribe(topics)
+        check(rc == 0, "%s: subscribe failed locally (rc %d)" % (self.client_id, rc))
+        self.wait(lambda: mid in self.subacks, timeout, "SUBACK for %s" % topics)
+        return self.subacks[mid]
+
+    def unsubscribe(self, topic, timeout=5):
+        self.subscriptions = [s for s in self.subscriptions if s[0] != topic]
+        rc, mid = self.c.unsubscribe(topic)
+        check(rc == 0, "%s: unsubscribe failed locally (rc %d)" % (self.client_id, rc))
+        self.wait(lambda: mid in self.unsubacks, timeout, "UNSUBACK for %s" % topic)
+
+    def publish(self, topic, payload, qos=0, wait=True, timeout=5):
+        """Publish; with wait, until paho reports it sent (QoS 0) or
+        acknowledged (QoS 1).  Returns the message id."""
+        info = self.c.publish(topic, payload, qos)
+        check(info.rc == 0, "%s: publish to %s failed locally (rc %d)" %
+              (self.client_id, topic, info.rc))
+        if wait:
+            self.wait(lambda: info.mid in self.acked, timeout,
+                      "PUBACK for message %d on %s" % (info.mid, topic))
+        return info.mid
+
+    def get(self, timeout=2, what="a message"):
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise TestFailure("%s: expected %s, got nothing within %.1fs" %
+                              (self.client_id, what, timeout))
+
+    def expect(self, topic, payload, qos=None, timeout=2):
+        """The next message must be this one."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        m = self.get(timeout, "%r on %s" % (payload[:40], topic))
+        check((m.topic, m.payload) == (topic, payload) and qos in (None, m.qos),
+              "%s: expected %r on %s%s, got %r" % (
+                  self.client_id, payload[:40], topic,
+                  "" if qos is None else " at QoS %d" % qos, m))
+        return m
+
+    def collect(self, n, timeout=5, what="messages"):
+        """n messages, within timeout overall."""
+        deadline = time.monotonic() + timeout
+        got = []
+        while len(got) < n:
+            try:
+                got.append(self.messages.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                raise TestFailure("%s: expected %d %s within %.1fs, got %d: last %s" %
+                                  (self.client_id, n, what, timeout, len(got), got[-3:]))
+        return got
+
+    def expect_nothing_before(self, topic, payload, timeout=2):
+        """The next message must be this marker: whatever the test sent
+        before it to this client was not delivered."""
+        self.expect(topic, payload, None, timeout)
+
+    def connected(self):
+        return self.c.is_connected()
+
+    def close(self):
+        try:
+            self.c.disconnect()
+        finally:
+            self.c.loop_stop()
+
+
+@contextlib.contextmanager
+def clients(port, ids, version=5, **kw):
+    """Connected paho clients with these ids, closed at the end."""
+    made = []
+    try:
+        for cid in ids:
+            made.append(Client(port, cid, version, **kw))
+            made[-1].connect()
+        yield made
+    finally:
+        for c in made:
+            c.close()
+
+
+def close_all(slots):
+    """Close the clients of spread()'s {slot: [clients]}."""
+    for cs in slots.values():
+        for c in cs:
+            c.close()
+
+
+def spread(b, make, per_slot=1, tries=200, slots=None):
+    """Connect clients made by make(i) until every worker slot of the
+    target holds per_slot of them (where each lands is the kernel's
+    SO_REUSEPORT choice); the extra ones are closed.  Returns
+    {slot: [clients]}; a target without workers has one slot, 0.
+    slots: clients already placed, to top up."""
+    slots = slots or {s: [] for s in range(b.slots)}
+    extra = []
+    try:
+        for i in range(tries):
+            if all(len(v) >= per_slot for v in slots.values()):
+                return slots
+            c = make(i)
+            s = b.slot_of(c.client_id, c.local_port)
+            (slots[s] if len(slots[s]) < per_slot else extra).append(c)
+        raise TestFailure("%d connections did not give every worker %d clients: %s" %
+                          (tries, per_slot, {s: len(v) for s, v in slots.items()}))
+    finally:
+        for c in extra:
+            c.close()
+
+
+def unique(prefix="t"):
+    """A name no other test run shares (topics, client ids)."""
+    unique.n += 1
+    return "%s-%d-%d" % (prefix, os.getpid(), unique.n)
+
+
+unique.n = 0
+
+
+def run_test(fn, promptmqd_only=None):
+    """Run a test function; print PASS/FAIL and exit like automake expects.
+
+    promptmqd_only: why the test means nothing for another target (several
+    workers, walsvc, log lines); with PMQ_TARGET set to another broker the
+    test is skipped with that reason."""
     name = os.path.basename(sys.argv[0])
+    if promptmqd_only and TARGET != "promptmqd":
+        print("SKIP: %s: needs promptmqd (%s), target is %s" %
+              (name, promptmqd_only, TARGET))
+        sys.exit(SKIP)
     try:
         rv = fn()
     except TestFailure as e:

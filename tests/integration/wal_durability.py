@@ -21,17 +21,13 @@ KILLS = 4
 
 
 def dump_sequences(waldir, gen):
-    out = subprocess.run([pmq.WALDUMP, waldir], capture_output=True, text=True,
-                         timeout=60)
-    check(out.returncode == 0, "promptmq-waldump failed: %s" % out.stderr[-2000:])
+    records, dump = pmq.waldump(waldir)
     seqs = {}
-    rx = re.compile(r"\brole=tool slot=7 gen=%d seq=(\d+)\b" % gen)
-    for line in out.stdout.splitlines():
-        m = rx.search(line)
-        if m:
-            s = int(m.group(1))
+    for fields, _ in records:
+        if (fields.get("role"), fields.get("slot"), fields.get("gen")) == ("tool", "7", str(gen)):
+            s = int(fields["seq"])
             seqs[s] = seqs.get(s, 0) + 1
-    return seqs, out.stdout
+    return seqs, dump
 
 
 def run_mode(mode):
