@@ -211,6 +211,9 @@ walc_handle(struct walc *w, const struct ipc_batch *batch,
 		    "sender dropped", "role=%s", ipc_role_name(batch->sender.role));
 		return;
 	}
+	/* generations only grow: an older one is a dead walsvc's leftover */
+	if (batch->sender.gen < w->walsvc_gen)
+		return;
 	if (batch->sender.gen != w->walsvc_gen)
 		walc_peer_restarted(w, batch->sender.gen);
 	switch (rec->type) {

@@ -21,12 +21,5 @@ CLEANFILES += configuration.md.tmp configuration.md.generated
 .PHONY: docs
 
 # Reference documents shipped with the source.
-<<<<<<< HEAD
 EXTRA_DIST += docs/wal-format.md docs/architecture.md docs/benchmarks.md \
 	docs/protocol.md docs/fuzzing.md
-=======
-EXTRA_DIST += docs/wal-format.md docs/architecture.md docs/benchmarks.md
-
-# docs/ - documentation shipped with the source.
-EXTRA_DIST += docs/protocol.md
->>>>>>> sub

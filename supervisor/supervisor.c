@@ -458,7 +458,14 @@ main(int argc, char *argv[])
 	spawn_init(&sup, &sup.walsvc, IPC_ROLE_WALSVC, 0);
 	for (w = 0; w < sup.nworkers; w++)
 		spawn_init(&sup, &sup.workers[w], IPC_ROLE_WORKER, (uint16_t)w);
-	sup.next_gen = 1;
+	/*
+	 * Generations must not repeat across restarts of the daemon either
+	 * (they name incarnations in every batch, and worker generations
+	 * key the log's idempotency): start from the clock, 2^20 spawns a
+	 * second of uptime apart, and above whatever walsvc finds in the
+	 * log (READY).
+	 */
+	sup.next_gen = (uint64_t)time(NULL) << 20;
 	log_notice("starting", "version=%s workers=%d pid=%ld",
 	    PACKAGE_VERSION, sup.nworkers, (long)getpid());
 	if (spawn_child(&sup.walsvc) == -1)

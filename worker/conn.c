@@ -288,7 +288,9 @@ connect_refused(struct conn *c, const struct mqtt_result *res)
 
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_CONNACK;
-	if (level == MQTT_LEVEL_5) {
+	/* a level above ours is a newer client: answer in the newest form */
+	if (level >= MQTT_LEVEL_5) {
+		level = MQTT_LEVEL_5;
 		pkt.connack.reason = res->reason;
 	} else {
 		if ((code = mqtt_connack_v3_code(res->reason)) < 0)
