@@ -136,6 +136,8 @@ buf_add_vbi(struct buf *b, uint32_t v)
 	size_t	 n = 0;
 
 	if (v > BUF_VBI_MAX) {
+		/* latched like ENOMEM: the encoding is unusable either way */
+		b->failed = 1;
 		errno = ERANGE;
 		return -1;
 	}
