@@ -81,3 +81,19 @@ tests_tools_ipcbench_SOURCES = tests/tools/ipcbench.c
 tests_tools_ipcbench_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 tests_tools_ipcbench_LDADD = $(PMQ_LIBS)
 EXTRA_DIST += tests/bench/platform.py
+
+# The common modules (common/): buffer, IPC envelope, nng links, control
+# channel, append-stream client, logging.  The suites share a harness:
+# scratch directories and bounded waits on an event loop.
+check_LIBRARIES = tests/unit/libharness.a
+tests_unit_libharness_a_SOURCES = tests/unit/harness.c tests/unit/harness.h
+tests_unit_libharness_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_libharness_a_CFLAGS = $(CHECK_TEST_CFLAGS)
+HARNESS_TEST_LIBS = tests/unit/libharness.a $(CHECK_TEST_LIBS)
+
+check_PROGRAMS += tests/unit/check_buf
+tests_unit_check_buf_SOURCES = tests/unit/check_buf.c
+tests_unit_check_buf_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_buf_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_buf
+UNIT_TESTS += tests/unit/check_buf
