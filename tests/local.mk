@@ -97,3 +97,10 @@ tests_unit_check_buf_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_buf_LDADD = $(HARNESS_TEST_LIBS)
 TESTS += tests/unit/check_buf
 UNIT_TESTS += tests/unit/check_buf
+
+check_PROGRAMS += tests/unit/check_ipc
+tests_unit_check_ipc_SOURCES = tests/unit/check_ipc.c
+tests_unit_check_ipc_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_ipc_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_ipc
+UNIT_TESTS += tests/unit/check_ipc
