@@ -438,40 +438,35 @@ buf_suite(void)
 	Suite	*s = suite_create("buf");
 	TCase	*tc;
 
-	tc = tcase_create("append");
+	tc = harness_tcase(s, "append", NULL, NULL);
 	tcase_add_test(tc, test_initial_state);
 	tcase_add_test(tc, test_append_and_growth);
 	tcase_add_test(tc, test_reserve);
 	tcase_add_test(tc, test_reset_keeps_memory);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("big-endian");
+	tc = harness_tcase(s, "big-endian", NULL, NULL);
 	tcase_add_test(tc, test_big_endian_appends);
 	tcase_add_test(tc, test_load_store);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("variable byte integer");
+	tc = harness_tcase(s, "variable byte integer", NULL, NULL);
 	tcase_add_loop_test(tc, test_vbi_boundaries, 0,
 	    sizeof(vbi_cases) / sizeof(vbi_cases[0]));
 	tcase_add_test(tc, test_vbi_too_large);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("patch and cut");
+	tc = harness_tcase(s, "patch and cut", NULL, NULL);
 	tcase_add_test(tc, test_set_fields);
 	tcase_add_test(tc, test_set_outside_ignored);
 	tcase_add_test(tc, test_set_on_failed_ignored);
 	tcase_add_test(tc, test_consume);
 	tcase_add_test(tc, test_truncate);
 	tcase_add_test(tc, test_failed_latch);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("reader");
+	tc = harness_tcase(s, "reader", NULL, NULL);
 	tcase_add_test(tc, test_read_every_type);
 	tcase_add_test(tc, test_read_zero_length);
 	tcase_add_test(tc, test_read_past_end);
 	tcase_add_test(tc, test_read_failed_latch);
 	tcase_add_test(tc, test_read_end);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -472,7 +472,7 @@ ipc_suite(void)
 	Suite	*s = suite_create("ipc");
 	TCase	*tc;
 
-	tc = tcase_create("encode and decode");
+	tc = harness_tcase(s, "encode and decode", NULL, NULL);
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_sender_identity);
 	tcase_add_test(tc, test_empty_batch);
@@ -482,9 +482,8 @@ ipc_suite(void)
 	tcase_add_test(tc, test_record_limit);
 	tcase_add_test(tc, test_failed_buffer);
 	tcase_add_test(tc, test_names);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("decoding errors");
+	tc = harness_tcase(s, "decoding errors", NULL, NULL);
 	tcase_add_test(tc, test_wrong_magic);
 	tcase_add_test(tc, test_wrong_version);
 	tcase_add_test(tc, test_short_header);
@@ -493,12 +492,10 @@ ipc_suite(void)
 	tcase_add_test(tc, test_trailing_bytes);
 	tcase_add_test(tc, test_unknown_role);
 	tcase_add_test(tc, test_empty_with_trailing_bytes);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("name/value lists");
+	tc = harness_tcase(s, "name/value lists", NULL, NULL);
 	tcase_add_test(tc, test_pairs_well_formed);
 	tcase_add_test(tc, test_pairs_malformed);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -30,6 +30,17 @@ harness_run(Suite *s)
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+TCase *
+harness_tcase(Suite *s, const char *name, SFun setup, SFun teardown)
+{
+	TCase	*tc = tcase_create(name);
+
+	if (setup != NULL || teardown != NULL)
+		tcase_add_checked_fixture(tc, setup, teardown);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
 int
 harness_forking(void)
 {

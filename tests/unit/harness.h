@@ -17,6 +17,8 @@ struct event_base;
 
 /* Run every test of the suite; the process exit status. */
 int	 harness_run(Suite *);
+/* A test case added to the suite, with a checked fixture if setup. */
+TCase	*harness_tcase(Suite *, const char *name, SFun setup, SFun teardown);
 /* Tests run in forked children (CK_FORK is not "no"). */
 int	 harness_forking(void);
 
