@@ -104,3 +104,11 @@ tests_unit_check_ipc_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_ipc_LDADD = $(HARNESS_TEST_LIBS)
 TESTS += tests/unit/check_ipc
 UNIT_TESTS += tests/unit/check_ipc
+
+check_PROGRAMS += tests/unit/check_ipc_link
+tests_unit_check_ipc_link_SOURCES = tests/unit/check_ipc_link.c
+tests_unit_check_ipc_link_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_check_ipc_link_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_ipc_link_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_ipc_link
+UNIT_TESTS += tests/unit/check_ipc_link
