@@ -228,7 +228,9 @@ ctl_send(struct ctl_channel *ch, uint16_t type, uint64_t corr,
 {
 	struct ctl_out	*o;
 
-	if (IPC_BATCH_HEADER_SIZE + IPC_RECORD_HEADER_SIZE + len > IPC_CTL_MAX) {
+	/* len is compared alone: adding the headers to it could wrap */
+	if (len > IPC_CTL_MAX - IPC_BATCH_HEADER_SIZE -
+	    IPC_RECORD_HEADER_SIZE) {
 		errno = EMSGSIZE;
 		return -1;
 	}
