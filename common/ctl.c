@@ -67,6 +67,8 @@ ctl_readable(evutil_socket_t fd, short what, void *arg)
 			log_warn("control channel receive failed", "fd=%d",
 			    ch->fd);
 		n = 0;
+		/* nothing was received: the control buffer is not filled in */
+		mh.msg_controllen = 0;
 	}
 	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
 		if (cm->cmsg_level == SOL_SOCKET &&
@@ -74,6 +76,10 @@ ctl_readable(evutil_socket_t fd, short what, void *arg)
 		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&passed, CMSG_DATA(cm), sizeof(int));
 	if (n == 0) {
+		/* end of file, or an empty datagram, which no peer of ours
+		 * sends: either way the channel is over */
+		if (passed != -1)
+			close(passed);
 		event_del(ch->rev);
 		ch->fn(ch, CTL_EOF, NULL, -1, ch->arg);
 		return;
