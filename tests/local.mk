@@ -112,3 +112,11 @@ tests_unit_check_ipc_link_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_ipc_link_LDADD = $(HARNESS_TEST_LIBS)
 TESTS += tests/unit/check_ipc_link
 UNIT_TESTS += tests/unit/check_ipc_link
+
+check_PROGRAMS += tests/unit/check_ctl
+tests_unit_check_ctl_SOURCES = tests/unit/check_ctl.c
+tests_unit_check_ctl_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_check_ctl_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_ctl_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_ctl
+UNIT_TESTS += tests/unit/check_ctl
