@@ -120,3 +120,11 @@ tests_unit_check_ctl_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_ctl_LDADD = $(HARNESS_TEST_LIBS)
 TESTS += tests/unit/check_ctl
 UNIT_TESTS += tests/unit/check_ctl
+
+check_PROGRAMS += tests/unit/check_walc
+tests_unit_check_walc_SOURCES = tests/unit/check_walc.c
+tests_unit_check_walc_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_check_walc_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_walc_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_walc
+UNIT_TESTS += tests/unit/check_walc
