@@ -128,3 +128,10 @@ tests_unit_check_walc_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_walc_LDADD = $(HARNESS_TEST_LIBS)
 TESTS += tests/unit/check_walc
 UNIT_TESTS += tests/unit/check_walc
+
+check_PROGRAMS += tests/unit/check_log
+tests_unit_check_log_SOURCES = tests/unit/check_log.c
+tests_unit_check_log_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_log_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_log
+UNIT_TESTS += tests/unit/check_log
