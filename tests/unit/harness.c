@@ -102,8 +102,8 @@ harness_run_for(struct event_base *base, int ms)
 	ck_assert_int_ne(event_base_dispatch(base), -1);
 }
 
-static int64_t
-now_ms(void)
+int64_t
+harness_now_ms(void)
 {
 	struct timespec	 ts;
 
@@ -115,9 +115,9 @@ int
 harness_run_until(struct event_base *base, int (*done)(void *), void *arg,
     int ms)
 {
-	int64_t	 deadline = now_ms() + ms;
+	int64_t	 deadline = harness_now_ms() + ms;
 
-	while (!done(arg) && now_ms() < deadline)
+	while (!done(arg) && harness_now_ms() < deadline)
 		harness_run_for(base, SLICE_MS);
 	return done(arg);
 }

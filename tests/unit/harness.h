@@ -10,6 +10,7 @@
 #define PMQ_TEST_HARNESS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <check.h>
 
@@ -27,6 +28,8 @@ void	 harness_tempdir(char *out, size_t outlen);
 /* Remove the directory and the files in it. */
 void	 harness_tempdir_remove(const char *dir);
 
+/* The monotonic clock, in milliseconds. */
+int64_t	 harness_now_ms(void);
 /* Run the loop for ms milliseconds. */
 void	 harness_run_for(struct event_base *, int ms);
 /* Run the loop until done(arg) is true or ms pass; returns done(arg). */
