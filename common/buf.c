@@ -136,6 +136,8 @@ buf_add_vbi(struct buf *b, uint32_t v)
 	size_t	 n = 0;
 
 	if (v > BUF_VBI_MAX) {
+		/* latched like ENOMEM: the encoding is unusable either way */
+		b->failed = 1;
 		errno = ERANGE;
 		return -1;
 	}
@@ -153,14 +155,15 @@ buf_add_vbi(struct buf *b, uint32_t v)
 void
 buf_set_u16(struct buf *b, size_t off, uint16_t v)
 {
-	if (!b->failed && off + 2 <= b->len)
+	/* off + 2 could wrap around and pass for a small offset */
+	if (!b->failed && off <= b->len && b->len - off >= 2)
 		buf_store_u16(b->data + off, v);
 }
 
 void
 buf_set_u32(struct buf *b, size_t off, uint32_t v)
 {
-	if (!b->failed && off + 4 <= b->len)
+	if (!b->failed && off <= b->len && b->len - off >= 4)
 		buf_store_u32(b->data + off, v);
 }
 

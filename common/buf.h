@@ -6,9 +6,10 @@
  * output queues all use it.  Multi-byte integers are big-endian (network
  * order) everywhere: on the wire, between processes and on disk.
  *
- * Appends never fail silently: on allocation failure they return -1 and
- * latch buf->failed, so an encoder may append many fields and check once
- * with buf_failed().
+ * Appends never fail silently: when they cannot append (no memory, a
+ * variable byte integer out of range) they return -1 and latch
+ * buf->failed, so an encoder may append many fields and check once with
+ * buf_failed().
  *
  * struct buf_reader is a bounds-checked cursor over bytes that someone
  * else owns.  Reads past the end return zero and latch reader->failed;

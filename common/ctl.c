@@ -67,6 +67,8 @@ ctl_readable(evutil_socket_t fd, short what, void *arg)
 			log_warn("control channel receive failed", "fd=%d",
 			    ch->fd);
 		n = 0;
+		/* nothing was received: the control buffer is not filled in */
+		mh.msg_controllen = 0;
 	}
 	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
 		if (cm->cmsg_level == SOL_SOCKET &&
@@ -74,6 +76,10 @@ ctl_readable(evutil_socket_t fd, short what, void *arg)
 		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&passed, CMSG_DATA(cm), sizeof(int));
 	if (n == 0) {
+		/* end of file, or an empty datagram, which no peer of ours
+		 * sends: either way the channel is over */
+		if (passed != -1)
+			close(passed);
 		event_del(ch->rev);
 		ch->fn(ch, CTL_EOF, NULL, -1, ch->arg);
 		return;
@@ -228,7 +234,9 @@ ctl_send(struct ctl_channel *ch, uint16_t type, uint64_t corr,
 {
 	struct ctl_out	*o;
 
-	if (IPC_BATCH_HEADER_SIZE + IPC_RECORD_HEADER_SIZE + len > IPC_CTL_MAX) {
+	/* len is compared alone: adding the headers to it could wrap */
+	if (len > IPC_CTL_MAX - IPC_BATCH_HEADER_SIZE -
+	    IPC_RECORD_HEADER_SIZE) {
 		errno = EMSGSIZE;
 		return -1;
 	}

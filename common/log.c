@@ -289,13 +289,17 @@ append(char *line, size_t *off, const char *fmt, ...)
 		*off = LOG_LINE_MAX - 2;
 }
 
-/* A value quoted for logfmt when it has spaces, quotes or is empty. */
+/*
+ * A value quoted for logfmt when it has spaces, quotes, "=", a newline or
+ * is empty; inside quotes, quotes, backslashes and newlines are escaped,
+ * so a value never breaks its line in two.
+ */
 static void
 append_quoted(char *line, size_t *off, const char *s)
 {
 	const char	*p;
 
-	if (*s && strpbrk(s, " \"=\t") == NULL) {
+	if (*s && strpbrk(s, " \"=\t\n") == NULL) {
 		append(line, off, "%s", s);
 		return;
 	}

@@ -126,3 +126,56 @@ tests_unit_check_sub_LDADD = $(CHECK_TEST_LIBS)
 EXTRA_PROGRAMS += tests/tools/subbench
 tests_tools_subbench_SOURCES = tests/tools/subbench.c
 tests_tools_subbench_LDADD = $(PMQ_LIBS)
+# The common modules (common/): buffer, IPC envelope, nng links, control
+# channel, append-stream client, logging.  The suites share a harness:
+# scratch directories and bounded waits on an event loop.
+check_LIBRARIES = tests/unit/libharness.a
+tests_unit_libharness_a_SOURCES = tests/unit/harness.c tests/unit/harness.h
+tests_unit_libharness_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_libharness_a_CFLAGS = $(CHECK_TEST_CFLAGS)
+HARNESS_TEST_LIBS = tests/unit/libharness.a $(CHECK_TEST_LIBS)
+
+check_PROGRAMS += tests/unit/check_buf
+tests_unit_check_buf_SOURCES = tests/unit/check_buf.c
+tests_unit_check_buf_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_buf_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_buf
+UNIT_TESTS += tests/unit/check_buf
+
+check_PROGRAMS += tests/unit/check_ipc
+tests_unit_check_ipc_SOURCES = tests/unit/check_ipc.c
+tests_unit_check_ipc_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_ipc_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_ipc
+UNIT_TESTS += tests/unit/check_ipc
+
+check_PROGRAMS += tests/unit/check_ipc_link
+tests_unit_check_ipc_link_SOURCES = tests/unit/check_ipc_link.c
+tests_unit_check_ipc_link_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_check_ipc_link_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_ipc_link_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_ipc_link
+UNIT_TESTS += tests/unit/check_ipc_link
+
+check_PROGRAMS += tests/unit/check_ctl
+tests_unit_check_ctl_SOURCES = tests/unit/check_ctl.c
+tests_unit_check_ctl_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_check_ctl_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_ctl_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_ctl
+UNIT_TESTS += tests/unit/check_ctl
+
+check_PROGRAMS += tests/unit/check_walc
+tests_unit_check_walc_SOURCES = tests/unit/check_walc.c
+tests_unit_check_walc_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_check_walc_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_walc_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_walc
+UNIT_TESTS += tests/unit/check_walc
+
+check_PROGRAMS += tests/unit/check_log
+tests_unit_check_log_SOURCES = tests/unit/check_log.c
+tests_unit_check_log_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_log_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_log
+UNIT_TESTS += tests/unit/check_log
