@@ -41,6 +41,7 @@ struct queued {
 };
 
 struct ipc_link {
+	struct event_base	*base;
 	nng_socket		 sock;
 	struct ipc_identity	 self;
 	uint64_t		 target_gen;
@@ -250,26 +251,14 @@ link_writable_cb(evutil_socket_t fd, short what, void *arg)
 	link_try_send(link);
 }
 
-struct ipc_link *
-ipc_link_open(struct event_base *base, const char *path,
-    const struct ipc_identity *self, char *err, size_t errlen)
+/* Create the push socket and start dialing; events on its send fd. */
+static int
+link_connect(struct ipc_link *link, char *err, size_t errlen)
 {
-	struct ipc_link	*link;
-	char		 url[IPC_PATH_MAX + 16];
-	int		 rv, fd;
+	char	 url[IPC_PATH_MAX + 16];
+	int	 rv, fd;
 
-	if (strlen(path) > IPC_PATH_MAX) {
-		snprintf(err, errlen, "IPC socket path %s is too long", path);
-		return NULL;
-	}
-	if ((link = calloc(1, sizeof(*link))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	buf_init(&link->open);
-	link->self = *self;
-	snprintf(link->path, sizeof(link->path), "%s", path);
-	snprintf(url, sizeof(url), "ipc://%s", path);
+	snprintf(url, sizeof(url), "ipc://%s", link->path);
 	if ((rv = nng_push0_open(&link->sock)) != 0)
 		goto nngfail;
 	/* a restarted peer is back within milliseconds: redial quickly */
@@ -282,25 +271,80 @@ ipc_link_open(struct event_base *base, const char *path,
 		goto nngfail;
 	if ((rv = nng_socket_get_int(link->sock, NNG_OPT_SENDFD, &fd)) != 0)
 		goto nngfail;
-	link->send_ev = event_new(base, fd, EV_READ, link_writable_cb, link);
+	link->send_ev = event_new(link->base, fd, EV_READ, link_writable_cb,
+	    link);
+	if (link->send_ev == NULL ||
+	    event_priority_set(link->send_ev, EVLOOP_PRIO_IO) == -1) {
+		snprintf(err, errlen, "cannot watch IPC link %s", link->path);
+		goto fail;
+	}
+	return 0;
+nngfail:
+	snprintf(err, errlen, "IPC link to %s: %s", link->path,
+	    nng_strerror(rv));
+fail:
+	if (link->send_ev)
+		event_free(link->send_ev);
+	link->send_ev = NULL;
+	nng_close(link->sock);
+	return -1;
+}
+
+struct ipc_link *
+ipc_link_open(struct event_base *base, const char *path,
+    const struct ipc_identity *self, char *err, size_t errlen)
+{
+	struct ipc_link	*link;
+
+	if (strlen(path) > IPC_PATH_MAX) {
+		snprintf(err, errlen, "IPC socket path %s is too long", path);
+		return NULL;
+	}
+	if ((link = calloc(1, sizeof(*link))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	buf_init(&link->open);
+	link->base = base;
+	link->self = *self;
+	snprintf(link->path, sizeof(link->path), "%s", path);
 	link->flush_ev = event_new(base, -1, 0, link_flush_cb, link);
-	if (link->send_ev == NULL || link->flush_ev == NULL ||
-	    event_priority_set(link->send_ev, EVLOOP_PRIO_IO) == -1 ||
+	if (link->flush_ev == NULL ||
 	    event_priority_set(link->flush_ev, EVLOOP_PRIO_FLUSH) == -1) {
 		snprintf(err, errlen, "cannot watch IPC link %s", path);
 		goto fail;
 	}
+	if (link_connect(link, err, errlen) == -1)
+		goto fail;
 	return link;
-nngfail:
-	snprintf(err, errlen, "IPC link to %s: %s", path, nng_strerror(rv));
 fail:
-	if (link->send_ev)
-		event_free(link->send_ev);
 	if (link->flush_ev)
 		event_free(link->flush_ev);
-	nng_close(link->sock);
 	free(link);
 	return NULL;
+}
+
+/*
+ * Start the link over with a new nng socket.  For a peer that stays
+ * silent although it is up: whatever nng still held for it is gone, and
+ * the caller sends again what it has not seen acknowledged.  Our own
+ * queue of refused batches is kept.
+ */
+int
+ipc_link_reconnect(struct ipc_link *link)
+{
+	char	 err[256];
+
+	event_free(link->send_ev);
+	link->send_ev = NULL;
+	nng_close(link->sock);
+	if (link_connect(link, err, sizeof(err)) == -1) {
+		log_warnx("IPC link reconnect failed", "error=\"%s\"", err);
+		return -1;
+	}
+	link->stats.reconnects++;
+	link_try_send(link);
+	return 0;
 }
 
 void
@@ -309,7 +353,8 @@ ipc_link_close(struct ipc_link *link)
 	if (link == NULL)
 		return;
 	ipc_link_discard(link);
-	event_free(link->send_ev);
+	if (link->send_ev)
+		event_free(link->send_ev);
 	event_free(link->flush_ev);
 	nng_close(link->sock);
 	buf_free(&link->open);
@@ -436,7 +481,8 @@ link_try_send(struct ipc_link *link)
 		len = nng_msg_len(q->msg);
 		rv = nng_sendmsg(link->sock, q->msg, NNG_FLAG_NONBLOCK);
 		if (rv == NNG_EAGAIN) {
-			event_add(link->send_ev, NULL);
+			if (link->send_ev)
+				event_add(link->send_ev, NULL);
 			break;
 		}
 		if (rv != 0) {

@@ -91,6 +91,8 @@ int	 ipc_link_send(struct ipc_link *, uint16_t type, uint64_t seq,
 void	 ipc_link_flush(struct ipc_link *);
 /* Drop queued batches (the peer is a new incarnation: resend instead). */
 void	 ipc_link_discard(struct ipc_link *);
+/* A new nng socket for a peer that is up but answers nothing. */
+int	 ipc_link_reconnect(struct ipc_link *);
 size_t	 ipc_link_backlog(const struct ipc_link *);
 
 struct ipc_link_stats {
@@ -98,6 +100,7 @@ struct ipc_link_stats {
 	uint64_t	batches;
 	uint64_t	bytes;
 	uint64_t	send_retries;
+	uint64_t	reconnects;
 };
 void	 ipc_link_stats(const struct ipc_link *, struct ipc_link_stats *);
 

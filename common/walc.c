@@ -34,6 +34,7 @@ struct walc {
 	size_t			 head;
 	int64_t			 last_progress;
 	uint64_t		 resent;
+	int			 silent;	/* retransmissions unanswered */
 };
 
 static int64_t
@@ -93,8 +94,10 @@ retransmit_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (now_ms() - w->last_progress >= WALC_RETRANSMIT_MS) {
 		log_debug("log appends unacknowledged; sending again",
-		    "from=%llu last=%llu", (unsigned long long)w->durable + 1,
-		    (unsigned long long)w->next_seq - 1);
+		    "from=%llu last=%llu link_backlog=%zu",
+		    (unsigned long long)w->durable + 1,
+		    (unsigned long long)w->next_seq - 1,
+		    ipc_link_backlog(w->link));
 		/*
 		 * Silence may mean a walsvc incarnation we have not heard
 		 * of, which drops batches aimed at the old one.  Appends are
@@ -103,6 +106,18 @@ retransmit_cb(evutil_socket_t fd, short what, void *arg)
 		 */
 		w->walsvc_gen = 0;
 		ipc_link_set_target_gen(w->link, 0);
+		/*
+		 * Still nothing after a few rounds while walsvc restarts in
+		 * well under a second: start the link over rather than trust
+		 * whatever state the transport is in.
+		 */
+		if (++w->silent % WALC_RECONNECT_AFTER == 0) {
+			log_notice("walsvc silent; reconnecting the log link",
+			    "unacked_from=%llu link_backlog=%zu",
+			    (unsigned long long)w->durable + 1,
+			    ipc_link_backlog(w->link));
+			ipc_link_reconnect(w->link);
+		}
 		resend_from(w, w->durable + 1);
 	}
 }
@@ -196,6 +211,7 @@ acknowledge(struct walc *w, uint64_t upto)
 		w->head = 0;
 	}
 	w->last_progress = now_ms();
+	w->silent = 0;
 	if (w->durable_fn)
 		w->durable_fn(w->arg, upto);
 }

@@ -34,6 +34,7 @@ struct ipc_link;
 struct walc;
 
 #define WALC_RETRANSMIT_MS	500
+#define WALC_RECONNECT_AFTER	3	/* silent retransmissions */
 
 /* durable: everything up to and including seq is in the log */
 typedef void	(*walc_durable_fn)(void *arg, uint64_t seq);

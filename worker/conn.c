@@ -378,6 +378,8 @@ conn_pause(struct conn *c, uint8_t reason, int on)
 	if (c->paused)
 		event_del(&c->rev);
 	else {
+		/* the client's silence while we did not read is ours */
+		c->last_rx = worker_now();
 		event_add(&c->rev, NULL);
 		process_kept(c);
 	}
@@ -549,6 +551,7 @@ conn_pause_all(struct worker *w, int pause)
 		if (pause)
 			event_del(&c->rev);
 		else {
+			c->last_rx = worker_now();
 			event_add(&c->rev, NULL);
 			process_kept(c);
 		}
@@ -580,6 +583,9 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 				registry_timeout(c);
 			break;
 		case CONN_ACTIVE:
+			/* not read by our choice: its pings wait unread */
+			if (c->paused || w->ipc_paused)
+				break;
 			if (c->keep_alive && now - c->last_rx >
 			    (int64_t)c->keep_alive * 1500)
 				conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT,
