@@ -72,6 +72,8 @@ ipc_type_name(uint16_t type)
 		return "REG_GRANTED";
 	case IPC_REG_KICK:
 		return "REG_KICK";
+	case IPC_REG_REFUSED:
+		return "REG_REFUSED";
 	case IPC_ROUTE_SET:
 		return "ROUTE_SET";
 	case IPC_ROUTE_ACK:

@@ -89,6 +89,8 @@ enum ipc_type {
 	/* walsvc -> worker */
 	IPC_REG_GRANTED = 0x0381,	/* body: u8 session present */
 	IPC_REG_KICK = 0x0382,	/* body: client id; another connection took it */
+	IPC_REG_REFUSED = 0x0383,	/* body: u8 MQTT 5 reason (0x97: the broker
+					   holds mqtt.max-connections clients) */
 
 	/* worker <-> worker: routing */
 	IPC_ROUTE_SET = 0x0401,	/* corr: ack id or 0; body: u32 count, filter */

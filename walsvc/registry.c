@@ -11,6 +11,8 @@
  *     after REGISTRY_KICK_MS, if it never does).  A claim that arrives
  *     while another one waits for the same id replaces it: the newest
  *     connection wins, the one it displaced is kicked too.
+ *     When the registry already holds mqtt.max-connections clients, a
+ *     claim for a new id is answered REG_REFUSED (0x97, quota exceeded).
  *   - REG_RELEASE: the connection closed; the id is free or passes to
  *     the claim waiting for it.
  *   - REG_SYNC: after a walsvc restart each worker lists its connected
@@ -172,10 +174,24 @@ static void
 claim(struct walsvc *ws, const struct reg_holder *h, const void *id,
     size_t len)
 {
+	static struct log_ratelimit	 refused_rl;
 	struct registry		*r = ws->registry;
 	struct reg_entry	**ep = find(r, id, len), *e = *ep;
 
 	if (e == NULL) {
+		/* mqtt.max-connections counts clients over all workers, and
+		 * only the registry sees them all */
+		if (r->count >= (size_t)config_num(&ws->proc->cfg,
+		    OPT_mqtt_max_connections)) {
+			uint8_t	 reason = 0x97;	/* quota exceeded */
+
+			send_to(ws, h, IPC_REG_REFUSED, &reason, 1);
+			log_limited(&refused_rl, LOG_LEVEL_WARN, "connection "
+			    "limit reached; client refused", "clients=%zu "
+			    "max=%lld", r->count, (long long)config_num(
+			    &ws->proc->cfg, OPT_mqtt_max_connections));
+			return;
+		}
 		if (add_entry(r, id, len, h) == NULL) {
 			log_error("registry out of memory; claim dropped", "");
 			return;

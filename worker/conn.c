@@ -435,9 +435,12 @@ conn_accept(struct worker *w, int fd)
 	int64_t		 max = config_num(&w->proc->cfg,
 			    OPT_mqtt_max_connections);
 
-	/* the limit is for the whole broker: each worker takes its share */
-	if (w->nconns >= (uint64_t)(max + w->proc->nworkers - 1) /
-	    w->proc->nworkers) {
+	/*
+	 * The limit counts clients over all workers, and the registry
+	 * enforces it at CONNECT; here it only bounds what one worker
+	 * holds, connected or not, however unevenly the kernel spreads them.
+	 */
+	if (w->nconns >= (uint64_t)max) {
 		static struct log_ratelimit	 rl;
 
 		log_limited(&rl, LOG_LEVEL_WARN, "connection limit reached; "

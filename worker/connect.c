@@ -241,6 +241,17 @@ registry_granted(struct worker *w, uint64_t conn_id)
 	conn_pause(c, PAUSE_CLAIM, 0);
 }
 
+/* The registry refused the claim: the broker is full. */
+void
+registry_refused(struct worker *w, uint64_t conn_id, uint8_t reason)
+{
+	struct conn	*c = idmap_get(&w->conns_by_id, conn_id);
+
+	if (c == NULL || c->state != CONN_CLAIMING)
+		return;
+	refuse(c, reason, "connection limit reached");
+}
+
 /* walsvc gave our client's id to a newer connection. */
 void
 registry_kick(struct worker *w, uint64_t conn_id)

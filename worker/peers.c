@@ -53,6 +53,11 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 		case IPC_REG_KICK:
 			registry_kick(w, rec.corr);
 			break;
+		case IPC_REG_REFUSED:
+			if (rec.len != 1)
+				goto bad;
+			registry_refused(w, rec.corr, rec.body[0]);
+			break;
 		default:
 			goto bad;
 		}

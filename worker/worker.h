@@ -199,6 +199,7 @@ void	 connect_handle(struct conn *, const struct mqtt_packet *,
 	    const struct mqtt_result *);
 void	 registry_granted(struct worker *, uint64_t conn_id);
 void	 registry_kick(struct worker *, uint64_t conn_id);
+void	 registry_refused(struct worker *, uint64_t conn_id, uint8_t reason);
 void	 registry_release(struct conn *);
 void	 registry_walsvc_restarted(struct worker *);
 void	 registry_timeout(struct conn *);
