@@ -62,9 +62,16 @@ struct ipc_link {
 struct event_base *
 evloop_new(void)
 {
+	struct event_config	*cfg;
 	struct event_base	*base;
 
-	if ((base = event_base_new()) == NULL)
+	/* timers below a millisecond (group commit) need timerfd */
+	if ((cfg = event_config_new()) == NULL)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (base == NULL)
 		return NULL;
 	if (event_base_priority_init(base, EVLOOP_NPRIORITIES) == -1) {
 		event_base_free(base);

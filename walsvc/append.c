@@ -32,6 +32,7 @@
 #include "walsvc.h"
 
 #define RETRY_MS	500
+#define COMMIT_GAP_US	250
 #define CHECKPOINT_S	30
 
 static unsigned
@@ -87,13 +88,31 @@ touch(struct walsvc *ws, struct stream *s)
 	ws->touched = s;
 }
 
+/*
+ * Commit at the end of this turn, unless the last commit ended less than
+ * COMMIT_GAP_US ago: then at that mark.  Under light load every append
+ * is committed at once; under steady load commits come at most every
+ * COMMIT_GAP_US, each covering more appends, which saves an fdatasync
+ * and two nng messages per worker each time (PostgreSQL's commit_delay,
+ * applied only when the log is busy).
+ */
 static void
 schedule_commit(struct walsvc *ws)
 {
+	struct timeval	 tv;
+	int64_t		 wait;
+
 	if (ws->commit_pending)
 		return;
 	ws->commit_pending = 1;
-	event_active(ws->commit_ev, 0, 0);
+	wait = ws->last_commit + COMMIT_GAP_US - walsvc_now_us();
+	if (wait <= 0) {
+		event_active(ws->commit_ev, 0, 0);
+		return;
+	}
+	tv.tv_sec = 0;
+	tv.tv_usec = (suseconds_t)wait;
+	event_add(ws->commit_ev, &tv);
 }
 
 static void
@@ -315,6 +334,7 @@ commit(struct walsvc *ws)
 		log_notice("message log writable again; acknowledging", "");
 	ws->failing = 0;
 	ws->commits++;
+	ws->last_commit = walsvc_now_us();
 	lsn = ws->mode == WAL_SYNC_ALWAYS ? wal_synced_lsn(ws->wal) :
 	    wal_written_lsn(ws->wal);
 	buf_store_u64(body, lsn);

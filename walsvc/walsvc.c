@@ -33,12 +33,18 @@
 static struct walsvc	 walsvc;
 
 int64_t
-walsvc_now(void)
+walsvc_now_us(void)
 {
 	struct timespec	 ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+walsvc_now(void)
+{
+	return walsvc_now_us() / 1000;
 }
 
 /*

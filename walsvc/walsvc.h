@@ -66,6 +66,7 @@ struct walsvc {
 	struct event		*sync_timer;
 	struct event		*retry_timer;
 	int			 commit_pending;
+	int64_t			 last_commit;	/* monotonic µs */
 	int			 failing;	/* last write or sync failed */
 	int			 paused;	/* endpoint paused: memory bound */
 	size_t			 pending_limit;
@@ -79,6 +80,7 @@ struct walsvc {
 struct ipc_link	*walsvc_reply_link(struct walsvc *, uint8_t role, uint16_t slot,
 		    uint64_t gen);
 int64_t		 walsvc_now(void);
+int64_t		 walsvc_now_us(void);
 
 /* registry.c */
 int	 registry_start(struct walsvc *);
