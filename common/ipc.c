@@ -48,6 +48,10 @@ ipc_type_name(uint16_t type)
 		return "CTL_RELOAD";
 	case IPC_CTL_REOPEN_LOGS:
 		return "CTL_REOPEN_LOGS";
+	case IPC_CTL_LISTEN_ADD:
+		return "CTL_LISTEN_ADD";
+	case IPC_CTL_LISTEN_REMOVE:
+		return "CTL_LISTEN_REMOVE";
 	case IPC_CTL_READY:
 		return "CTL_READY";
 	case IPC_CTL_STATUS:

@@ -67,6 +67,8 @@ enum ipc_type {
 	IPC_CTL_STOP = 0x0104,	/* body: empty */
 	IPC_CTL_RELOAD = 0x0105,	/* body: (name\0value\0)* changed options */
 	IPC_CTL_REOPEN_LOGS = 0x0106,	/* body: empty */
+	IPC_CTL_LISTEN_ADD = 0x0107,	/* body: address; fd: the slot's socket */
+	IPC_CTL_LISTEN_REMOVE = 0x0108,	/* body: address no longer served */
 
 	/* child -> supervisor, control channel */
 	IPC_CTL_READY = 0x0181,	/* body: u64 max worker generation in the log */

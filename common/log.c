@@ -240,6 +240,21 @@ log_reopen(void)
 	return rc;
 }
 
+/* Hand the log files to the user the children run as. */
+int
+log_chown(uid_t uid, gid_t gid)
+{
+	int	 i, rc = 0;
+
+	for (i = 0; i < logger.nfiles; i++)
+		if (fchown(logger.files[i].fd, uid, gid) == -1) {
+			log_warn("cannot hand log file over", "path=%s",
+			    logger.files[i].path);
+			rc = -1;
+		}
+	return rc;
+}
+
 void
 log_close(void)
 {

@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR = 0,
@@ -39,6 +40,7 @@ void	log_set_slot(int slot);
 int	log_configure(const char *level, const char *format, const char *target,
 	    const char *facility, char *err, size_t errlen);
 int	log_reopen(void);
+int	log_chown(uid_t, gid_t);
 void	log_close(void);
 int	log_level_parse(const char *);
 int	log_enabled(enum log_level);

@@ -4,8 +4,13 @@
  */
 #include "config.h"
 
+#include <sys/prctl.h>
+
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +119,57 @@ apply_pairs(struct proc *p, const struct ipc_record *rec, enum option_id *ids,
 	return rv;
 }
 
+/*
+ * Started as root with server.user set (the supervisor checked the
+ * names): drop to that user for good, after the sockets, the log files
+ * and the directories are ours, and before serving anything.
+ */
+static void
+drop_privileges(struct proc *p)
+{
+	const char	*user = config_str(&p->cfg, OPT_server_user);
+	const char	*group = config_str(&p->cfg, OPT_server_group);
+	struct passwd	*pw;
+	struct group	*gr;
+	struct pollfd	 pfd;
+	uid_t		 ruid, euid, suid;
+	gid_t		 gid;
+
+	if (*user == '\0' || geteuid() != 0)
+		return;
+	if ((pw = getpwnam(user)) == NULL)
+		fatal_status(PMQ_EXIT_NORESPAWN, "no such user", "user=%s",
+		    user);
+	gid = pw->pw_gid;
+	if (*group != '\0') {
+		if ((gr = getgrnam(group)) == NULL)
+			fatal_status(PMQ_EXIT_NORESPAWN, "no such group",
+			    "group=%s", group);
+		gid = gr->gr_gid;
+	}
+	if (setgroups(0, NULL) == -1 || setresgid(gid, gid, gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		fatal_status(PMQ_EXIT_NORESPAWN, "cannot drop privileges",
+		    "user=%s", user);
+	if (getresuid(&ruid, &euid, &suid) == -1 || ruid != pw->pw_uid ||
+	    euid != pw->pw_uid || suid != pw->pw_uid || setuid(0) == 0)
+		panic("privileges still held after dropping to %s", user);
+	/* the drop clears the dumpable flag; the operator may want cores */
+	if (config_num(&p->cfg, OPT_server_dump_core))
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	/*
+	 * PR_SET_PDEATHSIG does not survive a change of credentials, so
+	 * the control channel is what tells us the supervisor is there.
+	 */
+	pfd.fd = PROC_CTL_FD;
+	pfd.events = POLLRDHUP;
+	pfd.revents = 0;
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP)))
+		fatalx("supervisor gone while starting", "");
+	log_info("privileges dropped", "user=%s uid=%u gid=%u", user,
+	    (unsigned)pw->pw_uid, (unsigned)gid);
+}
+
 static void
 handle_peers(struct proc *p, const struct ipc_record *rec)
 {
@@ -196,6 +252,7 @@ dispatch_supervisor(struct ctl_channel *ch, int status, struct ipc_batch *batch,
 			}
 			config_messages_free(&msgs);
 			apply_logging(p);
+			drop_privileges(p);
 			p->configured = 1;
 			p->ops->start(p);
 			break;

@@ -26,30 +26,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "log.h"
 #include "supervisor.h"
 
 #define LISTEN_BACKLOG	1024
-#define LISTEN_MAX	32
 
-static void
-format_addr(const struct sockaddr *sa, char *out, size_t len)
-{
-	char	 host[INET6_ADDRSTRLEN];
-	int	 port;
-
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)sa;
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		port = ntohs(s6->sin6_port);
-		snprintf(out, len, "[%s]:%d", host, port);
-	} else {
-		const struct sockaddr_in *s4 = (const void *)sa;
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		port = ntohs(s4->sin_port);
-		snprintf(out, len, "%s:%d", host, port);
-	}
-}
 
 static void
 set_port(struct sockaddr_storage *ss, uint16_t port)
@@ -151,9 +133,11 @@ add_address(struct listen_set *set, const char *spec,
 	}
 	l = &set->l[set->n];
 	memset(l, 0, sizeof(*l));
+	snprintf(l->spec, sizeof(l->spec), "%s", spec);
+	l->fresh = 1;
 	memcpy(&l->addr, sa, salen);
 	l->addrlen = salen;
-	format_addr(sa, name, sizeof(name));
+	addr_format(sa, name, sizeof(name));
 	for (i = 0; i < set->n; i++)
 		if (set->l[i].addrlen == salen &&
 		    memcmp(&set->l[i].addr, sa, salen) == 0 &&
@@ -198,80 +182,224 @@ add_address(struct listen_set *set, const char *spec,
 			set_port(&l->addr, get_port(&bound));
 		}
 	}
-	format_addr((struct sockaddr *)&l->addr, l->name, sizeof(l->name));
+	addr_format((struct sockaddr *)&l->addr, l->name, sizeof(l->name));
 	log_notice("listening", "addr=%s slots=%d", l->name, set->nslots);
 	return 0;
+}
+
+/* Resolve one "HOST:PORT" of server.bind and open all it names. */
+static int
+add_spec(struct listen_set *set, const char *tok, char *err, size_t errlen)
+{
+	struct addrinfo	 hints, *res, *ai;
+	char		 host[256], port[8];
+	int		 rv;
+
+	if (split_spec(tok, host, sizeof(host), port, sizeof(port)) == -1) {
+		snprintf(err, errlen, "server.bind: '%s' is not HOST:PORT or "
+		    "[IPV6]:PORT", tok);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rv = getaddrinfo(strcmp(host, "*") == 0 || host[0] == '\0' ? NULL :
+	    host, port, &hints, &res);
+	if (rv != 0) {
+		snprintf(err, errlen, "server.bind: '%s': %s", tok,
+		    gai_strerror(rv));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next)
+		if (add_address(set, tok, ai->ai_addr, ai->ai_addrlen, err,
+		    errlen) == -1) {
+			freeaddrinfo(res);
+			return -1;
+		}
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* Call fn for each trimmed token of a comma-separated list. */
+static int
+each_spec(const char *binds, int (*fn)(const char *, void *), void *arg)
+{
+	char	*copy, *tok, *save;
+	int	 rv = 0;
+
+	if ((copy = strdup(binds)) == NULL)
+		return -1;
+	for (tok = strtok_r(copy, ",", &save); tok && rv == 0;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		rv = fn(tok, arg);
+	}
+	free(copy);
+	return rv;
+}
+
+struct open_ctx {
+	struct listen_set	*set;
+	char			*err;
+	size_t			 errlen;
+};
+
+static int
+open_one(const char *tok, void *arg)
+{
+	struct open_ctx	*oc = arg;
+	int		 i;
+
+	/* unchanged on reload: never touched */
+	for (i = 0; i < oc->set->n; i++)
+		if (strcmp(oc->set->l[i].spec, tok) == 0)
+			return 0;
+	return add_spec(oc->set, tok, oc->err, oc->errlen);
+}
+
+static void
+close_listener(struct listen_set *set, struct listener *l)
+{
+	int	 j;
+
+	for (j = 0; j < set->nslots && l->fds; j++)
+		if (l->fds[j] != -1)
+			close(l->fds[j]);
+	free(l->fds);
+	l->fds = NULL;
 }
 
 int
 listen_open(struct listen_set *set, const char *binds, int nslots, char *err,
     size_t errlen)
 {
-	struct addrinfo	 hints, *res, *ai;
-	char		*copy, *tok, *save, host[256], port[8];
-	int		 rv;
+	struct open_ctx	 oc = { set, err, errlen };
+	int		 i;
 
 	memset(set, 0, sizeof(*set));
 	set->nslots = nslots;
-	if ((set->l = calloc(LISTEN_MAX, sizeof(*set->l))) == NULL ||
-	    (copy = strdup(binds)) == NULL) {
+	if ((set->l = calloc(LISTEN_MAX, sizeof(*set->l))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	for (tok = strtok_r(copy, ",", &save); tok;
-	    tok = strtok_r(NULL, ",", &save)) {
-		while (*tok == ' ')
-			tok++;
-		if (split_spec(tok, host, sizeof(host), port, sizeof(port)) ==
-		    -1) {
-			snprintf(err, errlen, "server.bind: '%s' is not "
-			    "HOST:PORT or [IPV6]:PORT", tok);
-			goto fail;
-		}
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-		rv = getaddrinfo(strcmp(host, "*") == 0 || host[0] == '\0' ?
-		    NULL : host, port, &hints, &res);
-		if (rv != 0) {
-			snprintf(err, errlen, "server.bind: '%s': %s", tok,
-			    gai_strerror(rv));
-			goto fail;
-		}
-		for (ai = res; ai; ai = ai->ai_next) {
-			if (add_address(set, tok, ai->ai_addr, ai->ai_addrlen,
-			    err, errlen) == -1) {
-				freeaddrinfo(res);
-				goto fail;
-			}
-		}
-		freeaddrinfo(res);
+	if (each_spec(binds, open_one, &oc) != 0) {
+		listen_close(set);
+		return -1;
 	}
-	free(copy);
 	if (set->n == 0) {
 		snprintf(err, errlen, "server.bind: no address to listen on");
 		listen_close(set);
 		return -1;
 	}
+	for (i = 0; i < set->n; i++)
+		set->l[i].fresh = 0;
 	return 0;
-fail:
-	free(copy);
-	listen_close(set);
-	return -1;
+}
+
+struct keep_ctx {
+	const char	*spec;
+	int		 found;
+};
+
+static int
+match_spec(const char *tok, void *arg)
+{
+	struct keep_ctx	*kc = arg;
+
+	if (strcmp(tok, kc->spec) == 0)
+		kc->found = 1;
+	return 0;
+}
+
+/*
+ * Reload: mark and sweep by the configured text.  Addresses that stay
+ * are not touched; new ones are probed and opened (marked fresh, for
+ * the caller to hand to the workers); those no longer configured are
+ * closed and their names put in `removed`.  If a new address cannot be
+ * opened, everything opened by this call is closed again and nothing
+ * changes.
+ */
+int
+listen_update(struct listen_set *set, const char *binds, char removed[][80],
+    int *nremoved, char *err, size_t errlen)
+{
+	struct open_ctx	 oc = { set, err, errlen };
+	struct keep_ctx	 kc;
+	int		 i, j, before = set->n;
+
+	*nremoved = 0;
+	for (i = 0; i < set->n; i++)
+		set->l[i].fresh = 0;
+	if (each_spec(binds, open_one, &oc) != 0) {
+		for (i = before; i < set->n; i++)
+			close_listener(set, &set->l[i]);
+		set->n = before;
+		return -1;
+	}
+	for (i = 0, j = 0; i < set->n; i++) {
+		kc.spec = set->l[i].spec;
+		kc.found = 0;
+		each_spec(binds, match_spec, &kc);
+		if (!kc.found) {
+			snprintf(removed[(*nremoved)++], 80, "%s",
+			    set->l[i].name);
+			log_notice("no longer listening", "addr=%s",
+			    set->l[i].name);
+			close_listener(set, &set->l[i]);
+			continue;
+		}
+		set->l[j++] = set->l[i];
+	}
+	set->n = j;
+	if (set->n == 0) {
+		snprintf(err, errlen, "server.bind: no address to listen on");
+		return -1;
+	}
+	return 0;
+}
+
+/* Throttling: the kernel stops giving this slot connections. */
+void
+listen_close_slot(struct listen_set *set, int slot)
+{
+	int	 i;
+
+	for (i = 0; i < set->n; i++)
+		if (set->l[i].fds[slot] != -1) {
+			close(set->l[i].fds[slot]);
+			set->l[i].fds[slot] = -1;
+		}
+}
+
+int
+listen_reopen_slot(struct listen_set *set, int slot, char *err, size_t errlen)
+{
+	struct listener	*l;
+	int		 i;
+
+	for (i = 0; i < set->n; i++) {
+		l = &set->l[i];
+		if (l->fds[slot] != -1)
+			continue;
+		if ((l->fds[slot] = open_socket(&l->addr, l->addrlen, 1, 1)) ==
+		    -1) {
+			snprintf(err, errlen, "%s: %s", l->name,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 void
 listen_close(struct listen_set *set)
 {
-	int	 i, j;
+	int	 i;
 
-	for (i = 0; i < set->n; i++) {
-		for (j = 0; j < set->nslots && set->l[i].fds; j++)
-			if (set->l[i].fds[j] != -1)
-				close(set->l[i].fds[j]);
-		free(set->l[i].fds);
-	}
+	for (i = 0; i < set->n; i++)
+		close_listener(set, &set->l[i]);
 	free(set->l);
 	memset(set, 0, sizeof(*set));
 }

@@ -7,3 +7,6 @@ promptmqd_SOURCES = \
 	supervisor/spawn.c
 promptmqd_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 promptmqd_LDADD = $(PMQ_LIBS)
+promptmqd_SOURCES += \
+	supervisor/daemon.c \
+	supervisor/privs.c

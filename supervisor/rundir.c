@@ -80,7 +80,8 @@ check_writable(const char *what, const char *dir, mode_t mode, char *err,
  * in a sockaddr_un.
  */
 int
-rundir_prepare(const char *dir, int nworkers, char *err, size_t errlen)
+rundir_prepare(const char *dir, int nworkers, uid_t owner, char *err,
+    size_t errlen)
 {
 	char		 longest[PATH_MAX];
 	struct stat	 st;
@@ -102,7 +103,8 @@ rundir_prepare(const char *dir, int nworkers, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
-	if (st.st_uid != geteuid()) {
+	/* ours, or (root) handed to the children's user on an earlier run */
+	if (st.st_uid != geteuid() && st.st_uid != owner) {
 		snprintf(err, errlen, "server.runtime-dir %s: owned by uid %u, "
 		    "not by us (uid %u)", dir, (unsigned)st.st_uid,
 		    (unsigned)geteuid());
@@ -150,6 +152,19 @@ rundir_lock(const char *dir, char *err, size_t errlen)
 		return -1;
 	}
 	return fd;
+}
+
+/* After detaching: the lock file names the daemon, not its parent. */
+int
+rundir_lock_rewrite(int fd)
+{
+	char	 buf[32];
+	int	 n;
+
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, (size_t)n, 0) != n)
+		return -1;
+	return 0;
 }
 
 int

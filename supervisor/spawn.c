@@ -48,9 +48,23 @@ static void
 respawn_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct child	*c = arg;
+	char		 err[256];
 
 	if (c->sup->stopping || c->state != CHILD_WAITING)
 		return;
+	if (c->throttled) {
+		if (listen_reopen_slot(&c->sup->listeners, c->slot, err,
+		    sizeof(err)) == -1) {
+			log_error("cannot reopen a throttled worker slot; "
+			    "trying again later", "slot=%u error=\"%s\"",
+			    c->slot, err);
+			spawn_schedule(c, config_num(&c->sup->cfg,
+			    OPT_server_throttle_time));
+			return;
+		}
+		c->throttled = 0;
+		log_notice("worker slot reopened", "slot=%u", c->slot);
+	}
 	if (spawn_child(c) == -1)
 		spawn_schedule(c, c->delay_ms ? c->delay_ms : 1000);
 }

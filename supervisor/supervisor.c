@@ -110,6 +110,7 @@ supervisor_child_ready(struct child *c, const struct ipc_record *rec)
 	if (c->state != CHILD_STARTING)
 		return;
 	c->state = CHILD_READY;
+	c->served = 1;
 	if (c->role == IPC_ROLE_WALSVC) {
 		if (rec->len != 8) {
 			log_warnx("bad READY from walsvc", "len=%u", rec->len);
@@ -134,6 +135,7 @@ supervisor_child_ready(struct child *c, const struct ipc_record *rec)
 		s->ready_logged = 1;
 		log_notice("ready", "workers=%d pid=%ld", s->nworkers,
 		    (long)getpid());
+		daemon_ready();
 	}
 }
 
@@ -153,6 +155,9 @@ supervisor_child_exited(struct child *c, int status)
 		log_error("child cannot run (configuration, storage or binaries);"
 		    " stopping promptmqd", "role=%s slot=%u",
 		    ipc_role_name(c->role), c->slot);
+		snprintf(s->fail_reason, sizeof(s->fail_reason), "%s could not "
+		    "start (configuration, storage or binaries); see the log",
+		    ipc_role_name(c->role));
 		supervisor_stop(s, 1);
 		return;
 	}
@@ -160,20 +165,41 @@ supervisor_child_exited(struct child *c, int status)
 	/*
 	 * Restart with a delay that doubles while the child keeps dying
 	 * young and starts over once it ran for respawn-stable.  walsvc is
-	 * restarted at once the first time: workers wait for it.
+	 * restarted at once the first time: workers wait for it.  A worker
+	 * slot that keeps dying before it serves is throttled instead of
+	 * respawned in a loop (Postfix's master does the same).
 	 */
 	uptime = supervisor_now_ms() - c->started_ms;
 	base = config_num(cfg, OPT_server_respawn_delay);
 	max = config_num(cfg, OPT_server_respawn_delay_max);
 	c->deaths++;
-	if (uptime >= config_num(cfg, OPT_server_respawn_stable))
-		c->delay_ms = c->role == IPC_ROLE_WALSVC ? 0 : base;
-	else if (c->delay_ms == 0)
-		c->delay_ms = base;
+	if (!c->served || uptime < config_num(cfg, OPT_server_respawn_stable))
+		c->quick_deaths++;
+	else {
+		c->quick_deaths = 0;
+		c->delay_ms = 0;
+	}
+	if (c->delay_ms == 0)
+		c->delay_ms = c->role == IPC_ROLE_WALSVC && c->deaths == 1 ? 0 :
+		    base;
 	else
 		c->delay_ms = c->delay_ms * 2 > max ? max : c->delay_ms * 2;
-	if (c->role == IPC_ROLE_WALSVC && c->deaths == 1)
-		c->delay_ms = 0;
+	if (c->role == IPC_ROLE_WORKER &&
+	    c->quick_deaths >= (uint32_t)config_num(cfg,
+	    OPT_server_throttle_after)) {
+		c->quick_deaths = 0;
+		c->throttled = 1;
+		c->delay_ms = base;
+		/* the kernel then gives this slot's connections to the others */
+		listen_close_slot(&s->listeners, c->slot);
+		log_warnx("worker slot throttled", "slot=%u seconds=%lld "
+		    "reason=\"died %lld times in a row before serving\"",
+		    c->slot, (long long)config_num(cfg,
+		    OPT_server_throttle_time) / 1000, (long long)config_num(cfg,
+		    OPT_server_throttle_after));
+		spawn_schedule(c, config_num(cfg, OPT_server_throttle_time));
+		return;
+	}
 	log_info("child restart scheduled", "role=%s slot=%u delay_ms=%lld",
 	    ipc_role_name(c->role), c->slot, (long long)c->delay_ms);
 	spawn_schedule(c, c->delay_ms);
@@ -233,6 +259,10 @@ check_stopped(struct supervisor *s)
 		return;
 	}
 	listen_close(&s->listeners);
+	if (!s->ready_logged)
+		daemon_failed(s->fail_reason[0] ? s->fail_reason :
+		    "stopped before it was ready; see the log");
+	daemon_pidfile_remove();
 	log_notice("stopped", "status=%d", s->exit_status);
 	exit(s->exit_status);
 }
@@ -246,6 +276,7 @@ supervisor_stop(struct supervisor *s, int status)
 		return;
 	s->stopping = 1;
 	s->exit_status = status;
+	daemon_notify("STOPPING=1");
 	evtimer_del(s->walsvc.respawn_ev);
 	for (i = 0; i < s->nworkers; i++) {
 		evtimer_del(s->workers[i].respawn_ev);
@@ -256,6 +287,62 @@ supervisor_stop(struct supervisor *s, int status)
 	}
 	arm_stop_timer(s);
 	check_stopped(s);
+}
+
+/* Hand a listener opened on reload to every running worker. */
+static void
+send_listener(struct supervisor *s, const struct listener *l)
+{
+	int	 w;
+
+	for (w = 0; w < s->nworkers; w++)
+		if (spawn_alive(&s->workers[w]) && l->fds[w] != -1)
+			ctl_send(s->workers[w].ctl, IPC_CTL_LISTEN_ADD, 0,
+			    l->name, strlen(l->name), l->fds[w]);
+}
+
+/*
+ * server.bind changed: open what is new (all of it or nothing) and
+ * close what is gone, in the supervisor and in every worker.  Clients
+ * already connected through a removed address stay connected.
+ */
+static int
+reload_bind(struct supervisor *s, const char *binds)
+{
+	char	 removed[LISTEN_MAX][80], err[512];
+	int	 nremoved, i, w;
+
+	if (listen_update(&s->listeners, binds, removed, &nremoved, err,
+	    sizeof(err)) == -1) {
+		log_error("reload: bind addresses not changed", "error=\"%s\"",
+		    err);
+		return -1;
+	}
+	for (i = 0; i < s->listeners.n; i++)
+		if (s->listeners.l[i].fresh)
+			send_listener(s, &s->listeners.l[i]);
+	for (i = 0; i < nremoved; i++)
+		for (w = 0; w < s->nworkers; w++)
+			if (spawn_alive(&s->workers[w]))
+				ctl_send(s->workers[w].ctl,
+				    IPC_CTL_LISTEN_REMOVE, 0, removed[i],
+				    strlen(removed[i]), -1);
+	return 0;
+}
+
+static void
+apply_logging(struct supervisor *s)
+{
+	char	 err[256];
+
+	if (log_configure(config_text(&s->cfg, OPT_log_level),
+	    config_text(&s->cfg, OPT_log_format),
+	    config_text(&s->cfg, OPT_log_target),
+	    config_text(&s->cfg, OPT_log_syslog_facility), err,
+	    sizeof(err)) == -1)
+		log_error("logging not changed", "error=\"%s\"", err);
+	if (s->privs.drop)
+		log_chown(s->privs.uid, s->privs.gid);
 }
 
 /*
@@ -273,6 +360,7 @@ reload(struct supervisor *s)
 	char			 name[128], err[256];
 	int			 c;
 
+	daemon_notify("RELOADING=1");
 	log_notice("reloading configuration", "file=%s",
 	    s->cfg.file ? s->cfg.file : "(none)");
 	memset(&msgs, 0, sizeof(msgs));
@@ -299,6 +387,9 @@ reload(struct supervisor *s)
 			    config_text(&next, changed[i]));
 			continue;
 		}
+		if (changed[i] == OPT_server_bind &&
+		    reload_bind(s, config_text(&next, changed[i])) == -1)
+			continue;
 		if (config_set(&s->cfg, changed[i], config_text(&next,
 		    changed[i]), next.v[changed[i]].origin, err,
 		    sizeof(err)) == -1) {
@@ -310,12 +401,7 @@ reload(struct supervisor *s)
 		    config_text(&s->cfg, changed[i]));
 		live[nlive++] = changed[i];
 	}
-	if (log_configure(config_text(&s->cfg, OPT_log_level),
-	    config_text(&s->cfg, OPT_log_format),
-	    config_text(&s->cfg, OPT_log_target),
-	    config_text(&s->cfg, OPT_log_syslog_facility), err,
-	    sizeof(err)) == -1)
-		log_error("reload: logging not changed", "error=\"%s\"", err);
+	apply_logging(s);
 	if (nlive) {
 		if (spawn_alive(&s->walsvc))
 			spawn_send_config(&s->walsvc, IPC_CTL_RELOAD, &s->cfg,
@@ -330,6 +416,7 @@ reload(struct supervisor *s)
 done:
 	config_messages_free(&msgs);
 	config_free(&next);
+	daemon_notify("READY=1");
 }
 
 static void
@@ -356,7 +443,11 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 			reload(s);
 		break;
 	case SIGUSR1:
+		/* reopened (created) as root and handed over before the
+		 * children, who may no longer create files there, reopen */
 		log_reopen();
+		if (s->privs.drop)
+			log_chown(s->privs.uid, s->privs.gid);
 		if (spawn_alive(&s->walsvc))
 			ctl_send(s->walsvc.ctl, IPC_CTL_REOPEN_LOGS, 0, NULL, 0,
 			    -1);
@@ -378,8 +469,10 @@ main(int argc, char *argv[])
 				    SIGCHLD };
 	struct config_messages	 msgs;
 	struct event		*ev;
-	char			 err[512];
+	char			 err[512], defpid[PATH_MAX];
+	const char		*pidfile;
 	long			 ncpu;
+	int			 daemonize;
 	size_t			 i;
 	int			 w;
 
@@ -423,22 +516,62 @@ main(int argc, char *argv[])
 		return 1;
 	}
 
-	/* 2) directories, lock, listeners */
+	/*
+	 * 2) everything that can fail for reasons the operator can fix:
+	 * the user, the directories, the lock, the listeners, the pid file.
+	 * In the foreground still, so the message reaches the terminal.
+	 */
 	sup.nworkers = (int)config_num(&sup.cfg, OPT_server_workers);
 	if (sup.nworkers == 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		sup.nworkers = ncpu > 0 ? (int)ncpu : 1;
 	}
 	find_children(&sup);
-	if (rundir_prepare(config_str(&sup.cfg, OPT_server_runtime_dir),
-	    sup.nworkers, err, sizeof(err)) == -1 ||
+	daemonize = config_num(&sup.cfg, OPT_server_daemon) != 0;
+	pidfile = config_str(&sup.cfg, OPT_server_pidfile);
+	if (*pidfile == '\0' && daemonize) {
+		snprintf(defpid, sizeof(defpid), "%s/promptmqd.pid",
+		    config_str(&sup.cfg, OPT_server_runtime_dir));
+		pidfile = defpid;
+	}
+	if (privs_resolve(&sup.cfg, &sup.privs, err, sizeof(err)) == -1 ||
+	    rundir_prepare(config_str(&sup.cfg, OPT_server_runtime_dir),
+	    sup.nworkers, sup.privs.uid, err, sizeof(err)) == -1 ||
 	    (sup.lock_fd = rundir_lock(config_str(&sup.cfg,
 	    OPT_server_runtime_dir), err, sizeof(err))) == -1 ||
 	    datadir_prepare(config_str(&sup.cfg, OPT_storage_data_dir),
 	    config_str(&sup.cfg, OPT_storage_wal_dir), err, sizeof(err)) == -1 ||
+	    privs_hand_over(&sup.privs, "server.runtime-dir", config_str(
+	    &sup.cfg, OPT_server_runtime_dir), err, sizeof(err)) == -1 ||
+	    privs_hand_over(&sup.privs, "storage.data-dir", config_str(&sup.cfg,
+	    OPT_storage_data_dir), err, sizeof(err)) == -1 ||
+	    privs_hand_over(&sup.privs, "storage.wal-dir", config_str(&sup.cfg,
+	    OPT_storage_wal_dir), err, sizeof(err)) == -1 ||
+	    (*pidfile && daemon_pidfile_lock(pidfile, err, sizeof(err)) == -1) ||
 	    listen_open(&sup.listeners, config_str(&sup.cfg, OPT_server_bind),
 	    sup.nworkers, err, sizeof(err)) == -1) {
 		log_error("cannot start", "error=\"%s\"", err);
+		return 1;
+	}
+	if (sup.privs.drop) {
+		/* the lock stays root's; the children never touch it */
+		fchown(sup.lock_fd, 0, 0);
+		log_chown(sup.privs.uid, sup.privs.gid);
+	}
+	if (daemonize) {
+		if (strstr(config_text(&sup.cfg, OPT_log_target), "stderr") &&
+		    strchr(config_text(&sup.cfg, OPT_log_target), '/') == NULL &&
+		    strstr(config_text(&sup.cfg, OPT_log_target), "syslog") ==
+		    NULL)
+			fprintf(stderr, "promptmqd: warning: log.target is "
+			    "stderr, which a daemon does not have: its log "
+			    "is lost; set log.target to a file or syslog\n");
+		daemon_detach();
+		rundir_lock_rewrite(sup.lock_fd);
+	}
+	if (daemon_pidfile_write(err, sizeof(err)) == -1) {
+		log_error("cannot start", "error=\"%s\"", err);
+		daemon_failed(err);
 		return 1;
 	}
 

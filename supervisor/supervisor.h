@@ -37,13 +37,20 @@ struct child {
 	int64_t			 started_ms;	/* monotonic */
 	int64_t			 delay_ms;	/* next respawn delay */
 	uint32_t		 deaths;
+	uint32_t		 quick_deaths;	/* in a row, before serving */
+	int			 served;	/* READY seen */
+	int			 throttled;	/* sockets closed for a while */
 	struct ctl_channel	*ctl;
 	struct event		*respawn_ev;
 };
 
+#define LISTEN_MAX	32	/* addresses in server.bind */
+
 /* One bind address, open once per worker slot (SO_REUSEPORT). */
 struct listener {
+	char			 spec[128];	/* as configured: "localhost:1883" */
 	char			 name[80];	/* "127.0.0.1:1883" as bound */
+	int			 fresh;		/* opened by the last update */
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
 	int			*fds;		/* one per slot */
@@ -53,6 +60,13 @@ struct listen_set {
 	struct listener		*l;
 	int			 n;
 	int			 nslots;
+};
+
+/* The user the children run as. */
+struct privs {
+	int		drop;		/* started as root with server.user */
+	uid_t		uid;
+	gid_t		gid;
 };
 
 struct supervisor {
@@ -70,6 +84,8 @@ struct supervisor {
 	int			 ready_logged;
 	int			 lock_fd;
 	int			 exit_status;
+	char			 fail_reason[256];
+	struct privs		 privs;
 	struct event		*stop_timer;
 };
 
@@ -77,13 +93,35 @@ struct supervisor {
 int	 listen_open(struct listen_set *, const char *binds, int nslots,
 	    char *err, size_t errlen);
 void	 listen_close(struct listen_set *);
+int	 listen_update(struct listen_set *, const char *binds,
+	    char removed[][80], int *nremoved, char *err, size_t errlen);
+void	 listen_close_slot(struct listen_set *, int slot);
+int	 listen_reopen_slot(struct listen_set *, int slot, char *err,
+	    size_t errlen);
 int	 listen_slot_fds(const struct listen_set *, int slot, int *fds, int max);
 
 /* rundir.c */
-int	 rundir_prepare(const char *dir, int nworkers, char *err, size_t errlen);
+int	 rundir_prepare(const char *dir, int nworkers, uid_t owner, char *err,
+	    size_t errlen);
 int	 rundir_lock(const char *dir, char *err, size_t errlen);
+int	 rundir_lock_rewrite(int fd);
 int	 datadir_prepare(const char *data_dir, const char *wal_dir, char *err,
 	    size_t errlen);
+
+/* daemon.c */
+void	 daemon_notify(const char *state);
+int	 daemon_pidfile_lock(const char *path, char *err, size_t errlen);
+int	 daemon_pidfile_write(char *err, size_t errlen);
+void	 daemon_pidfile_remove(void);
+void	 daemon_detach(void);
+void	 daemon_ready(void);
+void	 daemon_failed(const char *why);
+
+/* privs.c */
+int	 privs_resolve(const struct config *, struct privs *, char *err,
+	    size_t errlen);
+int	 privs_hand_over(const struct privs *, const char *what,
+	    const char *dir, char *err, size_t errlen);
 
 /* spawn.c */
 void	 spawn_init(struct supervisor *, struct child *, uint8_t role,

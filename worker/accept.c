@@ -19,6 +19,7 @@
 
 #include <event2/listener.h>
 
+#include "addr.h"
 #include "ipc_link.h"
 #include "log.h"
 #include "worker.h"
@@ -65,23 +66,63 @@ accept_start(struct worker *w)
 
 	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	for (i = 0; i < p->nlisten; i++) {
-		/*
-		 * libevent accepts until EAGAIN: a blocking socket would hang
-		 * the loop.  backlog 0: the supervisor already called listen().
-		 */
-		evutil_make_socket_nonblocking(p->listen_fds[i]);
-		w->listeners[i] = evconnlistener_new(w->base, accepted, w,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-		    LEV_OPT_DISABLED, 0, p->listen_fds[i]);
-		if (w->listeners[i] == NULL) {
-			log_warn("cannot watch listening socket", "fd=%d",
-			    p->listen_fds[i]);
+		if (accept_add(w, p->listen_fds[i]) == -1)
 			return -1;
-		}
-		evconnlistener_set_error_cb(w->listeners[i], accept_error);
-		w->nlisteners++;
 	}
 	return 0;
+}
+
+/* Watch one listening socket (inherited, or passed on reload). */
+int
+accept_add(struct worker *w, int fd)
+{
+	struct evconnlistener	*l;
+	int			 i = w->nlisteners;
+
+	if (i == PROC_MAX_LISTEN) {
+		log_warnx("too many listening sockets; one ignored", "fd=%d",
+		    fd);
+		close(fd);
+		return -1;
+	}
+	/*
+	 * libevent accepts until EAGAIN: a blocking socket would hang the
+	 * loop.  backlog 0: the supervisor already called listen().
+	 */
+	evutil_make_socket_nonblocking(fd);
+	l = evconnlistener_new(w->base, accepted, w, LEV_OPT_CLOSE_ON_FREE |
+	    LEV_OPT_CLOSE_ON_EXEC | (w->accepting ? 0 : LEV_OPT_DISABLED), 0,
+	    fd);
+	if (l == NULL) {
+		log_warn("cannot watch listening socket", "fd=%d", fd);
+		close(fd);
+		return -1;
+	}
+	evconnlistener_set_error_cb(l, accept_error);
+	addr_local(fd, w->listener_names[i], sizeof(w->listener_names[i]));
+	w->listeners[i] = l;
+	w->nlisteners++;
+	log_info("listening socket added", "addr=%s", w->listener_names[i]);
+	return 0;
+}
+
+/* Stop accepting on an address; its clients stay connected. */
+void
+accept_remove(struct worker *w, const char *name)
+{
+	int	 i;
+
+	for (i = 0; i < w->nlisteners; i++) {
+		if (strcmp(w->listener_names[i], name) != 0)
+			continue;
+		evconnlistener_free(w->listeners[i]);
+		w->nlisteners--;
+		w->listeners[i] = w->listeners[w->nlisteners];
+		memcpy(w->listener_names[i], w->listener_names[w->nlisteners],
+		    sizeof(w->listener_names[i]));
+		log_info("listening socket removed", "addr=%s", name);
+		return;
+	}
 }
 
 /*

@@ -21,7 +21,6 @@
 
 #include <sys/socket.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,6 +32,7 @@
 
 #include <event2/event.h>
 
+#include "addr.h"
 #include "ipc_link.h"
 #include "log.h"
 #include "worker.h"
@@ -54,24 +54,7 @@ worker_now(void)
 const char *
 conn_addr(const struct conn *c, char *out, size_t len)
 {
-	struct sockaddr_storage	 ss;
-	socklen_t		 sl = sizeof(ss);
-	char			 host[INET6_ADDRSTRLEN];
-
-	if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == -1) {
-		snprintf(out, len, "-");
-		return out;
-	}
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		snprintf(out, len, "[%s]:%u", host, ntohs(s6->sin6_port));
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		snprintf(out, len, "%s:%u", host, ntohs(s4->sin_port));
-	}
-	return out;
+	return addr_peer(c->fd, out, len);
 }
 
 static void

@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -80,6 +81,7 @@ worker_stop(struct proc *p)
 	accept_stop(&worker);
 	conn_close_all(&worker, MQTT_RC_SERVER_SHUTTING_DOWN);
 	peers_flush(&worker);
+	ipc_endpoint_close(worker.endpoint);
 	log_info("worker stopped", "accepted=%llu publishes=%llu "
 	    "deliveries=%llu forwarded=%llu dropped_qos0=%llu "
 	    "dropped_queued=%llu",
@@ -92,11 +94,48 @@ worker_stop(struct proc *p)
 	exit(0);
 }
 
+/* Listening sockets added or removed by a reload of server.bind. */
+static void
+worker_control(struct proc *p, const struct ipc_record *rec, int fd)
+{
+	char	 name[ADDR_TEXT_MAX];
+
+	if (rec->len == 0 || rec->len >= sizeof(name)) {
+		log_warnx("malformed listener message", "type=0x%04x len=%u",
+		    rec->type, rec->len);
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	memcpy(name, rec->body, rec->len);
+	name[rec->len] = '\0';
+	switch (rec->type) {
+	case IPC_CTL_LISTEN_ADD:
+		if (fd == -1) {
+			log_warnx("listener message without a socket",
+			    "addr=%s", name);
+			return;
+		}
+		accept_add(&worker, fd);
+		return;
+	case IPC_CTL_LISTEN_REMOVE:
+		accept_remove(&worker, name);
+		break;
+	default:
+		log_warnx("unexpected control message", "type=0x%04x",
+		    rec->type);
+		break;
+	}
+	if (fd != -1)
+		close(fd);
+}
+
 static const struct proc_ops worker_ops = {
 	.name = "worker",
 	.start = worker_start,
 	.peers = worker_peers,
 	.stop = worker_stop,
+	.control = worker_control,
 };
 
 int

@@ -12,6 +12,7 @@
 
 #include <event2/event_struct.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "idmap.h"
 #include "mqtt.h"
@@ -145,6 +146,7 @@ struct worker {
 	struct sub_match	 match;
 	uint64_t		 match_stamp;
 	struct evconnlistener	*listeners[PROC_MAX_LISTEN];
+	char			 listener_names[PROC_MAX_LISTEN][ADDR_TEXT_MAX];
 	int			 nlisteners;
 	int			 accepting;
 	int			 reserve_fd;	/* spare descriptor for EMFILE */
@@ -178,6 +180,8 @@ struct worker {
 
 /* accept.c */
 int	 accept_start(struct worker *);
+int	 accept_add(struct worker *, int fd);
+void	 accept_remove(struct worker *, const char *name);
 void	 accept_enable(struct worker *);
 void	 accept_stop(struct worker *);
 
