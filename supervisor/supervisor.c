@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -76,6 +77,35 @@ find_children(struct supervisor *s)
 			return;
 	}
 	snprintf(s->exe_dir, sizeof(s->exe_dir), "%s", PKGLIBEXECDIR);
+}
+
+/*
+ * Every connection is a descriptor: raise the soft limit as far as the
+ * hard one allows towards mqtt.max-connections (plus room for the
+ * listeners, IPC and log files), and say so when the limit will stop
+ * the broker before mqtt.max-connections does.  Children inherit it.
+ */
+static void
+raise_nofile(const struct config *cfg)
+{
+	struct rlimit	 rl;
+	rlim_t		 want;
+
+	want = (rlim_t)config_num(cfg, OPT_mqtt_max_connections) + 256;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ?
+		    want : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("cannot raise the file descriptor limit", "");
+	}
+	if (rl.rlim_cur < want)
+		log_warnx("the file descriptor limit is below "
+		    "mqtt.max-connections; connections will be refused before "
+		    "that", "limit=%llu max_connections=%lld",
+		    (unsigned long long)rl.rlim_cur, (long long)config_num(cfg,
+		    OPT_mqtt_max_connections));
 }
 
 static void
@@ -527,6 +557,7 @@ main(int argc, char *argv[])
 		sup.nworkers = ncpu > 0 ? (int)ncpu : 1;
 	}
 	find_children(&sup);
+	raise_nofile(&sup.cfg);
 	daemonize = config_num(&sup.cfg, OPT_server_daemon) != 0;
 	pidfile = config_str(&sup.cfg, OPT_server_pidfile);
 	if (*pidfile == '\0' && daemonize) {
