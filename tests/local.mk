@@ -31,7 +31,8 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_limits.py \
 	tests/integration/daemon_reload.py \
 	tests/integration/daemon_bind_reload.py \
-	tests/integration/daemon_signals.py
+	tests/integration/daemon_signals.py \
+	tests/integration/daemon_supervision.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
 
