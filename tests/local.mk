@@ -33,7 +33,8 @@ INTEGRATION_TESTS = \
 	tests/integration/daemon_bind_reload.py \
 	tests/integration/daemon_signals.py \
 	tests/integration/daemon_supervision.py \
-	tests/integration/daemon_detach.py
+	tests/integration/daemon_detach.py \
+	tests/integration/daemon_privileges.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
 
