@@ -19,8 +19,9 @@ and every raw client its PINGRESP.  The reloads prove that:
   (the valid changes in the same file are not applied either);
 - a restart-only option changed in the file is named in a warning and
   not applied, while the reloadable ones in the same file are; options
-  given by a flag (--workers) or in the environment
-  (PROMPTMQ_MQTT_MAX_QUEUED_MESSAGES) still win over the file on reload.
+  given by a flag (--workers, --storage-wal-sync-interval) or in the
+  environment (PROMPTMQ_MQTT_MAX_QUEUED_MESSAGES) still win over the file
+  on reload.
 """
 
 import re
@@ -121,6 +122,7 @@ def wait_debug_from_both(b, mark, what):
 
 def test():
     b = pmq.PromptMQ(workers=2, name="reload", log_level=None,
+                     args=["--storage-wal-sync-interval", "100ms"],
                      conf_values={"log.level": "info"},
                      env={"PROMPTMQ_MQTT_MAX_QUEUED_MESSAGES": "500"})
     fleet = None
@@ -214,7 +216,8 @@ def test():
         # 6) back to the start, with a restart-only option changed, and
         # options the flags and the environment hold changed in the file
         b.write_conf({"log.level": "info", "storage.wal-segment-size": "1MB",
-                      "server.workers": 3, "mqtt.max-queued-messages": 900})
+                      "server.workers": 3, "storage.wal-sync-interval": "50ms",
+                      "mqtt.max-queued-messages": 900})
         out = b.reload()
         got = dict(changes(out))
         want = sorted(list(LIVE) + ["mqtt.max-connections"])
@@ -225,7 +228,8 @@ def test():
               "the restart-only change was not reported:\n%s" % out)
         check("configuration reloaded changed=6 applied=5" in out,
               "reload summary missing or wrong:\n%s" % out)
-        for held in ("server.workers", "mqtt.max-queued-messages"):
+        for held in ("server.workers", "storage.wal-sync-interval",
+                     "mqtt.max-queued-messages"):
             check(held not in out, "%s is set by a flag or the environment, "
                   "yet the file's value was considered:\n%s" % (held, out))
         check(not debug_lines(b, poke_workers(b, mqtt=True)),
