@@ -28,7 +28,14 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_cross_worker.py \
 	tests/integration/mqtt_worker_kill.py \
 	tests/integration/mqtt_walsvc_kill.py \
-	tests/integration/mqtt_limits.py
+	tests/integration/mqtt_limits.py \
+	tests/integration/daemon_reload.py \
+	tests/integration/daemon_bind_reload.py \
+	tests/integration/daemon_signals.py \
+	tests/integration/daemon_supervision.py \
+	tests/integration/daemon_detach.py \
+	tests/integration/daemon_privileges.py \
+	tests/integration/daemon_syslog.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
 

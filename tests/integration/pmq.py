@@ -97,11 +97,80 @@ def tcp_connect(port, host="127.0.0.1", timeout=2.0):
     return s
 
 
+def proc_status(pid):
+    """/proc/PID/status as {field: value}, e.g. "Uid": "0\t0\t0\t0"."""
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def listening_sockets(port):
+    """How many TCP sockets listen on this port (IPv4 and IPv6): one per
+    worker slot and bind address for promptmqd's SO_REUSEPORT sockets."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                n += 1
+    return n
+
+
+def conf_value(v):
+    """A Python value written as libconfig: bool, int, or a quoted string."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return '"%s"' % str(v).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def conf_text(values, base=DEV_CONF):
+    """The text of the configuration file base with some options set:
+    values is {"group.leaf": value}.  An option's line is replaced where
+    the file has it, else added at the end of its group (a group the file
+    lacks is added)."""
+    with open(base) as f:
+        lines = f.read().splitlines()
+    todo = dict(values)
+    group = None
+    out = []
+    for line in lines:
+        m = re.match(r"^([\w-]+)\s*:\s*\{", line)
+        if m:
+            group = m.group(1)
+        elif group and re.match(r"^\s*\}\s*;", line):
+            for name in [n for n in todo if n.split(".", 1)[0] == group]:
+                out.append("\t%s = %s;" % (name.split(".", 1)[1], conf_value(todo.pop(name))))
+            group = None
+        elif group:
+            m = re.match(r"^\s*([\w-]+)\s*=", line)
+            name = m and "%s.%s" % (group, m.group(1))
+            if name in todo:
+                line = "\t%s = %s;" % (m.group(1), conf_value(todo.pop(name)))
+        out.append(line)
+    for name, v in todo.items():
+        g, leaf = name.split(".", 1)
+        out.append("%s: {\n\t%s = %s;\n};" % (g, leaf, conf_value(v)))
+    return "\n".join(out) + "\n"
+
+
 class Broker:
-    """A promptmqd started from the build tree for one test."""
+    """A promptmqd started from the build tree for one test.
+
+    bind and log_level are passed as flags unless None: a flag wins over
+    the file, so a test that changes them by reload gives them in its own
+    configuration file instead (conf_values: the development configuration
+    with these options set, written to BASE/promptmq.conf; write_conf()
+    rewrites it before a reload())."""
 
     def __init__(self, workers=2, args=(), conf=DEV_CONF, env=None, name="pmq",
-                 preexec=None, base=None):
+                 preexec=None, base=None, bind="127.0.0.1:0", log_level="debug",
+                 conf_values=None):
         self.base = base or tempfile.mkdtemp(prefix=name + ".", dir="/tmp")
         self.rundir = os.path.join(self.base, "run")
         self.datadir = os.path.join(self.base, "data")
@@ -114,17 +183,33 @@ class Broker:
         if env:
             self.env.update(env)
         self.preexec = preexec
+        self.bind, self.log_level = bind, log_level
         self.proc = None
         self.port = None
         self._logf = None
+        if conf_values is not None:
+            self.conf = os.path.join(self.base, "promptmq.conf")
+            self.write_conf(conf_values)
+
+    def write_conf(self, values=None, text=None):
+        """Write this broker's configuration file: the development one
+        with values set, or text as it is.  Returns the text."""
+        if text is None:
+            text = conf_text(values or {})
+        with open(self.conf, "w") as f:
+            f.write(text)
+        return text
 
     def command(self, extra=()):
         cmd = [PROMPTMQD]
         if self.conf:
             cmd += ["-c", self.conf]
-        cmd += ["--bind", "127.0.0.1:0", "--workers", str(self.workers),
-                "--data-dir", self.datadir, "--runtime-dir", self.rundir,
-                "--log-level", "debug"]
+        if self.bind:
+            cmd += ["--bind", self.bind]
+        cmd += ["--workers", str(self.workers),
+                "--data-dir", self.datadir, "--runtime-dir", self.rundir]
+        if self.log_level:
+            cmd += ["--log-level", self.log_level]
         return cmd + self.args + list(extra)
 
     def start(self, wait_ready=True, timeout=15):
@@ -160,6 +245,19 @@ class Broker:
 
     def log_count(self, pattern):
         return len(re.findall(pattern, self.log()))
+
+    def mark(self):
+        """A position in the log, for wait_log(start=) and log()[mark:]."""
+        return len(self.log())
+
+    def reload(self, timeout=10):
+        """SIGHUP, then wait for the outcome (reloaded or rejected).
+        Returns what the log got from the signal on."""
+        mark = self.mark()
+        os.kill(self.pid, signal.SIGHUP)
+        self.wait_log(r"configuration reloaded changed=\d+ applied=\d+\n|"
+                      r"reload rejected[^\n]*\n", timeout, mark)
+        return self.log()[mark:]
 
     @property
     def pid(self):
