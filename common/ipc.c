@@ -56,6 +56,8 @@ ipc_type_name(uint16_t type)
 		return "CTL_READY";
 	case IPC_CTL_STATUS:
 		return "CTL_STATUS";
+	case IPC_CTL_FATAL:
+		return "CTL_FATAL";
 	case IPC_WAL_APPEND:
 		return "WAL_APPEND";
 	case IPC_WAL_SYNC:

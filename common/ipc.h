@@ -73,6 +73,7 @@ enum ipc_type {
 	/* child -> supervisor, control channel */
 	IPC_CTL_READY = 0x0181,	/* body: u64 max worker generation in the log */
 	IPC_CTL_STATUS = 0x0182,	/* body: (name\0u64)* counters */
+	IPC_CTL_FATAL = 0x0183,	/* body: why the child is exiting (text) */
 
 	/* worker/tool -> walsvc */
 	IPC_WAL_APPEND = 0x0201,	/* seq: append stream; body: u8 kind, payload */

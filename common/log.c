@@ -23,6 +23,9 @@
 
 enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_LOGFMT };
 
+static char	  last_error[LOG_LINE_MAX];
+static void	(*fatal_hook)(const char *);
+
 static const char *const level_names[] = {
 	"error", "warn", "notice", "info", "debug"
 };
@@ -387,6 +390,10 @@ log_vlog(enum log_level level, int with_errno, const char *msg,
 		append_quoted(line, &off, errstr);
 	}
 	line[off++] = '\n';
+	/* kept for the fatal hook: the reason a process is about to die */
+	if (level == LOG_LEVEL_ERROR)
+		snprintf(last_error, sizeof(last_error), "%.*s",
+		    (int)(off - body - 1), line + body);
 
 	if (logger.to_stderr)
 		write_all(STDERR_FILENO, line, off);
@@ -417,6 +424,25 @@ LOG_FUNCTION(log_notice, LOG_LEVEL_NOTICE, 0)
 LOG_FUNCTION(log_info, LOG_LEVEL_INFO, 0)
 LOG_FUNCTION(log_debug, LOG_LEVEL_DEBUG, 0)
 
+/*
+ * Called with the last error line just before a fatal exit: a child
+ * tells its supervisor why it dies, so the operator reads it even when
+ * the child's own log goes nowhere yet.
+ */
+void
+log_set_fatal_hook(void (*hook)(const char *))
+{
+	fatal_hook = hook;
+}
+
+static void __attribute__((noreturn))
+die(int status)
+{
+	if (fatal_hook)
+		fatal_hook(last_error);
+	exit(status);
+}
+
 void
 fatal(const char *msg, const char *fmt, ...)
 {
@@ -425,7 +451,7 @@ fatal(const char *msg, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vlog(LOG_LEVEL_ERROR, 1, msg, fmt, ap);
 	va_end(ap);
-	exit(1);
+	die(1);
 }
 
 void
@@ -436,7 +462,7 @@ fatalx(const char *msg, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vlog(LOG_LEVEL_ERROR, 0, msg, fmt, ap);
 	va_end(ap);
-	exit(1);
+	die(1);
 }
 
 /* A fatal error with a chosen exit status (the do-not-respawn code). */
@@ -448,7 +474,7 @@ fatal_status(int status, const char *msg, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vlog(LOG_LEVEL_ERROR, 0, msg, fmt, ap);
 	va_end(ap);
-	exit(status);
+	die(status);
 }
 
 void

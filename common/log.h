@@ -41,6 +41,7 @@ int	log_configure(const char *level, const char *format, const char *target,
 	    const char *facility, char *err, size_t errlen);
 int	log_reopen(void);
 int	log_chown(uid_t, gid_t);
+void	log_set_fatal_hook(void (*)(const char *));
 void	log_close(void);
 int	log_level_parse(const char *);
 int	log_enabled(enum log_level);

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <sys/prctl.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,24 @@
 #include "proc.h"
 
 #define PEER_ENTRY_SIZE	12
+
+static struct ipc_identity	 fatal_self;
+
+/*
+ * Tell the supervisor why we die, in one datagram sent right now: the
+ * event loop will not run again.
+ */
+static void
+report_fatal(const char *why)
+{
+	struct buf	 b = BUF_INITIALIZER;
+
+	if (ipc_batch_begin(&b, &fatal_self, 0) == 0 &&
+	    ipc_record_add(&b, IPC_CTL_FATAL, 0, 0, why, strlen(why)) == 0)
+		(void)!send(PROC_CTL_FD, b.data, b.len, MSG_DONTWAIT |
+		    MSG_NOSIGNAL);
+	buf_free(&b);
+}
 
 static void
 usage(const char *name)
@@ -325,6 +344,8 @@ proc_main(int argc, char *argv[], uint8_t role, const struct proc_ops *ops)
 		usage(argv[0]);
 	if (role == IPC_ROLE_WORKER)
 		log_set_slot(p.self.slot);
+	fatal_self = p.self;
+	log_set_fatal_hook(report_fatal);
 
 	/* 2) inherited descriptors: control channel and listeners */
 	if (fstat(PROC_CTL_FD, &st) == -1 || !S_ISSOCK(st.st_mode))

@@ -224,6 +224,7 @@ spawn_child(struct child *c)
 	ctl_set_target_gen(c->ctl, c->gen);
 	c->pid = pid;
 	c->state = CHILD_STARTING;
+	c->last_error[0] = '\0';
 	c->started_ms = supervisor_now_ms();
 	log_info("child started", "role=%s slot=%u pid=%ld gen=%llu",
 	    ipc_role_name(c->role), c->slot, (long)pid,
@@ -319,6 +320,10 @@ dispatch_child(struct ctl_channel *ch, int status, struct ipc_batch *batch,
 			break;
 		case IPC_CTL_STATUS:
 			break;	/* counters: aggregated by the metrics work */
+		case IPC_CTL_FATAL:
+			snprintf(c->last_error, sizeof(c->last_error), "%.*s",
+			    (int)rec.len, (const char *)rec.body);
+			break;
 		default:
 			log_limited(&rl, LOG_LEVEL_WARN,
 			    "unexpected control message from child",

@@ -183,11 +183,16 @@ supervisor_child_exited(struct child *c, int status)
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == PMQ_EXIT_NORESPAWN) {
 		log_error("child cannot run (configuration, storage or binaries);"
-		    " stopping promptmqd", "role=%s slot=%u",
-		    ipc_role_name(c->role), c->slot);
-		snprintf(s->fail_reason, sizeof(s->fail_reason), "%s could not "
-		    "start (configuration, storage or binaries); see the log",
-		    ipc_role_name(c->role));
+		    " stopping promptmqd", "role=%s slot=%u why=\"%s\"",
+		    ipc_role_name(c->role), c->slot, c->last_error);
+		if (c->last_error[0])
+			snprintf(s->fail_reason, sizeof(s->fail_reason),
+			    "%s could not start: %s", ipc_role_name(c->role),
+			    c->last_error);
+		else
+			snprintf(s->fail_reason, sizeof(s->fail_reason), "%s "
+			    "could not start (configuration, storage or "
+			    "binaries); see the log", ipc_role_name(c->role));
 		supervisor_stop(s, 1);
 		return;
 	}
@@ -582,6 +587,7 @@ main(int argc, char *argv[])
 	    listen_open(&sup.listeners, config_str(&sup.cfg, OPT_server_bind),
 	    sup.nworkers, err, sizeof(err)) == -1) {
 		log_error("cannot start", "error=\"%s\"", err);
+		daemon_pidfile_remove();
 		return 1;
 	}
 	if (sup.privs.drop) {

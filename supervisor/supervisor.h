@@ -40,6 +40,7 @@ struct child {
 	uint32_t		 quick_deaths;	/* in a row, before serving */
 	int			 served;	/* READY seen */
 	int			 throttled;	/* sockets closed for a while */
+	char			 last_error[256]; /* CTL_FATAL: why it died */
 	struct ctl_channel	*ctl;
 	struct event		*respawn_ev;
 };
@@ -84,7 +85,7 @@ struct supervisor {
 	int			 ready_logged;
 	int			 lock_fd;
 	int			 exit_status;
-	char			 fail_reason[256];
+	char			 fail_reason[512];
 	struct privs		 privs;
 	struct event		*stop_timer;
 };

@@ -184,14 +184,17 @@ def kill_loop(b, tail):
 
 
 def respawn_delays(log, victims):
-    """For each killed worker: seconds from its reaping to the next start."""
+    """For each killed worker: seconds from its reaping to the next start
+    logged after it (by position: a start in the same millisecond as the
+    reaping may be the victim's own)."""
     out = []
     for pid, _ in victims:
-        reaped = line_time(log, r"child killed by signal role=worker slot=0 pid=%d\b" % pid,
-                           "the death of %d" % pid)
-        later = [stamp(m.group(1)) for m in STARTED.finditer(log)
-                 if stamp(m.group(1)) >= reaped]
-        out.append(later[0] - reaped if later else None)
+        m = re.search(r"^(\S+) [^\n]*child killed by signal role=worker slot=0 "
+                      r"pid=%d\b" % pid, log, re.M)
+        check(m, "no log line for the death of %d" % pid)
+        reaped = stamp(m.group(1))
+        later = STARTED.search(log, m.end())
+        out.append(stamp(later.group(1)) - reaped if later else None)
     return out
 
 
