@@ -37,10 +37,10 @@ struct ctl_channel {
 	uint8_t			*rbuf;
 };
 
-static void
-ctl_readable(evutil_socket_t fd, short what, void *arg)
+/* Read and hand on one datagram; 0 when none was waiting or at EOF. */
+static int
+ctl_read_one(struct ctl_channel *ch)
 {
-	struct ctl_channel	*ch = arg;
 	struct ipc_batch	 batch;
 	struct msghdr		 mh;
 	struct iovec		 iov;
@@ -62,7 +62,7 @@ ctl_readable(evutil_socket_t fd, short what, void *arg)
 	n = recvmsg(ch->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
-			return;
+			return 0;
 		if (errno != ECONNRESET)
 			log_warn("control channel receive failed", "fd=%d",
 			    ch->fd);
@@ -82,7 +82,7 @@ ctl_readable(evutil_socket_t fd, short what, void *arg)
 			close(passed);
 		event_del(ch->rev);
 		ch->fn(ch, CTL_EOF, NULL, -1, ch->arg);
-		return;
+		return 0;
 	}
 	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
 		rv = IPC_ELONG;
@@ -92,9 +92,28 @@ ctl_readable(evutil_socket_t fd, short what, void *arg)
 		if (passed != -1)
 			close(passed);
 		ch->fn(ch, rv, NULL, -1, ch->arg);
-		return;
+		return 1;
 	}
 	ch->fn(ch, IPC_OK, &batch, passed, ch->arg);
+	return 1;
+}
+
+static void
+ctl_readable(evutil_socket_t fd, short what, void *arg)
+{
+	ctl_read_one(arg);
+}
+
+/*
+ * Hand on every datagram still waiting, before the channel is closed:
+ * a child's last words (CTL_FATAL) may be there when its SIGCHLD is
+ * handled first.
+ */
+void
+ctl_drain(struct ctl_channel *ch)
+{
+	while (ctl_read_one(ch) == 1)
+		;
 }
 
 static void

@@ -37,5 +37,6 @@ void	 ctl_set_target_gen(struct ctl_channel *, uint64_t);
 int	 ctl_send(struct ctl_channel *, uint16_t type, uint64_t corr,
 	    const void *body, size_t len, int pass_fd);
 size_t	 ctl_pending(const struct ctl_channel *);
+void	 ctl_drain(struct ctl_channel *);
 
 #endif /* PMQ_CTL_H */

@@ -277,6 +277,7 @@ spawn_reap(struct supervisor *sup)
 		else
 			log_info("child stopped", "role=%s slot=%u pid=%ld",
 			    ipc_role_name(c->role), c->slot, (long)pid);
+		ctl_drain(c->ctl);
 		ctl_close(c->ctl);
 		c->ctl = NULL;
 		c->pid = -1;
