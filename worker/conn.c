@@ -41,6 +41,8 @@
 #define NO_REASON	0xff
 /* Output beyond this is written before more input is taken. */
 #define OUT_PAUSE	(1u << 20)
+/* sockets a worker accepts beyond mqtt.max-connections (see conn_accept) */
+#define ACCEPT_HEADROOM	64
 
 int64_t
 worker_now(void)
@@ -420,10 +422,11 @@ conn_accept(struct worker *w, int fd)
 
 	/*
 	 * The limit counts clients over all workers, and the registry
-	 * enforces it at CONNECT; here it only bounds what one worker
-	 * holds, connected or not, however unevenly the kernel spreads them.
+	 * enforces it at CONNECT, where a client over it gets CONNACK 0x97.
+	 * Here it only bounds what one worker holds, with some room above
+	 * the limit so that those clients get that answer, not a reset.
 	 */
-	if (w->nconns >= (uint64_t)max) {
+	if (w->nconns >= (uint64_t)max + ACCEPT_HEADROOM) {
 		static struct log_ratelimit	 rl;
 
 		log_limited(&rl, LOG_LEVEL_WARN, "connection limit reached; "
