@@ -28,7 +28,8 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_cross_worker.py \
 	tests/integration/mqtt_worker_kill.py \
 	tests/integration/mqtt_walsvc_kill.py \
-	tests/integration/mqtt_limits.py
+	tests/integration/mqtt_limits.py \
+	tests/integration/init_script.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
 
