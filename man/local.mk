@@ -4,3 +4,6 @@
 # (docs/check-configuration.sh) fails while either differs from the
 # table.
 dist_man_MANS = man/promptmqd.8 man/promptmq.conf.5
+
+TESTS += man/check-man.sh
+dist_check_SCRIPTS += man/check-man.sh
