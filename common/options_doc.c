@@ -3,10 +3,11 @@
  * option table so that it cannot drift from the code.
  *
  *	optdoc markdown		docs/configuration.md (`make docs`)
+ *	optdoc man		man/promptmq.conf.5 (`make docs`)
  *
  * Each option is first described in words (struct doc_row: its default,
  * range, flags, variable), then handed to an output format, a table of
- * functions; the promptmq.conf(5) man page is meant to be one more.
+ * functions.
  */
 #include "config.h"
 
@@ -50,6 +51,18 @@ static const struct {
 	{ "metrics", "The Prometheus metrics and health endpoint." },
 	{ "log", "Where log lines go and what they look like." },
 };
+
+/* The sentence on a group, or NULL. */
+static const char *
+group_sentence(const char *group)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(group_about) / sizeof(group_about[0]); i++)
+		if (strcmp(group_about[i].group, group) == 0)
+			return group_about[i].about;
+	return NULL;
+}
 
 static void
 doc_row_fill(const struct option_def *o, struct doc_row *row)
@@ -114,18 +127,20 @@ md_codes(FILE *out, const char *words, const char *separators)
 	}
 }
 
+/*
+ * The prose before the options, in Markdown.  configuration.md prints it
+ * as it is and the man page converts it (roff_markdown), so the two say
+ * the same.  Only what the converter knows may be used: "## " headings,
+ * paragraphs, "- " and "1. " lists with indented continuation lines,
+ * ``` blocks, two-column tables, `code`, *emphasis* and [text](url).
+ */
 static void
-md_begin(FILE *out)
+doc_intro(FILE *out)
 {
 	size_t	i;
 
-	fputs("# PromptMQ configuration\n"
-	      "\n"
-	      "<!-- Generated from common/options.def by `make docs`; "
-	      "do not edit. -->\n"
-	      "\n"
-	      "Every setting of the broker is an option of the table below. "
-	      "An option is read\n"
+	fputs("Every setting of the broker is one of the options below. An "
+	      "option is read\n"
 	      "from four places; a later one wins over an earlier one:\n"
 	      "\n"
 	      "1. its default;\n"
@@ -246,14 +261,25 @@ md_begin(FILE *out)
 }
 
 static void
+md_begin(FILE *out)
+{
+	fputs("# PromptMQ configuration\n"
+	      "\n"
+	      "<!-- Generated from common/options.def by `make docs`; "
+	      "do not edit. -->\n"
+	      "\n",
+	    out);
+	doc_intro(out);
+}
+
+static void
 md_group(FILE *out, const char *group)
 {
-	size_t	i;
+	const char	*about = group_sentence(group);
 
 	fprintf(out, "\n## %s\n\n", group);
-	for (i = 0; i < sizeof(group_about) / sizeof(group_about[0]); i++)
-		if (strcmp(group_about[i].group, group) == 0)
-			fprintf(out, "%s\n\n", group_about[i].about);
+	if (about != NULL)
+		fprintf(out, "%s\n\n", about);
 	fputs("| option | type | default | range | reload | flag "
 	      "| environment | description |\n"
 	      "| --- | --- | --- | --- | --- | --- | --- | --- |\n",
@@ -285,8 +311,375 @@ md_end(FILE *out)
 	(void)out;
 }
 
+/*
+ * roff (man(7)): promptmq.conf(5).  The prose is doc_intro()'s Markdown,
+ * converted; each option is a tagged paragraph with its properties in an
+ * indented list under it.
+ */
+
+/*
+ * Where the writer is: at the start of a line, inside `code` or *...*,
+ * in an example.
+ */
+struct roff {
+	FILE	*out;
+	int	 bol;
+	int	 code;
+	int	 emphasis;
+	int	 example;
+};
+
+/* One character, escaped so that roff prints it as it is. */
+static void
+roff_char(struct roff *r, char c)
+{
+	if (r->bol && (c == '.' || c == '\''))
+		fputs("\\&", r->out);	/* it would start a request */
+	if (c == '\\')
+		fputs("\\e", r->out);
+	else if (c == '-' && (r->code || r->example))
+		fputs("\\-", r->out);	/* a minus: names paste as typed */
+	else
+		fputc(c, r->out);
+	r->bol = c == '\n';
+}
+
+static void
+roff_text(struct roff *r, const char *text, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++)
+		roff_char(r, text[i]);
+}
+
+/* Text that is typed as it is: names, values, flags. */
+static void
+roff_code(struct roff *r, const char *text)
+{
+	fputs("\\fB", r->out);
+	r->bol = 0;
+	r->code = 1;
+	roff_text(r, text, strlen(text));
+	r->code = 0;
+	fputs("\\fR", r->out);
+}
+
+/* Start a request or macro line: ".TP", ".SS ". */
+static void
+roff_request(struct roff *r, const char *request)
+{
+	if (!r->bol)
+		fputc('\n', r->out);
+	fputs(request, r->out);
+	r->bol = request[strlen(request) - 1] == '\n';
+}
+
+static void
+roff_font(struct roff *r)
+{
+	fputs(r->code ? "\\fB" : r->emphasis ? "\\fI" : "\\fR", r->out);
+	r->bol = 0;
+}
+
+/* Back to roman at the end of a block, whatever was left open. */
+static void
+roff_block_end(struct roff *r)
+{
+	if (r->code || r->emphasis) {
+		r->code = r->emphasis = 0;
+		roff_font(r);
+	}
+}
+
+/* Markdown text: `code`, *emphasis*, [text](url), \|. */
+static void
+roff_span(struct roff *r, const char *s, size_t len)
+{
+	const char	*end = s + len, *close, *url_end;
+
+	while (s < end) {
+		if (*s == '`') {
+			r->code = !r->code;
+			roff_font(r);
+			s++;
+		} else if (r->code) {
+			roff_char(r, *s++);
+		} else if (*s == '*') {
+			r->emphasis = !r->emphasis;
+			roff_font(r);
+			s++;
+		} else if (*s == '\\' && s + 1 < end && s[1] == '|') {
+			roff_char(r, '|');
+			s += 2;
+		} else if (*s == '[' &&
+		    (close = memchr(s, ']', (size_t)(end - s))) != NULL &&
+		    close + 1 < end && close[1] == '(' &&
+		    (url_end = memchr(close, ')', (size_t)(end - close))) !=
+		    NULL) {
+			roff_span(r, s + 1, (size_t)(close - s - 1));
+			fputs(" \\(la", r->out);
+			r->bol = 0;
+			roff_text(r, close + 2, (size_t)(url_end - close - 2));
+			fputs("\\(ra", r->out);
+			s = url_end + 1;
+		} else {
+			roff_char(r, *s++);
+		}
+	}
+}
+
+/* A line of Markdown text. */
+static void
+roff_inline(struct roff *r, const char *line, size_t len)
+{
+	roff_span(r, line, len);
+	roff_char(r, '\n');
+}
+
+/* "| tag | text |" as a tagged paragraph. */
+static void
+roff_table_row(struct roff *r, const char *line, size_t len)
+{
+	const char	*cell = line + 2, *end = line + len, *sep;
+
+	if (len >= 4 && memcmp(end - 2, " |", 2) == 0)
+		end -= 2;
+	for (sep = cell; sep + 3 <= end; sep++)
+		if (memcmp(sep, " | ", 3) == 0 && sep[-1] != '\\')
+			break;
+	if (sep + 3 > end) {
+		roff_inline(r, cell, (size_t)(end - cell));
+		return;
+	}
+	roff_request(r, ".TP\n");
+	roff_inline(r, cell, (size_t)(sep - cell));
+	roff_inline(r, sep + 3, (size_t)(end - sep - 3));
+}
+
+static int
+starts_with(const char *line, size_t len, const char *prefix)
+{
+	size_t	n = strlen(prefix);
+
+	return len >= n && memcmp(line, prefix, n) == 0;
+}
+
+enum roff_block {
+	BLOCK_NONE,
+	BLOCK_HEADING,		/* starts a paragraph already */
+	BLOCK_PARAGRAPH,
+	BLOCK_ITEM,
+	BLOCK_TABLE,
+	BLOCK_CODE,
+};
+
+/* Markdown as doc_intro() writes it, as roff. */
+static void
+roff_markdown(struct roff *r, const char *text)
+{
+	enum roff_block	 block = BLOCK_NONE;
+	const char	*line, *next;
+	size_t		 len, n;
+
+	for (line = text; *line != '\0'; line = next) {
+		len = strcspn(line, "\n");
+		next = line + len + (line[len] == '\n');
+		n = strspn(line, "0123456789");
+		if (block == BLOCK_CODE && starts_with(line, len, "```")) {
+			roff_request(r, ".EE\n.RE\n");
+			block = BLOCK_NONE;
+		} else if (block == BLOCK_CODE) {
+			r->example = 1;
+			roff_text(r, line, len);
+			roff_char(r, '\n');
+			r->example = 0;
+		} else if (len == 0) {
+			roff_block_end(r);
+			if (block != BLOCK_HEADING)
+				block = BLOCK_NONE;
+		} else if (starts_with(line, len, "```")) {
+			roff_request(r, block == BLOCK_HEADING ? ".RS 4\n.EX\n" :
+			    ".PP\n.RS 4\n.EX\n");
+			block = BLOCK_CODE;
+		} else if (starts_with(line, len, "## ")) {
+			roff_request(r, ".SS ");
+			roff_text(r, line + 3, len - 3);
+			roff_char(r, '\n');
+			block = BLOCK_HEADING;
+		} else if (line[0] == '|') {
+			/* the first row is the header, then "| --- |" */
+			if (block == BLOCK_TABLE &&
+			    !starts_with(line, len, "| ---"))
+				roff_table_row(r, line, len);
+			block = BLOCK_TABLE;
+		} else if (starts_with(line, len, "- ")) {
+			roff_request(r, ".IP \\(bu 2\n");
+			roff_inline(r, line + 2, len - 2);
+			block = BLOCK_ITEM;
+		} else if (n > 0 && starts_with(line + n, len - n, ". ")) {
+			roff_request(r, ".IP ");
+			fprintf(r->out, "%.*s. 4\n", (int)n, line);
+			r->bol = 1;
+			roff_inline(r, line + n + 2, len - n - 2);
+			block = BLOCK_ITEM;
+		} else if (block == BLOCK_ITEM && line[0] == ' ') {
+			n = strspn(line, " ");
+			roff_inline(r, line + n, len - n);
+		} else {
+			if (block != BLOCK_PARAGRAPH && block != BLOCK_HEADING)
+				roff_request(r, ".PP\n");
+			roff_inline(r, line, len);
+			block = BLOCK_PARAGRAPH;
+		}
+	}
+	roff_block_end(r);
+}
+
+static void
+man_begin(FILE *out)
+{
+	struct roff	 r = { out, 1, 0, 0, 0 };
+	char		*intro = NULL;
+	size_t		 len = 0;
+	FILE		*mem;
+
+	if ((mem = open_memstream(&intro, &len)) == NULL) {
+		perror("optdoc");
+		exit(1);
+	}
+	doc_intro(mem);
+	if (fclose(mem) == EOF) {
+		perror("optdoc");
+		exit(1);
+	}
+	fputs(".\\\" Generated from common/options.def by `make docs`; "
+	      "do not edit.\n"
+	      ".TH PROMPTMQ.CONF 5 \"\" \"PromptMQ\" \"File Formats Manual\"\n"
+	      ".\\\" Names and values must not be hyphenated: no word is (HY\n"
+	      ".\\\" is what .EE restores).\n"
+	      ".nr HY 0\n"
+	      ".nh\n"
+	      ".ad l\n"
+	      ".SH NAME\n"
+	      "promptmq.conf \\- configuration of the PromptMQ MQTT broker\n"
+	      ".SH SYNOPSIS\n"
+	      ".I /etc/promptmq/promptmq.conf\n"
+	      ".SH DESCRIPTION\n"
+	      ".BR promptmqd (8),\n"
+	      "the PromptMQ MQTT broker, reads its settings from this file,\n"
+	      "from the environment and from its command line.\n",
+	    out);
+	roff_markdown(&r, intro);
+	free(intro);
+	fputs(".SH OPTIONS\n"
+	      "Every option is named\n"
+	      ".IR group . leaf\n"
+	      "and shown with its type, its default, its range or choices, "
+	      "whether\n"
+	      "SIGHUP applies it\n"
+	      "(reload: yes) or it needs a restart of the broker\n"
+	      "(reload: restart only), its command-line flags and its "
+	      "environment\n"
+	      "variable.\n",
+	    out);
+}
+
+static void
+man_group(FILE *out, const char *group)
+{
+	const char	*about = group_sentence(group);
+
+	fprintf(out, ".SS %s\n", group);
+	if (about != NULL)
+		fprintf(out, "%s\n", about);
+}
+
+/* One property of an option in its list: ".TP" tag, then the value. */
+static void
+man_property(struct roff *r, const char *tag)
+{
+	roff_request(r, ".TP\n");
+	fprintf(r->out, "%s\n", tag);
+}
+
+/* Comma-separated words (or a|b choices) as typed, separated by ", ". */
+static void
+man_codes(struct roff *r, const char *words, const char *separators)
+{
+	char	 word[DOC_FIELD];
+	size_t	 len;
+	int	 first = 1;
+
+	while (*words != '\0') {
+		len = strcspn(words, separators);
+		snprintf(word, sizeof(word), "%.*s", (int)len, words);
+		if (!first)
+			fputs(", ", r->out);
+		roff_code(r, word);
+		first = 0;
+		words += len;
+		words += strspn(words, separators);
+	}
+	roff_char(r, '\n');
+}
+
+static void
+man_option(FILE *out, const struct doc_row *row)
+{
+	const struct option_def	*o = row->def;
+	struct roff		 r = { out, 1, 0, 0, 0 };
+
+	roff_request(&r, ".TP\n");
+	roff_code(&r, row->name);
+	roff_char(&r, '\n');
+	roff_text(&r, o->help, strlen(o->help));
+	roff_char(&r, '\n');
+	roff_request(&r, ".RS\n.PD 0\n");
+	roff_request(&r, ".TP 13\n");
+	fprintf(out, "type\n%s\n", option_type_name(o->type));
+	man_property(&r, "default");
+	roff_code(&r, o->def[0] != '\0' ? o->def : "\"\"");
+	roff_char(&r, '\n');
+	if (o->type == OPTION_ENUM) {
+		man_property(&r, "choices");
+		man_codes(&r, o->choices, "|");
+	} else if (row->range[0] != '\0') {
+		man_property(&r, "range");
+		roff_text(&r, row->range, strlen(row->range));
+		roff_char(&r, '\n');
+	}
+	man_property(&r, "reload");
+	fprintf(out, "%s\n", row->reload);
+	man_property(&r, "flag");
+	man_codes(&r, row->flags, ", ");
+	man_property(&r, "environment");
+	roff_code(&r, row->env);
+	roff_char(&r, '\n');
+	roff_request(&r, ".PD\n.RE\n");
+}
+
+static void
+man_end(FILE *out)
+{
+	fputs(".SH FILES\n"
+	      ".TP\n"
+	      ".I /etc/promptmq/promptmq.conf\n"
+	      "The configuration read when neither\n"
+	      ".B \\-c\n"
+	      "nor\n"
+	      ".B PROMPTMQ_CONFIG\n"
+	      "names one\n"
+	      "(\\fISYSCONFDIR\\fP/promptmq/promptmq.conf for a build from "
+	      "source).\n"
+	      ".SH SEE ALSO\n"
+	      ".BR promptmqd (8)\n",
+	    out);
+}
+
 static const struct doc_format formats[] = {
 	{ "markdown", md_begin, md_group, md_option, md_end },
+	{ "man", man_begin, man_group, man_option, man_end },
 };
 
 static void
@@ -325,6 +718,6 @@ main(int argc, char *argv[])
 		}
 		return 0;
 	}
-	fprintf(stderr, "usage: optdoc [markdown]\n");
+	fprintf(stderr, "usage: optdoc [markdown | man]\n");
 	return 2;
 }

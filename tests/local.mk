@@ -35,7 +35,8 @@ INTEGRATION_TESTS = \
 	tests/integration/daemon_supervision.py \
 	tests/integration/daemon_detach.py \
 	tests/integration/daemon_privileges.py \
-	tests/integration/daemon_syslog.py
+	tests/integration/daemon_syslog.py \
+	tests/integration/init_script.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
 
