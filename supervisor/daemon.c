@@ -96,6 +96,9 @@ daemon_pidfile_lock(const char *path, char *err, size_t errlen)
 		pid_fd = -1;
 		return -1;
 	}
+	/* a file left by a crash may have been handed to server.user */
+	if (geteuid() == 0)
+		(void)!fchown(pid_fd, 0, 0);
 	return 0;
 }
 

@@ -154,6 +154,33 @@ rundir_lock(const char *dir, char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * The directories of the log files named in log.target: a fresh
+ * install has no /var/log/promptmq yet, and a missing directory would
+ * otherwise stop the start with a bare "No such file or directory".
+ */
+int
+logdir_prepare(const char *targets, char *err, size_t errlen)
+{
+	char	 copy[PATH_MAX], *tok, *save, *slash;
+
+	snprintf(copy, sizeof(copy), "%s", targets);
+	for (tok = strtok_r(copy, ",", &save); tok;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if (tok[0] != '/' || (slash = strrchr(tok, '/')) == tok)
+			continue;
+		*slash = '\0';
+		if (make_dirs(tok, 0755) == -1) {
+			snprintf(err, errlen, "log.target: cannot create %s: %s",
+			    tok, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* After detaching: the lock file names the daemon, not its parent. */
 int
 rundir_lock_rewrite(int fd)

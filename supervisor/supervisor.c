@@ -175,6 +175,7 @@ supervisor_child_exited(struct child *c, int status)
 	struct supervisor	*s = c->sup;
 	const struct config	*cfg = &s->cfg;
 	int64_t			 uptime, base, max;
+	int			 stop_status;
 
 	spawn_broadcast_peers(s);
 	if (s->stopping) {
@@ -185,6 +186,7 @@ supervisor_child_exited(struct child *c, int status)
 		log_error("child cannot run (configuration, storage or binaries);"
 		    " stopping promptmqd", "role=%s slot=%u why=\"%s\"",
 		    ipc_role_name(c->role), c->slot, c->last_error);
+		stop_status = PMQ_EXIT_NORESPAWN;
 		if (c->last_error[0])
 			snprintf(s->fail_reason, sizeof(s->fail_reason),
 			    "%s could not start: %s", ipc_role_name(c->role),
@@ -193,7 +195,7 @@ supervisor_child_exited(struct child *c, int status)
 			snprintf(s->fail_reason, sizeof(s->fail_reason), "%s "
 			    "could not start (configuration, storage or "
 			    "binaries); see the log", ipc_role_name(c->role));
-		supervisor_stop(s, 1);
+		supervisor_stop(s, stop_status);
 		return;
 	}
 
@@ -539,11 +541,17 @@ main(int argc, char *argv[])
 	print_messages(&msgs);
 	config_messages_free(&msgs);
 	if (sup.cfg.check_only) {
+		if (privs_resolve(&sup.cfg, &sup.privs, err, sizeof(err)) == -1) {
+			fprintf(stderr, "promptmqd: %s\n", err);
+			fprintf(stderr, "promptmqd: configuration has errors\n");
+			return 1;
+		}
 		printf("configuration OK\n");
 		return 0;
 	}
-	if (log_configure(config_text(&sup.cfg, OPT_log_level),
-	    config_text(&sup.cfg, OPT_log_format),
+	if (logdir_prepare(config_text(&sup.cfg, OPT_log_target), err,
+	    sizeof(err)) == -1 || log_configure(config_text(&sup.cfg,
+	    OPT_log_level), config_text(&sup.cfg, OPT_log_format),
 	    config_text(&sup.cfg, OPT_log_target),
 	    config_text(&sup.cfg, OPT_log_syslog_facility), err,
 	    sizeof(err)) == -1) {

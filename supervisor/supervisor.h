@@ -106,6 +106,7 @@ int	 rundir_prepare(const char *dir, int nworkers, uid_t owner, char *err,
 	    size_t errlen);
 int	 rundir_lock(const char *dir, char *err, size_t errlen);
 int	 rundir_lock_rewrite(int fd);
+int	 logdir_prepare(const char *targets, char *err, size_t errlen);
 int	 datadir_prepare(const char *data_dir, const char *wal_dir, char *err,
 	    size_t errlen);
 
