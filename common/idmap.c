@@ -7,15 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "idmap.h"
 
 static size_t
 hash(uint64_t id)
 {
-	id ^= id >> 33;
-	id *= 0xff51afd7ed558ccdull;
-	id ^= id >> 33;
-	return (size_t)id;
+	return (size_t)hash_mix64(id);
 }
 
 void

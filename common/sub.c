@@ -50,6 +50,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "hash.h"
 #include "sub.h"
 
 /* Longer names or filters cannot come from an MQTT string. */
@@ -148,22 +149,11 @@ struct sub_table {
 	size_t			 text_cap;
 };
 
-/* The splitmix64 finaliser: every input bit reaches every output bit. */
-static uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
 
 static uint32_t
 pointer_hash(const void *p)
 {
-	return (uint32_t)mix64((uint64_t)(uintptr_t)p);
+	return (uint32_t)hash_mix64((uint64_t)(uintptr_t)p);
 }
 
 /*
@@ -190,7 +180,7 @@ level_hash(const struct sub_table *t, const struct sub_node *parent,
 	w = 0;
 	if (len > 0)
 		memcpy(&w, p, len);
-	return (uint32_t)mix64(h ^ w);
+	return (uint32_t)hash_mix64(h ^ w);
 }
 
 static int
@@ -711,7 +701,7 @@ sub_table_new(unsigned nworkers, unsigned self_slot)
 	if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) !=
 	    (ssize_t)sizeof(t->seed))
 		/* No entropy yet (early boot): still differs per process. */
-		t->seed = mix64((uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t);
+		t->seed = hash_mix64((uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t);
 	return t;
 }
 

@@ -27,6 +27,7 @@
 #include <event2/event.h>
 
 #include "buf.h"
+#include "hash.h"
 #include "ipc_link.h"
 #include "log.h"
 #include "walsvc.h"
@@ -38,9 +39,8 @@
 static unsigned
 stream_hash(uint8_t role, uint16_t slot, uint64_t gen)
 {
-	uint64_t	 h = gen * 0x9e3779b97f4a7c15ull ^ ((uint64_t)role << 16 | slot);
-
-	return (unsigned)(h >> 56) % STREAM_BUCKETS;
+	return (unsigned)(hash_mix64(gen ^ ((uint64_t)role << 56) ^
+	    ((uint64_t)slot << 40)) % STREAM_BUCKETS);
 }
 
 static struct stream *

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "wal_internal.h"
 
 /* splitmix64's finaliser: cheap and mixes every input bit. */
@@ -28,12 +29,7 @@ wal_stream_hash(const struct wal_origin *o)
 
 	x = o->generation ^ ((uint64_t)o->role << 56) ^
 	    ((uint64_t)o->slot << 40);
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x;
+	return hash_mix64(x);
 }
 
 static int

@@ -342,6 +342,16 @@ process_kept(struct conn *c)
 		buf_consume(&c->in, used);
 }
 
+/* Reading resumes: first the bytes kept from before. */
+static void
+read_again(struct conn *c)
+{
+	/* the client's silence while we did not read is ours */
+	c->last_rx = worker_now();
+	event_add(&c->rev, NULL);
+	process_kept(c);
+}
+
 /*
  * Stop or restart reading a connection for one reason; it is read when
  * no reason holds and the IPC path is not congested.  Restarting first
@@ -362,12 +372,8 @@ conn_pause(struct conn *c, uint8_t reason, int on)
 		return;
 	if (c->paused)
 		event_del(&c->rev);
-	else {
-		/* the client's silence while we did not read is ours */
-		c->last_rx = worker_now();
-		event_add(&c->rev, NULL);
-		process_kept(c);
-	}
+	else
+		read_again(c);
 }
 
 static void
@@ -539,11 +545,8 @@ conn_pause_all(struct worker *w, int pause)
 			continue;
 		if (pause)
 			event_del(&c->rev);
-		else {
-			c->last_rx = worker_now();
-			event_add(&c->rev, NULL);
-			process_kept(c);
-		}
+		else
+			read_again(c);
 	}
 }
 
