@@ -52,6 +52,8 @@ ipc_type_name(uint16_t type)
 		return "CTL_LISTEN_ADD";
 	case IPC_CTL_LISTEN_REMOVE:
 		return "CTL_LISTEN_REMOVE";
+	case IPC_CTL_ADOPT:
+		return "CTL_ADOPT";
 	case IPC_CTL_READY:
 		return "CTL_READY";
 	case IPC_CTL_STATUS:

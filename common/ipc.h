@@ -69,6 +69,7 @@ enum ipc_type {
 	IPC_CTL_REOPEN_LOGS = 0x0106,	/* body: empty */
 	IPC_CTL_LISTEN_ADD = 0x0107,	/* body: address; fd: the slot's socket */
 	IPC_CTL_LISTEN_REMOVE = 0x0108,	/* body: address no longer served */
+	IPC_CTL_ADOPT = 0x0109,	/* body: empty; fd: a client connection */
 
 	/* child -> supervisor, control channel */
 	IPC_CTL_READY = 0x0181,	/* body: u64 max worker generation in the log */

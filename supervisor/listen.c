@@ -360,17 +360,26 @@ listen_update(struct listen_set *set, const char *binds, char removed[][80],
 	return 0;
 }
 
-/* Throttling: the kernel stops giving this slot connections. */
+/*
+ * Throttling: the kernel stops giving this slot connections.  Those
+ * already waiting in its queue would be reset when it closes, so they
+ * are accepted first and handed to `adopt` (another worker).
+ */
 void
-listen_close_slot(struct listen_set *set, int slot)
+listen_close_slot(struct listen_set *set, int slot, void (*adopt)(int, void *),
+    void *arg)
 {
-	int	 i;
+	int	 i, fd;
 
-	for (i = 0; i < set->n; i++)
-		if (set->l[i].fds[slot] != -1) {
-			close(set->l[i].fds[slot]);
-			set->l[i].fds[slot] = -1;
-		}
+	for (i = 0; i < set->n; i++) {
+		if (set->l[i].fds[slot] == -1)
+			continue;
+		while ((fd = accept4(set->l[i].fds[slot], NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1)
+			adopt(fd, arg);
+		close(set->l[i].fds[slot]);
+		set->l[i].fds[slot] = -1;
+	}
 }
 
 int

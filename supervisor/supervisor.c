@@ -169,6 +169,29 @@ supervisor_child_ready(struct child *c, const struct ipc_record *rec)
 	}
 }
 
+/*
+ * A connection left in a throttled slot's queue goes to a running
+ * worker, round robin; with none running it is closed.
+ */
+static void
+adopt_elsewhere(int fd, void *arg)
+{
+	static int		 next;
+	struct supervisor	*s = arg;
+	int			 i, w;
+
+	for (i = 0; i < s->nworkers; i++) {
+		w = (next + i) % s->nworkers;
+		if (s->workers[w].state == CHILD_READY) {
+			next = w + 1;
+			ctl_send(s->workers[w].ctl, IPC_CTL_ADOPT, 0, NULL, 0,
+			    fd);
+			break;
+		}
+	}
+	close(fd);	/* ctl_send passed a duplicate */
+}
+
 void
 supervisor_child_exited(struct child *c, int status)
 {
@@ -228,7 +251,7 @@ supervisor_child_exited(struct child *c, int status)
 		c->throttled = 1;
 		c->delay_ms = base;
 		/* the kernel then gives this slot's connections to the others */
-		listen_close_slot(&s->listeners, c->slot);
+		listen_close_slot(&s->listeners, c->slot, adopt_elsewhere, s);
 		log_warnx("worker slot throttled", "slot=%u seconds=%lld "
 		    "reason=\"died %lld times in a row before serving\"",
 		    c->slot, (long long)config_num(cfg,

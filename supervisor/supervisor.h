@@ -96,7 +96,8 @@ int	 listen_open(struct listen_set *, const char *binds, int nslots,
 void	 listen_close(struct listen_set *);
 int	 listen_update(struct listen_set *, const char *binds,
 	    char removed[][80], int *nremoved, char *err, size_t errlen);
-void	 listen_close_slot(struct listen_set *, int slot);
+void	 listen_close_slot(struct listen_set *, int slot,
+	    void (*adopt)(int fd, void *), void *arg);
 int	 listen_reopen_slot(struct listen_set *, int slot, char *err,
 	    size_t errlen);
 int	 listen_slot_fds(const struct listen_set *, int slot, int *fds, int max);

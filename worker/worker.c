@@ -100,6 +100,15 @@ worker_control(struct proc *p, const struct ipc_record *rec, int fd)
 {
 	char	 name[ADDR_TEXT_MAX];
 
+	if (rec->type == IPC_CTL_ADOPT) {
+		/* a client from a throttled slot's queue */
+		if (fd != -1 && rec->len == 0) {
+			worker.stats.accepted++;
+			conn_accept(&worker, fd);
+		} else if (fd != -1)
+			close(fd);
+		return;
+	}
 	if (rec->len == 0 || rec->len >= sizeof(name)) {
 		log_warnx("malformed listener message", "type=0x%04x len=%u",
 		    rec->type, rec->len);
