@@ -43,6 +43,8 @@
 extern char **environ;
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/promptmq/promptmq.conf"
+/* a second stop signal sooner than this is the same request */
+#define STOP_AGAIN_MS	200
 
 static struct supervisor	 sup;
 
@@ -488,6 +490,18 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	switch (sig) {
 	case SIGTERM:
 	case SIGINT:
+		/*
+		 * One request often arrives twice at once: sent to the
+		 * process and to its group (timeout(1), some service
+		 * managers).  Only a second request some time later means
+		 * "stop now".
+		 */
+		if (s->stopping && supervisor_now_ms() - s->stop_requested <
+		    STOP_AGAIN_MS) {
+			log_debug("stop signal repeated; already stopping",
+			    "signal=%d", (int)sig);
+			break;
+		}
 		if (s->stopping) {
 			log_warnx("second stop signal: killing children now",
 			    "signal=%d", (int)sig);
@@ -496,6 +510,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		}
 		log_notice("stop requested", "signal=%s",
 		    sig == SIGTERM ? "TERM" : "INT");
+		s->stop_requested = supervisor_now_ms();
 		supervisor_stop(s, 0);
 		break;
 	case SIGHUP:

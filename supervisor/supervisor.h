@@ -82,6 +82,7 @@ struct supervisor {
 	struct listen_set	 listeners;
 	uint64_t		 next_gen;
 	int			 stopping;
+	int64_t			 stop_requested;	/* monotonic ms */
 	int			 ready_logged;
 	int			 lock_fd;
 	int			 exit_status;
