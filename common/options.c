@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "log.h"
 #include "options_internal.h"
 
 #define OPTION(id, group, leaf, type, def, min, max, choices, reload, help) \
@@ -1060,4 +1061,13 @@ config_finish(struct config *cfg, struct config_messages *msgs)
 			config_num(cfg, OPT_server_respawn_delay_max), max,
 			sizeof(max)));
 	return f.failed ? -1 : 0;
+}
+
+/* Apply the log group to the logging of this process (all of it or none). */
+int
+config_apply_logging(const struct config *cfg, char *err, size_t errlen)
+{
+	return log_configure(config_text(cfg, OPT_log_level),
+	    config_text(cfg, OPT_log_format), config_text(cfg, OPT_log_target),
+	    config_text(cfg, OPT_log_syslog_facility), err, errlen);
 }

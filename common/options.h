@@ -188,6 +188,9 @@ const char	*config_source(const struct config *, enum option_id,
 size_t	 config_diff(const struct config *, const struct config *,
 	    enum option_id *out, size_t max);
 
+/* log.level, log.format, log.target, log.syslog-facility -> log.h */
+int	 config_apply_logging(const struct config *, char *err, size_t);
+
 /* Print usage (the flags, generated from the table). */
 void	 config_usage(FILE *, const char *progname);
 

@@ -97,11 +97,7 @@ apply_logging(struct proc *p)
 {
 	char	 err[256];
 
-	if (log_configure(config_text(&p->cfg, OPT_log_level),
-	    config_text(&p->cfg, OPT_log_format),
-	    config_text(&p->cfg, OPT_log_target),
-	    config_text(&p->cfg, OPT_log_syslog_facility), err,
-	    sizeof(err)) == -1)
+	if (config_apply_logging(&p->cfg, err, sizeof(err)) == -1)
 		log_warnx("logging configuration not applied", "error=\"%s\"",
 		    err);
 }

@@ -25,7 +25,6 @@
  */
 #include "config.h"
 
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -78,22 +77,17 @@ daemon_notify(const char *state)
 int
 daemon_pidfile_lock(const char *path, char *err, size_t errlen)
 {
-	char	 buf[32];
-	ssize_t	 n;
+	char	 holder[32];
 
 	snprintf(pid_path, sizeof(pid_path), "%s", path);
-	if ((pid_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1) {
-		snprintf(err, errlen, "pid file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (flock(pid_fd, LOCK_EX | LOCK_NB) == -1) {
-		n = pread(pid_fd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		buf[strcspn(buf, "\n")] = '\0';
-		snprintf(err, errlen, "promptmqd is already running (pid %s, "
-		    "pid file %s)", buf[0] ? buf : "?", path);
-		close(pid_fd);
-		pid_fd = -1;
+	if ((pid_fd = lockfile_open(path, 0644, holder, sizeof(holder))) ==
+	    -1) {
+		if (errno == EWOULDBLOCK)
+			snprintf(err, errlen, "promptmqd is already running "
+			    "(pid %s, pid file %s)", holder, path);
+		else
+			snprintf(err, errlen, "pid file %s: %s", path,
+			    strerror(errno));
 		return -1;
 	}
 	/* a file left by a crash may have been handed to server.user */
@@ -102,18 +96,13 @@ daemon_pidfile_lock(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-/* Write our pid into the locked pid file, in one write. */
+/* Write our pid into the locked pid file. */
 int
 daemon_pidfile_write(char *err, size_t errlen)
 {
-	char	 buf[32];
-	int	 n;
-
 	if (pid_fd == -1)
 		return 0;
-	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (ftruncate(pid_fd, 0) == -1 || pwrite(pid_fd, buf, (size_t)n, 0) !=
-	    n) {
+	if (lockfile_write_pid(pid_fd) == -1) {
 		snprintf(err, errlen, "pid file %s: %s", pid_path,
 		    strerror(errno));
 		return -1;

@@ -119,34 +119,68 @@ rundir_prepare(const char *dir, int nworkers, uid_t owner, char *err,
 }
 
 /*
- * One broker per runtime directory: an exclusive flock on
- * RUNDIR/promptmqd.lock, held for the life of the supervisor (the
- * kernel drops it when we die, so a stale lock cannot block a restart).
- * The file holds our pid for the error message of the second instance.
+ * A lock file that names its holder: created if need be and flock()ed,
+ * held for the life of the process (the kernel drops it when we die, so
+ * a stale file cannot block a restart).  When another process holds it,
+ * -1 with EWOULDBLOCK and the pid written in it in `holder`.
+ */
+int
+lockfile_open(const char *path, mode_t mode, char *holder, size_t holderlen)
+{
+	ssize_t	 n;
+	int	 fd, saved;
+
+	holder[0] = '\0';
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode)) == -1)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		saved = errno;
+		n = pread(fd, holder, holderlen - 1, 0);
+		holder[n > 0 ? n : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		if (holder[0] == '\0')
+			snprintf(holder, holderlen, "?");
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* Write our pid into a held lock file, in one write. */
+int
+lockfile_write_pid(int fd)
+{
+	char	 buf[32];
+	int	 n;
+
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, (size_t)n, 0) != n)
+		return -1;
+	return 0;
+}
+
+/*
+ * One broker per runtime directory: an exclusive lock on
+ * RUNDIR/promptmqd.lock, naming our pid for the error message of a
+ * second instance.
  */
 int
 rundir_lock(const char *dir, char *err, size_t errlen)
 {
-	char	 path[PATH_MAX], pidbuf[32];
-	ssize_t	 n;
+	char	 path[PATH_MAX], holder[32];
 	int	 fd;
 
 	snprintf(path, sizeof(path), "%s/promptmqd.lock", dir);
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if ((fd = lockfile_open(path, 0600, holder, sizeof(holder))) == -1) {
+		if (errno == EWOULDBLOCK)
+			snprintf(err, errlen, "another promptmqd (pid %s) is "
+			    "running with runtime directory %s", holder, dir);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		n = pread(fd, pidbuf, sizeof(pidbuf) - 1, 0);
-		pidbuf[n > 0 ? n : 0] = '\0';
-		pidbuf[strcspn(pidbuf, "\n")] = '\0';
-		snprintf(err, errlen, "another promptmqd (pid %s) is running "
-		    "with runtime directory %s", pidbuf[0] ? pidbuf : "?", dir);
-		close(fd);
-		return -1;
-	}
-	n = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == -1 || pwrite(fd, pidbuf, (size_t)n, 0) != n) {
+	if (lockfile_write_pid(fd) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
@@ -178,19 +212,6 @@ logdir_prepare(const char *targets, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	return 0;
-}
-
-/* After detaching: the lock file names the daemon, not its parent. */
-int
-rundir_lock_rewrite(int fd)
-{
-	char	 buf[32];
-	int	 n;
-
-	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, (size_t)n, 0) != n)
-		return -1;
 	return 0;
 }
 

@@ -397,11 +397,7 @@ apply_logging(struct supervisor *s)
 {
 	char	 err[256];
 
-	if (log_configure(config_text(&s->cfg, OPT_log_level),
-	    config_text(&s->cfg, OPT_log_format),
-	    config_text(&s->cfg, OPT_log_target),
-	    config_text(&s->cfg, OPT_log_syslog_facility), err,
-	    sizeof(err)) == -1)
+	if (config_apply_logging(&s->cfg, err, sizeof(err)) == -1)
 		log_error("logging not changed", "error=\"%s\"", err);
 	if (s->privs.drop)
 		log_chown(s->privs.uid, s->privs.gid);
@@ -588,11 +584,8 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	if (logdir_prepare(config_text(&sup.cfg, OPT_log_target), err,
-	    sizeof(err)) == -1 || log_configure(config_text(&sup.cfg,
-	    OPT_log_level), config_text(&sup.cfg, OPT_log_format),
-	    config_text(&sup.cfg, OPT_log_target),
-	    config_text(&sup.cfg, OPT_log_syslog_facility), err,
-	    sizeof(err)) == -1) {
+	    sizeof(err)) == -1 ||
+	    config_apply_logging(&sup.cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "promptmqd: log: %s\n", err);
 		return 1;
 	}
@@ -650,7 +643,8 @@ main(int argc, char *argv[])
 			    "stderr, which a daemon does not have: its log "
 			    "is lost; set log.target to a file or syslog\n");
 		daemon_detach();
-		rundir_lock_rewrite(sup.lock_fd);
+		/* the lock file names the daemon, not its parent */
+		lockfile_write_pid(sup.lock_fd);
 	}
 	if (daemon_pidfile_write(err, sizeof(err)) == -1) {
 		log_error("cannot start", "error=\"%s\"", err);

@@ -107,7 +107,8 @@ int	 listen_slot_fds(const struct listen_set *, int slot, int *fds, int max);
 int	 rundir_prepare(const char *dir, int nworkers, uid_t owner, char *err,
 	    size_t errlen);
 int	 rundir_lock(const char *dir, char *err, size_t errlen);
-int	 rundir_lock_rewrite(int fd);
+int	 lockfile_open(const char *path, mode_t, char *holder, size_t);
+int	 lockfile_write_pid(int fd);
 int	 logdir_prepare(const char *targets, char *err, size_t errlen);
 int	 datadir_prepare(const char *data_dir, const char *wal_dir, char *err,
 	    size_t errlen);
