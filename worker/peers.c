@@ -32,8 +32,8 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 	struct ipc_record		 rec;
 	int				 rv;
 
-	if (batch->sender.gen != w->walsvc_gen && w->walsvc_gen != 0 &&
-	    batch->sender.gen < w->walsvc_gen) {
+	/* generations only grow: an older one is a dead walsvc's */
+	if (batch->sender.gen < w->walsvc_gen) {
 		log_limited(&rl, LOG_LEVEL_DEBUG, "batch from a stale walsvc "
 		    "dropped", "gen=%llu", (unsigned long long)batch->sender.gen);
 		return;

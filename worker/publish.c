@@ -40,6 +40,26 @@
 /* The log record of a PUBLISH: u8 format, u8 level, the packet. */
 #define PUBLISH_RECORD_FORMAT	1
 
+/*
+ * A PUBLISH this worker stored or received whole (a queued message, a
+ * forward, a will): exactly one packet at `level`, or -1.
+ */
+static int
+decode_stored(const uint8_t *raw, size_t len, uint8_t level,
+    struct mqtt_packet *pkt)
+{
+	struct mqtt_decode_opts	 opts;
+	struct mqtt_result	 res;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.level = level;
+	opts.direction = MQTT_TO_SERVER;
+	if (mqtt_decode(raw, len, &opts, pkt, &res) != MQTT_DECODE_OK ||
+	    pkt->type != MQTT_PUBLISH || res.size != len)
+		return -1;
+	return 0;
+}
+
 static void
 drop(struct conn *c, int qos, const char *why)
 {
@@ -176,12 +196,8 @@ void
 deliver_queued(struct conn *c)
 {
 	struct queued_msg	*q;
-	struct mqtt_decode_opts	 opts;
 	struct mqtt_packet	 pkt;
-	struct mqtt_result	 res;
 
-	memset(&opts, 0, sizeof(opts));
-	opts.direction = MQTT_TO_SERVER;
 	while ((q = c->qhead) != NULL && c->inflight_out < c->send_max &&
 	    c->state == CONN_ACTIVE) {
 		c->qhead = q->next;
@@ -189,9 +205,7 @@ deliver_queued(struct conn *c)
 			c->qtail = NULL;
 		c->queued--;
 		c->queued_bytes -= q->len;
-		opts.level = q->level;
-		if (mqtt_decode(q->packet, q->len, &opts, &pkt, &res) ==
-		    MQTT_DECODE_OK)
+		if (decode_stored(q->packet, q->len, q->level, &pkt) == 0)
 			send_qos1(c, &pkt.publish);
 		free(q);
 	}
@@ -444,15 +458,9 @@ publish_forwarded(struct worker *w, uint8_t level, uint64_t origin,
     const uint8_t *raw, size_t rawlen)
 {
 	static struct log_ratelimit	 rl;
-	struct mqtt_decode_opts		 opts;
 	struct mqtt_packet		 pkt;
-	struct mqtt_result		 res;
 
-	memset(&opts, 0, sizeof(opts));
-	opts.level = level;
-	opts.direction = MQTT_TO_SERVER;
-	if (mqtt_decode(raw, rawlen, &opts, &pkt, &res) != MQTT_DECODE_OK ||
-	    pkt.type != MQTT_PUBLISH || res.size != rawlen) {
+	if (decode_stored(raw, rawlen, level, &pkt) == -1) {
 		log_limited(&rl, LOG_LEVEL_ERROR, "undecodable forwarded "
 		    "message dropped", "level=%u len=%zu", level, rawlen);
 		return;
@@ -464,15 +472,9 @@ publish_forwarded(struct worker *w, uint8_t level, uint64_t origin,
 void
 publish_will(struct conn *c)
 {
-	struct mqtt_decode_opts	 opts;
 	struct mqtt_packet	 pkt;
-	struct mqtt_result	 res;
 
-	memset(&opts, 0, sizeof(opts));
-	opts.level = c->level;
-	opts.direction = MQTT_TO_SERVER;
-	if (mqtt_decode(c->will->packet, c->will->len, &opts, &pkt, &res) !=
-	    MQTT_DECODE_OK)
+	if (decode_stored(c->will->packet, c->will->len, c->level, &pkt) == -1)
 		return;
 	publish_route(c->w, c, &pkt.publish, c->level, c->will->packet,
 	    c->will->len);
