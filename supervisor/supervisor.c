@@ -519,6 +519,8 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		log_reopen();
 		if (s->privs.drop)
 			log_chown(s->privs.uid, s->privs.gid);
+		/* the first line in the new files: rotation can be checked */
+		log_info("log files reopened", "");
 		if (spawn_alive(&s->walsvc))
 			ctl_send(s->walsvc.ctl, IPC_CTL_REOPEN_LOGS, 0, NULL, 0,
 			    -1);
