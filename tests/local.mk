@@ -2,9 +2,14 @@
 # the real daemon (tests/integration).
 TEST_EXTENSIONS = .py
 PY_LOG_COMPILER = $(PYTHON3)
+# Check kills a test that runs longer than CK_DEFAULT_TIMEOUT (4s unless
+# set): a bound for hangs, which must leave a loaded machine running a
+# sanitizer build ample room.  Waits inside the suites have their own,
+# generous limits.
 AM_TESTS_ENVIRONMENT = \
 	PMQ_BUILDDIR='$(abs_top_builddir)'; export PMQ_BUILDDIR; \
-	PMQ_SRCDIR='$(abs_top_srcdir)'; export PMQ_SRCDIR;
+	PMQ_SRCDIR='$(abs_top_srcdir)'; export PMQ_SRCDIR; \
+	CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60}; export CK_DEFAULT_TIMEOUT;
 
 CHECK_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 CHECK_TEST_LIBS = $(PMQ_LIBS) $(CHECK_LIBS)

@@ -33,7 +33,7 @@
 #include "ipc.h"
 #include "ipc_link.h"
 
-#define WAIT_MS		3000
+#define WAIT_MS		30000
 #define QUIET_MS	50
 #define MAX_EVENTS	256
 /* Large enough that the socket buffer fills after a few dozen sends. */

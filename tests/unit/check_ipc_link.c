@@ -33,7 +33,7 @@
 #include "ipc.h"
 #include "ipc_link.h"
 
-#define WAIT_MS		3000	/* for anything that should happen */
+#define WAIT_MS		30000	/* for anything that should happen */
 #define QUIET_MS	50	/* to see that nothing happens */
 #define OWN_GEN		5	/* the endpoint's generation */
 #define MAX_RECORDS	256
