@@ -4,13 +4,18 @@ For each storage.wal-sync mode: a client appends records through walsvc
 the way a worker does (walappend) while walsvc is killed with SIGKILL
 and restarted by the supervisor several times.  The client must end with
 every record acknowledged; the log, read with promptmq-waldump after the
-broker stopped, must hold every acknowledged record exactly once."""
+broker stopped, must hold every acknowledged record exactly once.
+
+The kills follow the appends, not the clock: walappend may go no
+further than a gate the test moves, and walsvc is killed three quarters
+of the way to the next gate, with appends in flight and the end of the
+run out of reach however slow the machine is."""
 
 import os
 import re
 import signal
 import subprocess
-import time
+import threading
 
 import pmq
 from pmq import check
@@ -30,28 +35,69 @@ def dump_sequences(waldir, gen):
     return seqs, dump
 
 
+class Output:
+    """walappend's standard output, read on a thread: the last durable
+    watermark it printed, and every line."""
+
+    def __init__(self, f):
+        self.durable = 0
+        self.lines = []
+        self.thread = threading.Thread(target=self._read, args=(f,), daemon=True)
+        self.thread.start()
+
+    def _read(self, f):
+        for line in f:
+            self.lines.append(line)
+            if line.startswith("durable "):
+                self.durable = int(line.split()[1])
+
+    def text(self):
+        self.thread.join(pmq.patience(10))
+        return "".join(line for line in self.lines if not line.startswith("durable "))
+
+
 def run_mode(mode):
     b = pmq.Broker(workers=2, args=["--storage-wal-sync", mode,
                                     "--storage-wal-segment-size", "1MB"],
                    name="wal-" + mode)
+    tool = None
     try:
         b.start()
-        tool = subprocess.Popen([pmq.WALAPPEND, "-r", b.rundir, "-s", "7",
-                                 "-n", str(COUNT), "-z", "64", "-w", "512",
-                                 "-p", str(RATE),
-                                 "-t", "90"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        errpath = os.path.join(b.base, "walappend.err")
+        with open(errpath, "w") as errf:
+            tool = subprocess.Popen([pmq.WALAPPEND, "-r", b.rundir, "-s", "7",
+                                     "-n", str(COUNT), "-z", "64", "-w", "512",
+                                     "-p", str(RATE), "-v", "-g",
+                                     "-t", str(int(pmq.patience(60)))],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=errf, text=True)
+        output = Output(tool.stdout)
         kills = 0
-        while kills < KILLS and tool.poll() is None:
-            time.sleep(0.5)
+        reached = 0
+        for k in range(KILLS):
+            gate = COUNT * (k + 1) // (KILLS + 1)
+            tool.stdin.write("%d\n" % gate)
+            tool.stdin.flush()
+            at = reached + (gate - reached) * 3 // 4
+            pmq.wait_for(lambda: output.durable >= at or tool.poll() is not None, 30,
+                         "%d appends to be durable" % at)
+            check(tool.poll() is None, "%s: walappend ended early" % mode)
             pid = b.walsvc_pid()
-            if pid is None:
-                continue
+            check(pid, "%s: no walsvc to kill" % mode)
             os.kill(pid, signal.SIGKILL)
             kills += 1
             pmq.wait_for(lambda: b.walsvc_pid() not in (None, pid), 10,
                          "walsvc to be restarted")
-        out, err = tool.communicate(timeout=120)
+            reached = gate
+        tool.stdin.close()      # the gate opens: on to COUNT
+        try:
+            tool.wait(pmq.patience(60))
+        except subprocess.TimeoutExpired:
+            tool.kill()
+            raise pmq.TestFailure("%s: walappend did not finish" % mode)
+        out = output.text()
+        with open(errpath) as f:
+            err = f.read()
         check(tool.returncode == 0, "%s: walappend failed (%s): %s %s" %
               (mode, tool.returncode, out[-500:], err[-2000:]))
         m = re.search(r"RESULT appended=(\d+) durable=(\d+) gen=(\d+)", out)
@@ -74,6 +120,9 @@ def run_mode(mode):
               "resends: %s" % (mode, COUNT, kills,
                                re.search(r"resent=(\d+)", out).group(1)))
     finally:
+        if tool and tool.poll() is None:
+            tool.kill()
+            tool.wait()
         b.cleanup()
 
 

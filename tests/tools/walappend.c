@@ -3,14 +3,19 @@
  * through walsvc, the way a worker does, and report what became durable.
  *
  *	walappend -r RUNDIR -s SLOT [-n COUNT] [-z BYTES] [-w WINDOW]
- *	    [-p RATE] [-t SECONDS] [-k KIND]
+ *	    [-p RATE] [-t SECONDS] [-k KIND] [-v] [-g]
  *
  * It speaks the append stream of walc.h as role "tool" with slot SLOT
  * and a generation taken from the clock (unique per run), keeps at most
  * WINDOW records unacknowledged (and, with -p, appends at most RATE a
- * second), and ends when all COUNT are durable or after SECONDS.  Payloads read "walappend SLOT GEN SEQ" padded to BYTES,
- * so a test can find every record in promptmq-waldump's output.  The
- * last line is machine-readable:
+ * second), and ends when all COUNT are durable or after SECONDS.
+ * Payloads read "walappend SLOT GEN SEQ" padded to BYTES, so a test can
+ * find every record in promptmq-waldump's output.  With -v it prints
+ * "durable N" at every watermark.  With -g it appends no further than a
+ * gate that the caller moves by writing numbers to its standard input
+ * (end of input opens it), so a test can make things happen before the
+ * run can end, and while appends are in flight.  The last line is
+ * machine-readable:
  *
  *	RESULT appended=N durable=N gen=G seconds=S rate=R resent=K status=ok
  *
@@ -43,6 +48,10 @@ struct tool {
 	int			 verbose;
 	uint64_t		 rate;		/* appends a second, 0: no limit */
 	uint64_t		 allowed;	/* appends the rate allows so far */
+	uint64_t		 gate;		/* -g: appends allowed so far */
+	struct event		*gate_ev;
+	char			 gate_line[32];
+	size_t			 gate_len;
 	struct timespec		 start;
 	char			*payload;
 };
@@ -65,7 +74,8 @@ fill(struct tool *t)
 
 	while (walc_last(t->walc) < t->count &&
 	    walc_last(t->walc) - walc_durable(t->walc) < t->window &&
-	    (t->rate == 0 || walc_last(t->walc) < t->allowed)) {
+	    (t->rate == 0 || walc_last(t->walc) < t->allowed) &&
+	    walc_last(t->walc) < t->gate) {
 		seq = walc_last(t->walc) + 1;
 		memset(t->payload, '.', t->size);
 		n = snprintf(t->payload, t->size, "walappend %u %llu %llu ",
@@ -99,8 +109,10 @@ durable_cb(void *arg, uint64_t seq)
 {
 	struct tool	*t = arg;
 
-	if (t->verbose)
+	if (t->verbose) {
 		printf("durable %llu\n", (unsigned long long)seq);
+		fflush(stdout);
+	}
 	if (seq == t->count) {
 		report(t, "ok");
 		exit(0);
@@ -132,6 +144,35 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 	exit(1);
 }
 
+/* -g: a line on standard input moves the gate; end of input opens it */
+static void
+gate_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tool	*t = arg;
+	char		 buf[256];
+	ssize_t		 n, i;
+
+	if ((n = read(fd, buf, sizeof(buf))) == -1 && errno == EINTR)
+		return;
+	if (n <= 0) {
+		t->gate = t->count;
+		event_del(t->gate_ev);
+		fill(t);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (buf[i] != '\n') {
+			if (t->gate_len < sizeof(t->gate_line) - 1)
+				t->gate_line[t->gate_len++] = buf[i];
+			continue;
+		}
+		t->gate_line[t->gate_len] = '\0';
+		t->gate = strtoull(t->gate_line, NULL, 10);
+		t->gate_len = 0;
+	}
+	fill(t);
+}
+
 /* -p: every 10 ms the rate allows another RATE/100 appends */
 static void
 pace_cb(evutil_socket_t fd, short what, void *arg)
@@ -146,7 +187,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: walappend -r RUNDIR -s SLOT [-n COUNT] "
-	    "[-z BYTES] [-w WINDOW] [-p RATE] [-t SECONDS] [-k KIND] [-v]\n");
+	    "[-z BYTES] [-w WINDOW] [-p RATE] [-t SECONDS] [-k KIND] [-v] "
+	    "[-g]\n");
 	exit(2);
 }
 
@@ -169,7 +211,9 @@ main(int argc, char *argv[])
 	t.window = 256;
 	t.size = 64;
 	t.kind = 1;
-	while ((ch = getopt(argc, argv, "r:s:n:z:w:p:t:k:v")) != -1) {
+	int			 gated = 0;
+
+	while ((ch = getopt(argc, argv, "r:s:n:z:w:p:t:k:vg")) != -1) {
 		switch (ch) {
 		case 'r':
 			rundir = optarg;
@@ -197,6 +241,9 @@ main(int argc, char *argv[])
 			break;
 		case 'v':
 			t.verbose = 1;
+			break;
+		case 'g':
+			gated = 1;
 			break;
 		default:
 			usage();
@@ -235,6 +282,14 @@ main(int argc, char *argv[])
 		if (pace == NULL || event_add(pace, &tick) == -1)
 			fatalx("pacing timer", "");
 		t.allowed = 1;
+	}
+	t.gate = t.count;
+	if (gated) {
+		t.gate = 0;
+		t.gate_ev = event_new(t.base, STDIN_FILENO, EV_READ | EV_PERSIST,
+		    gate_cb, &t);
+		if (t.gate_ev == NULL || event_add(t.gate_ev, NULL) == -1)
+			fatalx("gate event", "");
 	}
 	fill(&t);
 	event_base_dispatch(t.base);
