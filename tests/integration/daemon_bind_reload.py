@@ -124,7 +124,7 @@ def test():
         print("a port another process holds: %s" % m.group(0))
         check(pmq.listening_sockets(p3) == 1,
               "promptmqd listens on %s, which another process holds" % addr(p3))
-        held.settimeout(2)
+        held.settimeout(pmq.patience(2))
         for _ in range(20):
             s = pmq.tcp_connect(p3)
             try:

@@ -45,14 +45,15 @@ def run_daemon(base, args):
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          stdin=subprocess.DEVNULL)
     try:
-        p.wait(RETURNS_WITHIN)
+        p.wait(pmq.patience(RETURNS_WITHIN))
     except subprocess.TimeoutExpired:
         p.kill()
         p.communicate()
-        raise pmq.TestFailure("promptmqd -d did not return within %ds" % RETURNS_WITHIN)
+        raise pmq.TestFailure("promptmqd -d did not return within %ds" %
+                              pmq.patience(RETURNS_WITHIN))
     took = time.monotonic() - t0
     try:
-        out, err = p.communicate(timeout=3)
+        out, err = p.communicate(timeout=pmq.patience(3))
     except subprocess.TimeoutExpired:
         p.stdout.close()
         p.stderr.close()

@@ -25,6 +25,7 @@ and every raw client its PINGRESP.  The reloads prove that:
 """
 
 import re
+import socket
 import time
 
 import pmq
@@ -161,12 +162,17 @@ def test():
         ack = late5.connect(pmq.unique("late5"))
         check(ack.props.get("maximum-packet-size") == SMALL,
               "CONNACK after the reload: %r, expected Maximum Packet Size %d" % (ack, SMALL))
+        # closed after the new 500ms, long before the default 10s
         silent = pmq.tcp_connect(b.port)
         t0 = time.monotonic()
-        silent.settimeout(5)
-        check(silent.recv(1) == b"" and time.monotonic() - t0 < 3,
-              "a connection without CONNECT was not closed within 3s of "
-              "connect-timeout 500ms")
+        silent.settimeout(9)
+        try:
+            closed = silent.recv(1) == b""
+        except socket.timeout:
+            closed = False
+        took = time.monotonic() - t0
+        check(closed and 0.4 <= took < 8, "a connection without CONNECT: %s after %.1fs "
+              "with connect-timeout 500ms" % ("closed" if closed else "still open", took))
         silent.close()
         fleet.check("after the live changes")
 

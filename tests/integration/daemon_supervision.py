@@ -1,20 +1,23 @@
 """Supervision of children that keep dying, and of a walsvc that cannot.
 
 Throttling (respawn-delay 10ms, respawn-delay-max 100ms, respawn-stable
-1s, throttle-after 5, throttle-time 2s).  Slot 0's worker, after serving
+3s, throttle-after 5, throttle-time 6s).  Slot 0's worker, after serving
 for longer than respawn-stable, is killed with SIGKILL, and so is every
 replacement as soon as the supervisor logs it, up to twenty times.  This
 proves that:
 
 - a worker that died young is restarted after respawn-delay, doubling
-  while it keeps dying young (each delay at least 10, 20, 40, 80 ms) and
-  never much beyond respawn-delay-max; every restart has a new generation;
+  while it keeps dying young, capped at respawn-delay-max (the delays the
+  supervisor logs are 10, 20, 40, 80, 100 ms, and no restart came
+  sooner than its delay); every restart has a new generation;
 - after 5 quick deaths in a row the slot is throttled (logged with its
   number and seconds), so restarts are bounded: no sixth replacement
   appears while the killing goes on; its listening socket is closed
   meanwhile (one socket left on the port, the other slot's);
 - the port accepts throughout: MQTT clients connecting all along from
-  four threads each get a CONNACK within 1.5s; none is refused, and none
+  four threads each get a CONNACK within 4s, sooner than the slot
+  reopens (a connection left waiting in the closed slot's queue would
+  wait that long); none is refused, and none
   is reset (a connection waiting in the dying slot's queue must not be
   lost when the slot closes) unless a replacement we killed had already
   started accepting, which drops its connections as any worker death.
@@ -23,6 +26,10 @@ proves that:
 - a worker that ran longer than respawn-stable is restarted after
   respawn-delay again (the backoff was reset) and not throttled.
 
+Bounds that a loaded machine could overrun are not measured by the
+clock: the delays are the ones the supervisor logs it chose, and the
+clock only shows that no restart came before its delay.
+
 walsvc that cannot come back: its log directory is replaced by a file,
 then walsvc is killed.  The broker does not run without durability: a
 QoS 1 message sent meanwhile is never acknowledged, and promptmqd stops
@@ -30,7 +37,6 @@ with an error naming the log directory and a non-zero exit status,
 leaving no child behind.
 """
 
-import datetime
 import os
 import re
 import shutil
@@ -43,28 +49,24 @@ import pmq
 from pmq import check
 
 THROTTLE_AFTER = 5
-THROTTLE_TIME = 2.0
-STABLE = 1.0
+THROTTLE_TIME = 6.0
+STABLE = 3.0
 DELAY, DELAY_MAX = 0.010, 0.100
 ARGS = ["--server-respawn-delay", "10ms", "--server-respawn-delay-max", "100ms",
-        "--server-respawn-stable", "1s", "--server-throttle-after", str(THROTTLE_AFTER),
-        "--server-throttle-time", "2s"]
-CONNACK_WITHIN = 1.5
+        "--server-respawn-stable", "3s", "--server-throttle-after", str(THROTTLE_AFTER),
+        "--server-throttle-time", "6s"]
+# A connection that waited in the throttled slot's queue would get its
+# CONNACK only when the slot reopens, THROTTLE_TIME after it closed.
+CONNACK_WITHIN = 4.0
 
 STARTED = re.compile(r"(\S+) supervisor\[\d+\] info: child started role=worker slot=0 "
                      r"pid=(\d+) gen=(\d+)")
 
 
-def stamp(s):
-    """A log line's time stamp, in seconds."""
-    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
-
-
 def line_time(text, pattern, what):
     m = re.search(r"^(\S+) [^\n]*%s" % pattern, text, re.M)
     check(m, "no log line for %s" % what)
-    return stamp(m.group(1))
+    return pmq.log_stamp(m.group(1))
 
 
 class Tail:
@@ -121,7 +123,7 @@ class Prober:
                 r = pmq.RawClient(self.port, 4, "probe")
                 try:
                     r.send(pmq.connect_packet("probe-%d-%d" % (i, n)))
-                    r.expect(pmq.CONNACK, CONNACK_WITHIN)
+                    r.expect(pmq.CONNACK, CONNACK_WITHIN / pmq.SLOWDOWN)
                     r.send(pmq.disconnect_packet())
                 finally:
                     r.close()
@@ -160,17 +162,18 @@ def kill_loop(b, tail):
     prober = None
     socket_closed = None
     throttled = None
-    deadline = time.monotonic() + 8
+    deadline = time.monotonic() + pmq.patience(THROTTLE_TIME + 2)
     while len(victims) < 20 and time.monotonic() < deadline:
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
             victims.append((pid, gen))
-            pid = None
             if prober is None:
-                # from now on no connection can be one the serving worker
-                # had accepted: a failure is the port's
-                time.sleep(0.02)
+                # once it is gone no connection can be one the serving
+                # worker had accepted: a failure is the port's
+                pmq.wait_for(lambda: not pmq.pid_alive(pid), 2,
+                             "the killed worker %d to be gone" % pid)
                 prober = Prober(b.port)
+            pid = None
         time.sleep(0.001)
         text = tail.lines()
         for m in STARTED.finditer(text):
@@ -183,6 +186,20 @@ def kill_loop(b, tail):
     return victims, prober, throttled, socket_closed
 
 
+def scheduled_delays(log, victims):
+    """For each killed worker: the restart delay the supervisor logged it
+    chose, in seconds (None: none logged; the slot was throttled)."""
+    out = []
+    for pid, _ in victims:
+        m = re.search(r"child killed by signal role=worker slot=0 pid=%d\b" % pid, log)
+        check(m, "no log line for the death of %d" % pid)
+        later = re.search(r"child restart scheduled role=worker slot=0 delay_ms=(\d+)|"
+                          r"worker slot throttled slot=0 ", log[m.end():])
+        check(later, "the supervisor logged no decision after the death of %d" % pid)
+        out.append(int(later.group(1)) / 1000.0 if later.group(1) else None)
+    return out
+
+
 def respawn_delays(log, victims):
     """For each killed worker: seconds from its reaping to the next start
     logged after it (by position: a start in the same millisecond as the
@@ -192,9 +209,9 @@ def respawn_delays(log, victims):
         m = re.search(r"^(\S+) [^\n]*child killed by signal role=worker slot=0 "
                       r"pid=%d\b" % pid, log, re.M)
         check(m, "no log line for the death of %d" % pid)
-        reaped = stamp(m.group(1))
+        reaped = pmq.log_stamp(m.group(1))
         later = STARTED.search(log, m.end())
-        out.append(stamp(later.group(1)) - reaped if later else None)
+        out.append(pmq.log_stamp(later.group(1)) - reaped if later else None)
     return out
 
 
@@ -217,33 +234,32 @@ def throttling():
               "slot 0's worker was killed %d times before the slot was throttled: "
               "expected the serving one and then %d quick deaths" %
               (len(victims), THROTTLE_AFTER))
-        check(re.search(r"worker slot throttled slot=0 seconds=2\b", log),
-              "throttle line without seconds=2: %s" %
+        check(re.search(r"worker slot throttled slot=0 seconds=6\b", log),
+              "throttle line without seconds=6: %s" %
               re.findall(r"worker slot throttled[^\n]*", log))
         check(socket_closed, "slot 0's listening socket stayed open while throttled")
         gens = [g for _, g in victims[1:]]
         check(all(x < y for x, y in zip(gens, gens[1:])),
               "restart generations do not increase: %s" % gens)
 
+        chosen = scheduled_delays(log, victims)
+        want = [min(DELAY * 2 ** k, DELAY_MAX) for k in range(THROTTLE_AFTER)] + [None]
+        check(chosen == want, "restart delays chosen %s, expected %s (doubling from "
+              "respawn-delay, capped, then the throttle)" % (chosen, want))
         delays = respawn_delays(log, victims)
         check(delays[-1] is None, "slot 0 restarted %.3fs after its %dth quick death, "
               "while it should be throttled" % (delays[-1] or 0, THROTTLE_AFTER))
         shown = [round(d, 3) for d in delays[:-1]]
-        check(delays[0] >= DELAY - 0.002, "restart after %.3fs, before respawn-delay" %
-              delays[0])
-        for k, d in enumerate(delays[1:-1], 1):
-            want = min(DELAY * 2 ** (k - 1), DELAY_MAX)
-            check(d >= want - 0.002, "restart delays %s: the %dth quick death was "
-                  "followed by %.3fs, expected at least %.3fs" % (shown, k, d, want))
-        check(max(delays[:-1]) <= DELAY_MAX + 0.2,
-              "restart delays %s exceed respawn-delay-max" % shown)
+        for k, (d, c) in enumerate(zip(delays[:-1], chosen)):
+            check(d >= c - 0.002, "restart delays %s: death %d was followed by a "
+                  "restart after %.3fs, sooner than its delay %.3fs" % (shown, k, d, c))
 
         # the slot reopens after throttle-time, and serves
-        m = b.wait_log(r"worker slot reopened slot=0\b", 3)
+        m = b.wait_log(r"worker slot reopened slot=0\b", THROTTLE_TIME)
         log = b.log()
         closed_for = (line_time(log, r"worker slot reopened slot=0\b", "reopen") -
                       line_time(log, r"worker slot throttled slot=0 ", "throttle"))
-        check(THROTTLE_TIME - 0.05 <= closed_for <= THROTTLE_TIME + 1,
+        check(THROTTLE_TIME - 0.05 <= closed_for <= THROTTLE_TIME + pmq.patience(1),
               "the slot stayed closed %.2fs, throttle-time is %.0fs" %
               (closed_for, THROTTLE_TIME))
         newpid = int(b.wait_log(STARTED.pattern, 3, m.end()).group(2))
@@ -264,6 +280,7 @@ def throttling():
         check(ok >= 50, "only %d connections were tried" % ok)
 
         # stable again: the backoff starts from respawn-delay, no throttle
+        log = b.log()
         started = line_time(log, r"child started role=worker slot=0 pid=%d\b" % newpid,
                             "the reopened slot's worker")
         time.sleep(max(0.0, started + STABLE + 0.2 - time.time()))
@@ -272,9 +289,12 @@ def throttling():
         m = b.wait_log(STARTED.pattern, 2, mark)
         b.wait_log(r"worker/0\[%s\] info: worker ready" % m.group(2), 5)
         log = b.log()
+        c = scheduled_delays(log, [(newpid, None)])[0]
+        check(c == DELAY, "a worker that ran %.0fs was restarted with a delay of %ss, "
+              "not respawn-delay: the backoff was not reset after respawn-stable" %
+              (STABLE, c))
         d = respawn_delays(log, [(newpid, None)])[0]
-        check(d < 0.09, "a worker that ran %.0fs was restarted after %.3fs: the backoff "
-              "was not reset after respawn-stable" % (STABLE, d))
+        check(d >= DELAY - 0.002, "restart after %.3fs, before respawn-delay" % d)
         check(b.log_count(r"worker slot throttled") == 1,
               "slot 0 throttled again after one death of a stable worker")
         check(b.stop() == 0, "promptmqd did not stop cleanly")
@@ -306,10 +326,10 @@ def walsvc_cannot_come_back():
         r.send(pmq.publish_packet(topic, "after", 1, pid=r.pid()))
         r.expect_closed(timeout=10)     # and no PUBACK before
         try:
-            status = b.proc.wait(10)
+            status = b.proc.wait(pmq.patience(10))
         except subprocess.TimeoutExpired:
-            raise pmq.TestFailure("promptmqd still runs 10s after walsvc could not "
-                                  "come back; log:\n%s" % b.log()[-3000:])
+            raise pmq.TestFailure("promptmqd still runs %ds after walsvc could not "
+                                  "come back; log:\n%s" % (pmq.patience(10), b.log()[-3000:]))
         log = b.log()
         check(status != 0, "promptmqd exited with status 0 without its log")
         check(re.search(r"\] error: [^\n]*%s" % re.escape(b.walldir), log),

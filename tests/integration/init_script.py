@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 
 import pmq
 from pmq import check
@@ -71,7 +70,7 @@ class Scratch:
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              env=env, text=True, start_new_session=True)
         try:
-            out, _ = p.communicate(timeout=RUN_TIMEOUT)
+            out, _ = p.communicate(timeout=pmq.patience(RUN_TIMEOUT))
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
             out, _ = p.communicate()
@@ -81,7 +80,7 @@ class Scratch:
                         "(does this promptmqd detach with -d?)")
             raise pmq.TestFailure("'%s %s' did not return within %ds%s\n"
                                   "output:\n%s\nlog:\n%s" %
-                                  (SCRIPT, action, RUN_TIMEOUT, hint, out, self.log()[-3000:]))
+                                  (SCRIPT, action, pmq.patience(RUN_TIMEOUT), hint, out, self.log()[-3000:]))
         return p.returncode, out
 
     def expect(self, action, status, *words):
@@ -186,7 +185,11 @@ def test():
         s.expect("reload", 6, "not reloading", s.conf, "mqtt.max-inflight")
         s.expect("force-reload", 6, "not reloading")
         s.expect("restart", 6, "not restarting")
-        time.sleep(0.5)
+        # a SIGHUP sent before the script returned would be handled no
+        # later than a SIGUSR1 sent now, which the supervisor logs
+        os.kill(first, signal.SIGUSR1)
+        pmq.wait_for(lambda: "log files reopened" in s.log()[mark:], 5,
+                     "the broker to log the SIGUSR1 sent after the refusals")
         check("reloading configuration" not in s.log()[mark:],
               "the broker was signalled for a broken configuration; log:\n%s" %
               s.log()[mark:])

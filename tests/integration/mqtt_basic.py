@@ -90,8 +90,10 @@ def unsubscribe(b, version):
 
 
 def keep_alive(b):
-    """Silent clients are dropped after 1.5 x keep alive; pinging ones stay."""
-    KA = 1
+    """Silent clients are dropped after 1.5 x keep alive; pinging ones stay.
+    (Keep alive 2s: a pinging client whose thread a loaded machine holds
+    up for a second is still on time.)"""
+    KA = 2
     u = pmq.unique("ka")
     silent4 = pmq.RawClient(b.port, 4, "silent 3.1.1 client")
     silent5 = pmq.RawClient(b.port, 5, "silent 5.0 client")
@@ -115,18 +117,20 @@ def keep_alive(b):
         watchers = [watch("3.1.1", silent4),
                     watch("5.0", silent5, disconnect=0x8D, optional=True)]
         t0 = time.monotonic()
-        while any(t.is_alive() for t in watchers) or time.monotonic() - t0 < 3 * KA:
+        while any(t.is_alive() for t in watchers) or time.monotonic() - t0 < 2 * KA:
             pinger.ping(timeout=KA)
-            check(time.monotonic() - t0 < limit + 3, "the silent clients were not "
-                  "dropped within %.1fs" % (limit + 3))
+            check(time.monotonic() - t0 < pmq.patience(limit + 3), "the silent clients "
+                  "were not dropped within %.1fs" % pmq.patience(limit + 3))
             time.sleep(KA / 2)     # the pinging client's period
         for t in watchers:
-            t.join(1)
+            t.join(pmq.patience(1))
+        # not before the keep alive; the upper bound allows a loaded machine
         for name in ("3.1.1", "5.0"):
             check(name in results, "the silent %s client: no result (see above)" % name)
-            check(KA <= results[name] <= limit,
+            check(KA <= results[name] <= pmq.patience(limit),
                   "the silent %s client with keep alive %ds was dropped after %.2fs, "
-                  "expected between %d and %.1fs" % (name, KA, results[name], KA, limit))
+                  "expected between %d and %.1fs" % (name, KA, results[name], KA,
+                                                    pmq.patience(limit)))
         check(pinger.is_open(), "a client pinging every %.1fs with keep alive %ds "
               "was dropped" % (KA / 2, KA))
         check(quiet.connected() and not quiet.disconnects,

@@ -16,8 +16,10 @@ packet by packet.
 """
 
 import contextlib
+import datetime
 import os
 import queue
+import random
 import re
 import shutil
 import signal
@@ -40,6 +42,19 @@ DEV_CONF = os.path.join(SRCDIR, "etc", "promptmq.conf")
 
 SKIP = 77
 
+# Every timeout a test gives is what the wait takes on an idle machine,
+# with room to spare; a loaded machine (two test runs on two cores, a
+# sanitizer build beside them) may be several times slower.  The waiting
+# helpers below stretch each timeout by SLOWDOWN, and a test that checks
+# how late something happened allows patience(its bound).  A deadline
+# only bounds a failure: a passing test never waits it out.
+SLOWDOWN = float(os.environ.get("PMQ_SLOWDOWN", "5"))
+
+
+def patience(seconds):
+    """How long to wait for what takes at most seconds on an idle machine."""
+    return seconds * SLOWDOWN
+
 
 class TestFailure(Exception):
     pass
@@ -51,7 +66,9 @@ def check(cond, what):
 
 
 def wait_for(pred, timeout, what, interval=0.02):
-    """Poll pred() until it returns a true value or the deadline passes."""
+    """Poll pred() until it returns a true value or the deadline passes
+    (timeout stretched by SLOWDOWN)."""
+    timeout = patience(timeout)
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
@@ -60,6 +77,18 @@ def wait_for(pred, timeout, what, interval=0.02):
         if time.monotonic() > deadline:
             raise TestFailure("timed out after %.1fs waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def log_stamp(text):
+    """A log line's time stamp (2026-12-04T13:42:53.123Z) in seconds."""
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def wait_log_time(b, pattern, timeout=10, start=0):
+    """Wait for a log line of broker b and return its time stamp."""
+    m = b.wait_log(r"(?m)^(\S+) [^\n]*" + pattern, timeout, start)
+    return log_stamp(m.group(1))
 
 
 def children_of(pid):
@@ -92,7 +121,7 @@ def pid_alive(pid):
 
 
 def tcp_connect(port, host="127.0.0.1", timeout=2.0):
-    s = socket.create_connection((host, port), timeout=timeout)
+    s = socket.create_connection((host, port), timeout=patience(timeout))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
@@ -166,11 +195,13 @@ class Broker:
     the file, so a test that changes them by reload gives them in its own
     configuration file instead (conf_values: the development configuration
     with these options set, written to BASE/promptmq.conf; write_conf()
-    rewrites it before a reload())."""
+    rewrites it before a reload()).  wrap: a command that runs promptmqd
+    (its arguments follow), e.g. one that sets up a namespace first and
+    then execs it, so that the process started is promptmqd itself."""
 
     def __init__(self, workers=2, args=(), conf=DEV_CONF, env=None, name="pmq",
                  preexec=None, base=None, bind="127.0.0.1:0", log_level="debug",
-                 conf_values=None):
+                 conf_values=None, wrap=()):
         self.base = base or tempfile.mkdtemp(prefix=name + ".", dir="/tmp")
         self.rundir = os.path.join(self.base, "run")
         self.datadir = os.path.join(self.base, "data")
@@ -183,6 +214,7 @@ class Broker:
         if env:
             self.env.update(env)
         self.preexec = preexec
+        self.wrap = list(wrap)
         self.bind, self.log_level = bind, log_level
         self.proc = None
         self.port = None
@@ -201,7 +233,7 @@ class Broker:
         return text
 
     def command(self, extra=()):
-        cmd = [PROMPTMQD]
+        cmd = self.wrap + [PROMPTMQD]
         if self.conf:
             cmd += ["-c", self.conf]
         if self.bind:
@@ -282,6 +314,7 @@ class Broker:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
+            timeout = patience(timeout)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -307,6 +340,18 @@ class Broker:
                     pass
             if not keep and not os.environ.get("PMQ_KEEP"):
                 shutil.rmtree(self.base, ignore_errors=True)
+
+
+def copy_for_others(directory):
+    """Copies of promptmqd and its children in directory (made, mode
+    0755), for a test that runs them as another user (nobody): the build
+    tree may sit where only its owner can enter (a clone under /root or
+    in a mode 0700 directory).  Returns the path of the promptmqd copy."""
+    os.makedirs(directory, exist_ok=True)
+    os.chmod(directory, 0o755)
+    for name in ("promptmqd", "promptmq-worker", "promptmq-walsvc"):
+        shutil.copy2(os.path.join(BUILDDIR, name), os.path.join(directory, name))
+    return os.path.join(directory, "promptmqd")
 
 
 WALDUMP_LINE = re.compile(r'^(lsn=\d+ .*?) payload=("(?:[^"\\]|\\.)*"|[0-9a-f]*)(\.\.\.)?$')
@@ -344,12 +389,36 @@ TARGET = os.environ.get("PMQ_TARGET", "promptmqd")
 MOSQUITTO = os.environ.get("PMQ_MOSQUITTO", "/usr/sbin/mosquitto")
 
 
+def _ephemeral_ports():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return low, high
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port nothing listens on, for a test that must name its port
+    before the broker binds it.  It is chosen below the kernel's
+    ephemeral range: no outgoing connection (of this run or of another
+    one on the machine) and no bind to port 0 can take it between the
+    pick and its use, or while a test has it removed and adds it back."""
+    low, _ = _ephemeral_ports()
+    first = max(1024, low - 20000)
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(first, low)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        if listening_sockets(port) == 0:
+            return port
+    raise TestFailure("no free port between %d and %d" % (first, low))
 
 
 class PromptMQ(Broker):
@@ -727,14 +796,18 @@ class RawClient:
 
     def recv(self, timeout=5, what="a packet"):
         """The next packet; a failure if the connection closes or nothing
-        comes in time."""
+        comes in time (timeout stretched by SLOWDOWN)."""
+        return self._recv_by(time.monotonic() + patience(timeout), what)
+
+    def _recv_by(self, deadline, what):
         if self.pending:
             return self.pending.pop(0)
+        start = time.monotonic()
         try:
-            p = self._read_packet(time.monotonic() + timeout)
+            p = self._read_packet(deadline)
         except TimeoutError:
             raise TestFailure("%s: expected %s, got nothing within %.1fs" %
-                              (self.name, what, timeout))
+                              (self.name, what, deadline - start))
         check(p is not None, "%s: expected %s, got the connection closed" %
               (self.name, what))
         return p
@@ -743,13 +816,13 @@ class RawClient:
         """Wait for a packet of type ptype; PUBLISH packets met on the way
         are kept for later, anything else is a failure."""
         what = what or PACKET_NAMES[ptype]
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         kept = []
         try:
             while True:
                 if self.pending and self.pending[0].type == ptype:
                     return self.pending.pop(0)
-                p = self.recv(max(0.0, deadline - time.monotonic()), what)
+                p = self._recv_by(deadline, what)
                 if p.type == ptype:
                     return p
                 check(p.type == PUBLISH, "%s: expected %s, got %r" % (self.name, what, p))
@@ -815,6 +888,7 @@ class RawClient:
         packet types that may come before.  Returns the seconds the close
         took."""
         t0 = time.monotonic()
+        timeout = patience(timeout)
         deadline = t0 + timeout
         got = list(self.pending)
         self.pending = []
@@ -952,7 +1026,9 @@ class Client:
         self._event(lambda: self.acked.__setitem__(mid, now))
 
     def wait(self, pred, timeout, what):
-        """Wait, under the client's lock, until pred() is true."""
+        """Wait, under the client's lock, until pred() is true (timeout
+        stretched by SLOWDOWN)."""
+        timeout = patience(timeout)
         with self.lock:
             if not self.lock.wait_for(pred, timeout):
                 raise TestFailure("%s: timed out after %.1fs waiting for %s" %
@@ -1006,6 +1082,7 @@ class Client:
         return info.mid
 
     def get(self, timeout=2, what="a message"):
+        timeout = patience(timeout)
         try:
             return self.messages.get(timeout=timeout)
         except queue.Empty:
@@ -1024,7 +1101,8 @@ class Client:
         return m
 
     def collect(self, n, timeout=5, what="messages"):
-        """n messages, within timeout overall."""
+        """n messages, within timeout overall (stretched by SLOWDOWN)."""
+        timeout = patience(timeout)
         deadline = time.monotonic() + timeout
         got = []
         while len(got) < n:
