@@ -14,9 +14,9 @@ import pmq
 from pmq import check
 
 
-def run_promptmqd(args, preexec=None, timeout=10):
-    return subprocess.run([pmq.PROMPTMQD] + args, capture_output=True, text=True,
-                          timeout=timeout, preexec_fn=preexec)
+def run_promptmqd(args, preexec=None, timeout=10, program=pmq.PROMPTMQD):
+    return subprocess.run([program] + args, capture_output=True, text=True,
+                          timeout=pmq.patience(timeout), preexec_fn=preexec)
 
 
 def base_args(tmp, conf):
@@ -25,12 +25,13 @@ def base_args(tmp, conf):
             "--runtime-dir", os.path.join(tmp, "run")]
 
 
-def expect_refused(tmp, conf_text, *patterns, args=None, preexec=None):
+def expect_refused(tmp, conf_text, *patterns, args=None, preexec=None,
+                   program=pmq.PROMPTMQD):
     conf = os.path.join(tmp, "bad.conf")
     with open(conf, "w") as f:
         f.write(conf_text)
     r = run_promptmqd(args if args is not None else base_args(tmp, conf),
-                      preexec=preexec)
+                      preexec=preexec, program=program)
     out = r.stdout + r.stderr
     check(r.returncode != 0, "accepted: %r\n%s" % (conf_text, out))
     for p in patterns:
@@ -77,7 +78,8 @@ def test():
                                  args=args)
             s.close()
 
-        # a data directory we cannot write to
+        # a data directory we cannot write to (root can write anywhere: the
+        # daemon runs as nobody then, from a copy nobody can reach)
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
             ro = os.path.join(tmp, "ro")
@@ -93,7 +95,8 @@ def test():
             args = ["-c", good, "--bind", "127.0.0.1:0", "--workers", "1",
                     "--data-dir", os.path.join(ro, "data"), "--runtime-dir", run]
             expect_refused(tmp, "", "storage.data-dir", os.path.join(ro, "data"),
-                           "Permission denied", args=args, preexec=as_nobody)
+                           "Permission denied", args=args, preexec=as_nobody,
+                           program=pmq.copy_for_others(os.path.join(tmp, "bin")))
         else:
             ro = os.path.join(tmp, "ro")
             os.mkdir(ro, 0o555)
