@@ -115,6 +115,7 @@ teardown(void)
 	for (i = 0; i < ngot; i++)
 		free(got[i].body);
 	harness_tempdir_remove(dir);
+	harness_nng_done();
 }
 
 static void

@@ -246,6 +246,7 @@ teardown(void)
 	for (i = 0; i < nappends; i++)
 		free(appends[i].payload);
 	harness_tempdir_remove(dir);
+	harness_nng_done();
 }
 
 /* The payload of sequence seq: its number, and a length that varies. */

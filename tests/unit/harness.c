@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <nng/nng.h>
 
 #include "harness.h"
 
@@ -27,6 +28,8 @@ harness_run(Suite *s)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	if (!harness_forking())
+		nng_fini();	/* every test ran here: nng is done too */
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
@@ -47,6 +50,13 @@ harness_forking(void)
 	const char	*mode = getenv("CK_FORK");
 
 	return mode == NULL || strcmp(mode, "no") != 0;
+}
+
+void
+harness_nng_done(void)
+{
+	if (harness_forking())
+		nng_fini();
 }
 
 void

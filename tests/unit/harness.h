@@ -22,6 +22,13 @@ int	 harness_run(Suite *);
 TCase	*harness_tcase(Suite *, const char *name, SFun setup, SFun teardown);
 /* Tests run in forked children (CK_FORK is not "no"). */
 int	 harness_forking(void);
+/*
+ * Called last by the teardown of a test that used nng.  A forked test
+ * ends with its process: nng_fini() first waits until nng's threads have
+ * freed what the closed sockets held, which LeakSanitizer would otherwise
+ * report at exit whenever a busy machine leaves those threads behind.
+ */
+void	 harness_nng_done(void);
 
 /* A fresh directory under /tmp, short enough for socket paths. */
 void	 harness_tempdir(char *out, size_t outlen);
