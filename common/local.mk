@@ -15,6 +15,7 @@ libpromptmq_a_SOURCES += \
 	common/walc.c common/walc.h \
 	common/idmap.c common/idmap.h \
 	common/addr.c common/addr.h \
+	common/clock.h \
 	common/hash.h \
 	common/options.c common/options.h common/options.def \
 	common/options_internal.h common/options_file.c common/options_load.c

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "ipc_link.h"
 #include "log.h"
 #include "walc.h"
@@ -36,15 +37,6 @@ struct walc {
 	uint64_t		 resent;
 	int			 silent;	/* retransmissions unanswered */
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 send_entry(struct walc *w, uint64_t seq, uint8_t kind, const uint8_t *payload,
@@ -82,7 +74,7 @@ resend_from(struct walc *w, uint64_t from)
 		}
 		off += ENTRY_HEADER + len;
 	}
-	w->last_progress = now_ms();
+	w->last_progress = clock_mono_ms();
 }
 
 static void
@@ -92,7 +84,7 @@ retransmit_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (w->head == w->q.len)
 		return;
-	if (now_ms() - w->last_progress >= WALC_RETRANSMIT_MS) {
+	if (clock_mono_ms() - w->last_progress >= WALC_RETRANSMIT_MS) {
 		log_debug("log appends unacknowledged; sending again",
 		    "from=%llu last=%llu link_backlog=%zu",
 		    (unsigned long long)w->durable + 1,
@@ -144,7 +136,7 @@ walc_new(struct event_base *base, struct ipc_link *link,
 		free(w);
 		return NULL;
 	}
-	w->last_progress = now_ms();
+	w->last_progress = clock_mono_ms();
 	return w;
 }
 
@@ -178,7 +170,7 @@ walc_append(struct walc *w, uint8_t kind, const void *payload, size_t len)
 		return 0;
 	}
 	if (w->head == start)
-		w->last_progress = now_ms();	/* the clock starts now */
+		w->last_progress = clock_mono_ms();	/* the clock starts now */
 	w->next_seq++;
 	send_entry(w, seq, kind, payload, (uint32_t)len);
 	return seq;
@@ -210,7 +202,7 @@ acknowledge(struct walc *w, uint64_t upto)
 		buf_consume(&w->q, w->head);
 		w->head = 0;
 	}
-	w->last_progress = now_ms();
+	w->last_progress = clock_mono_ms();
 	w->silent = 0;
 	if (w->durable_fn)
 		w->durable_fn(w->arg, upto);

@@ -225,7 +225,7 @@ spawn_child(struct child *c)
 	c->pid = pid;
 	c->state = CHILD_STARTING;
 	c->last_error[0] = '\0';
-	c->started_ms = supervisor_now_ms();
+	c->started_ms = clock_mono_ms();
 	log_info("child started", "role=%s slot=%u pid=%ld gen=%llu",
 	    ipc_role_name(c->role), c->slot, (long)pid,
 	    (unsigned long long)c->gen);

@@ -51,15 +51,6 @@ static struct supervisor	 sup;
 static void	supervisor_stop(struct supervisor *, int);
 static void	check_stopped(struct supervisor *);
 
-int64_t
-supervisor_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Children are found beside promptmqd when they are there (the build
  * tree, a relocated install), else in the package's libexec directory.
@@ -231,7 +222,7 @@ supervisor_child_exited(struct child *c, int status)
 	 * slot that keeps dying before it serves is throttled instead of
 	 * respawned in a loop (Postfix's master does the same).
 	 */
-	uptime = supervisor_now_ms() - c->started_ms;
+	uptime = clock_mono_ms() - c->started_ms;
 	base = config_num(cfg, OPT_server_respawn_delay);
 	max = config_num(cfg, OPT_server_respawn_delay_max);
 	c->deaths++;
@@ -492,7 +483,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		 * managers).  Only a second request some time later means
 		 * "stop now".
 		 */
-		if (s->stopping && supervisor_now_ms() - s->stop_requested <
+		if (s->stopping && clock_mono_ms() - s->stop_requested <
 		    STOP_AGAIN_MS) {
 			log_debug("stop signal repeated; already stopping",
 			    "signal=%d", (int)sig);
@@ -506,7 +497,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		}
 		log_notice("stop requested", "signal=%s",
 		    sig == SIGTERM ? "TERM" : "INT");
-		s->stop_requested = supervisor_now_ms();
+		s->stop_requested = clock_mono_ms();
 		supervisor_stop(s, 0);
 		break;
 	case SIGHUP:

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "ipc.h"
 #include "options.h"
 
@@ -140,7 +141,6 @@ void	 spawn_schedule(struct child *, int64_t delay_ms);
 int	 spawn_alive(const struct child *);
 
 /* supervisor.c */
-int64_t	 supervisor_now_ms(void);
 void	 supervisor_child_ready(struct child *, const struct ipc_record *);
 void	 supervisor_child_exited(struct child *, int status);
 

@@ -105,7 +105,7 @@ schedule_commit(struct walsvc *ws)
 	if (ws->commit_pending)
 		return;
 	ws->commit_pending = 1;
-	wait = ws->last_commit + COMMIT_GAP_US - walsvc_now_us();
+	wait = ws->last_commit + COMMIT_GAP_US - clock_mono_us();
 	if (wait <= 0) {
 		event_active(ws->commit_ev, 0, 0);
 		return;
@@ -334,7 +334,7 @@ commit(struct walsvc *ws)
 		log_notice("message log writable again; acknowledging", "");
 	ws->failing = 0;
 	ws->commits++;
-	ws->last_commit = walsvc_now_us();
+	ws->last_commit = clock_mono_us();
 	lsn = ws->mode == WAL_SYNC_ALWAYS ? wal_synced_lsn(ws->wal) :
 	    wal_written_lsn(ws->wal);
 	buf_store_u64(body, lsn);

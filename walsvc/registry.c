@@ -209,7 +209,7 @@ claim(struct walsvc *ws, const struct reg_holder *h, const void *id,
 	if (e->waiting.conn != 0)
 		kick(ws, e, &e->waiting);	/* the newer claim displaces it */
 	e->waiting = *h;
-	e->waiting_since = walsvc_now();
+	e->waiting_since = clock_mono_ms();
 	kick(ws, e, &e->holder);
 	log_info("client id taken over", "client=%.*s from=%u/%llu to=%u",
 	    (int)len, (const char *)id, e->holder.slot,
@@ -343,7 +343,7 @@ tick(evutil_socket_t fd, short what, void *arg)
 	struct walsvc		*ws = arg;
 	struct registry		*r = ws->registry;
 	struct reg_entry	**ep;
-	int64_t			  now = walsvc_now();
+	int64_t			  now = clock_mono_ms();
 	size_t			  i;
 
 	for (i = 0; i < r->nbuckets; i++) {

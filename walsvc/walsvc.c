@@ -32,21 +32,6 @@
 
 static struct walsvc	 walsvc;
 
-int64_t
-walsvc_now_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t
-walsvc_now(void)
-{
-	return walsvc_now_us() / 1000;
-}
-
 /*
  * The link to (role, slot), aimed at generation `gen`: one link per
  * sender, opened on first use.  Replies go to the newest incarnation

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "ipc.h"
 #include "proc.h"
 #include "wal.h"
@@ -79,8 +80,6 @@ struct walsvc {
 /* walsvc.c */
 struct ipc_link	*walsvc_reply_link(struct walsvc *, uint8_t role, uint16_t slot,
 		    uint64_t gen);
-int64_t		 walsvc_now(void);
-int64_t		 walsvc_now_us(void);
 
 /* registry.c */
 int	 registry_start(struct walsvc *);

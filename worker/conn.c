@@ -44,15 +44,6 @@
 /* sockets a worker accepts beyond mqtt.max-connections (see conn_accept) */
 #define ACCEPT_HEADROOM	64
 
-int64_t
-worker_now(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 const char *
 conn_addr(const struct conn *c, char *out, size_t len)
 {
@@ -322,7 +313,7 @@ process(struct conn *c, const uint8_t *data, size_t len)
 			protocol_error(c, res.reason, res.what);
 			break;
 		}
-		c->last_rx = worker_now();
+		c->last_rx = clock_mono_ms();
 		dispatch(c, &pkt, &res, data + off);
 		off += res.size;
 	}
@@ -347,7 +338,7 @@ static void
 read_again(struct conn *c)
 {
 	/* the client's silence while we did not read is ours */
-	c->last_rx = worker_now();
+	c->last_rx = clock_mono_ms();
 	event_add(&c->rev, NULL);
 	process_kept(c);
 }
@@ -450,7 +441,7 @@ conn_accept(struct worker *w, int fd)
 	c->w = w;
 	c->fd = fd;
 	c->id = ++w->next_conn_id;
-	c->created = c->last_rx = worker_now();
+	c->created = c->last_rx = clock_mono_ms();
 	c->next_packet_id = 1;
 	buf_init(&c->in);
 	buf_init(&c->out);
@@ -559,7 +550,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker	*w = arg;
 	struct conn	*c, *next;
-	int64_t		 now = worker_now();
+	int64_t		 now = clock_mono_ms();
 	int64_t		 connect_ms = config_num(&w->proc->cfg,
 			    OPT_server_connect_timeout);
 

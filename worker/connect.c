@@ -194,7 +194,7 @@ registry_granted(struct worker *w, uint64_t conn_id)
 		return;		/* closed meanwhile: its release is on its way */
 	c->registered = 1;
 	c->state = CONN_ACTIVE;
-	c->last_rx = worker_now();
+	c->last_rx = clock_mono_ms();
 
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_CONNACK;

@@ -14,6 +14,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "clock.h"
 #include "idmap.h"
 #include "mqtt.h"
 #include "proc.h"
@@ -195,7 +196,6 @@ void	 conn_send_disconnect(struct conn *, uint8_t reason);
 void	 conn_pause_all(struct worker *, int);
 void	 conn_pause(struct conn *, uint8_t reason, int on);
 void	 conn_start(struct worker *);
-int64_t	 worker_now(void);
 const char *conn_addr(const struct conn *, char *, size_t);
 
 /* connect.c */
