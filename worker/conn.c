@@ -554,6 +554,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t		 connect_ms = config_num(&w->proc->cfg,
 			    OPT_server_connect_timeout);
 
+	route_check_acks(w);
 	for (c = w->conns; c; c = next) {
 		next = c->next;
 		switch (c->state) {

@@ -17,6 +17,13 @@
  * worker never publishes into a half-known world.  A worker that goes
  * away is forgotten: its filters leave our table, its acknowledgements
  * are no longer waited for.
+ *
+ * nng drops what was in flight on a connection that breaks, and a
+ * worker that restarts breaks them: an announcement, its table or an
+ * acknowledgement can be lost then.  A SUBACK that waits more than
+ * ROUTE_RESYNC_MS for a worker's acknowledgement makes us send that
+ * worker our whole table again, ending with a new id (the tables are
+ * "set to", so sending one twice changes nothing).
  */
 #include "config.h"
 
@@ -26,6 +33,8 @@
 #include "ipc_link.h"
 #include "log.h"
 #include "worker.h"
+
+#define ROUTE_RESYNC_MS	1000
 
 static void
 send_set(struct worker *w, unsigned slot, const uint8_t *filter, size_t len,
@@ -98,12 +107,24 @@ sync_one(const uint8_t *filter, size_t len, uint32_t count, void *arg)
 	send_set(sc->w, sc->slot, filter, len, count, 0);
 }
 
+/* Our whole table to worker `slot`, ending with a SYNCED it acknowledges. */
+static void
+send_table(struct worker *w, unsigned slot)
+{
+	struct peer	*p = &w->peers[slot];
+	struct sync_ctx	 sc = { w, slot };
+
+	ipc_link_send(p->link, IPC_ROUTE_RESET, 0, 0, NULL, 0);
+	sub_local_filters(w->subs, sync_one, &sc);
+	p->sync_id = ++w->route_issued;
+	ipc_link_send(p->link, IPC_ROUTE_SYNCED, 0, p->sync_id, NULL, 0);
+}
+
 /* A new incarnation of worker `slot`: forget the old, send it our table. */
 static void
 peer_arrived(struct worker *w, unsigned slot, uint64_t gen)
 {
 	struct peer	*p = &w->peers[slot];
-	struct sync_ctx	 sc = { w, slot };
 
 	if (p->gen != 0)
 		sub_clear_remote(w->subs, slot);
@@ -112,12 +133,44 @@ peer_arrived(struct worker *w, unsigned slot, uint64_t gen)
 	p->gen = gen;
 	p->acked = 0;
 	p->synced_in = 0;
-	ipc_link_send(p->link, IPC_ROUTE_RESET, 0, 0, NULL, 0);
-	sub_local_filters(w->subs, sync_one, &sc);
-	p->sync_id = ++w->route_issued;
-	ipc_link_send(p->link, IPC_ROUTE_SYNCED, 0, p->sync_id, NULL, 0);
+	p->waited_id = 0;
+	send_table(w, slot);
 	log_debug("worker peer arrived; table sent", "slot=%u gen=%llu",
 	    slot, (unsigned long long)gen);
+}
+
+/*
+ * Called every second: a worker that has not acknowledged what the
+ * oldest waiting SUBACK needs for ROUTE_RESYNC_MS gets our table again.
+ */
+void
+route_check_acks(struct worker *w)
+{
+	struct peer	*p;
+	uint64_t	 need = w->subacks ? w->subacks->need : 0;
+	int64_t		 now = clock_mono_ms();
+	unsigned	 slot;
+
+	for (slot = 0; slot < w->npeers; slot++) {
+		p = &w->peers[slot];
+		if (slot == w->proc->self.slot || p->gen == 0 ||
+		    p->acked >= need) {
+			p->waited_id = 0;
+			continue;
+		}
+		if (p->waited_id != need) {
+			p->waited_id = need;
+			p->waited_since = now;
+			continue;
+		}
+		if (now - p->waited_since < ROUTE_RESYNC_MS)
+			continue;
+		log_notice("worker did not acknowledge our routes; sending "
+		    "them again", "slot=%u acked=%llu needed=%llu", slot,
+		    (unsigned long long)p->acked, (unsigned long long)need);
+		send_table(w, slot);
+		p->waited_since = now;
+	}
 }
 
 static void

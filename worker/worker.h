@@ -122,6 +122,8 @@ struct peer {
 	uint64_t		 acked;		/* highest route id acknowledged */
 	uint64_t		 sync_id;	/* route id of our SYNCED to it */
 	int			 synced_in;	/* its table reached us */
+	uint64_t		 waited_id;	/* an id a SUBACK waits for */
+	int64_t			 waited_since;	/* ... since (monotonic ms) */
 };
 
 struct worker_stats {
@@ -235,6 +237,7 @@ uint64_t route_acked(const struct worker *);
 void	 route_peers_changed(struct worker *);
 void	 worker_dispatch_worker(struct worker *, struct ipc_batch *);
 int	 route_ready(const struct worker *);
+void	 route_check_acks(struct worker *);
 
 /* peers.c */
 int	 peers_start(struct worker *);
