@@ -327,6 +327,13 @@ class Broker:
         return self.proc.returncode
 
     def cleanup(self, keep=False):
+        """Kill what is left and remove the directory.  Called while a
+        test failure is on its way out (from a finally clause), it first
+        prints the end of the broker's log, which the test's .log keeps."""
+        if sys.exc_info()[0] is not None and os.path.exists(self.logpath):
+            tail = self.log().splitlines()[-80:]
+            print("--- last %d lines of %s ---\n%s\n--- end of log ---" %
+                  (len(tail), self.logpath, "\n".join(tail)))
         try:
             if self.proc and self.proc.poll() is None:
                 self.proc.kill()
