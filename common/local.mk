@@ -13,6 +13,7 @@ libpromptmq_a_SOURCES += \
 	common/ctl.c common/ctl.h \
 	common/proc.c common/proc.h \
 	common/walc.c common/walc.h \
+	common/walrec.c common/walrec.h \
 	common/idmap.c common/idmap.h \
 	common/addr.c common/addr.h \
 	common/clock.h \

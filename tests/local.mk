@@ -193,3 +193,11 @@ tests_unit_check_log_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_log_LDADD = $(HARNESS_TEST_LIBS)
 TESTS += tests/unit/check_log
 UNIT_TESTS += tests/unit/check_log
+
+# The log record payloads (common/walrec.c).
+check_PROGRAMS += tests/unit/check_walrec
+tests_unit_check_walrec_SOURCES = tests/unit/check_walrec.c
+tests_unit_check_walrec_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_walrec_LDADD = $(CHECK_TEST_LIBS)
+TESTS += tests/unit/check_walrec
+UNIT_TESTS += tests/unit/check_walrec

@@ -1,0 +1,129 @@
+/*
+ * walrec.h - the payloads of message log records: one encoder and one
+ * decoder per record type and format, shared by the workers that write
+ * them, walsvc that applies them and the dump tool that prints them.
+ *
+ * The log itself treats payloads as opaque bytes (wal.h); the layouts
+ * are specified in docs/wal-format.md.  All integers are big-endian.
+ * A decoder checks every length and returns -1 for a payload that is not
+ * exactly what its format says; the views it fills point into the
+ * payload and are valid as long as it is.
+ *
+ * Sessions are named by (node, session id): the session id is the LSN of
+ * the record that created the session, unique on one node; the node id
+ * is 0 on a single broker and names the node in a cluster.
+ */
+#ifndef PMQ_WALREC_H
+#define PMQ_WALREC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "sub.h"
+
+/* publish: a QoS >= 1 message accepted from a client */
+#define WALREC_PUBLISH_V1	1	/* u8 1, u8 level, packet */
+#define WALREC_PUBLISH_V2	2	/* with the publisher and receive time */
+
+struct walrec_publish {
+	uint8_t		 format;
+	uint8_t		 level;		/* MQTT protocol level of the packet */
+	uint16_t	 node;
+	uint64_t	 sid;		/* publisher's stored session, 0: none */
+	uint32_t	 epoch;
+	uint16_t	 packet_id;	/* as the client sent it */
+	int64_t		 received;	/* wall clock, ms; 0: unknown (v1) */
+	const uint8_t	*packet;	/* the PUBLISH packet as received */
+	size_t		 len;
+};
+
+int	 walrec_publish_encode(struct buf *, const struct walrec_publish *);
+int	 walrec_publish_decode(const uint8_t *, size_t, struct walrec_publish *);
+
+/* session: a stored session created, resumed, gone offline or ended */
+enum walrec_session_op {
+	WALREC_SESSION_OPEN = 1,	/* created (sid 0) or resumed */
+	WALREC_SESSION_OFFLINE = 3,	/* its connection ended */
+	WALREC_SESSION_END = 4,		/* gone with all it held */
+};
+
+enum walrec_session_end {
+	WALREC_END_CLEAN_START = 1,	/* a clean start over it */
+	WALREC_END_EXPIRED = 2,		/* offline past its expiry interval */
+	WALREC_END_DISCONNECT = 3,	/* expiry 0 when its connection ended */
+};
+
+#define WALREC_EXPIRY_NEVER	0xffffffffu
+
+struct walrec_session {
+	uint8_t		 op;		/* enum walrec_session_op */
+	uint16_t	 node;
+	uint32_t	 epoch;
+	uint64_t	 sid;		/* 0 in an OPEN that creates one */
+	int64_t		 time;		/* wall clock, ms */
+	uint32_t	 expiry;	/* seconds; WALREC_EXPIRY_NEVER */
+	uint8_t		 level;		/* OPEN: the client's protocol level */
+	uint8_t		 why;		/* END: enum walrec_session_end */
+	const uint8_t	*client_id;	/* OPEN: the client id */
+	uint16_t	 idlen;
+};
+
+int	 walrec_session_encode(struct buf *, const struct walrec_session *);
+int	 walrec_session_decode(const uint8_t *, size_t, struct walrec_session *);
+
+/* subscription: a stored session's subscription added or removed */
+enum walrec_sub_op {
+	WALREC_SUB_ADD = 1,
+	WALREC_SUB_REMOVE = 2,
+};
+
+struct walrec_subscription {
+	uint8_t			 op;
+	uint16_t		 node;
+	uint32_t		 epoch;
+	uint64_t		 sid;
+	struct sub_options	 options;	/* ADD */
+	const uint8_t		*filter;	/* as the client sent it */
+	uint16_t		 len;
+};
+
+/* The options' flags byte (1 no-local, 2 retain as published), as the
+ * subscription record, the index and SESS_SUB carry it; and back. */
+uint8_t	 walrec_sub_flags(const struct sub_options *);
+int	 walrec_sub_flags_set(struct sub_options *, uint8_t flags);
+
+int	 walrec_subscription_encode(struct buf *,
+	    const struct walrec_subscription *);
+int	 walrec_subscription_decode(const uint8_t *, size_t,
+	    struct walrec_subscription *);
+
+/* ack: delivery progress of a stored session, by session sequence */
+enum walrec_ack_state {
+	WALREC_ACK_DONE = 1,		/* PUBACK or PUBCOMP: delivered */
+	WALREC_ACK_RECEIVED = 2,	/* PUBREC: the release is due */
+};
+
+struct walrec_ack {
+	uint16_t	 node;
+	uint32_t	 epoch;
+	uint64_t	 sid;
+	uint16_t	 count;
+	const uint8_t	*entries;	/* count x (u64 sequence, u8 state) */
+};
+
+#define WALREC_ACK_ENTRY	9
+#define WALREC_ACK_MAX		4096	/* entries in one record */
+
+/* An ack record is built alone in a buffer: begin (which empties it),
+ * add 1 .. WALREC_ACK_MAX entries, end (which fills in the count). */
+int	 walrec_ack_begin(struct buf *, uint16_t node, uint64_t sid,
+	    uint32_t epoch);
+int	 walrec_ack_add(struct buf *, uint64_t seq, uint8_t state);
+int	 walrec_ack_end(struct buf *);
+int	 walrec_ack_decode(const uint8_t *, size_t, struct walrec_ack *);
+/* The i-th entry of a decoded ack record. */
+void	 walrec_ack_entry(const struct walrec_ack *, uint16_t i,
+	    uint64_t *seq, uint8_t *state);
+
+#endif /* PMQ_WALREC_H */
