@@ -80,6 +80,10 @@ ipc_type_name(uint16_t type)
 		return "REG_GRANTED";
 	case IPC_REG_KICK:
 		return "REG_KICK";
+	case IPC_SESS_SUB:
+		return "SESS_SUB";
+	case IPC_SESS_MSG:
+		return "SESS_MSG";
 	case IPC_REG_REFUSED:
 		return "REG_REFUSED";
 	case IPC_ROUTE_SET:

@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		2
+#define IPC_VERSION		3
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -86,15 +86,31 @@ enum ipc_type {
 	IPC_WAL_REFUSED = 0x0283,	/* seq: first refused; body: u32 errno */
 
 	/* worker -> walsvc: the client-id registry (corr: connection id) */
-	IPC_REG_CLAIM = 0x0301,	/* body: client id */
-	IPC_REG_RELEASE = 0x0302,	/* body: client id */
-	IPC_REG_SYNC = 0x0303,	/* body: (u64 conn, u16 len, client id)* */
+	IPC_REG_CLAIM = 0x0301,	/* body: IPC_CLAIM_HEADER (u8 flags, u8 level,
+				   u16 window, u32 session expiry), client id */
+	IPC_REG_RELEASE = 0x0302,	/* body: IPC_RELEASE_HEADER (u8 flags, u8 0,
+				   u16 0, u32 session expiry, u64 last append
+				   sequence), client id */
+	IPC_REG_SYNC = 0x0303,	/* body: u8 flags (IPC_SYNC_LAST), then
+				   (u64 conn, u16 node, u16 window, u32 epoch,
+				   u64 session id, u16 len, client id)* */
 
 	/* walsvc -> worker */
-	IPC_REG_GRANTED = 0x0381,	/* body: u8 session present */
+	IPC_REG_GRANTED = 0x0381,	/* body: IPC_GRANTED_SIZE: u8 session
+					   present, u8 0, u16 node, u32 epoch,
+					   u64 session id (0: nothing stored) */
 	IPC_REG_KICK = 0x0382,	/* body: client id; another connection took it */
 	IPC_REG_REFUSED = 0x0383,	/* body: u8 MQTT 5 reason (0x97: the broker
 					   holds mqtt.max-connections clients) */
+	IPC_SESS_SUB = 0x0384,	/* corr: conn; before REG_GRANTED, one per
+				   stored subscription: u8 QoS, u8 flags
+				   (1 no-local, 2 retain as published), u8
+				   retain handling, u8 0, u32 identifier,
+				   filter */
+	IPC_SESS_MSG = 0x0385,	/* corr: conn; seq: session sequence; body:
+				   IPC_SESS_MSG_HEADER (u16 node, u16 0, u32
+				   epoch, u64 session id, u8 QoS, u8 DUP, u8
+				   level, u8 0), the PUBLISH as received */
 
 	/* worker <-> worker: routing */
 	IPC_ROUTE_SET = 0x0401,	/* corr: ack id or 0; body: u32 count, filter */
@@ -112,16 +128,27 @@ enum ipc_type {
  * Numbers are part of the format; 6..255 are free for new types.
  */
 enum wal_record_type {
-	WAL_TYPE_PUBLISH = 1,		/* a message accepted from a client:
-					   u8 format (1), u8 protocol level,
-					   the PUBLISH packet as received */
-	WAL_TYPE_SESSION = 2,		/* a persistent session created,
-					   changed or ended */
-	WAL_TYPE_SUBSCRIPTION = 3,	/* a subscription added or removed */
+	WAL_TYPE_PUBLISH = 1,		/* a message accepted from a client
+					   (walrec.h: formats 1 and 2) */
+	WAL_TYPE_SESSION = 2,		/* a stored session opened, gone
+					   offline or ended */
+	WAL_TYPE_SUBSCRIPTION = 3,	/* a subscription of a stored session
+					   added or removed */
 	WAL_TYPE_RETAINED = 4,		/* a retained message set or cleared */
-	WAL_TYPE_ACK = 5,		/* delivery state: acknowledged,
-					   released, completed */
+	WAL_TYPE_ACK = 5,		/* delivery progress of a stored
+					   session: acknowledged, received */
 };
+
+/* Fixed parts of the registry and session bodies above. */
+#define IPC_CLAIM_HEADER	8
+#define IPC_CLAIM_CLEAN_START	0x01
+#define IPC_RELEASE_HEADER	16
+#define IPC_RELEASE_EXPIRY	0x01	/* the expiry field is set */
+#define IPC_SYNC_LAST		0x01	/* the worker's list is complete */
+#define IPC_SYNC_ENTRY		26	/* without the client id */
+#define IPC_GRANTED_SIZE	16
+#define IPC_SESS_SUB_HEADER	8
+#define IPC_SESS_MSG_HEADER	20
 
 struct ipc_identity {
 	uint8_t		role;

@@ -452,6 +452,9 @@ struct mqtt_result {
 int	mqtt_decode(const uint8_t *data, size_t len,
 	    const struct mqtt_decode_opts *, struct mqtt_packet *,
 	    struct mqtt_result *);
+/* A whole PUBLISH kept as a client sent it at `level`: 0, or -1. */
+int	mqtt_decode_stored_publish(const uint8_t *raw, size_t len,
+	    uint8_t level, struct mqtt_packet *);
 
 /* Encoding: 0, or -1 with errno and the buffer unchanged. */
 int	mqtt_encode(struct buf *, const struct mqtt_packet *, uint8_t level);

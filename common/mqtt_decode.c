@@ -706,3 +706,24 @@ mqtt_unsubscribe_next(struct buf_reader *it, struct mqtt_view *filter)
 {
 	return buf_read_left(it) > 0 && mqtt_read_view(it, filter) == 0;
 }
+
+/*
+ * A PUBLISH a broker process kept whole (in the log, in a queue, in a
+ * forward from another worker): exactly one packet at `level`, as a
+ * client sent it.
+ */
+int
+mqtt_decode_stored_publish(const uint8_t *raw, size_t len, uint8_t level,
+    struct mqtt_packet *pkt)
+{
+	struct mqtt_decode_opts	 opts;
+	struct mqtt_result	 res;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.level = level;
+	opts.direction = MQTT_TO_SERVER;
+	if (mqtt_decode(raw, len, &opts, pkt, &res) != MQTT_DECODE_OK ||
+	    pkt->type != MQTT_PUBLISH || res.size != len)
+		return -1;
+	return 0;
+}

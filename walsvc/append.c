@@ -11,7 +11,13 @@
  *      once those batches are handled: one write for everything pending,
  *      and under wal-sync=always one fdatasync;
  *   3) only then does every stream that appended get WAL_DURABLE with its
- *      highest sequence, and the index is brought up to date.
+ *      highest sequence, and what waited for those records to be durable
+ *      (grants, queued messages: sessions.c) is sent.
+ * Every record is applied to the session state (sessions.c) and the
+ * index transaction as it is appended; the index transaction commits
+ * only at a synced position (after the sync of each group commit under
+ * wal-sync=always, at the sync timer otherwise), so the index is never
+ * ahead of the log.
  * A write or sync that fails acknowledges nothing; the records stay in
  * memory and a timer retries, so a full disk stops acknowledgements and
  * recovers by itself.  While the log holds more unwritten bytes than
@@ -139,8 +145,54 @@ sender_current(struct walsvc *ws, const struct ipc_identity *id)
 		return 0;
 	peer = proc_peer(ws->proc, IPC_ROLE_WORKER, id->slot);
 	/* a newer generation is a restart the peers table has not shown
-	 * us yet; an older one is a dead incarnation's leftovers */
-	return peer == NULL || id->gen >= peer->gen;
+	 * us yet; an older one, or the current one once it is down, is a
+	 * dead incarnation's leftovers: nobody was told they are durable,
+	 * and its sessions were handed on as if they never came */
+	return peer == NULL || id->gen > peer->gen ||
+	    (id->gen == peer->gen && peer->up);
+}
+
+/* The highest sequence of a worker's stream applied so far. */
+uint64_t
+append_stream_applied(struct walsvc *ws, uint16_t slot, uint64_t gen)
+{
+	struct ipc_identity	 id = { IPC_ROLE_WORKER, slot, gen };
+	struct stream		*s = stream_get(ws, &id);
+
+	return s ? s->highest : 0;
+}
+
+/*
+ * walsvc's own records (a session opened, offline, ended): appended to
+ * the pending group commit and applied at once.  Returns the LSN, or 0
+ * when the log refused it (out of memory).
+ */
+uint64_t
+walsvc_append(struct walsvc *ws, uint8_t type, const void *payload,
+    size_t len)
+{
+	struct wal_record	 wr;
+	int			 rv;
+
+	memset(&wr, 0, sizeof(wr));
+	wr.type = type;
+	wr.origin.role = IPC_ROLE_WALSVC;
+	wr.origin.slot = 0;
+	wr.origin.generation = ws->proc->self.gen;
+	wr.origin.sequence = ws->own_seq + 1;
+	wr.payload = payload;
+	wr.length = (uint32_t)len;
+	if ((rv = wal_append(ws->wal, &wr)) != WAL_OK) {
+		log_error("cannot append to the log", "type=%s error=\"%s\"",
+		    wal_type_name(type), rv < 0 ? strerror(-rv) : "duplicate");
+		return 0;
+	}
+	ws->own_seq++;
+	ws->appends++;
+	index_apply(ws->index, &wr);
+	sessions_apply(ws, &wr);
+	schedule_commit(ws);
+	return wr.lsn;
 }
 
 static void
@@ -199,8 +251,9 @@ handle_append(struct walsvc *ws, const struct ipc_batch *batch,
 	}
 	s->highest = rec->seq;
 	ws->appends++;
-	/* the index transaction commits only after the log write */
+	/* the index transaction commits only once the log is synced */
 	index_apply(ws->index, &wr);
+	sessions_apply(ws, &wr);
 	touch(ws, s);
 	schedule_commit(ws);
 	if (wal_pending_bytes(ws->wal) > ws->pending_limit)
@@ -246,6 +299,9 @@ walsvc_dispatch(struct ipc_batch *batch, void *arg)
 	/* duplicates owe a watermark even when nothing new was appended */
 	if (ws->touched)
 		schedule_commit(ws);
+	/* releases waiting for these appends; credit the acks gave back */
+	registry_progress(ws);
+	sessions_durable(ws);
 }
 
 /*
@@ -272,6 +328,7 @@ append_replay(struct walsvc *ws)
 			rv = -EIO;
 			break;
 		}
+		sessions_apply(ws, &rec);
 		last = rec.lsn;
 		n++;
 	}
@@ -280,9 +337,12 @@ append_replay(struct walsvc *ws)
 		log_error("log replay failed", "error=\"%s\"", strerror(-rv));
 		return -1;
 	}
-	if (n > 0 && index_commit(ws->index, last) == -1)
+	sessions_flush(ws);
+	if (n > 0 && index_commit(ws->index, last, (uint64_t)
+	    clock_wall_ms()) == -1)
 		return -1;
 	ws->applied_lsn = last;
+	ws->shippable_lsn = wal_written_lsn(ws->wal);
 	log_info("index replayed from the log", "records=%llu applied_lsn=%llu",
 	    (unsigned long long)n, (unsigned long long)last);
 	return 0;
@@ -307,6 +367,25 @@ report_failure(struct walsvc *ws, const char *what, int err)
 		struct timeval tv = { 0, RETRY_MS * 1000 };
 		evtimer_add(ws->retry_timer, &tv);
 	}
+}
+
+/*
+ * The index transaction holds the effects of every record applied so
+ * far; it commits only when all of them are synced, so that the index is
+ * never ahead of what a power loss leaves of the log.
+ */
+static void
+commit_index(struct walsvc *ws)
+{
+	uint64_t	 synced = wal_synced_lsn(ws->wal);
+
+	if (synced == 0 || synced + 1 != wal_next_lsn(ws->wal) ||
+	    !index_usable(ws->index))
+		return;
+	sessions_flush(ws);
+	if (index_commit(ws->index, synced, (uint64_t)clock_wall_ms()) ==
+	    0)
+		ws->applied_lsn = synced;
 }
 
 /*
@@ -348,8 +427,11 @@ commit(struct walsvc *ws)
 	}
 	ws->touched = NULL;
 	set_paused(ws, 0);
-	if (lsn > ws->applied_lsn && index_commit(ws->index, lsn) == 0)
-		ws->applied_lsn = lsn;
+	if (lsn > ws->shippable_lsn)
+		ws->shippable_lsn = lsn;
+	if (ws->mode == WAL_SYNC_ALWAYS)
+		commit_index(ws);
+	sessions_durable(ws);
 	return 0;
 }
 
@@ -379,13 +461,21 @@ sync_cb(evutil_socket_t fd, short what, void *arg)
 	struct walsvc	*ws = arg;
 	int		 rv;
 
+	/* what waits for the commit gap is written first, then all synced */
+	if (!ws->failing && wal_written_lsn(ws->wal) + 1 < wal_next_lsn(ws->wal))
+		commit(ws);
 	if (wal_synced_lsn(ws->wal) < wal_written_lsn(ws->wal) &&
 	    (rv = wal_sync(ws->wal)) < 0) {
 		/* the records went back to pending: write them again */
 		report_failure(ws, "fsync", -rv);
 	}
-	if (++ticks * config_num(&ws->proc->cfg,
-	    OPT_storage_wal_sync_interval) >= CHECKPOINT_S * 1000) {
+	/* under always each group commit commits the index; the clock
+	 * stays current when nothing happens */
+	if (!ws->failing)
+		commit_index(ws);
+	if (++ticks * (ws->mode == WAL_SYNC_ALWAYS ? CHECKPOINT_S * 1000 :
+	    config_num(&ws->proc->cfg, OPT_storage_wal_sync_interval)) >=
+	    CHECKPOINT_S * 1000) {
 		ticks = 0;
 		index_checkpoint(ws->index);
 	}
@@ -451,6 +541,8 @@ append_stop(struct walsvc *ws)
 	if ((rv = wal_write(ws->wal)) < 0 || (rv = wal_sync(ws->wal)) < 0)
 		log_error("final log write failed; unacknowledged appends "
 		    "lost", "error=\"%s\"", strerror(-rv));
-	else
+	else {
 		commit(ws);
+		commit_index(ws);
+	}
 }

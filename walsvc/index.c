@@ -4,18 +4,21 @@
  * The log is the single commit point; Berkeley DB (a transactional
  * environment private to walsvc) holds what is derived from it, so that
  * start-up does not have to read the whole log, and the position up to
- * which it is current.  Index transactions commit without syncing: after
- * a crash, recovery replays the log from the last applied position, and
- * applying a record twice leaves the same state (every entry is a "set
- * to", never an "add").
+ * which it is current.  A transaction holds the effects of every record
+ * applied since the last commit and is committed only at a log position
+ * that is durable (synced; walsvc decides when), so the index is never
+ * ahead of the log.  Commits write Berkeley DB's log without syncing it
+ * (DB_TXN_WRITE_NOSYNC): a crash of walsvc keeps them, a power loss may
+ * lose the last ones, which the replay of the log from applied-lsn
+ * restores.
  *
  * Databases (file, key -> value, all integers big-endian):
  *   meta.db     "applied-lsn" -> u64   last log record applied
  *               "worker-gen"  -> u64   highest worker generation seen
+ *               "clock"       -> u64   wall clock (ms) of the last commit
  *   streams.db  u8 role, u16 slot, u64 generation -> u64 highest sequence
- *
- * Sessions, subscriptions, queues and retained messages join here as
- * their record types are put to use.
+ *   sessions.db u16 node, u64 session id -> the stored session (sessions.c)
+ *   queue.db    u16 node, u64 session id, u64 sequence -> u64 LSN, u8 QoS
  */
 #include "config.h"
 
@@ -31,19 +34,29 @@
 #include "walsvc.h"
 
 #define STREAM_KEY	11
+#define SESSION_KEY	10
+#define QUEUE_KEY	18
+#define QUEUE_VALUE	9
+#define INDEX_MAX_LOCKS	200000
 
 struct index {
 	DB_ENV		*env;
 	DB		*meta;
 	DB		*streams;
+	DB		*sessions;
+	DB		*queue;
 	DB_TXN		*txn;
 	uint64_t	 applied_lsn;
 	uint64_t	 worker_gen;
+	uint64_t	 clock;
 	/* the stream of the last record applied, put once it changes */
 	uint8_t		 last_key[STREAM_KEY];
 	uint64_t	 last_seq;
 	int		 have_last;
+	int		 failed;	/* an update failed: commit nothing */
 };
+
+static int	index_failed(struct index *, const char *, int);
 
 static void
 bdb_error(const DB_ENV *env, const char *prefix, const char *msg)
@@ -122,9 +135,13 @@ index_open(struct index **out, const char *dir, uint64_t cache_bytes,
 	if ((rv = ix->env->set_cachesize(ix->env,
 	    (u_int32_t)(cache_bytes >> 30), (u_int32_t)(cache_bytes &
 	    ((1u << 30) - 1)), 1)) != 0 ||
-	    /* the message log is the commit point: no sync per commit */
-	    (rv = ix->env->set_flags(ix->env, DB_TXN_NOSYNC, 1)) != 0 ||
-	    (rv = ix->env->log_set_config(ix->env, DB_LOG_AUTO_REMOVE, 1)) != 0)
+	    /* the message log is the commit point: written, not synced */
+	    (rv = ix->env->set_flags(ix->env, DB_TXN_WRITE_NOSYNC, 1)) != 0 ||
+	    (rv = ix->env->log_set_config(ix->env, DB_LOG_AUTO_REMOVE, 1)) != 0 ||
+	    /* one transaction may touch many pages (a sync interval's worth
+	     * of queue rows): the default of 1000 locks is far too few */
+	    (rv = ix->env->set_lk_max_locks(ix->env, INDEX_MAX_LOCKS)) != 0 ||
+	    (rv = ix->env->set_lk_max_objects(ix->env, INDEX_MAX_LOCKS)) != 0)
 		goto fail;
 	/*
 	 * DB_PRIVATE: only walsvc uses the environment, so its regions live
@@ -136,10 +153,13 @@ index_open(struct index **out, const char *dir, uint64_t cache_bytes,
 	    DB_RECOVER, 0600)) != 0)
 		goto fail;
 	if ((rv = open_db(ix, &ix->meta, "meta.db")) != 0 ||
-	    (rv = open_db(ix, &ix->streams, "streams.db")) != 0)
+	    (rv = open_db(ix, &ix->streams, "streams.db")) != 0 ||
+	    (rv = open_db(ix, &ix->sessions, "sessions.db")) != 0 ||
+	    (rv = open_db(ix, &ix->queue, "queue.db")) != 0)
 		goto fail;
 	if ((rv = meta_get(ix, "applied-lsn", &ix->applied_lsn)) != 0 ||
-	    (rv = meta_get(ix, "worker-gen", &ix->worker_gen)) != 0)
+	    (rv = meta_get(ix, "worker-gen", &ix->worker_gen)) != 0 ||
+	    (rv = meta_get(ix, "clock", &ix->clock)) != 0)
 		goto fail;
 	*out = ix;
 	return 0;
@@ -156,6 +176,10 @@ index_close(struct index *ix)
 		return;
 	if (ix->txn)
 		ix->txn->abort(ix->txn);
+	if (ix->queue)
+		ix->queue->close(ix->queue, 0);
+	if (ix->sessions)
+		ix->sessions->close(ix->sessions, 0);
 	if (ix->streams)
 		ix->streams->close(ix->streams, 0);
 	if (ix->meta)
@@ -177,6 +201,12 @@ uint64_t
 index_worker_generation(const struct index *ix)
 {
 	return ix->worker_gen;
+}
+
+uint64_t
+index_clock(const struct index *ix)
+{
+	return ix->clock;
 }
 
 int
@@ -203,12 +233,11 @@ put_last_stream(struct index *ix)
 	if (!ix->have_last)
 		return 0;
 	ix->have_last = 0;
+	if (ix->failed)
+		return -1;
 	rv = put_u64(ix->streams, ix->txn, ix->last_key, STREAM_KEY,
 	    ix->last_seq);
-	if (rv != 0)
-		log_warnx("index update failed", "db=streams error=\"%s\"",
-		    db_strerror(rv));
-	return rv ? -1 : 0;
+	return rv ? index_failed(ix, "streams", rv) : 0;
 }
 
 /*
@@ -238,17 +267,24 @@ index_apply(struct index *ix, const struct wal_record *rec)
 }
 
 int
-index_commit(struct index *ix, uint64_t applied_lsn)
+index_commit(struct index *ix, uint64_t applied_lsn, uint64_t clock)
 {
 	int	 rv = 0;
 
+	if (ix->failed) {
+		if (ix->txn)
+			ix->txn->abort(ix->txn);
+		ix->txn = NULL;
+		return -1;
+	}
 	if (ix->txn == NULL && index_begin(ix) == -1)
 		return -1;
 	if (put_last_stream(ix) == -1 ||
 	    (rv = put_u64(ix->meta, ix->txn, "applied-lsn", 11,
 	    applied_lsn)) != 0 ||
 	    (rv = put_u64(ix->meta, ix->txn, "worker-gen", 10,
-	    ix->worker_gen)) != 0) {
+	    ix->worker_gen)) != 0 ||
+	    (rv = put_u64(ix->meta, ix->txn, "clock", 5, clock)) != 0) {
 		if (rv)
 			log_warnx("index update failed", "db=meta error=\"%s\"",
 			    db_strerror(rv));
@@ -263,6 +299,7 @@ index_commit(struct index *ix, uint64_t applied_lsn)
 		return -1;
 	}
 	ix->applied_lsn = applied_lsn;
+	ix->clock = clock;
 	return 0;
 }
 
@@ -274,6 +311,239 @@ index_checkpoint(struct index *ix)
 
 	if ((rv = ix->env->txn_checkpoint(ix->env, 0, 0, 0)) != 0) {
 		log_warnx("index checkpoint failed", "error=\"%s\"",
+		    db_strerror(rv));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A put or delete that fails leaves the transaction short of an effect
+ * the memory state has: from then on nothing is committed, so the index
+ * stays at its last consistent position and the next start replays the
+ * log from there.  Logged once.
+ */
+static int
+index_failed(struct index *ix, const char *what, int rv)
+{
+	if (!ix->failed)
+		log_error("index update failed; the index stays where it was "
+		    "until walsvc restarts and replays the log", "db=%s "
+		    "error=\"%s\"", what, db_strerror(rv));
+	ix->failed = 1;
+	return -1;
+}
+
+static int
+put(struct index *ix, DB *db, const char *what, const void *k, size_t klen,
+    const void *v, size_t vlen)
+{
+	DBT	 key, val;
+	int	 rv;
+
+	if (ix->failed || (ix->txn == NULL && index_begin(ix) == -1))
+		return -1;
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = (void *)k;
+	key.size = (u_int32_t)klen;
+	val.data = (void *)v;
+	val.size = (u_int32_t)vlen;
+	if ((rv = db->put(db, ix->txn, &key, &val, 0)) != 0)
+		return index_failed(ix, what, rv);
+	return 0;
+}
+
+static int
+del(struct index *ix, DB *db, const char *what, const void *k, size_t klen)
+{
+	DBT	 key;
+	int	 rv;
+
+	if (ix->failed || (ix->txn == NULL && index_begin(ix) == -1))
+		return -1;
+	memset(&key, 0, sizeof(key));
+	key.data = (void *)k;
+	key.size = (u_int32_t)klen;
+	rv = db->del(db, ix->txn, &key, 0);
+	if (rv != 0 && rv != DB_NOTFOUND)
+		return index_failed(ix, what, rv);
+	return 0;
+}
+
+static void
+session_key(uint8_t *k, uint16_t node, uint64_t sid)
+{
+	buf_store_u16(k, node);
+	buf_store_u64(k + 2, sid);
+}
+
+static void
+queue_key(uint8_t *k, uint16_t node, uint64_t sid, uint64_t seq)
+{
+	session_key(k, node, sid);
+	buf_store_u64(k + SESSION_KEY, seq);
+}
+
+int
+index_session_put(struct index *ix, uint16_t node, uint64_t sid,
+    const void *data, size_t len)
+{
+	uint8_t	 k[SESSION_KEY];
+
+	session_key(k, node, sid);
+	return put(ix, ix->sessions, "sessions", k, sizeof(k), data, len);
+}
+
+int
+index_session_del(struct index *ix, uint16_t node, uint64_t sid)
+{
+	uint8_t	 k[SESSION_KEY];
+
+	session_key(k, node, sid);
+	return del(ix, ix->sessions, "sessions", k, sizeof(k));
+}
+
+int
+index_queue_put(struct index *ix, uint16_t node, uint64_t sid, uint64_t seq,
+    uint64_t lsn, uint8_t qos)
+{
+	uint8_t	 k[QUEUE_KEY], v[QUEUE_VALUE];
+
+	queue_key(k, node, sid, seq);
+	buf_store_u64(v, lsn);
+	v[8] = qos;
+	return put(ix, ix->queue, "queue", k, sizeof(k), v, sizeof(v));
+}
+
+int
+index_queue_del(struct index *ix, uint16_t node, uint64_t sid, uint64_t seq)
+{
+	uint8_t	 k[QUEUE_KEY];
+
+	queue_key(k, node, sid, seq);
+	return del(ix, ix->queue, "queue", k, sizeof(k));
+}
+
+/*
+ * Walk a database in key order; fn gets each key and value and stops
+ * the walk by returning non-zero.  Returns 0, or -1 after a database
+ * error (logged).
+ */
+static int
+walk(struct index *ix, DB *db, const char *what,
+    int (*fn)(void *, const uint8_t *, size_t, const uint8_t *, size_t),
+    void *arg)
+{
+	DBC	*cur;
+	DBT	 key, val;
+	int	 rv;
+
+	if ((rv = db->cursor(db, NULL, &cur, 0)) != 0) {
+		log_error("cannot read the index", "db=%s error=\"%s\"", what,
+		    db_strerror(rv));
+		return -1;
+	}
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	while ((rv = cur->get(cur, &key, &val, DB_NEXT)) == 0)
+		if (fn(arg, key.data, key.size, val.data, val.size) != 0)
+			break;
+	cur->close(cur);
+	if (rv != 0 && rv != DB_NOTFOUND) {
+		log_error("cannot read the index", "db=%s error=\"%s\"", what,
+		    db_strerror(rv));
+		return -1;
+	}
+	return 0;
+}
+
+struct session_walk {
+	index_session_fn	 fn;
+	void			*arg;
+	int			 bad;
+};
+
+static int
+session_row(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
+    size_t vlen)
+{
+	struct session_walk	*sw = arg;
+
+	if (klen != SESSION_KEY) {
+		sw->bad++;
+		return 0;
+	}
+	return sw->fn(sw->arg, buf_load_u16(k), buf_load_u64(k + 2), v, vlen);
+}
+
+int
+index_sessions_load(struct index *ix, index_session_fn fn, void *arg)
+{
+	struct session_walk	 sw = { fn, arg, 0 };
+
+	if (walk(ix, ix->sessions, "sessions", session_row, &sw) == -1)
+		return -1;
+	if (sw.bad)
+		log_warnx("malformed session rows in the index ignored",
+		    "rows=%d", sw.bad);
+	return 0;
+}
+
+struct queue_walk {
+	index_queue_fn	 fn;
+	void		*arg;
+	int		 bad;
+};
+
+static int
+queue_row(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
+    size_t vlen)
+{
+	struct queue_walk	*qw = arg;
+
+	if (klen != QUEUE_KEY || vlen != QUEUE_VALUE) {
+		qw->bad++;
+		return 0;
+	}
+	return qw->fn(qw->arg, buf_load_u16(k), buf_load_u64(k + 2),
+	    buf_load_u64(k + SESSION_KEY), buf_load_u64(v), v[8]);
+}
+
+int
+index_queue_load(struct index *ix, index_queue_fn fn, void *arg)
+{
+	struct queue_walk	 qw = { fn, arg, 0 };
+
+	if (walk(ix, ix->queue, "queue", queue_row, &qw) == -1)
+		return -1;
+	if (qw.bad)
+		log_warnx("malformed queue rows in the index ignored",
+		    "rows=%d", qw.bad);
+	return 0;
+}
+
+int
+index_usable(const struct index *ix)
+{
+	return !ix->failed;
+}
+
+/*
+ * Empty what is derived from records (sessions and queues) before the
+ * whole log is applied again: the index was ahead of the log.
+ */
+int
+index_clear_derived(struct index *ix)
+{
+	u_int32_t	 n;
+	int		 rv;
+
+	if ((rv = ix->sessions->truncate(ix->sessions, NULL, &n,
+	    DB_AUTO_COMMIT)) != 0 ||
+	    (rv = ix->queue->truncate(ix->queue, NULL, &n,
+	    DB_AUTO_COMMIT)) != 0) {
+		log_error("cannot empty the index", "error=\"%s\"",
 		    db_strerror(rv));
 		return -1;
 	}

@@ -23,7 +23,8 @@ promptmq_walsvc_SOURCES = \
 	walsvc/walsvc.c walsvc/walsvc.h \
 	walsvc/append.c \
 	walsvc/index.c \
-	walsvc/registry.c
+	walsvc/registry.c \
+	walsvc/sessions.c
 promptmq_walsvc_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 promptmq_walsvc_LDADD = $(WAL_LIBS) $(PMQ_LIBS) $(BDB_LIBS)
 

@@ -4,20 +4,29 @@
  *
  * MQTT allows one connection per client id; with connections spread
  * over workers, walsvc decides (protocol in worker/connect.c):
- *   - REG_CLAIM from (slot, gen, conn) for id X: granted at once when X
+ *   - REG_CLAIM from (slot, gen, conn) for id X: decided at once when X
  *     is free, held by the same connection (a repeat), or held by a dead
  *     worker incarnation; otherwise the holder's worker gets REG_KICK,
- *     and the claim is granted when that worker answers REG_RELEASE (or
+ *     and the claim is decided when that worker answers REG_RELEASE (or
  *     after REGISTRY_KICK_MS, if it never does).  A claim that arrives
  *     while another one waits for the same id replaces it: the newest
- *     connection wins, the one it displaced is kicked too.
+ *     connection wins, the one it displaced is kicked too.  Deciding
+ *     means asking sessions.c what the connection's session is; it
+ *     writes that down and sends REG_GRANTED once it is durable.
  *     When the registry already holds mqtt.max-connections clients, a
  *     claim for a new id is answered REG_REFUSED (0x97, quota exceeded).
- *   - REG_RELEASE: the connection closed; the id is free or passes to
- *     the claim waiting for it.
+ *   - REG_RELEASE: the connection closed.  It names the last record the
+ *     worker appended for it (acknowledgements of its client); the
+ *     release is handled once walsvc has applied that record, so the
+ *     session's next holder starts from everything its last one did.
+ *     Then the session goes offline (or ends) and the id is free or
+ *     passes to the claim waiting for it.
  *   - REG_SYNC: after a walsvc restart each worker lists its connected
- *     clients; an id listed that is already held by a live connection
- *     (granted meanwhile to a newer claim) gets the listed one kicked.
+ *     clients, with the stored session and epoch each holds; a listed
+ *     connection whose session moved on meanwhile is kicked.  Until
+ *     every running worker has sent its list (the last record says so),
+ *     or REGISTRY_SYNC_MS passed, claims wait: a session must not be
+ *     granted to a new connection while an old one may still hold it.
  * The registry lives in memory: it describes connections, which do not
  * survive the processes, and is rebuilt from the workers' lists.
  */
@@ -30,23 +39,35 @@
 
 #include "ipc_link.h"
 #include "log.h"
+#include "walrec.h"
 #include "walsvc.h"
 
 #define REGISTRY_KICK_MS	3000
-
-struct reg_holder {
-	uint16_t	slot;
-	uint64_t	gen;
-	uint64_t	conn;
-};
+#define REGISTRY_SYNC_MS	2000
 
 struct reg_entry {
 	struct reg_entry	*next;
 	struct reg_holder	 holder;
 	struct reg_holder	 waiting;	/* conn 0: nobody waits */
+	struct claim_params	 waiting_params;
 	int64_t			 waiting_since;
 	uint16_t		 len;
 	char			 id[];
+};
+
+/* A claim waiting for the sync window, or a release for its appends. */
+struct parked {
+	struct parked		*next;
+	struct reg_holder	 holder;
+	struct claim_params	 params;	/* a claim */
+	int64_t			 expiry;	/* a release: -1 none */
+	uint64_t		 last_seq;	/* a release */
+	uint16_t		 len;
+	uint8_t			 id[];
+};
+
+struct parked_list {
+	struct parked		*head, *tail;
 };
 
 struct registry {
@@ -54,7 +75,17 @@ struct registry {
 	size_t			  nbuckets;
 	size_t			  count;
 	struct event		 *timer;
+	/* after a restart: the workers' lists */
+	int			  syncing;
+	int			  peers_seen;
+	int64_t			  sync_deadline;
+	uint64_t		 *synced_gen;	/* by slot: gen whose list came */
+	struct parked_list	  claims;	/* wait for the lists */
+	struct parked_list	  releases;	/* wait for their appends */
 };
+
+static void	claim(struct walsvc *, const struct reg_holder *,
+		    const uint8_t *, size_t, const struct claim_params *);
 
 static uint32_t
 hash_id(const void *p, size_t len)
@@ -121,23 +152,27 @@ send_to(struct walsvc *ws, const struct reg_holder *h, uint16_t type,
 }
 
 static void
-grant(struct walsvc *ws, const struct reg_holder *h)
+refuse(struct walsvc *ws, const struct reg_holder *h, uint8_t reason)
 {
-	uint8_t	 session_present = 0;	/* clean sessions only, for now */
+	send_to(ws, h, IPC_REG_REFUSED, &reason, 1);
+}
 
-	send_to(ws, h, IPC_REG_GRANTED, &session_present, 1);
+/* The id is h's now: its session decides the rest. */
+static void
+decide(struct walsvc *ws, const struct reg_holder *h, const void *id,
+    size_t len, const struct claim_params *cp)
+{
+	if (sessions_connect(ws, h, id, len, cp) == -1) {
+		log_error("cannot write the session of a connecting client; "
+		    "refused", "client=%.*s", (int)len, (const char *)id);
+		refuse(ws, h, 0x88);	/* server unavailable */
+	}
 }
 
 static void
 kick(struct walsvc *ws, const struct reg_entry *e, const struct reg_holder *h)
 {
 	send_to(ws, h, IPC_REG_KICK, e->id, e->len);
-}
-
-static int
-same(const struct reg_holder *a, const struct reg_holder *b)
-{
-	return a->slot == b->slot && a->gen == b->gen && a->conn == b->conn;
 }
 
 static void
@@ -170,22 +205,48 @@ add_entry(struct registry *r, const void *id, size_t len,
 	return e;
 }
 
-static void
-claim(struct walsvc *ws, const struct reg_holder *h, const void *id,
+static struct parked *
+park(struct parked_list *l, const struct reg_holder *h, const void *id,
     size_t len)
+{
+	struct parked	*p;
+
+	if ((p = calloc(1, sizeof(*p) + len)) == NULL)
+		return NULL;
+	p->holder = *h;
+	p->len = (uint16_t)len;
+	memcpy(p->id, id, len);
+	if (l->tail)
+		l->tail->next = p;
+	else
+		l->head = p;
+	l->tail = p;
+	return p;
+}
+
+static void
+claim(struct walsvc *ws, const struct reg_holder *h, const uint8_t *id,
+    size_t len, const struct claim_params *cp)
 {
 	static struct log_ratelimit	 refused_rl;
 	struct registry		*r = ws->registry;
-	struct reg_entry	**ep = find(r, id, len), *e = *ep;
+	struct reg_entry	**ep, *e;
+	struct parked		*p;
 
-	if (e == NULL) {
+	if (r->syncing) {
+		if ((p = park(&r->claims, h, id, len)) == NULL)
+			refuse(ws, h, 0x88);
+		else
+			p->params = *cp;
+		return;
+	}
+	ep = find(r, id, len);
+	if ((e = *ep) == NULL) {
 		/* mqtt.max-connections counts clients over all workers, and
 		 * only the registry sees them all */
 		if (r->count >= (size_t)config_num(&ws->proc->cfg,
 		    OPT_mqtt_max_connections)) {
-			uint8_t	 reason = 0x97;	/* quota exceeded */
-
-			send_to(ws, h, IPC_REG_REFUSED, &reason, 1);
+			refuse(ws, h, 0x97);	/* quota exceeded */
 			log_limited(&refused_rl, LOG_LEVEL_WARN, "connection "
 			    "limit reached; client refused", "clients=%zu "
 			    "max=%lld", r->count, (long long)config_num(
@@ -193,22 +254,24 @@ claim(struct walsvc *ws, const struct reg_holder *h, const void *id,
 			return;
 		}
 		if (add_entry(r, id, len, h) == NULL) {
-			log_error("registry out of memory; claim dropped", "");
+			log_error("registry out of memory; claim refused", "");
+			refuse(ws, h, 0x88);
 			return;
 		}
-		grant(ws, h);
+		decide(ws, h, id, len, cp);
 		return;
 	}
-	if (same(&e->holder, h) || !holder_live(ws, &e->holder)) {
+	if (reg_same(&e->holder, h) || !holder_live(ws, &e->holder)) {
 		e->holder = *h;
-		grant(ws, h);
+		decide(ws, h, id, len, cp);
 		return;
 	}
-	if (same(&e->waiting, h))
+	if (reg_same(&e->waiting, h))
 		return;		/* a repeat while it waits */
 	if (e->waiting.conn != 0)
 		kick(ws, e, &e->waiting);	/* the newer claim displaces it */
 	e->waiting = *h;
+	e->waiting_params = *cp;
 	e->waiting_since = clock_mono_ms();
 	kick(ws, e, &e->holder);
 	log_info("client id taken over", "client=%.*s from=%u/%llu to=%u",
@@ -225,53 +288,208 @@ pass_on(struct walsvc *ws, struct reg_entry **ep)
 	if (e->waiting.conn != 0 && holder_live(ws, &e->waiting)) {
 		e->holder = e->waiting;
 		memset(&e->waiting, 0, sizeof(e->waiting));
-		grant(ws, &e->holder);
+		decide(ws, &e->holder, e->id, e->len, &e->waiting_params);
 	} else
 		remove_entry(ws->registry, ep);
 }
 
+/* Connection h is gone (released, or its worker died). */
+static void
+holder_gone(struct walsvc *ws, struct reg_entry **ep, int64_t expiry)
+{
+	struct reg_entry	*e = *ep;
+
+	sessions_disconnect(ws, &e->holder, (const uint8_t *)e->id, e->len,
+	    expiry);
+	pass_on(ws, ep);
+}
+
 static void
 release(struct walsvc *ws, const struct reg_holder *h, const void *id,
-    size_t len)
+    size_t len, int64_t expiry)
 {
 	struct reg_entry	**ep = find(ws->registry, id, len), *e = *ep;
 
 	if (e == NULL)
 		return;
-	if (same(&e->holder, h))
-		pass_on(ws, ep);
-	else if (same(&e->waiting, h))
+	if (reg_same(&e->holder, h))
+		holder_gone(ws, ep, expiry);
+	else if (reg_same(&e->waiting, h))
 		memset(&e->waiting, 0, sizeof(e->waiting));
 }
 
+/*
+ * Releases wait, in order, until their worker's appends are applied up
+ * to the one each names; a dead worker's never will be (peers_changed
+ * drops them: the death is handled there).
+ */
+void
+registry_progress(struct walsvc *ws)
+{
+	struct registry	*r = ws->registry;
+	struct parked	*p;
+
+	while ((p = r->releases.head) != NULL) {
+		if (append_stream_applied(ws, p->holder.slot, p->holder.gen) <
+		    p->last_seq)
+			break;
+		r->releases.head = p->next;
+		if (r->releases.head == NULL)
+			r->releases.tail = NULL;
+		release(ws, &p->holder, p->id, p->len, p->expiry);
+		free(p);
+	}
+}
+
 static void
-sync_list(struct walsvc *ws, const struct ipc_batch *batch,
+handle_release(struct walsvc *ws, const struct reg_holder *h,
     const struct ipc_record *rec)
 {
-	struct buf_reader	 rd;
-	struct reg_holder	 h;
-	struct reg_entry	**ep, *e;
-	const uint8_t		*id;
-	uint16_t		 len;
+	static struct log_ratelimit	 rl;
+	struct registry			*r = ws->registry;
+	struct buf_reader		 rd;
+	struct parked			*p;
+	uint8_t				 flags;
+	uint32_t			 expiry;
+	uint64_t			 last;
+	size_t				 len;
 
-	h.slot = batch->sender.slot;
-	h.gen = batch->sender.gen;
 	buf_reader_init(&rd, rec->body, rec->len);
+	flags = buf_read_u8(&rd);
+	buf_read_skip(&rd, 3);
+	expiry = buf_read_u32(&rd);
+	last = buf_read_u64(&rd);
+	len = buf_read_left(&rd);
+	if (rd.failed || len == 0 || len > 65535) {
+		log_limited(&rl, LOG_LEVEL_WARN, "malformed release dropped",
+		    "slot=%u len=%u", h->slot, rec->len);
+		return;
+	}
+	if ((p = park(&r->releases, h, rec->body + IPC_RELEASE_HEADER,
+	    len)) == NULL) {
+		log_error("registry out of memory; release handled early", "");
+		release(ws, h, rec->body + IPC_RELEASE_HEADER, len,
+		    flags & IPC_RELEASE_EXPIRY ? (int64_t)expiry : -1);
+		return;
+	}
+	p->expiry = flags & IPC_RELEASE_EXPIRY ? (int64_t)expiry : -1;
+	p->last_seq = last;
+	registry_progress(ws);
+}
+
+static void
+handle_claim(struct walsvc *ws, const struct reg_holder *h,
+    const struct ipc_record *rec)
+{
+	static struct log_ratelimit	 rl;
+	struct claim_params		 cp;
+
+	if (rec->len <= IPC_CLAIM_HEADER || rec->len > IPC_CLAIM_HEADER +
+	    65535) {
+		log_limited(&rl, LOG_LEVEL_WARN, "malformed claim dropped",
+		    "slot=%u len=%u", h->slot, rec->len);
+		return;
+	}
+	memset(&cp, 0, sizeof(cp));
+	cp.clean_start = (rec->body[0] & IPC_CLAIM_CLEAN_START) != 0;
+	cp.level = rec->body[1];
+	cp.window = buf_load_u16(rec->body + 2);
+	cp.expiry = buf_load_u32(rec->body + 4);
+	claim(ws, h, rec->body + IPC_CLAIM_HEADER, rec->len - IPC_CLAIM_HEADER,
+	    &cp);
+}
+
+/* The sync window is over: sessions nobody named go offline, claims go on. */
+static void
+sync_finish(struct walsvc *ws, const char *why)
+{
+	struct registry	*r = ws->registry;
+	struct parked	*p;
+
+	if (!r->syncing)
+		return;
+	r->syncing = 0;
+	log_info("client registry in step with the workers", "why=%s "
+	    "clients=%zu sessions=%zu", why, r->count, sessions_count(ws));
+	sessions_sync_done(ws);
+	while ((p = r->claims.head) != NULL) {
+		r->claims.head = p->next;
+		claim(ws, &p->holder, p->id, p->len, &p->params);
+		free(p);
+	}
+	r->claims.tail = NULL;
+}
+
+/* Every running worker has sent its whole list? */
+static void
+sync_check(struct walsvc *ws)
+{
+	struct registry		*r = ws->registry;
+	const struct proc_peer	*p;
+	size_t			 i;
+
+	if (!r->syncing || !r->peers_seen)
+		return;
+	for (i = 0; i < ws->proc->npeers; i++) {
+		p = &ws->proc->peers[i];
+		if (p->role == IPC_ROLE_WORKER && p->up &&
+		    (p->slot >= ws->proc->nworkers ||
+		    r->synced_gen[p->slot] != p->gen))
+			return;
+	}
+	sync_finish(ws, "every worker listed its clients");
+}
+
+static void
+sync_list(struct walsvc *ws, const struct reg_holder *from,
+    const struct ipc_record *rec)
+{
+	static struct log_ratelimit	 rl;
+	struct registry			*r = ws->registry;
+	struct buf_reader		 rd;
+	struct reg_holder		 h = *from;
+	struct reg_entry		**ep, *e;
+	const uint8_t			*id;
+	uint64_t			 sid;
+	uint32_t			 epoch;
+	uint16_t			 len, window;
+	uint8_t				 flags;
+
+	buf_reader_init(&rd, rec->body, rec->len);
+	flags = buf_read_u8(&rd);
 	while (buf_read_left(&rd) > 0) {
 		h.conn = buf_read_u64(&rd);
+		buf_read_u16(&rd);	/* node: one node for now */
+		window = buf_read_u16(&rd);
+		epoch = buf_read_u32(&rd);
+		sid = buf_read_u64(&rd);
 		len = buf_read_u16(&rd);
-		if ((id = buf_read_ptr(&rd, len)) == NULL || h.conn == 0) {
-			log_warnx("malformed registry list from worker",
-			    "slot=%u", h.slot);
+		if ((id = buf_read_ptr(&rd, len)) == NULL || h.conn == 0 ||
+		    len == 0) {
+			log_limited(&rl, LOG_LEVEL_WARN, "malformed registry "
+			    "list from worker", "slot=%u", h.slot);
 			return;
 		}
-		ep = find(ws->registry, id, len);
-		if ((e = *ep) == NULL)
-			add_entry(ws->registry, id, len, &h);
-		else if (!same(&e->holder, &h) && holder_live(ws, &e->holder))
+		ep = find(r, id, len);
+		if ((e = *ep) != NULL && !reg_same(&e->holder, &h) &&
+		    holder_live(ws, &e->holder)) {
 			kick(ws, e, &h);	/* a newer claim got it first */
+			continue;
+		}
+		if (sessions_resync(ws, &h, id, len, sid, epoch, window) ==
+		    -1) {
+			/* its session moved on while walsvc was down */
+			send_to(ws, &h, IPC_REG_KICK, id, len);
+			continue;
+		}
+		if (e == NULL)
+			add_entry(r, id, len, &h);
 		else
 			e->holder = h;
+	}
+	if ((flags & IPC_SYNC_LAST) && from->slot < ws->proc->nworkers) {
+		r->synced_gen[from->slot] = from->gen;
+		sync_check(ws);
 	}
 }
 
@@ -291,22 +509,25 @@ registry_handle(struct walsvc *ws, const struct ipc_batch *batch,
 	h.slot = batch->sender.slot;
 	h.gen = batch->sender.gen;
 	h.conn = rec->corr;
+	if (h.conn == 0 && rec->type != IPC_REG_SYNC) {
+		log_limited(&rl, LOG_LEVEL_WARN, "registry message without a "
+		    "connection dropped", "type=0x%04x", rec->type);
+		return;
+	}
 	switch (rec->type) {
 	case IPC_REG_CLAIM:
+		handle_claim(ws, &h, rec);
+		break;
 	case IPC_REG_RELEASE:
-		if (rec->len == 0 || rec->len > 65535 || h.conn == 0) {
-			log_limited(&rl, LOG_LEVEL_WARN, "malformed registry "
-			    "message dropped", "type=0x%04x len=%u", rec->type,
-			    rec->len);
-			return;
-		}
-		if (rec->type == IPC_REG_CLAIM)
-			claim(ws, &h, rec->body, rec->len);
-		else
-			release(ws, &h, rec->body, rec->len);
+		handle_release(ws, &h, rec);
 		break;
 	case IPC_REG_SYNC:
-		sync_list(ws, batch, rec);
+		if (rec->len < 1) {
+			log_limited(&rl, LOG_LEVEL_WARN, "malformed registry "
+			    "list dropped", "slot=%u", h.slot);
+			return;
+		}
+		sync_list(ws, &h, rec);
 		break;
 	}
 }
@@ -317,8 +538,19 @@ registry_peers_changed(struct walsvc *ws)
 {
 	struct registry		*r = ws->registry;
 	struct reg_entry	**ep;
+	struct parked		**pp, *p;
 	size_t			  i;
 
+	/* the releases of a dead worker are handled as its death */
+	for (pp = &r->releases.head, r->releases.tail = NULL; (p = *pp); ) {
+		if (!holder_live(ws, &p->holder)) {
+			*pp = p->next;
+			free(p);
+			continue;
+		}
+		r->releases.tail = p;
+		pp = &p->next;
+	}
 	for (i = 0; i < r->nbuckets; i++) {
 		ep = &r->buckets[i];
 		while (*ep) {
@@ -327,16 +559,22 @@ registry_peers_changed(struct walsvc *ws)
 			if (e->waiting.conn && !holder_live(ws, &e->waiting))
 				memset(&e->waiting, 0, sizeof(e->waiting));
 			if (!holder_live(ws, &e->holder)) {
-				pass_on(ws, ep);
+				holder_gone(ws, ep, -1);
 				if (*ep != e)
 					continue;	/* removed */
 			}
 			ep = &e->next;
 		}
 	}
+	r->peers_seen = 1;
+	sync_check(ws);
+	registry_progress(ws);
 }
 
-/* A holder that never released: the waiting claim gets the id anyway. */
+/*
+ * Once a second: a holder that never released gives way to the waiting
+ * claim anyway; the sync window closes at its deadline.
+ */
 static void
 tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -346,6 +584,8 @@ tick(evutil_socket_t fd, short what, void *arg)
 	int64_t			  now = clock_mono_ms();
 	size_t			  i;
 
+	if (r->syncing && now >= r->sync_deadline)
+		sync_finish(ws, "time-out");
 	for (i = 0; i < r->nbuckets; i++) {
 		ep = &r->buckets[i];
 		while (*ep) {
@@ -356,9 +596,9 @@ tick(evutil_socket_t fd, short what, void *arg)
 				log_warnx("client id holder did not release; "
 				    "taking over anyway", "client=%.*s slot=%u",
 				    (int)e->len, e->id, e->holder.slot);
-				e->holder = e->waiting;
-				memset(&e->waiting, 0, sizeof(e->waiting));
-				grant(ws, &e->holder);
+				holder_gone(ws, ep, -1);
+				if (*ep != e)
+					continue;
 			}
 			ep = &e->next;
 		}
@@ -374,10 +614,15 @@ registry_start(struct walsvc *ws)
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -1;
 	r->nbuckets = 1024;
+	r->syncing = 1;
+	r->sync_deadline = clock_mono_ms() + REGISTRY_SYNC_MS;
 	if ((r->buckets = calloc(r->nbuckets, sizeof(*r->buckets))) == NULL ||
+	    (r->synced_gen = calloc(ws->proc->nworkers ? ws->proc->nworkers :
+	    1, sizeof(*r->synced_gen))) == NULL ||
 	    (r->timer = event_new(ws->base, -1, EV_PERSIST, tick, ws)) ==
 	    NULL || event_add(r->timer, &second) == -1) {
 		free(r->buckets);
+		free(r->synced_gen);
 		free(r);
 		return -1;
 	}

@@ -19,8 +19,10 @@
 
 #include "ipc.h"
 #include "log.h"
+#include "mqtt.h"
 #include "wal.h"
 #include "wal_format.h"
+#include "walrec.h"
 
 #define WALDUMP_PREVIEW		32	/* payload bytes shown per record */
 
@@ -44,7 +46,11 @@ static const char waldump_manual[] =
 "      lsn=12 type=publish role=worker slot=3 gen=7 seq=42 len=64 payload=...\n"
 "\n"
 "    payload is the first 32 bytes, quoted when they are printable text\n"
-"    and in hex otherwise, followed by ... when there is more.  flags=\n"
+"    and in hex otherwise, followed by ... when there is more.  Records\n"
+"    whose payload format is known are decoded first: a publish shows\n"
+"    its publisher's session (sid=, epoch=), packet_id=, received= (ms\n"
+"    since 1970), qos=, topic= and, as payload, the message's own bytes;\n"
+"    session, subscription and ack records show their fields.  flags=\n"
 "    appears when a record has flags.  A final line starting with\n"
 "    \"summary\" counts segments, records and bytes and says what walsvc's\n"
 "    recovery would do with the log: recovery=clean, truncated-tail (a\n"
@@ -186,9 +192,83 @@ waldump_payload(const uint8_t *p, uint32_t len)
 		fputs("...", stdout);
 }
 
+/*
+ * The fields of a payload in a known format; 1 if it was one, with the
+ * bytes to preview in *p, *len (the message for a publish, nothing for
+ * the others).
+ */
+static int
+waldump_decoded(const struct wal_record *rec, const uint8_t **p, size_t *len)
+{
+	struct walrec_publish		 pub;
+	struct walrec_session		 ses;
+	struct walrec_subscription	 sub;
+	struct walrec_ack		 ack;
+	struct mqtt_packet		 pkt;
+
+	*p = NULL;
+	*len = 0;
+	switch (rec->type) {
+	case WAL_TYPE_PUBLISH:
+		if (walrec_publish_decode(rec->payload, rec->length, &pub) ==
+		    -1)
+			return 0;
+		if (mqtt_decode_stored_publish(pub.packet, pub.len, pub.level,
+		    &pkt) == -1)
+			return 0;
+		printf(" format=%u level=%u", pub.format, pub.level);
+		if (pub.format >= WALREC_PUBLISH_V2)
+			printf(" node=%u sid=%" PRIu64 " epoch=%" PRIu32
+			    " packet_id=%u received=%" PRId64, pub.node,
+			    pub.sid, pub.epoch, pub.packet_id, pub.received);
+		printf(" qos=%u retain=%u topic_len=%zu", pkt.publish.qos,
+		    pkt.publish.retain, pkt.publish.topic.len);
+		*p = pkt.publish.payload.data;
+		*len = pkt.publish.payload.len;
+		return 1;
+	case WAL_TYPE_SESSION:
+		if (walrec_session_decode(rec->payload, rec->length, &ses) ==
+		    -1)
+			return 0;
+		printf(" op=%s node=%u sid=%" PRIu64 " epoch=%" PRIu32
+		    " time=%" PRId64 " expiry=%" PRIu32, ses.op ==
+		    WALREC_SESSION_OPEN ? "open" : ses.op ==
+		    WALREC_SESSION_OFFLINE ? "offline" : "end", ses.node,
+		    ses.sid, ses.epoch, ses.time, ses.expiry);
+		if (ses.op == WALREC_SESSION_END)
+			printf(" why=%u", ses.why);
+		*p = ses.client_id;
+		*len = ses.idlen;
+		return 1;
+	case WAL_TYPE_SUBSCRIPTION:
+		if (walrec_subscription_decode(rec->payload, rec->length,
+		    &sub) == -1)
+			return 0;
+		printf(" op=%s node=%u sid=%" PRIu64 " epoch=%" PRIu32
+		    " qos=%u", sub.op == WALREC_SUB_ADD ? "add" : "remove",
+		    sub.node, sub.sid, sub.epoch, sub.options.qos);
+		*p = sub.filter;
+		*len = sub.len;
+		return 1;
+	case WAL_TYPE_ACK:
+		if (walrec_ack_decode(rec->payload, rec->length, &ack) == -1)
+			return 0;
+		printf(" node=%u sid=%" PRIu64 " epoch=%" PRIu32 " count=%u",
+		    ack.node, ack.sid, ack.epoch, ack.count);
+		*p = ack.entries;
+		*len = (size_t)ack.count * WALREC_ACK_ENTRY;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static void
 waldump_record(const struct wal_record *rec)
 {
+	const uint8_t	*p;
+	size_t		 len;
+
 	const char	*type = wal_type_name(rec->type);
 	const char	*role = ipc_role_name(rec->origin.role);
 
@@ -206,7 +286,10 @@ waldump_record(const struct wal_record *rec)
 	    rec->length);
 	if (rec->flags != 0)
 		printf(" flags=0x%04x", rec->flags);
-	waldump_payload(rec->payload, rec->length);
+	if (waldump_decoded(rec, &p, &len))
+		waldump_payload(p, (uint32_t)len);
+	else
+		waldump_payload(rec->payload, rec->length);
 	putchar('\n');
 }
 

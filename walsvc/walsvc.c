@@ -4,11 +4,15 @@
  * Start-up, once the supervisor's configuration has arrived:
  *   1) open the message log in storage.wal-dir and recover it: a torn or
  *      corrupt tail is cut and reported, never a reason not to start;
- *   2) open the Berkeley DB index in DATA-DIR/index and replay the log
- *      from the last position the index applied;
+ *   2) open the Berkeley DB index in DATA-DIR/index, load the stored
+ *      sessions and their queues from it, and replay the log from the
+ *      last position the index applied; then read the bodies of the
+ *      queued messages from the log;
  *   3) open the IPC endpoint and answer READY with the highest worker
  *      generation the log and the index know, so the supervisor never
  *      hands out a generation whose appends the log already holds.
+ *      Claims wait until the workers that survived an earlier walsvc
+ *      have listed their clients (registry.c).
  * If the log or the index cannot be opened at all, walsvc exits with the
  * do-not-respawn status: the broker stops rather than acknowledge
  * messages it cannot keep.
@@ -151,8 +155,16 @@ walsvc_start(struct proc *p)
 		    (unsigned long long)ws->applied_lsn,
 		    (unsigned long long)wal_written_lsn(ws->wal));
 		ws->applied_lsn = 0;
+		if (index_clear_derived(ws->index) == -1)
+			fatal_status(PMQ_EXIT_NORESPAWN, "cannot rebuild the "
+			    "index", "");
 	}
-	if (append_replay(ws) == -1)
+	wal_stream_highest(ws->wal, IPC_ROLE_WALSVC, 0, p->self.gen,
+	    &ws->own_seq);
+	if (sessions_open(ws) == -1)
+		fatal_status(PMQ_EXIT_NORESPAWN, "cannot load the stored "
+		    "sessions", "");
+	if (append_replay(ws) == -1 || sessions_load_bodies(ws) == -1)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot rebuild the index", "");
 
 	/* 3) serve */
@@ -201,6 +213,7 @@ walsvc_stop(struct proc *p)
 	struct walsvc	*ws = &walsvc;
 
 	append_stop(ws);
+	sessions_close(ws);
 	index_close(ws->index);
 	wal_close(ws->wal);
 	wal_storage_destroy(ws->storage);

@@ -20,6 +20,7 @@ struct ipc_endpoint;
 struct ipc_link;
 struct index;
 struct registry;
+struct sessions;
 
 enum wal_sync_mode {
 	WAL_SYNC_ALWAYS = 0,	/* acknowledge after fdatasync */
@@ -51,6 +52,27 @@ struct reply_link {
 
 #define STREAM_BUCKETS	256
 
+/* Who holds a client id: one connection of one worker incarnation. */
+struct reg_holder {
+	uint16_t	slot;
+	uint64_t	gen;
+	uint64_t	conn;
+};
+
+/* What a CONNECT asks of its session (REG_CLAIM). */
+struct claim_params {
+	uint8_t		clean_start;
+	uint8_t		level;
+	uint16_t	window;		/* messages the client takes at once */
+	uint32_t	expiry;		/* seconds; WALREC_EXPIRY_NEVER */
+};
+
+static inline int
+reg_same(const struct reg_holder *a, const struct reg_holder *b)
+{
+	return a->slot == b->slot && a->gen == b->gen && a->conn == b->conn;
+}
+
 struct walsvc {
 	struct proc		*proc;
 	struct event_base	*base;
@@ -58,6 +80,7 @@ struct walsvc {
 	struct wal		*wal;
 	struct index		*index;
 	struct registry		*registry;
+	struct sessions		*sessions;
 	struct ipc_endpoint	*endpoint;
 	struct reply_link	*links;
 	struct stream		*streams[STREAM_BUCKETS];
@@ -72,6 +95,8 @@ struct walsvc {
 	int			 paused;	/* endpoint paused: memory bound */
 	size_t			 pending_limit;
 	uint64_t		 applied_lsn;	/* index is current up to here */
+	uint64_t		 shippable_lsn;	/* durable as wal-sync defines */
+	uint64_t		 own_seq;	/* walsvc's own append stream */
 	uint64_t		 appends;
 	uint64_t		 duplicates;
 	uint64_t		 commits;
@@ -86,6 +111,7 @@ int	 registry_start(struct walsvc *);
 void	 registry_handle(struct walsvc *, const struct ipc_batch *,
 	    const struct ipc_record *);
 void	 registry_peers_changed(struct walsvc *);
+void	 registry_progress(struct walsvc *);
 size_t	 registry_count(const struct walsvc *);
 
 /* append.c */
@@ -93,17 +119,53 @@ int	 append_start(struct walsvc *);
 int	 append_replay(struct walsvc *);
 void	 append_reload(struct walsvc *);
 void	 append_stop(struct walsvc *);
+uint64_t append_stream_applied(struct walsvc *, uint16_t slot, uint64_t gen);
+uint64_t walsvc_append(struct walsvc *, uint8_t type, const void *, size_t);
 void	 walsvc_dispatch(struct ipc_batch *, void *);
 
+/* sessions.c */
+int	 sessions_open(struct walsvc *);
+int	 sessions_load_bodies(struct walsvc *);
+void	 sessions_close(struct walsvc *);
+void	 sessions_apply(struct walsvc *, const struct wal_record *);
+void	 sessions_flush(struct walsvc *);
+void	 sessions_durable(struct walsvc *);
+int	 sessions_connect(struct walsvc *, const struct reg_holder *,
+	    const uint8_t *id, size_t len, const struct claim_params *);
+void	 sessions_disconnect(struct walsvc *, const struct reg_holder *,
+	    const uint8_t *id, size_t len, int64_t expiry);
+int	 sessions_resync(struct walsvc *, const struct reg_holder *,
+	    const uint8_t *id, size_t len, uint64_t sid, uint32_t epoch,
+	    uint16_t window);
+void	 sessions_sync_done(struct walsvc *);
+size_t	 sessions_count(const struct walsvc *);
+
 /* index.c */
+typedef int	(*index_session_fn)(void *arg, uint16_t node, uint64_t sid,
+		    const uint8_t *row, size_t len);
+typedef int	(*index_queue_fn)(void *arg, uint16_t node, uint64_t sid,
+		    uint64_t seq, uint64_t lsn, uint8_t qos);
+
 int	 index_open(struct index **, const char *dir, uint64_t cache_bytes,
 	    char *err, size_t errlen);
 void	 index_close(struct index *);
 uint64_t index_applied_lsn(const struct index *);
 uint64_t index_worker_generation(const struct index *);
+uint64_t index_clock(const struct index *);
 int	 index_begin(struct index *);
 int	 index_apply(struct index *, const struct wal_record *);
-int	 index_commit(struct index *, uint64_t applied_lsn);
+int	 index_commit(struct index *, uint64_t applied_lsn, uint64_t clock);
 int	 index_checkpoint(struct index *);
+int	 index_usable(const struct index *);
+int	 index_clear_derived(struct index *);
+int	 index_session_put(struct index *, uint16_t node, uint64_t sid,
+	    const void *, size_t);
+int	 index_session_del(struct index *, uint16_t node, uint64_t sid);
+int	 index_queue_put(struct index *, uint16_t node, uint64_t sid,
+	    uint64_t seq, uint64_t lsn, uint8_t qos);
+int	 index_queue_del(struct index *, uint16_t node, uint64_t sid,
+	    uint64_t seq);
+int	 index_sessions_load(struct index *, index_session_fn, void *);
+int	 index_queue_load(struct index *, index_queue_fn, void *);
 
 #endif /* PMQ_WALSVC_H */

@@ -137,6 +137,17 @@ conn_writable(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+free_subs(struct conn_sub *s)
+{
+	struct conn_sub	*next;
+
+	for (; s; s = next) {
+		next = s->next;
+		free(s);
+	}
+}
+
+static void
 free_conn(struct conn *c)
 {
 	deliver_free_queue(c);
@@ -144,6 +155,9 @@ free_conn(struct conn *c)
 	buf_free(&c->out);
 	free(c->client_id);
 	free(c->inflight_ids);
+	free(c->inflight_seqs);
+	free(c->acks);
+	free_subs(c->granted_subs);
 	free(c->will);
 	free(c);
 }
@@ -156,6 +170,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn	*c, *next;
 
 	w->flush_pending = 0;
+	session_acks_flush(w);
 	for (c = w->dirty, w->dirty = NULL; c; c = next) {
 		next = c->dirty_next;
 		c->dirty = 0;
@@ -219,6 +234,19 @@ dispatch(struct conn *c, const struct mqtt_packet *pkt,
 		conn_send_packet(c, &resp);
 		break;
 	case MQTT_DISCONNECT:
+		/* a session that was to end with the connection cannot be
+		 * made to outlive it now (MQTT-3.14.2-2) */
+		if (mqtt_props_has(&pkt->disconnect.props,
+		    MQTT_PROP_SESSION_EXPIRY_INTERVAL)) {
+			if (c->connect_expiry == 0 &&
+			    pkt->disconnect.props.session_expiry_interval != 0) {
+				protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
+				    "session expiry set in DISCONNECT after "
+				    "0 in CONNECT");
+				return;
+			}
+			c->expiry = pkt->disconnect.props.session_expiry_interval;
+		}
 		/* 0x04 asks for the will; everything else drops it */
 		c->normal_close = pkt->disconnect.reason !=
 		    MQTT_RC_DISCONNECT_WITH_WILL;
@@ -490,10 +518,14 @@ conn_close(struct conn *c, uint8_t reason, const char *why)
 	else
 		log_debug("connection closed", "addr=%s reason=\"%s\"",
 		    conn_addr(c, addr, sizeof(addr)), why);
-	/* its own subscriptions go first: the will is not for itself */
+	/* its own subscriptions go first: the will is not for itself (a
+	 * stored session keeps them in walsvc) */
 	subscribe_drop_all(c);
 	if (c->state == CONN_ACTIVE && c->will && !c->normal_close)
 		publish_will(c);
+	/* what the client acknowledged is appended before the release */
+	if (c->stored && c->nacks > 0)
+		session_ack_conn(c);
 	if (c->registered || c->state == CONN_CLAIMING)
 		registry_release(c);
 	c->state = CONN_CLOSING;

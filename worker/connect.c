@@ -10,10 +10,17 @@
  *      REG_KICK to the holder's worker, which closes that connection (5.0
  *      clients get DISCONNECT 0x8E) and answers REG_RELEASE, and only
  *      then grants the claim;
- *   3) on REG_GRANTED the worker sends CONNACK and resumes reading.
+ *   3) walsvc decides the client's session (stored or clean, present or
+ *      not), writes that down, and once it is durable sends a stored
+ *      session's subscriptions (SESS_SUB) and REG_GRANTED; the worker
+ *      installs the subscriptions, sends CONNACK and resumes reading.
  * While walsvc is down, claims wait; after server.connect-timeout the
  * client gets "server unavailable".  A new walsvc learns every
  * connected client from REG_SYNC and the waiting claims are sent again.
+ *
+ * A session is stored when its state must outlive the connection: MQTT
+ * 3.x clean session 0 (it never expires), 5.0 with a Session Expiry
+ * Interval above 0, or a 5.0 clean start 0 finding a stored session.
  */
 #include "config.h"
 
@@ -25,6 +32,8 @@
 
 #include "ipc_link.h"
 #include "log.h"
+#include "walc.h"
+#include "walrec.h"
 #include "worker.h"
 
 /* CONNACK details decided at CONNECT and sent at REG_GRANTED. */
@@ -87,8 +96,21 @@ keep_will(struct conn *c, const struct mqtt_connect *cn)
 static void
 send_claim(struct conn *c)
 {
-	ipc_link_send(c->w->wal_link, IPC_REG_CLAIM, 0, c->id, c->client_id,
-	    c->client_id_len);
+	struct buf	*b;
+	size_t		 start;
+
+	if ((b = ipc_link_record_begin(c->w->wal_link, IPC_REG_CLAIM, 0, c->id,
+	    &start)) == NULL)
+		return;		/* the CONNECT times out: server unavailable */
+	buf_add_u8(b, c->clean_start ? IPC_CLAIM_CLEAN_START : 0);
+	buf_add_u8(b, c->level);
+	buf_add_u16(b, c->send_max);
+	buf_add_u32(b, c->connect_expiry);
+	buf_add(b, c->client_id, c->client_id_len);
+	if (buf_failed(b))
+		buf_truncate(b, start);
+	else
+		ipc_link_record_end(c->w->wal_link, start);
 }
 
 void
@@ -137,6 +159,16 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 	c->client_id[idlen] = '\0';
 	c->client_id_len = (uint16_t)idlen;
 
+	/* the session asked for: 3.x keeps an unclean one for ever */
+	c->clean_start = cn->clean_start;
+	if (c->level == MQTT_LEVEL_5)
+		c->connect_expiry = mqtt_props_has(&cn->props,
+		    MQTT_PROP_SESSION_EXPIRY_INTERVAL) ?
+		    cn->props.session_expiry_interval : 0;
+	else
+		c->connect_expiry = cn->clean_start ? 0 : WALREC_EXPIRY_NEVER;
+	c->expiry = c->connect_expiry;
+
 	/* 3) the will: what this broker cannot honour is refused (5.0) */
 	if (cn->will) {
 		if (cn->will_qos > 1 && c->level == MQTT_LEVEL_5) {
@@ -180,8 +212,61 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 	send_claim(c);
 }
 
+/* One subscription of the stored session, before its grant. */
 void
-registry_granted(struct worker *w, uint64_t conn_id)
+registry_session_sub(struct worker *w, uint64_t conn_id, const uint8_t *body,
+    size_t len)
+{
+	struct conn	*c = idmap_get(&w->conns_by_id, conn_id);
+	struct conn_sub	*s, **sp;
+
+	if (c == NULL || c->state != CONN_CLAIMING ||
+	    len <= IPC_SESS_SUB_HEADER || len - IPC_SESS_SUB_HEADER > 65535)
+		return;
+	len -= IPC_SESS_SUB_HEADER;
+	if ((s = calloc(1, sizeof(*s) + len)) == NULL) {
+		registry_refused(w, conn_id, MQTT_RC_SERVER_UNAVAILABLE);
+		return;
+	}
+	s->options.qos = body[0];
+	walrec_sub_flags_set(&s->options, body[1]);
+	s->options.retain_handling = body[2];
+	s->options.sub_id = buf_load_u32(body + 4);
+	s->len = (uint16_t)len;
+	memcpy(s->filter, body + IPC_SESS_SUB_HEADER, len);
+	/* kept in the order they came: the client's */
+	for (sp = &c->granted_subs; *sp; sp = &(*sp)->next)
+		;
+	*sp = s;
+}
+
+/* The stored session's subscriptions enter the table, as if subscribed. */
+static void
+install_subscriptions(struct conn *c)
+{
+	struct topic_filter	 tf;
+	struct conn_sub		*s;
+	uint32_t		 count;
+
+	while ((s = c->granted_subs) != NULL) {
+		c->granted_subs = s->next;
+		if (topic_filter_parse(s->filter, s->len, &tf) != TOPIC_OK ||
+		    sub_add_local(c->w->subs, &tf, c, &s->options,
+		    &count) == -1) {
+			log_warnx("stored subscription not installed",
+			    "client=%.*s", (int)c->client_id_len, c->client_id);
+			free(s);
+			continue;
+		}
+		if (tf.share != NULL || count == 1)
+			route_announce(c->w, s->filter, s->len, count, 0);
+		s->next = c->subs;
+		c->subs = s;
+	}
+}
+
+void
+registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 {
 	const struct config	*cfg = &w->proc->cfg;
 	struct conn		*c = idmap_get(&w->conns_by_id, conn_id);
@@ -195,10 +280,17 @@ registry_granted(struct worker *w, uint64_t conn_id)
 	c->registered = 1;
 	c->state = CONN_ACTIVE;
 	c->last_rx = clock_mono_ms();
+	c->sid = buf_load_u64(body + 8);
+	if (c->sid != 0) {
+		c->stored = 1;
+		c->node = buf_load_u16(body + 2);
+		c->epoch = buf_load_u32(body + 4);
+		install_subscriptions(c);
+	}
 
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_CONNACK;
-	pkt.connack.session_present = 0;	/* clean sessions only */
+	pkt.connack.session_present = body[0] != 0;
 	if (c->level == MQTT_LEVEL_5) {
 		/* advertise what exists, nothing more */
 		maxqos = config_num(cfg, OPT_mqtt_max_qos);
@@ -236,8 +328,10 @@ registry_granted(struct worker *w, uint64_t conn_id)
 	}
 	conn_send_packet(c, &pkt);
 	log_info("client connected", "client=%.*s addr=%s proto=%u "
-	    "keepalive=%u clean=1", (int)c->client_id_len, c->client_id,
-	    conn_addr(c, addr, sizeof(addr)), c->level, c->keep_alive);
+	    "keepalive=%u clean=%u stored=%u present=%u",
+	    (int)c->client_id_len, c->client_id,
+	    conn_addr(c, addr, sizeof(addr)), c->level, c->keep_alive,
+	    c->clean_start, c->stored, body[0] != 0);
 	conn_pause(c, PAUSE_CLAIM, 0);
 }
 
@@ -265,14 +359,33 @@ registry_kick(struct worker *w, uint64_t conn_id)
 	conn_close(c, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
 }
 
+/*
+ * The connection ended.  The release names the expiry in force and the
+ * last record appended so far (its acknowledgements, appended just
+ * before): walsvc handles it once that record is applied.
+ */
 void
 registry_release(struct conn *c)
 {
+	struct buf	*b;
+	size_t		 start;
+
 	if (c->client_id == NULL)
 		return;
-	ipc_link_send(c->w->wal_link, IPC_REG_RELEASE, 0, c->id, c->client_id,
-	    c->client_id_len);
 	c->registered = 0;
+	if ((b = ipc_link_record_begin(c->w->wal_link, IPC_REG_RELEASE, 0,
+	    c->id, &start)) == NULL)
+		return;		/* walsvc learns it from the next REG_SYNC */
+	buf_add_u8(b, IPC_RELEASE_EXPIRY);
+	buf_add_u8(b, 0);
+	buf_add_u16(b, 0);
+	buf_add_u32(b, c->expiry);
+	buf_add_u64(b, walc_last(c->w->walc));
+	buf_add(b, c->client_id, c->client_id_len);
+	if (buf_failed(b))
+		buf_truncate(b, start);
+	else
+		ipc_link_record_end(c->w->wal_link, start);
 }
 
 /* The registry did not answer within the CONNECT time-out. */
@@ -283,8 +396,10 @@ registry_timeout(struct conn *c)
 }
 
 /*
- * A new walsvc knows nobody: tell it every client we hold, in records
- * small enough for any link, then send the waiting claims again.
+ * A new walsvc knows nobody: tell it every client we hold (with the
+ * stored session each serves), in records small enough for any link,
+ * the last one saying the list is complete; then send the waiting claims
+ * again.  walsvc grants nothing until it has every worker's list.
  */
 void
 registry_walsvc_restarted(struct worker *w)
@@ -293,6 +408,8 @@ registry_walsvc_restarted(struct worker *w)
 	struct buf	*b = NULL;
 	size_t		 start = 0;
 
+	static const uint8_t	 last = IPC_SYNC_LAST;
+
 	for (c = w->conns; c; c = c->next) {
 		if (!c->registered || c->state != CONN_ACTIVE)
 			continue;
@@ -300,15 +417,24 @@ registry_walsvc_restarted(struct worker *w)
 			ipc_link_record_end(w->wal_link, start);
 			b = NULL;
 		}
-		if (b == NULL && (b = ipc_link_record_begin(w->wal_link,
-		    IPC_REG_SYNC, 0, 0, &start)) == NULL)
-			return;
+		if (b == NULL) {
+			if ((b = ipc_link_record_begin(w->wal_link,
+			    IPC_REG_SYNC, 0, 0, &start)) == NULL)
+				return;
+			buf_add_u8(b, 0);
+		}
 		buf_add_u64(b, c->id);
+		buf_add_u16(b, c->node);
+		buf_add_u16(b, c->send_max);
+		buf_add_u32(b, c->epoch);
+		buf_add_u64(b, c->sid);
 		buf_add_u16(b, c->client_id_len);
 		buf_add(b, c->client_id, c->client_id_len);
 	}
 	if (b)
 		ipc_link_record_end(w->wal_link, start);
+	/* the list is complete */
+	ipc_link_send(w->wal_link, IPC_REG_SYNC, 0, 0, &last, 1);
 	for (c = w->conns; c; c = c->next)
 		if (c->state == CONN_CLAIMING)
 			send_claim(c);

@@ -46,9 +46,19 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 			walc_handle(w->walc, batch, &rec);
 			break;
 		case IPC_REG_GRANTED:
-			if (rec.len != 1)
+			if (rec.len != IPC_GRANTED_SIZE)
 				goto bad;
-			registry_granted(w, rec.corr);
+			registry_granted(w, rec.corr, rec.body);
+			break;
+		case IPC_SESS_SUB:
+			if (rec.len <= IPC_SESS_SUB_HEADER)
+				goto bad;
+			registry_session_sub(w, rec.corr, rec.body, rec.len);
+			break;
+		case IPC_SESS_MSG:
+			if (rec.len <= IPC_SESS_MSG_HEADER || rec.seq == 0)
+				goto bad;
+			session_message(w, rec.corr, rec.seq, rec.body, rec.len);
 			break;
 		case IPC_REG_KICK:
 			registry_kick(w, rec.corr);
@@ -94,6 +104,7 @@ static void
 durable_cb(void *arg, uint64_t seq)
 {
 	publish_durable(arg, seq);
+	subscribe_progress(arg);
 }
 
 static void

@@ -20,6 +20,13 @@
  * mqtt.max-queued-messages and mqtt.max-queued-bytes, and what a bound
  * drops is counted and logged (rate-limited), never silent.
  *
+ * A stored session (connect.c) gets every message whose QoS for it is 1
+ * or more from walsvc only (SESS_MSG), in log order, and never through
+ * this worker's routing: its packet ids come from the session sequence,
+ * so a message sent again after a reconnection keeps its id, and its
+ * acknowledgements are appended to the log (ack records, one per session
+ * and turn).  QoS 0 reaches it directly like any client.
+ *
  * Packets travel between processes as the client sent them, with their
  * protocol level; every receiver decodes them with the one codec and
  * encodes what its client needs.
@@ -35,30 +42,11 @@
 #include "ipc_link.h"
 #include "log.h"
 #include "walc.h"
+#include "walrec.h"
 #include "worker.h"
 
-/* The log record of a PUBLISH: u8 format, u8 level, the packet. */
-#define PUBLISH_RECORD_FORMAT	1
-
-/*
- * A PUBLISH this worker stored or received whole (a queued message, a
- * forward, a will): exactly one packet at `level`, or -1.
- */
-static int
-decode_stored(const uint8_t *raw, size_t len, uint8_t level,
-    struct mqtt_packet *pkt)
-{
-	struct mqtt_decode_opts	 opts;
-	struct mqtt_result	 res;
-
-	memset(&opts, 0, sizeof(opts));
-	opts.level = level;
-	opts.direction = MQTT_TO_SERVER;
-	if (mqtt_decode(raw, len, &opts, pkt, &res) != MQTT_DECODE_OK ||
-	    pkt->type != MQTT_PUBLISH || res.size != len)
-		return -1;
-	return 0;
-}
+/* Packet ids of a stored session's messages: from the sequence. */
+#define SEQ_ID_SPACE	65535
 
 static void
 drop(struct conn *c, int qos, const char *why)
@@ -97,7 +85,7 @@ alloc_packet_id(struct conn *c)
 /* Encode one PUBLISH for this client; 0, or -1 if it cannot take it. */
 static int
 encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
-    uint16_t packet_id)
+    uint16_t packet_id, uint8_t dup)
 {
 	struct mqtt_delivery	 d;
 	struct buf		*out = conn_out(c);
@@ -105,6 +93,7 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 
 	memset(&d, 0, sizeof(d));
 	d.qos = qos;
+	d.dup = qos > 0 ? dup : 0;
 	d.packet_id = packet_id;
 	if (mqtt_encode_publish_header(out, m, c->level, &d, NULL) == -1 ||
 	    buf_add(out, m->payload.data, m->payload.len) == -1) {
@@ -122,30 +111,48 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	return 0;
 }
 
+/*
+ * Send a QoS 1 message into the client's window.  seq: its session
+ * sequence (a stored session's message from walsvc), which gives its
+ * packet id; 0 for a message of this worker's routing.
+ */
 static int
-send_qos1(struct conn *c, const struct mqtt_publish *m)
+send_qos1(struct conn *c, const struct mqtt_publish *m, uint64_t seq,
+    uint8_t dup)
 {
 	uint16_t	 id;
 
 	if (c->inflight_ids == NULL &&
 	    (c->inflight_ids = calloc(c->send_max, sizeof(uint16_t))) == NULL)
 		return -1;
-	id = alloc_packet_id(c);
-	if (encode_to(c, m, 1, id) == -1)
+	if (seq != 0 && c->inflight_seqs == NULL &&
+	    (c->inflight_seqs = calloc(c->send_max, sizeof(uint64_t))) == NULL)
 		return -1;
+	id = seq != 0 ? (uint16_t)((seq - 1) % SEQ_ID_SPACE + 1) :
+	    alloc_packet_id(c);
+	if (encode_to(c, m, 1, id, dup) == -1) {
+		/* never delivered: acknowledged as if the client had */
+		if (seq != 0)
+			session_ack(c, seq);
+		return -1;
+	}
+	if (seq != 0)
+		c->inflight_seqs[c->inflight_out] = seq;
 	c->inflight_ids[c->inflight_out++] = id;
 	return 0;
 }
 
 static int
 queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
-    size_t rawlen)
+    size_t rawlen, uint64_t seq, uint8_t dup)
 {
 	struct queued_msg	*q;
 
 	if ((q = malloc(sizeof(*q) + rawlen)) == NULL)
 		return -1;
 	q->next = NULL;
+	q->seq = seq;
+	q->dup = dup;
 	q->level = level;
 	q->qos = qos;
 	q->len = (uint32_t)rawlen;
@@ -176,18 +183,18 @@ deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 			drop(c, 0, "output queue full");
 			return;
 		}
-		encode_to(c, m, 0, 0);
+		encode_to(c, m, 0, 0, 0);
 		return;
 	}
 	if (c->qhead == NULL && c->inflight_out < c->send_max) {
-		send_qos1(c, m);
+		send_qos1(c, m, 0, 0);
 		return;
 	}
 	if (c->queued >= max_msgs || c->queued_bytes + rawlen > max_bytes) {
 		drop(c, qos, "queue beyond the receive window full");
 		return;
 	}
-	if (queue_copy(c, level, qos, raw, rawlen) == -1)
+	if (queue_copy(c, level, qos, raw, rawlen, 0, 0) == -1)
 		drop(c, qos, "out of memory");
 }
 
@@ -205,8 +212,10 @@ deliver_queued(struct conn *c)
 			c->qtail = NULL;
 		c->queued--;
 		c->queued_bytes -= q->len;
-		if (decode_stored(q->packet, q->len, q->level, &pkt) == 0)
-			send_qos1(c, &pkt.publish);
+		if (mqtt_decode_stored_publish(q->packet, q->len, q->level, &pkt) == 0)
+			send_qos1(c, &pkt.publish, q->seq, q->dup);
+		else if (q->seq != 0)
+			session_ack(c, q->seq);
 		free(q);
 	}
 }
@@ -283,6 +292,7 @@ publish_route(struct worker *w, struct conn *origin,
 	size_t				 i, n = 0;
 	unsigned			 slot;
 	uint64_t			 stamp;
+	uint8_t				 qos;
 
 	if (sub_match(w->subs, m->topic.data, m->topic.len, sm) == -1) {
 		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory matching "
@@ -310,8 +320,11 @@ publish_route(struct worker *w, struct conn *origin,
 	}
 	for (i = 0; i < n; i++) {
 		c = w->targets[i];
-		deliver(c, m, level, raw, rawlen,
-		    m->qos < c->match_qos ? m->qos : c->match_qos);
+		qos = m->qos < c->match_qos ? m->qos : c->match_qos;
+		/* a stored session gets that from walsvc, in log order */
+		if (c->stored && qos > 0)
+			continue;
+		deliver(c, m, level, raw, rawlen, qos);
 	}
 }
 
@@ -386,6 +399,7 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 	struct worker			*w = c->w;
 	const struct config		*cfg = &w->proc->cfg;
 	struct buf			 rec = BUF_INITIALIZER;
+	struct walrec_publish		 lr;
 	uint64_t			 seq;
 	int64_t				 max_qos = config_num(cfg, OPT_mqtt_max_qos);
 
@@ -425,11 +439,18 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 
 	/* 3) QoS 1: into the log; the PUBACK waits for it */
 	if (m->qos == 1) {
-		buf_add_u8(&rec, PUBLISH_RECORD_FORMAT);
-		buf_add_u8(&rec, c->level);
-		buf_add(&rec, raw, rawlen);
-		seq = buf_failed(&rec) ? 0 : walc_append(w->walc,
-		    WAL_TYPE_PUBLISH, rec.data, rec.len);
+		memset(&lr, 0, sizeof(lr));
+		lr.format = WALREC_PUBLISH_V2;
+		lr.level = c->level;
+		lr.node = c->node;
+		lr.sid = c->sid;
+		lr.epoch = c->epoch;
+		lr.packet_id = m->packet_id;
+		lr.received = clock_wall_ms();
+		lr.packet = raw;
+		lr.len = rawlen;
+		seq = walrec_publish_encode(&rec, &lr) == -1 ? 0 :
+		    walc_append(w->walc, WAL_TYPE_PUBLISH, rec.data, rec.len);
 		buf_free(&rec);
 		if (seq == 0) {
 			conn_close(c, MQTT_RC_UNSPECIFIED_ERROR,
@@ -460,7 +481,7 @@ publish_forwarded(struct worker *w, uint8_t level, uint64_t origin,
 	static struct log_ratelimit	 rl;
 	struct mqtt_packet		 pkt;
 
-	if (decode_stored(raw, rawlen, level, &pkt) == -1) {
+	if (mqtt_decode_stored_publish(raw, rawlen, level, &pkt) == -1) {
 		log_limited(&rl, LOG_LEVEL_ERROR, "undecodable forwarded "
 		    "message dropped", "level=%u len=%zu", level, rawlen);
 		return;
@@ -474,7 +495,7 @@ publish_will(struct conn *c)
 {
 	struct mqtt_packet	 pkt;
 
-	if (decode_stored(c->will->packet, c->will->len, c->level, &pkt) == -1)
+	if (mqtt_decode_stored_publish(c->will->packet, c->will->len, c->level, &pkt) == -1)
 		return;
 	publish_route(c->w, c, &pkt.publish, c->level, c->will->packet,
 	    c->will->len);
@@ -488,9 +509,114 @@ puback_handle(struct conn *c, const struct mqtt_packet *pkt)
 	for (i = 0; i < c->inflight_out; i++) {
 		if (c->inflight_ids[i] != pkt->ack.packet_id)
 			continue;
-		c->inflight_ids[i] = c->inflight_ids[--c->inflight_out];
+		c->inflight_out--;
+		if (c->inflight_seqs) {
+			if (c->inflight_seqs[i] != 0)
+				session_ack(c, c->inflight_seqs[i]);
+			c->inflight_seqs[i] = c->inflight_seqs[c->inflight_out];
+		}
+		c->inflight_ids[i] = c->inflight_ids[c->inflight_out];
 		deliver_queued(c);
 		return;
 	}
 	/* an unknown id: the client acknowledges twice, harmless */
+}
+
+/*
+ * A stored session's message from walsvc.  Sequences only grow for one
+ * connection; one at or below the last received is a resend after a
+ * walsvc restart, which this connection already has.
+ */
+void
+session_message(struct worker *w, uint64_t conn_id, uint64_t seq,
+    const uint8_t *body, size_t len)
+{
+	static struct log_ratelimit	 rl;
+	struct conn			*c = idmap_get(&w->conns_by_id, conn_id);
+	struct mqtt_packet		 pkt;
+	const uint8_t			*raw = body + IPC_SESS_MSG_HEADER;
+	size_t				 rawlen = len - IPC_SESS_MSG_HEADER;
+	uint8_t				 qos, dup, level;
+
+	if (c == NULL || c->state != CONN_ACTIVE || !c->stored ||
+	    buf_load_u64(body + 8) != c->sid ||
+	    buf_load_u32(body + 4) != c->epoch || seq <= c->last_seq)
+		return;
+	qos = body[16];
+	dup = body[17];
+	level = body[18];
+	c->last_seq = seq;
+	if (qos == 0 || mqtt_decode_stored_publish(raw, rawlen, level, &pkt) == -1) {
+		log_limited(&rl, LOG_LEVEL_ERROR, "undecodable session message "
+		    "dropped", "client=%.*s seq=%llu", (int)c->client_id_len,
+		    c->client_id, (unsigned long long)seq);
+		session_ack(c, seq);
+		return;
+	}
+	w->stats.deliveries++;
+	/* walsvc's credit bounds what waits here: no bound of our own */
+	if (c->qhead == NULL && c->inflight_out < c->send_max)
+		send_qos1(c, &pkt.publish, seq, dup);
+	else if (queue_copy(c, level, 1, raw, rawlen, seq, dup) == -1) {
+		/* it stays unacknowledged: sent again at the next connection */
+		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory queueing a "
+		    "session message", "client=%.*s", (int)c->client_id_len,
+		    c->client_id);
+	}
+}
+
+/* Client acknowledged seq: appended with the others at the end of the turn. */
+void
+session_ack(struct conn *c, uint64_t seq)
+{
+	uint64_t	*a;
+	uint32_t	 cap;
+
+	if (c->nacks == c->acks_cap) {
+		cap = c->acks_cap ? c->acks_cap * 2 : 16;
+		if ((a = realloc(c->acks, cap * sizeof(*a))) == NULL)
+			return;	/* sent again at the next connection */
+		c->acks = a;
+		c->acks_cap = cap;
+	}
+	c->acks[c->nacks++] = seq;
+	if (!c->ack_dirty) {
+		c->ack_dirty = 1;
+		c->ack_next = c->w->acks_due;
+		c->w->acks_due = c;
+		conn_out(c);	/* a flush this turn */
+	}
+}
+
+/* Append one connection's acknowledgements (losing them costs a resend). */
+void
+session_ack_conn(struct conn *c)
+{
+	struct buf	 b = BUF_INITIALIZER;
+	uint32_t	 i = 0, n;
+
+	while (i < c->nacks) {
+		walrec_ack_begin(&b, c->node, c->sid, c->epoch);
+		for (n = 0; i < c->nacks && n < WALREC_ACK_MAX; n++)
+			walrec_ack_add(&b, c->acks[i++], WALREC_ACK_DONE);
+		if (walrec_ack_end(&b) == 0)
+			walc_append(c->w->walc, WAL_TYPE_ACK, b.data, b.len);
+	}
+	buf_free(&b);
+	c->nacks = 0;
+}
+
+/* End of the turn: the acknowledgements it collected go to the log. */
+void
+session_acks_flush(struct worker *w)
+{
+	struct conn	*c;
+
+	while ((c = w->acks_due) != NULL) {
+		w->acks_due = c->ack_next;
+		c->ack_dirty = 0;
+		c->ack_next = NULL;
+		if (c->stored && c->nacks > 0)
+			session_ack_conn(c);
+	}
 }

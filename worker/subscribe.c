@@ -9,6 +9,11 @@
  * so "everything up to id N is applied everywhere" is one number
  * (route_acked()), and SUBACKs wait in a FIFO ordered by the id they
  * need.
+ *
+ * A stored session's SUBSCRIBE and UNSUBSCRIBE are also appended to the
+ * log (subscription records), and the SUBACK or UNSUBACK waits until
+ * the log holds them: a client told its subscription exists finds it
+ * after any crash.
  */
 #include "config.h"
 
@@ -16,7 +21,37 @@
 #include <string.h>
 
 #include "log.h"
+#include "walc.h"
+#include "walrec.h"
 #include "worker.h"
+
+/*
+ * Append a stored session's subscription change; the sequence of the
+ * append, or 0 when it could not be made (the filter is then refused).
+ */
+static uint64_t
+log_change(struct conn *c, uint8_t op, const uint8_t *filter, size_t len,
+    const struct sub_options *opts)
+{
+	struct walrec_subscription	 r;
+	struct buf			 b = BUF_INITIALIZER;
+	uint64_t			 seq = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.op = op;
+	r.node = c->node;
+	r.sid = c->sid;
+	r.epoch = c->epoch;
+	if (opts)
+		r.options = *opts;
+	r.filter = filter;
+	r.len = (uint16_t)len;
+	if (walrec_subscription_encode(&b, &r) == 0)
+		seq = walc_append(c->w->walc, WAL_TYPE_SUBSCRIPTION, b.data,
+		    b.len);
+	buf_free(&b);
+	return seq;
+}
 
 static int
 remember(struct conn *c, const uint8_t *filter, size_t len)
@@ -26,7 +61,7 @@ remember(struct conn *c, const uint8_t *filter, size_t len)
 	for (s = c->subs; s; s = s->next)
 		if (s->len == len && memcmp(s->filter, filter, len) == 0)
 			return 0;	/* a replacement: already there */
-	if ((s = malloc(sizeof(*s) + len)) == NULL)
+	if ((s = calloc(1, sizeof(*s) + len)) == NULL)
 		return -1;
 	s->len = (uint16_t)len;
 	memcpy(s->filter, filter, len);
@@ -63,6 +98,8 @@ unsubscribe_one(struct conn *c, const uint8_t *filter, size_t len)
 		route_announce(c->w, filter, len, count, 0);
 	return 0;
 }
+
+static void	answer_later(struct worker *, struct pending_suback *);
 
 static void
 send_suback(struct conn *c, uint16_t packet_id, const uint8_t *reasons,
@@ -101,6 +138,7 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 	struct sub_options		 opts;
 	struct pending_suback		*ps;
 	uint32_t			 count, i = 0;
+	uint64_t			 seq = 0;
 	uint8_t				 maxqos;
 
 	if (mqtt_props_has(&sl->props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER) ||
@@ -138,6 +176,13 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 		opts.no_local = s.no_local;
 		opts.retain_as_published = s.retain_as_published;
 		opts.retain_handling = s.retain_handling;
+		if (c->stored && (seq = log_change(c, WALREC_SUB_ADD,
+		    s.filter.data, s.filter.len, &opts)) == 0) {
+			ps->reasons[i++] = refusal(c, MQTT_RC_UNSPECIFIED_ERROR);
+			continue;
+		}
+		if (seq > ps->wal_seq)
+			ps->wal_seq = seq;
 		if (remember(c, s.filter.data, s.filter.len) == -1 ||
 		    sub_add_local(w->subs, &s.parsed, c, &opts, &count) == -1) {
 			ps->reasons[i++] = refusal(c, MQTT_RC_UNSPECIFIED_ERROR);
@@ -150,8 +195,47 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 
 	/* the SUBACK waits until everything announced so far is applied */
 	ps->need = w->route_issued;
-	if (w->subacks == NULL && route_acked(w) >= ps->need) {
+	answer_later(w, ps);
+}
+
+/* Whether the log holds what a pending answer waits for. */
+static int
+logged(const struct worker *w, const struct pending_suback *ps)
+{
+	/* wal-sync=none: best effort, nobody waits for the log */
+	return ps->wal_seq == 0 || walc_durable(w->walc) >= ps->wal_seq ||
+	    config_num(&w->proc->cfg, OPT_storage_wal_sync) == 2;
+}
+
+static void
+answer(struct conn *c, const struct pending_suback *ps)
+{
+	struct mqtt_packet	 resp;
+
+	if (!ps->unsuback) {
 		send_suback(c, ps->packet_id, ps->reasons, ps->count);
+		return;
+	}
+	memset(&resp, 0, sizeof(resp));
+	resp.type = MQTT_UNSUBACK;
+	resp.unsuback.packet_id = ps->packet_id;
+	if (c->level == MQTT_LEVEL_5) {
+		resp.unsuback.reasons.data = ps->reasons;
+		resp.unsuback.reasons.len = ps->count;
+	}
+	conn_send_packet(c, &resp);
+}
+
+/* Answer now if nothing is due, else in turn. */
+static void
+answer_later(struct worker *w, struct pending_suback *ps)
+{
+	struct conn	*c;
+
+	if (w->subacks == NULL && route_acked(w) >= ps->need &&
+	    logged(w, ps)) {
+		if ((c = idmap_get(&w->conns_by_id, ps->conn_id)) != NULL)
+			answer(c, ps);
 		free(ps);
 		return;
 	}
@@ -162,7 +246,7 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 	w->subacks_tail = ps;
 }
 
-/* Route acknowledgements came in: send the SUBACKs they complete. */
+/* Route acknowledgements or log watermarks came in: answer in turn. */
 void
 subscribe_progress(struct worker *w)
 {
@@ -170,13 +254,14 @@ subscribe_progress(struct worker *w)
 	struct conn		*c;
 	uint64_t		 acked = route_acked(w);
 
-	while ((ps = w->subacks) != NULL && ps->need <= acked) {
+	while ((ps = w->subacks) != NULL && ps->need <= acked &&
+	    logged(w, ps)) {
 		w->subacks = ps->next;
 		if (w->subacks == NULL)
 			w->subacks_tail = NULL;
 		c = idmap_get(&w->conns_by_id, ps->conn_id);
 		if (c && c->state == CONN_ACTIVE)
-			send_suback(c, ps->packet_id, ps->reasons, ps->count);
+			answer(c, ps);
 		free(ps);
 	}
 }
@@ -185,33 +270,35 @@ void
 unsubscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 {
 	const struct mqtt_filter_list	*ul = &pkt->unsubscribe;
-	struct mqtt_packet		 resp;
+	struct pending_suback		*ps;
 	struct buf_reader		 rd;
 	struct mqtt_view		 filter;
-	uint8_t				*reasons;
+	uint64_t			 seq;
 	uint32_t			 i = 0;
 
-	if ((reasons = calloc(ul->count ? ul->count : 1, 1)) == NULL) {
+	if ((ps = calloc(1, sizeof(*ps) + (ul->count ? ul->count : 1))) ==
+	    NULL) {
 		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 		return;
 	}
+	ps->conn_id = c->id;
+	ps->packet_id = ul->packet_id;
+	ps->unsuback = 1;
 	mqtt_list_iter(&ul->list, &rd);
 	while (mqtt_unsubscribe_next(&rd, &filter) == 1 && i < ul->count) {
 		if (unsubscribe_one(c, filter.data, filter.len) == 0) {
 			forget(c, filter.data, filter.len);
-			reasons[i++] = MQTT_RC_SUCCESS;
+			ps->reasons[i++] = MQTT_RC_SUCCESS;
+			if (c->stored && (seq = log_change(c,
+			    WALREC_SUB_REMOVE, filter.data, filter.len,
+			    NULL)) > ps->wal_seq)
+				ps->wal_seq = seq;
 		} else
-			reasons[i++] = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+			ps->reasons[i++] = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 	}
-	memset(&resp, 0, sizeof(resp));
-	resp.type = MQTT_UNSUBACK;
-	resp.unsuback.packet_id = ul->packet_id;
-	if (c->level == MQTT_LEVEL_5) {
-		resp.unsuback.reasons.data = reasons;
-		resp.unsuback.reasons.len = i;
-	}
-	conn_send_packet(c, &resp);
-	free(reasons);
+	ps->count = (uint16_t)i;
+	/* no route to wait for: the withdrawal may lag, never the log */
+	answer_later(c->w, ps);
 }
 
 /* The connection is closing: all its subscriptions go. */

@@ -40,15 +40,22 @@ enum conn_state {
 /* A QoS 1 message waiting for the client's receive window. */
 struct queued_msg {
 	struct queued_msg	*next;
+	uint64_t		 seq;		/* session sequence; 0: none */
 	uint8_t			 level;		/* of the packet below */
 	uint8_t			 qos;		/* delivery QoS */
+	uint8_t			 dup;
 	uint32_t		 len;
 	uint8_t			 packet[];	/* the PUBLISH as received */
 };
 
-/* One subscription of a connection, kept to undo it at close. */
+/*
+ * One subscription of a connection, kept to undo it at close; for a
+ * stored session also one of walsvc's, waiting to be installed when the
+ * grant comes (options as stored).
+ */
 struct conn_sub {
 	struct conn_sub		*next;
+	struct sub_options	 options;
 	uint16_t		 len;
 	uint8_t			 filter[];	/* as the client sent it */
 };
@@ -71,6 +78,9 @@ struct conn {
 	uint8_t			 normal_close;	/* DISCONNECT 0x00: no will */
 	uint8_t			 want_write;	/* write event armed */
 	uint8_t			 connack_flags;	/* decided at CONNECT */
+	uint8_t			 clean_start;
+	uint8_t			 stored;	/* its session is walsvc's */
+	uint8_t			 ack_dirty;	/* acks to append this turn */
 	uint8_t			 match_qos;	/* during one delivery */
 	uint64_t		 match_stamp;
 	uint16_t		 keep_alive;	/* seconds, 0: none */
@@ -78,6 +88,15 @@ struct conn {
 	uint16_t		 inflight_out;	/* QoS 1 sent, not acknowledged */
 	uint16_t		 inflight_in;	/* QoS 1 received, PUBACK owed */
 	uint16_t		 send_max;	/* client's receive maximum */
+	uint16_t		 node;		/* stored session: its name */
+	uint32_t		 epoch;
+	uint64_t		 sid;
+	uint32_t		 expiry;	/* Session Expiry Interval in force */
+	uint32_t		 connect_expiry;	/* as CONNECT gave it */
+	uint64_t		 last_seq;	/* newest session message received */
+	uint64_t		*inflight_seqs;	/* session sequence of each id */
+	uint64_t		*acks;		/* sequences acknowledged, to append */
+	uint32_t		 nacks, acks_cap;
 	uint32_t		 max_out_packet; /* client's maximum packet size */
 	uint32_t		 out_msgs;	/* PUBLISHes in `out` not yet written */
 	int64_t			 last_rx;	/* monotonic ms of the last packet */
@@ -91,19 +110,27 @@ struct conn {
 	uint32_t		 queued;
 	size_t			 queued_bytes;
 	struct conn_sub		*subs;
+	struct conn_sub		*granted_subs;	/* stored, before the grant */
 	struct conn_will	*will;
 	struct conn		*prev, *next;	/* all connections */
 	struct conn		*dirty_next;	/* flush list */
+	struct conn		*ack_next;	/* acks to append */
 	struct conn		*dead_next;	/* free list */
 	struct event		 rev;
 	struct event		 wev;
 };
 
-/* A SUBACK waiting for the other workers to apply its filters. */
+/*
+ * A SUBACK waiting for the other workers to apply its filters and, for
+ * a stored session, for the log to hold the change; an UNSUBACK of a
+ * stored session waiting for the log.
+ */
 struct pending_suback {
 	struct pending_suback	*next;
 	uint64_t		 conn_id;
 	uint64_t		 need;		/* route id that must be acked */
+	uint64_t		 wal_seq;	/* append that must be durable */
+	uint8_t			 unsuback;
 	uint16_t		 packet_id;
 	uint16_t		 count;
 	uint8_t			 reasons[];
@@ -160,6 +187,7 @@ struct worker {
 	uint64_t		 next_conn_id;
 	uint64_t		 next_assigned;
 	struct conn		*dirty;		/* output to flush this turn */
+	struct conn		*acks_due;	/* stored sessions with acks */
 	struct conn		*dead;		/* to free at the end of the turn */
 	struct event		*flush_ev;
 	int			 flush_pending;
@@ -203,7 +231,10 @@ const char *conn_addr(const struct conn *, char *, size_t);
 /* connect.c */
 void	 connect_handle(struct conn *, const struct mqtt_packet *,
 	    const struct mqtt_result *);
-void	 registry_granted(struct worker *, uint64_t conn_id);
+void	 registry_granted(struct worker *, uint64_t conn_id,
+	    const uint8_t *body);
+void	 registry_session_sub(struct worker *, uint64_t conn_id,
+	    const uint8_t *body, size_t len);
 void	 registry_kick(struct worker *, uint64_t conn_id);
 void	 registry_refused(struct worker *, uint64_t conn_id, uint8_t reason);
 void	 registry_release(struct conn *);
@@ -223,6 +254,11 @@ void	 publish_durable(struct worker *, uint64_t seq);
 void	 deliver_queued(struct conn *);
 void	 publish_will(struct conn *);
 void	 deliver_free_queue(struct conn *);
+void	 session_message(struct worker *, uint64_t conn_id, uint64_t seq,
+	    const uint8_t *body, size_t len);
+void	 session_ack(struct conn *, uint64_t seq);
+void	 session_acks_flush(struct worker *);
+void	 session_ack_conn(struct conn *);
 
 /* subscribe.c */
 void	 subscribe_handle(struct conn *, const struct mqtt_packet *);

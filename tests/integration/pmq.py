@@ -246,6 +246,9 @@ class Broker:
 
     def start(self, wait_ready=True, timeout=15):
         self._logf = open(self.logpath, "ab")
+        # a broker started again on the same base (base=) appends to the
+        # log of the earlier run: its ready line is looked for after this
+        self.start_mark = self.mark()
         self.proc = subprocess.Popen(self.command(), stdout=self._logf,
                                      stderr=subprocess.STDOUT, env=self.env,
                                      preexec_fn=self.preexec)
@@ -254,8 +257,9 @@ class Broker:
         return self
 
     def _wait_ready(self, timeout):
-        self.wait_log(r"supervisor\[\d+\] notice: ready", timeout)
-        m = re.search(r"listening addr=127\.0\.0\.1:(\d+)", self.log())
+        start = getattr(self, "start_mark", 0)
+        self.wait_log(r"supervisor\[\d+\] notice: ready", timeout, start)
+        m = re.compile(r"listening addr=127\.0\.0\.1:(\d+)").search(self.log(), start)
         check(m, "no listening line in the log")
         self.port = int(m.group(1))
         self.started_children = self.children()
@@ -433,14 +437,16 @@ class PromptMQ(Broker):
 
     What this phase of promptmqd offers, for tests whose expectations
     differ between targets: QoS up to 1, no retained messages, no
-    $share subscriptions, no session kept after a disconnect."""
+    $share subscriptions; sessions are kept as MQTT says."""
     kind = "promptmqd"
     max_qos = 1
-    keeps_sessions = False
+    keeps_sessions = True       # clean-session=0 / session expiry are honoured
     shared_subs = False
     subscription_ids = False
     keepalive_grace = 1.0       # seconds past 1.5 x keep alive to drop a client
     says_taken_over = True      # DISCONNECT 0x8E to a 5.0 client taken over
+    expiry_late = 0.0           # seconds past its Session Expiry Interval a
+                                # session may still be found
 
     def __init__(self, workers=2, max_packet_size=None, name="mqtt", **kw):
         args = list(kw.pop("args", ()))
@@ -457,6 +463,44 @@ class PromptMQ(Broker):
                           (re.escape(client_id), local_port), timeout)
         return int(m.group(1))
 
+    def slot_of_socket(self, local_port, timeout=5):
+        """The worker slot that accepted the TCP connection from
+        127.0.0.1:local_port, found by its socket among the workers' open
+        files: known before the client sent anything, so a test can close
+        a connection that landed on the wrong worker before its CONNECT
+        has any effect (reading /proc/PID/fd needs the workers' user or
+        root)."""
+        def find():
+            inode = _accepted_inode(self.port, local_port)
+            if not inode:
+                return None     # not accepted yet
+            link = "socket:[%d]" % inode
+            for slot in range(self.slots):
+                fds = "/proc/%d/fd" % self.worker_pid(slot)
+                try:
+                    names = os.listdir(fds)
+                except OSError:
+                    continue
+                for fd in names:
+                    try:
+                        if os.readlink(os.path.join(fds, fd)) == link:
+                            return (slot,)
+                    except OSError:
+                        pass
+            return None
+        return wait_for(find, timeout, "a worker to accept the connection from port %d" %
+                        local_port)[0]
+
+    def connection_slots(self, client_id, n, timeout=5):
+        """The worker slots that logged the first n connections of
+        client_id, in order (for clients whose local port the test does
+        not know, such as mosquitto_sub)."""
+        rx = re.compile(r"worker/(\d+)\[\d+\] info: client connected client=%s addr=" %
+                        re.escape(client_id))
+        found = wait_for(lambda: len(rx.findall(self.log())) >= n and rx.findall(self.log()),
+                         timeout, "%d connections of %s in the log" % (n, client_id))
+        return [int(s) for s in found[:n]]
+
     def worker_pid(self, slot):
         """The pid of the worker serving slot now (the last one started)."""
         pids = re.findall(r"child started role=worker slot=%d pid=(\d+)" % slot, self.log())
@@ -467,7 +511,8 @@ class PromptMQ(Broker):
         """No process of the broker died or was replaced since start."""
         check(self.proc.poll() is None,
               "%s: promptmqd exited with status %s" % (what, self.proc.returncode))
-        died = re.findall(r"child (?:killed by signal|exited) .*", self.log())
+        died = re.findall(r"child (?:killed by signal|exited) .*",
+                          self.log()[getattr(self, "start_mark", 0):])
         check(not died, "%s: a child process died: %s" % (what, "; ".join(died)))
         now = self.children()
         check(now == self.started_children,
@@ -485,6 +530,8 @@ class Mosquitto(Broker):
     keepalive_grace = 6.0       # 2.0.11 checks keep alive coarsely: a 1s
                                 # keep alive is enforced after about 5s
     says_taken_over = False     # 2.0.11 closes a taken-over 5.0 client silently
+    expiry_late = 1.0           # 2.0.11 counts session expiry in whole seconds:
+                                # a session ends up to 1s after its interval
 
     def __init__(self, workers=None, max_packet_size=None, name="mosq", **kw):
         Broker.__init__(self, workers=1, conf=None, name=name, **kw)
@@ -502,6 +549,9 @@ class Mosquitto(Broker):
                      "max_qos 1", "max_topic_alias 0",
                      "allow_anonymous true", "retain_available false",
                      "max_queued_messages 100000", "persistence false",
+                     # the default, stated: QoS 0 messages are not queued
+                     # for an offline session (mqtt_sessions checks it)
+                     "queue_qos0_messages false",
                      "log_dest stderr", "log_type all"]
             if self.max_packet_size:
                 lines.append("max_packet_size %d" % self.max_packet_size)
@@ -522,9 +572,31 @@ class Mosquitto(Broker):
     def slot_of(self, client_id, local_port, timeout=5):
         return 0
 
+    def slot_of_socket(self, local_port, timeout=5):
+        return 0
+
+    def connection_slots(self, client_id, n, timeout=5):
+        return [0] * n
+
     def check_alive(self, what):
         check(self.proc.poll() is None,
               "%s: mosquitto exited with status %s" % (what, self.proc.returncode))
+
+
+def _accepted_inode(port, peer_port):
+    """The inode of the server's socket of the loopback TCP connection
+    between port (the broker's) and peer_port, from /proc/net/tcp; 0
+    while the connection waits in the listen queue (an earlier connection
+    with the same ports, in TIME_WAIT, has none either)."""
+    with open("/proc/net/tcp") as f:
+        rows = f.read().splitlines()[1:]
+    for row in rows:
+        fields = row.split()
+        local, remote = fields[1].split(":"), fields[2].split(":")
+        if (local[0] == remote[0] == "0100007F" and int(local[1], 16) == port and
+                int(remote[1], 16) == peer_port and int(fields[9])):
+            return int(fields[9])
+    return 0
 
 
 def start_target(workers=2, max_packet_size=None, name="mqtt"):
@@ -649,7 +721,10 @@ def puback_packet(pid):
 PINGREQ_PACKET = packet(PINGREQ, 0, b"")
 
 
-def disconnect_packet(version=4, reason=0):
+def disconnect_packet(version=4, reason=0, props=None):
+    """DISCONNECT; props ({name: value}, 5.0), e.g. {"session-expiry": 1}."""
+    if version == 5 and props:
+        return packet(DISCONNECT, 0, bytes([reason]) + encode_props(props))
     return packet(DISCONNECT, 0, bytes([reason, 0]) if version == 5 and reason else b"")
 
 
@@ -1044,7 +1119,15 @@ class Client:
     def connect(self, timeout=5, expect_code=0, props=None):
         """Connect and start the network thread; returns the CONNACK as
         (session present, code, properties)."""
-        n = len(self.connacks)
+        self.start_connect(props)
+        return self.finish_connect(timeout, expect_code)
+
+    def start_connect(self, props=None):
+        """Open the connection and send CONNECT, without the network
+        thread: nothing the broker sends is read (nor acknowledged) until
+        finish_connect(), and close() drops the connection unread.
+        props: paho Properties for the CONNECT (5.0; see session_props)."""
+        self._connacks_before = len(self.connacks)
         kw = {}
         if self.version == 5:
             kw["clean_start"] = self.clean
@@ -1052,6 +1135,11 @@ class Client:
                 kw["properties"] = props
         self.c.connect("127.0.0.1", self.port, self.keepalive, **kw)
         self.local_port = self.c.socket().getsockname()[1]
+
+    def finish_connect(self, timeout=5, expect_code=0):
+        """Start the network thread and wait for the CONNACK; returns it as
+        (session present, code, properties)."""
+        n = self._connacks_before
         self.c.loop_start()
         self.wait(lambda: len(self.connacks) > n, timeout, "CONNACK")
         ack = self.connacks[n]
@@ -1133,6 +1221,50 @@ class Client:
             self.c.disconnect()
         finally:
             self.c.loop_stop()
+
+
+def session_props(expiry=None, receive_maximum=None):
+    """paho CONNECT properties (5.0): Session Expiry Interval (seconds),
+    Receive Maximum; None leaves one out."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    p = Properties(PacketTypes.CONNECT)
+    if expiry is not None:
+        p.SessionExpiryInterval = expiry
+    if receive_maximum is not None:
+        p.ReceiveMaximum = receive_maximum
+    return p
+
+
+def client_elsewhere(b, make, avoid, props=None, tries=40):
+    """A paho client made by make() (not connected), its CONNECT sent on a
+    connection a worker slot other than avoid accepted, where the target
+    has several (avoid None: any slot).  A connection that lands on avoid
+    is closed unread (what the broker sent it stays unacknowledged, to be
+    sent again) and another client made.  Returns (client, slot); the
+    caller completes the connection with finish_connect()."""
+    for _ in range(tries):
+        c = make()
+        c.start_connect(props)
+        s = b.slot_of_socket(c.local_port)
+        if b.slots == 1 or avoid is None or s != avoid:
+            return c, s
+        c.close()
+    raise TestFailure("%d connections all landed on worker slot %d" % (tries, avoid))
+
+
+def raw_elsewhere(b, version, name, avoid, tries=40):
+    """A RawClient whose TCP connection a worker slot other than avoid
+    accepted, where the target has several (avoid None: any slot);
+    nothing is sent on a connection that lands on avoid: it is closed and
+    another one opened.  Returns (client, slot); the caller connects."""
+    for _ in range(tries):
+        r = RawClient(b.port, version, name)
+        s = b.slot_of_socket(r.local_port)
+        if b.slots == 1 or avoid is None or s != avoid:
+            return r, s
+        r.close()
+    raise TestFailure("%d connections all landed on worker slot %d" % (tries, avoid))
 
 
 @contextlib.contextmanager
