@@ -47,7 +47,11 @@
 const char *
 conn_addr(const struct conn *c, char *out, size_t len)
 {
-	return addr_peer(c->fd, out, len);
+	if (c->peer.sa.sa_family == AF_UNSPEC) {
+		snprintf(out, len, "-");
+		return out;
+	}
+	return addr_format(&c->peer.sa, out, len);
 }
 
 static void
@@ -441,6 +445,7 @@ void
 conn_accept(struct worker *w, int fd)
 {
 	struct conn	*c;
+	socklen_t	 sl;
 	int		 one = 1;
 	int64_t		 max = config_num(&w->proc->cfg,
 			    OPT_mqtt_max_connections);
@@ -468,6 +473,9 @@ conn_accept(struct worker *w, int fd)
 	}
 	c->w = w;
 	c->fd = fd;
+	sl = sizeof(c->peer);
+	if (getpeername(fd, &c->peer.sa, &sl) == -1)
+		c->peer.sa.sa_family = AF_UNSPEC;
 	c->id = ++w->next_conn_id;
 	c->created = c->last_rx = clock_mono_ms();
 	c->next_packet_id = 1;

@@ -8,6 +8,8 @@
 
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
 #include <stdint.h>
 
 #include <event2/event_struct.h>
@@ -100,6 +102,13 @@ struct conn {
 	uint32_t		 max_out_packet; /* client's maximum packet size */
 	uint32_t		 out_msgs;	/* PUBLISHes in `out` not yet written */
 	int64_t			 last_rx;	/* monotonic ms of the last packet */
+	union {				/* the client's address, at accept:
+					   it is logged after the socket
+					   may have lost it */
+		struct sockaddr		 sa;
+		struct sockaddr_in	 in4;
+		struct sockaddr_in6	 in6;
+	}			 peer;
 	int64_t			 created;
 	char			*client_id;
 	uint16_t		 client_id_len;

@@ -470,10 +470,16 @@ class PromptMQ(Broker):
         a connection that landed on the wrong worker before its CONNECT
         has any effect (reading /proc/PID/fd needs the workers' user or
         root)."""
+        logged = re.compile(r"worker/(\d+)\[\d+\] [^\n]*addr=127\.0\.0\.1:%d\b" %
+                            local_port)
+
         def find():
             inode = _accepted_inode(self.port, local_port)
             if not inode:
-                return None     # not accepted yet
+                # gone already (a client id taken over on a slow
+                # machine), or not accepted yet: the log may know
+                m = logged.search(self.log())
+                return (int(m.group(1)),) if m else None
             link = "socket:[%d]" % inode
             for slot in range(self.slots):
                 fds = "/proc/%d/fd" % self.worker_pid(slot)
@@ -490,6 +496,13 @@ class PromptMQ(Broker):
             return None
         return wait_for(find, timeout, "a worker to accept the connection from port %d" %
                         local_port)[0]
+
+    def wait_closed(self, local_port, timeout=5):
+        """Wait until a worker logged the end of the connection from
+        127.0.0.1:local_port: a test that closes a connection and opens
+        another with the same client id must not have the first one's
+        CONNECT overtake the second's on a slow machine."""
+        self.wait_log(r"addr=127\.0\.0\.1:%d\b[^\n]*reason=" % local_port, timeout)
 
     def connection_slots(self, client_id, n, timeout=5):
         """The worker slots that logged the first n connections of
@@ -574,6 +587,9 @@ class Mosquitto(Broker):
 
     def slot_of_socket(self, local_port, timeout=5):
         return 0
+
+    def wait_closed(self, local_port, timeout=5):
+        pass
 
     def connection_slots(self, client_id, n, timeout=5):
         return [0] * n
@@ -1250,6 +1266,7 @@ def client_elsewhere(b, make, avoid, props=None, tries=40):
         if b.slots == 1 or avoid is None or s != avoid:
             return c, s
         c.close()
+        b.wait_closed(c.local_port)
     raise TestFailure("%d connections all landed on worker slot %d" % (tries, avoid))
 
 
@@ -1264,6 +1281,7 @@ def raw_elsewhere(b, version, name, avoid, tries=40):
         if b.slots == 1 or avoid is None or s != avoid:
             return r, s
         r.close()
+        b.wait_closed(r.local_port)
     raise TestFailure("%d connections all landed on worker slot %d" % (tries, avoid))
 
 
