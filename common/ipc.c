@@ -84,6 +84,8 @@ ipc_type_name(uint16_t type)
 		return "SESS_SUB";
 	case IPC_SESS_MSG:
 		return "SESS_MSG";
+	case IPC_SESS_QOS2:
+		return "SESS_QOS2";
 	case IPC_REG_REFUSED:
 		return "REG_REFUSED";
 	case IPC_ROUTE_SET:

@@ -109,8 +109,12 @@ enum ipc_type {
 				   filter */
 	IPC_SESS_MSG = 0x0385,	/* corr: conn; seq: session sequence; body:
 				   IPC_SESS_MSG_HEADER (u16 node, u16 0, u32
-				   epoch, u64 session id, u8 QoS, u8 DUP, u8
-				   level, u8 0), the PUBLISH as received */
+				   epoch, u64 session id, u8 QoS, u8 flags
+				   (IPC_SESS_MSG_*), u8 level, u8 0), the
+				   PUBLISH as received */
+	IPC_SESS_QOS2 = 0x0386,	/* corr: conn; before REG_GRANTED: (u16)* the
+				   packet ids of QoS 2 messages the client
+				   published and has not released */
 
 	/* worker <-> worker: routing */
 	IPC_ROUTE_SET = 0x0401,	/* corr: ack id or 0; body: u32 count, filter */
@@ -149,6 +153,8 @@ enum wal_record_type {
 #define IPC_GRANTED_SIZE	16
 #define IPC_SESS_SUB_HEADER	8
 #define IPC_SESS_MSG_HEADER	20
+#define IPC_SESS_MSG_DUP	0x01	/* sent before: set DUP */
+#define IPC_SESS_MSG_RELEASE	0x02	/* PUBREC recorded: send PUBREL only */
 
 struct ipc_identity {
 	uint8_t		role;

@@ -102,6 +102,9 @@ int	 walrec_subscription_decode(const uint8_t *, size_t,
 enum walrec_ack_state {
 	WALREC_ACK_DONE = 1,		/* PUBACK or PUBCOMP: delivered */
 	WALREC_ACK_RECEIVED = 2,	/* PUBREC: the release is due */
+	WALREC_ACK_RELEASED = 3,	/* PUBREL of a QoS 2 message the client
+					   published: the key is its packet
+					   id, free again */
 };
 
 struct walrec_ack {
@@ -109,7 +112,9 @@ struct walrec_ack {
 	uint32_t	 epoch;
 	uint64_t	 sid;
 	uint16_t	 count;
-	const uint8_t	*entries;	/* count x (u64 sequence, u8 state) */
+	const uint8_t	*entries;	/* count x (u64 key, u8 state): the key
+					   is a session sequence, or for
+					   RELEASED a packet id */
 };
 
 #define WALREC_ACK_ENTRY	9

@@ -18,7 +18,9 @@
  *               "clock"       -> u64   wall clock (ms) of the last commit
  *   streams.db  u8 role, u16 slot, u64 generation -> u64 highest sequence
  *   sessions.db u16 node, u64 session id -> the stored session (sessions.c)
- *   queue.db    u16 node, u64 session id, u64 sequence -> u64 LSN, u8 QoS
+ *   queue.db    u16 node, u64 session id, u64 sequence -> u64 LSN, u8 QoS,
+ *               u8 state (0 queued, 1 QoS 2 received; absent in rows
+ *               written before QoS 2: 0)
  */
 #include "config.h"
 
@@ -36,7 +38,8 @@
 #define STREAM_KEY	11
 #define SESSION_KEY	10
 #define QUEUE_KEY	18
-#define QUEUE_VALUE	9
+#define QUEUE_VALUE_1	9
+#define QUEUE_VALUE	10
 #define INDEX_MAX_LOCKS	200000
 
 struct index {
@@ -406,13 +409,14 @@ index_session_del(struct index *ix, uint16_t node, uint64_t sid)
 
 int
 index_queue_put(struct index *ix, uint16_t node, uint64_t sid, uint64_t seq,
-    uint64_t lsn, uint8_t qos)
+    uint64_t lsn, uint8_t qos, uint8_t state)
 {
 	uint8_t	 k[QUEUE_KEY], v[QUEUE_VALUE];
 
 	queue_key(k, node, sid, seq);
 	buf_store_u64(v, lsn);
 	v[8] = qos;
+	v[9] = state;
 	return put(ix, ix->queue, "queue", k, sizeof(k), v, sizeof(v));
 }
 
@@ -502,12 +506,13 @@ queue_row(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
 {
 	struct queue_walk	*qw = arg;
 
-	if (klen != QUEUE_KEY || vlen != QUEUE_VALUE) {
+	if (klen != QUEUE_KEY || (vlen != QUEUE_VALUE && vlen != QUEUE_VALUE_1)) {
 		qw->bad++;
 		return 0;
 	}
 	return qw->fn(qw->arg, buf_load_u16(k), buf_load_u64(k + 2),
-	    buf_load_u64(k + SESSION_KEY), buf_load_u64(v), v[8]);
+	    buf_load_u64(k + SESSION_KEY), buf_load_u64(v), v[8],
+	    vlen == QUEUE_VALUE ? v[9] : 0);
 }
 
 int

@@ -10,10 +10,15 @@
  * first (walsvc_append) and then applies like any other.
  *
  *   publish       matched against the stored sessions' subscriptions;
- *                 queued for each with an effective QoS >= 1
+ *                 queued for each with an effective QoS >= 1; a QoS 2
+ *                 message from a stored session adds its packet id to
+ *                 that session's incoming set
  *   session       open (create or resume: epoch + 1), offline, end
  *   subscription  added or removed (only with the current epoch)
- *   ack           messages acknowledged by the client (current epoch)
+ *   ack           messages delivered (PUBACK, PUBCOMP) or received
+ *                 (PUBREC) by the client (current epoch); incoming QoS 2
+ *                 packet ids released (PUBREL, any epoch: a fact about
+ *                 the client)
  *
  * The epoch grows with every connection granted the session; a record
  * from an older one (a dead worker's last batch, a connection taken
@@ -22,10 +27,12 @@
  * Serving (docs/architecture.md, "Persistent sessions"):
  *   1) a grant is sent only once its record is shippable (durable as
  *      storage.wal-sync defines it): the session's subscriptions
- *      (SESS_SUB) then REG_GRANTED;
+ *      (SESS_SUB), its incoming QoS 2 packet ids (SESS_QOS2), then
+ *      REG_GRANTED;
  *   2) the queue follows (SESS_MSG), oldest first, at most `credit`
  *      messages beyond what the client acknowledged, and never a message
- *      whose LSN is not shippable yet;
+ *      whose LSN is not shippable yet; a QoS 2 message whose PUBREC was
+ *      recorded goes as "release" (PUBREL only);
  *   3) a connection that ends leaves the session offline; expiry is
  *      counted in wall-clock time from the record that says so.
  *
@@ -57,12 +64,14 @@
 #define ID_SPACE		65535	/* packet ids derived from sequences */
 #define CREDIT_MIN		8
 #define CREDIT_MAX		4096
-#define ROW_FORMAT		1
+#define ROW_FORMAT_1		1	/* without incoming QoS 2 ids */
+#define ROW_FORMAT		2
+#define QOS2_IDS_PER_RECORD	16384
 
 enum entry_state {
-	ENTRY_QUEUED = 0,	/* waiting to be sent */
-	ENTRY_SENT = 1,		/* sent to the current connection */
-	ENTRY_DONE = 2,		/* acknowledged: gone when it reaches the head */
+	ENTRY_QUEUED = 0,	/* to be delivered */
+	ENTRY_RECEIVED = 1,	/* QoS 2, PUBREC recorded: PUBREL due */
+	ENTRY_DONE = 2,		/* delivered: gone when it reaches the head */
 };
 
 /* A queued message's body, kept once for every queue that holds it. */
@@ -80,6 +89,7 @@ struct entry {
 	struct body	*body;		/* NULL once DONE */
 	uint8_t		 qos;
 	uint8_t		 state;		/* enum entry_state */
+	uint8_t		 shipped;	/* sent to the current connection */
 	uint8_t		 dup;		/* sent before: DUP when sent again */
 };
 
@@ -112,7 +122,10 @@ struct session {
 	size_t			 qhead, qlen, qcap;
 	size_t			 qbytes;
 	size_t			 ship_next;	/* offset of the next to send */
-	uint32_t		 sent;		/* entries in state SENT */
+	uint32_t		 sent;		/* shipped, not done */
+	/* QoS 2 packet ids the client published and has not released */
+	uint16_t		*q2in;
+	uint32_t		 nq2in, q2in_cap;
 	/* serving */
 	struct reg_holder	 owner;
 	uint16_t		 window;
@@ -317,11 +330,12 @@ body_unref(struct sessions *ss, struct body *b)
 /* ---------------------------------------------------------------------
  * Session rows in the index.
  *
- *	u8 format (1), u8 level, u16 client id length, u32 epoch,
+ *	u8 format (2), u8 level, u16 client id length, u32 epoch,
  *	u32 expiry, u32 0, u64 offline since (wall ms, 0: online),
  *	u64 next sequence, client id,
  *	u16 subscriptions, each: u8 QoS, u8 flags, u8 retain handling,
- *	    u8 0, u32 identifier, u16 length, filter
+ *	    u8 0, u32 identifier, u16 length, filter,
+ *	u32 incoming QoS 2 packet ids, each u16 (format 1 rows end before)
  */
 
 static void
@@ -349,6 +363,7 @@ row_encode(const struct session *s, struct buf *b)
 {
 	const struct ssub	*u;
 	uint16_t		 n = 0;
+	uint32_t		 i;
 
 	buf_add_u8(b, ROW_FORMAT);
 	buf_add_u8(b, s->level);
@@ -371,6 +386,9 @@ row_encode(const struct session *s, struct buf *b)
 		buf_add_u16(b, u->len);
 		buf_add(b, u->filter, u->len);
 	}
+	buf_add_u32(b, s->nq2in);
+	for (i = 0; i < s->nq2in; i++)
+		buf_add_u16(b, s->q2in[i]);
 	return buf_failed(b) ? -1 : 0;
 }
 
@@ -527,6 +545,7 @@ session_destroy(struct walsvc *ws, struct session *s)
 	index_session_del(ws->index, s->node, s->sid);
 	unlink_lists(ss, s);
 	ss->count--;
+	free(s->q2in);
 	free(s->q);
 	free(s);
 }
@@ -598,20 +617,55 @@ expiry_pop(struct sessions *ss)
  * Applying records.
  */
 
-/* A new connection: everything not acknowledged is to be sent again. */
+/* A new connection: everything not delivered is to be sent again. */
 static void
 entries_reset(struct session *s)
 {
-	struct entry	*e;
 	size_t		 i;
 
-	for (i = 0; i < s->qlen; i++) {
-		e = entry_at(s, i);
-		if (e->state == ENTRY_SENT)
-			e->state = ENTRY_QUEUED;
-	}
+	for (i = 0; i < s->qlen; i++)
+		entry_at(s, i)->shipped = 0;
 	s->sent = 0;
 	s->ship_next = 0;
+}
+
+static int
+q2in_find(const struct session *s, uint16_t id)
+{
+	uint32_t	 i;
+
+	for (i = 0; i < s->nq2in; i++)
+		if (s->q2in[i] == id)
+			return (int)i;
+	return -1;
+}
+
+static int
+q2in_add(struct session *s, uint16_t id)
+{
+	uint16_t	*q;
+	uint32_t	 cap;
+
+	if (q2in_find(s, id) >= 0)
+		return 0;
+	if (s->nq2in == s->q2in_cap) {
+		cap = s->q2in_cap ? s->q2in_cap * 2 : 8;
+		if ((q = realloc(s->q2in, cap * sizeof(*q))) == NULL)
+			return -1;
+		s->q2in = q;
+		s->q2in_cap = cap;
+	}
+	s->q2in[s->nq2in++] = id;
+	return 0;
+}
+
+static void
+q2in_remove(struct session *s, uint16_t id)
+{
+	int	 i = q2in_find(s, id);
+
+	if (i >= 0)
+		s->q2in[i] = s->q2in[--s->nq2in];
 }
 
 static void
@@ -741,19 +795,34 @@ apply_ack(struct walsvc *ws, const struct wal_record *rec)
 		    "lsn=%llu", (unsigned long long)rec->lsn);
 		return;
 	}
-	if ((s = find_sid(ss, r.node, r.sid)) == NULL || s->epoch != r.epoch ||
-	    s->qlen == 0)
+	if ((s = find_sid(ss, r.node, r.sid)) == NULL)
 		return;
-	first = entry_at(s, 0)->seq;
+	first = s->qlen ? entry_at(s, 0)->seq : 0;
 	for (i = 0; i < r.count; i++) {
 		walrec_ack_entry(&r, i, &seq, &state);
-		if (state != WALREC_ACK_DONE || seq < first ||
+		if (state == WALREC_ACK_RELEASED) {
+			/* the client's PUBREL: true whoever heard it */
+			q2in_remove(s, (uint16_t)seq);
+			mark_dirty(ss, s);
+			continue;
+		}
+		if (s->epoch != r.epoch || seq < first || s->qlen == 0 ||
 		    seq - first >= s->qlen)
 			continue;
 		e = entry_at(s, (size_t)(seq - first));
 		if (e->state == ENTRY_DONE)
 			continue;
-		if (e->state == ENTRY_SENT)
+		if (state == WALREC_ACK_RECEIVED) {
+			if (e->qos == 2 && e->state == ENTRY_QUEUED) {
+				e->state = ENTRY_RECEIVED;
+				index_queue_put(ws->index, s->node, s->sid,
+				    e->seq, e->body->lsn, e->qos, e->state);
+			}
+			continue;
+		}
+		if (state != WALREC_ACK_DONE)
+			continue;
+		if (e->shipped)
 			s->sent--;
 		e->state = ENTRY_DONE;
 		s->qbytes -= e->body->len;
@@ -837,7 +906,8 @@ enqueue(struct walsvc *ws, struct session *s, const struct wal_record *rec,
 	}
 	s->qbytes += p->len;
 	ss->queued++;
-	index_queue_put(ws->index, s->node, s->sid, seq, rec->lsn, qos);
+	index_queue_put(ws->index, s->node, s->sid, seq, rec->lsn, qos,
+	    ENTRY_QUEUED);
 	mark_ready(ss, s);
 }
 
@@ -859,15 +929,23 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 	uint64_t			 stamp;
 	uint8_t				 qos;
 
-	if (sub_local_count(ss->table) == 0)
-		return;
 	if (walrec_publish_decode(rec->payload, rec->length, &p) == -1 ||
 	    mqtt_decode_stored_publish(p.packet, p.len, p.level, &pkt) == -1) {
 		log_limited(&rl, LOG_LEVEL_WARN, "malformed publish record not "
 		    "queued", "lsn=%llu", (unsigned long long)rec->lsn);
 		return;
 	}
-	if (pkt.publish.qos == 0 || pkt.publish.topic.len == 0)
+	/* received from a stored session: its id is taken until released */
+	if (pkt.publish.qos == 2 && p.sid != 0 &&
+	    (s = find_sid(ss, p.node, p.sid)) != NULL) {
+		if (q2in_add(s, p.packet_id) == -1)
+			log_limited(&rl, LOG_LEVEL_ERROR, "out of memory keeping "
+			    "a QoS 2 packet id", "client=%.*s", (int)s->idlen,
+			    s->client_id);
+		mark_dirty(ss, s);
+	}
+	if (sub_local_count(ss->table) == 0 || pkt.publish.qos == 0 ||
+	    pkt.publish.topic.len == 0)
 		return;
 	if (sub_match(ss->table, pkt.publish.topic.data,
 	    pkt.publish.topic.len, &ss->match) == -1) {
@@ -961,7 +1039,7 @@ ship(struct walsvc *ws, struct session *s)
 	first = entry_at(s, 0)->seq;
 	while (s->ship_next < s->qlen && s->sent < credit(s)) {
 		e = entry_at(s, s->ship_next);
-		if (e->state == ENTRY_DONE) {
+		if (e->state == ENTRY_DONE || e->shipped) {
 			s->ship_next++;
 			continue;
 		}
@@ -976,7 +1054,8 @@ ship(struct walsvc *ws, struct session *s)
 		buf_add_u32(b, s->epoch);
 		buf_add_u64(b, s->sid);
 		buf_add_u8(b, e->qos);
-		buf_add_u8(b, e->dup);
+		buf_add_u8(b, (e->dup ? IPC_SESS_MSG_DUP : 0) |
+		    (e->state == ENTRY_RECEIVED ? IPC_SESS_MSG_RELEASE : 0));
 		buf_add_u8(b, e->body->level);
 		buf_add_u8(b, 0);
 		buf_add(b, e->body->packet, e->body->len);
@@ -985,7 +1064,7 @@ ship(struct walsvc *ws, struct session *s)
 			break;
 		}
 		ipc_link_record_end(link, start);
-		e->state = ENTRY_SENT;
+		e->shipped = 1;
 		e->dup = 1;
 		s->sent++;
 		s->ship_next++;
@@ -1000,6 +1079,7 @@ send_grant(struct walsvc *ws, const struct reg_holder *h, uint8_t present,
 	const struct ssub	*u;
 	struct buf		*b;
 	size_t			 start;
+	uint32_t		 i, n, k;
 	uint8_t			 body[IPC_GRANTED_SIZE];
 
 	if ((link = owner_link(ws, h)) == NULL)
@@ -1014,6 +1094,20 @@ send_grant(struct walsvc *ws, const struct reg_holder *h, uint8_t present,
 		buf_add_u8(b, 0);
 		buf_add_u32(b, u->options.sub_id);
 		buf_add(b, u->filter, u->len);
+		if (buf_failed(b)) {
+			buf_truncate(b, start);
+			return;
+		}
+		ipc_link_record_end(link, start);
+	}
+	for (i = 0; s && i < s->nq2in; i += n) {
+		n = s->nq2in - i < QOS2_IDS_PER_RECORD ? s->nq2in - i :
+		    QOS2_IDS_PER_RECORD;
+		if ((b = ipc_link_record_begin(link, IPC_SESS_QOS2, 0, h->conn,
+		    &start)) == NULL)
+			return;
+		for (k = 0; k < n; k++)
+			buf_add_u16(b, s->q2in[i + k]);
 		if (buf_failed(b)) {
 			buf_truncate(b, start);
 			return;
@@ -1359,12 +1453,14 @@ load_session(void *arg, uint16_t node, uint64_t sid, const uint8_t *row,
 	struct sub_options	 o;
 	const uint8_t		*id, *filter;
 	uint16_t		 idlen, n, flen, i;
-	uint8_t			 level, flags;
+	uint32_t		 nq2, q;
+	uint8_t			 format, level, flags;
 	uint32_t		 epoch, expiry;
 	uint64_t		 offline, next_seq;
 
 	buf_reader_init(&rd, row, len);
-	if (buf_read_u8(&rd) != ROW_FORMAT)
+	format = buf_read_u8(&rd);
+	if (format != ROW_FORMAT && format != ROW_FORMAT_1)
 		goto bad;
 	level = buf_read_u8(&rd);
 	idlen = buf_read_u16(&rd);
@@ -1398,6 +1494,15 @@ load_session(void *arg, uint16_t node, uint64_t sid, const uint8_t *row,
 			log_warnx("stored subscription not restored",
 			    "client=%.*s", (int)idlen, (const char *)id);
 	}
+	if (format == ROW_FORMAT) {
+		nq2 = buf_read_u32(&rd);
+		for (q = 0; q < nq2 && !rd.failed; q++)
+			if (q2in_add(s, buf_read_u16(&rd)) == -1)
+				return -1;
+	}
+	if (rd.failed)
+		log_warnx("session row cut short; what it lacked is lost",
+		    "client=%.*s", (int)idlen, (const char *)id);
 	expiry_push(ss, s);
 	return 0;
 bad:
@@ -1408,7 +1513,7 @@ bad:
 
 static int
 load_entry(void *arg, uint16_t node, uint64_t sid, uint64_t seq, uint64_t lsn,
-    uint8_t qos)
+    uint8_t qos, uint8_t state)
 {
 	struct walsvc	*ws = arg;
 	struct sessions	*ss = ws->sessions;
@@ -1438,6 +1543,8 @@ load_entry(void *arg, uint16_t node, uint64_t sid, uint64_t seq, uint64_t lsn,
 		return -1;
 	/* whether an earlier walsvc sent it is not known: say DUP */
 	entry_at(s, s->qlen - 1)->dup = 1;
+	if (state == ENTRY_RECEIVED && qos == 2)
+		entry_at(s, s->qlen - 1)->state = ENTRY_RECEIVED;
 	return 0;
 }
 
@@ -1569,6 +1676,7 @@ sessions_close(struct walsvc *ws)
 			for (j = 0; j < s->qlen; j++)
 				if (entry_at(s, j)->body)
 					body_unref(ss, entry_at(s, j)->body);
+			free(s->q2in);
 			free(s->q);
 			free(s);
 		}

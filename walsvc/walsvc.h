@@ -144,7 +144,7 @@ size_t	 sessions_count(const struct walsvc *);
 typedef int	(*index_session_fn)(void *arg, uint16_t node, uint64_t sid,
 		    const uint8_t *row, size_t len);
 typedef int	(*index_queue_fn)(void *arg, uint16_t node, uint64_t sid,
-		    uint64_t seq, uint64_t lsn, uint8_t qos);
+		    uint64_t seq, uint64_t lsn, uint8_t qos, uint8_t state);
 
 int	 index_open(struct index **, const char *dir, uint64_t cache_bytes,
 	    char *err, size_t errlen);
@@ -162,7 +162,7 @@ int	 index_session_put(struct index *, uint16_t node, uint64_t sid,
 	    const void *, size_t);
 int	 index_session_del(struct index *, uint16_t node, uint64_t sid);
 int	 index_queue_put(struct index *, uint16_t node, uint64_t sid,
-	    uint64_t seq, uint64_t lsn, uint8_t qos);
+	    uint64_t seq, uint64_t lsn, uint8_t qos, uint8_t state);
 int	 index_queue_del(struct index *, uint16_t node, uint64_t sid,
 	    uint64_t seq);
 int	 index_sessions_load(struct index *, index_session_fn, void *);

@@ -158,9 +158,9 @@ free_conn(struct conn *c)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c->client_id);
-	free(c->inflight_ids);
-	free(c->inflight_seqs);
+	free(c->inflight);
 	free(c->acks);
+	free(c->q2in);
 	free_subs(c->granted_subs);
 	free(c->will);
 	free(c);
@@ -257,11 +257,13 @@ dispatch(struct conn *c, const struct mqtt_packet *pkt,
 		conn_close(c, NO_REASON, "client disconnected");
 		break;
 	case MQTT_PUBREC:
+		pubrec_handle(c, pkt);
+		break;
 	case MQTT_PUBREL:
+		pubrel_handle(c, pkt);
+		break;
 	case MQTT_PUBCOMP:
-		/* we grant and send no QoS 2, so none of these can be due */
-		protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
-		    "QoS 2 flow without QoS 2");
+		pubcomp_handle(c, pkt);
 		break;
 	case MQTT_AUTH:
 		protocol_error(c, MQTT_RC_PROTOCOL_ERROR,

@@ -171,9 +171,10 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 
 	/* 3) the will: what this broker cannot honour is refused (5.0) */
 	if (cn->will) {
-		if (cn->will_qos > 1 && c->level == MQTT_LEVEL_5) {
+		if (cn->will_qos > config_num(cfg, OPT_mqtt_max_qos) &&
+		    c->level == MQTT_LEVEL_5) {
 			refuse(c, MQTT_RC_QOS_NOT_SUPPORTED,
-			    "will QoS 2 is not supported");
+			    "will QoS above mqtt.max-qos");
 			return;
 		}
 		if (cn->will_retain && c->level == MQTT_LEVEL_5) {
@@ -297,8 +298,11 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 		p->receive_maximum = (uint16_t)config_num(cfg,
 		    OPT_mqtt_max_inflight);
 		mqtt_props_set(p, MQTT_PROP_RECEIVE_MAXIMUM);
-		p->maximum_qos = maxqos > 1 ? 1 : (uint8_t)maxqos;
-		mqtt_props_set(p, MQTT_PROP_MAXIMUM_QOS);
+		/* absent means 2 */
+		if (maxqos < 2) {
+			p->maximum_qos = (uint8_t)maxqos;
+			mqtt_props_set(p, MQTT_PROP_MAXIMUM_QOS);
+		}
 		p->retain_available = 0;
 		mqtt_props_set(p, MQTT_PROP_RETAIN_AVAILABLE);
 		/* at or near the protocol's own limit it says nothing (and

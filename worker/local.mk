@@ -9,6 +9,6 @@ promptmq_worker_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 promptmq_worker_LDADD = $(PMQ_LIBS)
 promptmq_worker_SOURCES += \
 	worker/connect.c \
-	worker/publish.c \
+	worker/publish.c worker/deliver.c worker/session.c \
 	worker/route.c \
 	worker/subscribe.c

@@ -55,6 +55,9 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 				goto bad;
 			registry_session_sub(w, rec.corr, rec.body, rec.len);
 			break;
+		case IPC_SESS_QOS2:
+			session_incoming(w, rec.corr, rec.body, rec.len);
+			break;
 		case IPC_SESS_MSG:
 			if (rec.len <= IPC_SESS_MSG_HEADER || rec.seq == 0)
 				goto bad;

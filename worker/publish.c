@@ -1,31 +1,30 @@
 /*
- * publish.c - PUBLISH in both directions, and PUBACK.
+ * publish.c - messages from clients: PUBLISH in, PUBREL, and routing.
  *
- * Inbound (a client publishes):
+ * A client publishes:
  *   1) checks: QoS and RETAIN within what this broker grants, no topic
- *      alias (none is offered), the receive maximum respected;
- *   2) routing: the subscription table gives the local receivers and the
- *      workers with matching subscriptions; each of those workers gets
- *      the packet once (FWD_PUBLISH, batched per turn); a message for a
- *      receiver on this worker never leaves the process;
- *   3) QoS 1: the packet is appended to the message log through walsvc
- *      (walc.h); the PUBACK waits in a FIFO until the log reports the
- *      append durable under storage.wal-sync (wal-sync=none: at once).
- *      Delivery to online receivers does not wait for it: the brief
- *      allows QoS 1 to be forwarded before it is durable.
+ *      alias (none is offered), the receive maximum respected (MQTT 5:
+ *      DISCONNECT 0x93 past it, counted, never by not reading);
+ *   2) QoS 0 and 1: routed at once (the brief allows QoS 1 to reach
+ *      online subscribers before it is durable); QoS 1 is appended to the
+ *      log through walsvc (walc.h) and its PUBACK waits, in a FIFO, until
+ *      the log reports the append durable under storage.wal-sync;
+ *   3) QoS 2: appended to the log, and routed and answered with PUBREC
+ *      only once durable, so that nobody gets a message the log could
+ *      still lose; its packet id stays "received" until the client's
+ *      PUBREL, and a PUBLISH with that id meanwhile (a resend with DUP)
+ *      gets PUBREC again without being delivered twice.  A stored
+ *      session records the release before answering PUBCOMP
+ *      (session.c); a clean one answers at once.
+ * Reading stops while the messages waiting for the log reach
+ * mqtt.max-inflight (3.x clients have no Receive Maximum); a QoS 2
+ * message waiting for its PUBREL never stops reading.
  *
- * Outbound (delivery to a receiver): QoS is the lower of the message's
- * and the subscription's.  QoS 1 messages beyond the client's receive
- * window wait in the connection's queue; every queue is bounded by
- * mqtt.max-queued-messages and mqtt.max-queued-bytes, and what a bound
- * drops is counted and logged (rate-limited), never silent.
- *
- * A stored session (connect.c) gets every message whose QoS for it is 1
- * or more from walsvc only (SESS_MSG), in log order, and never through
- * this worker's routing: its packet ids come from the session sequence,
- * so a message sent again after a reconnection keeps its id, and its
- * acknowledgements are appended to the log (ack records, one per session
- * and turn).  QoS 0 reaches it directly like any client.
+ * Routing: the subscription table gives the local receivers and the
+ * workers with matching subscriptions; each of those workers gets the
+ * packet once (FWD_PUBLISH, batched per turn); a message for a receiver
+ * on this worker never leaves the process.  Stored sessions get their
+ * QoS >= 1 messages from walsvc instead (session.c).
  *
  * Packets travel between processes as the client sent them, with their
  * protocol level; every receiver decodes them with the one codec and
@@ -33,7 +32,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,194 +43,7 @@
 #include "walrec.h"
 #include "worker.h"
 
-/* Packet ids of a stored session's messages: from the sequence. */
-#define SEQ_ID_SPACE	65535
-
-static void
-drop(struct conn *c, int qos, const char *why)
-{
-	static struct log_ratelimit	 rl;
-
-	if (qos == 0)
-		c->w->stats.dropped_qos0++;
-	else
-		c->w->stats.dropped_queue++;
-	log_limited(&rl, LOG_LEVEL_WARN, "message dropped for a slow client",
-	    "client=%.*s qos=%d why=\"%s\" dropped_qos0=%llu "
-	    "dropped_queued=%llu", (int)c->client_id_len, c->client_id, qos,
-	    why, (unsigned long long)c->w->stats.dropped_qos0,
-	    (unsigned long long)c->w->stats.dropped_queue);
-}
-
-static uint16_t
-alloc_packet_id(struct conn *c)
-{
-	uint16_t	 id;
-	unsigned	 i;
-
-	for (;;) {
-		id = c->next_packet_id++;
-		if (c->next_packet_id == 0)
-			c->next_packet_id = 1;
-		for (i = 0; i < c->inflight_out; i++)
-			if (c->inflight_ids[i] == id)
-				break;
-		if (i == c->inflight_out)
-			return id;
-	}
-}
-
-/* Encode one PUBLISH for this client; 0, or -1 if it cannot take it. */
-static int
-encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
-    uint16_t packet_id, uint8_t dup)
-{
-	struct mqtt_delivery	 d;
-	struct buf		*out = conn_out(c);
-	size_t			 start = out->len;
-
-	memset(&d, 0, sizeof(d));
-	d.qos = qos;
-	d.dup = qos > 0 ? dup : 0;
-	d.packet_id = packet_id;
-	if (mqtt_encode_publish_header(out, m, c->level, &d, NULL) == -1 ||
-	    buf_add(out, m->payload.data, m->payload.len) == -1) {
-		buf_truncate(out, start);
-		return -1;
-	}
-	if (c->max_out_packet && out->len - start > c->max_out_packet) {
-		/* MQTT 5: never send more than the client's maximum */
-		buf_truncate(out, start);
-		drop(c, qos, "larger than the client's maximum packet size");
-		return -1;
-	}
-	c->out_msgs++;
-	c->w->stats.deliveries++;
-	return 0;
-}
-
-/*
- * Send a QoS 1 message into the client's window.  seq: its session
- * sequence (a stored session's message from walsvc), which gives its
- * packet id; 0 for a message of this worker's routing.
- */
-static int
-send_qos1(struct conn *c, const struct mqtt_publish *m, uint64_t seq,
-    uint8_t dup)
-{
-	uint16_t	 id;
-
-	if (c->inflight_ids == NULL &&
-	    (c->inflight_ids = calloc(c->send_max, sizeof(uint16_t))) == NULL)
-		return -1;
-	if (seq != 0 && c->inflight_seqs == NULL &&
-	    (c->inflight_seqs = calloc(c->send_max, sizeof(uint64_t))) == NULL)
-		return -1;
-	id = seq != 0 ? (uint16_t)((seq - 1) % SEQ_ID_SPACE + 1) :
-	    alloc_packet_id(c);
-	if (encode_to(c, m, 1, id, dup) == -1) {
-		/* never delivered: acknowledged as if the client had */
-		if (seq != 0)
-			session_ack(c, seq);
-		return -1;
-	}
-	if (seq != 0)
-		c->inflight_seqs[c->inflight_out] = seq;
-	c->inflight_ids[c->inflight_out++] = id;
-	return 0;
-}
-
-static int
-queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
-    size_t rawlen, uint64_t seq, uint8_t dup)
-{
-	struct queued_msg	*q;
-
-	if ((q = malloc(sizeof(*q) + rawlen)) == NULL)
-		return -1;
-	q->next = NULL;
-	q->seq = seq;
-	q->dup = dup;
-	q->level = level;
-	q->qos = qos;
-	q->len = (uint32_t)rawlen;
-	memcpy(q->packet, raw, rawlen);
-	if (c->qtail)
-		c->qtail->next = q;
-	else
-		c->qhead = q;
-	c->qtail = q;
-	c->queued++;
-	c->queued_bytes += rawlen;
-	return 0;
-}
-
-static void
-deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
-    const uint8_t *raw, size_t rawlen, uint8_t qos)
-{
-	const struct config	*cfg = &c->w->proc->cfg;
-	uint64_t		 max_msgs, max_bytes;
-
-	if (c->state != CONN_ACTIVE)
-		return;
-	max_msgs = (uint64_t)config_num(cfg, OPT_mqtt_max_queued_messages);
-	max_bytes = (uint64_t)config_num(cfg, OPT_mqtt_max_queued_bytes);
-	if (qos == 0) {
-		if (c->out_msgs >= max_msgs || c->out.len >= max_bytes) {
-			drop(c, 0, "output queue full");
-			return;
-		}
-		encode_to(c, m, 0, 0, 0);
-		return;
-	}
-	if (c->qhead == NULL && c->inflight_out < c->send_max) {
-		send_qos1(c, m, 0, 0);
-		return;
-	}
-	if (c->queued >= max_msgs || c->queued_bytes + rawlen > max_bytes) {
-		drop(c, qos, "queue beyond the receive window full");
-		return;
-	}
-	if (queue_copy(c, level, qos, raw, rawlen, 0, 0) == -1)
-		drop(c, qos, "out of memory");
-}
-
-/* Send queued QoS 1 messages while the client's window has room. */
-void
-deliver_queued(struct conn *c)
-{
-	struct queued_msg	*q;
-	struct mqtt_packet	 pkt;
-
-	while ((q = c->qhead) != NULL && c->inflight_out < c->send_max &&
-	    c->state == CONN_ACTIVE) {
-		c->qhead = q->next;
-		if (c->qhead == NULL)
-			c->qtail = NULL;
-		c->queued--;
-		c->queued_bytes -= q->len;
-		if (mqtt_decode_stored_publish(q->packet, q->len, q->level, &pkt) == 0)
-			send_qos1(c, &pkt.publish, q->seq, q->dup);
-		else if (q->seq != 0)
-			session_ack(c, q->seq);
-		free(q);
-	}
-}
-
-void
-deliver_free_queue(struct conn *c)
-{
-	struct queued_msg	*q;
-
-	while ((q = c->qhead) != NULL) {
-		c->qhead = q->next;
-		free(q);
-	}
-	c->qtail = NULL;
-	c->queued = 0;
-	c->queued_bytes = 0;
-}
+#define SYNC_NONE	2	/* storage.wal-sync = none */
 
 static int
 add_target(struct worker *w, size_t n, struct conn *c)
@@ -276,13 +87,14 @@ forward(struct worker *w, unsigned slot, uint8_t level, uint64_t origin,
 }
 
 /*
- * Deliver a message to the matching local subscribers and, when
- * `origin` is a client of ours, forward it to the other workers with
- * matching subscriptions.  A client with several matching subscriptions
+ * Deliver a message to the matching local subscribers and, when it was
+ * published here (from_here), forward it to the other workers with
+ * matching subscriptions.  origin: the publishing connection, if it is
+ * still open (no-local).  A client with several matching subscriptions
  * gets the message once, at the highest of their QoS.
  */
 void
-publish_route(struct worker *w, struct conn *origin,
+publish_route(struct worker *w, struct conn *origin, int from_here,
     const struct mqtt_publish *m, uint8_t level, const uint8_t *raw,
     size_t rawlen)
 {
@@ -299,10 +111,11 @@ publish_route(struct worker *w, struct conn *origin,
 		    "subscriptions; message not delivered", "");
 		return;
 	}
-	if (origin) {
+	if (from_here) {
 		for (slot = 0; slot < w->npeers; slot++)
 			if (sub_match_worker(sm, slot))
-				forward(w, slot, level, origin->id, raw, rawlen);
+				forward(w, slot, level, origin ? origin->id : 0,
+				    raw, rawlen);
 	}
 	stamp = ++w->match_stamp;
 	for (i = 0; i < sm->nhits; i++) {
@@ -328,19 +141,14 @@ publish_route(struct worker *w, struct conn *origin,
 	}
 }
 
-static void
-send_puback(struct conn *c, uint16_t packet_id)
-{
-	struct mqtt_packet	 pkt;
-
-	memset(&pkt, 0, sizeof(pkt));
-	pkt.type = MQTT_PUBACK;
-	pkt.ack.packet_id = packet_id;
-	conn_send_packet(c, &pkt);
-}
-
+/*
+ * An answer (and for QoS 2, the routing) that waits until the log holds
+ * append `seq`.  Appends are in sequence order, so the FIFO is too.  A
+ * QoS 2 message (ANSWER_PUBREC) is kept here until then.
+ */
 static int
-push_ack(struct worker *w, uint64_t seq, uint64_t conn_id, uint16_t packet_id)
+push_pending(struct worker *w, uint64_t seq, struct conn *c,
+    uint16_t packet_id, uint8_t kind, const uint8_t *raw, size_t rawlen)
 {
 	struct pending_ack	*a;
 	size_t			 n = w->acks_tail - w->acks_head, cap;
@@ -360,14 +168,65 @@ push_ack(struct worker *w, uint64_t seq, uint64_t conn_id, uint16_t packet_id)
 			w->acks_cap = cap;
 		}
 	}
-	a = &w->acks[w->acks_tail++];
+	a = &w->acks[w->acks_tail];
+	memset(a, 0, sizeof(*a));
 	a->seq = seq;
-	a->conn_id = conn_id;
+	a->conn_id = c->id;
 	a->packet_id = packet_id;
+	a->kind = kind;
+	if (raw != NULL) {
+		if ((a->packet = malloc(rawlen)) == NULL)
+			return -1;
+		memcpy(a->packet, raw, rawlen);
+		a->len = (uint32_t)rawlen;
+		a->level = c->level;
+	}
+	w->acks_tail++;
 	return 0;
 }
 
-/* The log holds everything up to `seq`: the owed PUBACKs go out. */
+int
+publish_answer_later(struct worker *w, uint64_t seq, struct conn *c,
+    uint16_t packet_id, uint8_t kind)
+{
+	return push_pending(w, seq, c, packet_id, kind, NULL, 0);
+}
+
+/* Reading resumes once fewer messages than the limit wait for the log. */
+static void
+waiting_changed(struct conn *c)
+{
+	int64_t	 max = config_num(&c->w->proc->cfg, OPT_mqtt_max_inflight);
+
+	conn_pause(c, PAUSE_INFLIGHT, c->inflight_in + c->q2_logging >= max);
+}
+
+/* A QoS 2 message is in the log: it goes out, the client hears PUBREC. */
+static void
+qos2_logged(struct worker *w, struct conn *c, struct pending_ack *a)
+{
+	static struct log_ratelimit	 rl;
+	struct mqtt_packet		 pkt;
+	struct qos2_in			*q;
+
+	if (mqtt_decode_stored_publish(a->packet, a->len, a->level, &pkt) ==
+	    0)
+		publish_route(w, c, 1, &pkt.publish, a->level, a->packet,
+		    a->len);
+	else
+		log_limited(&rl, LOG_LEVEL_ERROR, "undecodable QoS 2 message "
+		    "dropped", "len=%u", a->len);
+	if (c == NULL)
+		return;
+	if ((q = qos2_in_find(c, a->packet_id)) != NULL &&
+	    q->state == QOS2_LOGGING)
+		q->state = QOS2_RECEIVED;
+	deliver_ack(c, MQTT_PUBREC, a->packet_id, 0);
+	c->q2_logging--;
+	waiting_changed(c);
+}
+
+/* The log holds everything up to `seq`: what waited for it goes out. */
 void
 publish_durable(struct worker *w, uint64_t seq)
 {
@@ -377,17 +236,103 @@ publish_durable(struct worker *w, uint64_t seq)
 	while (w->acks_head < w->acks_tail &&
 	    (a = &w->acks[w->acks_head])->seq <= seq) {
 		w->acks_head++;
-		if ((c = idmap_get(&w->conns_by_id, a->conn_id)) == NULL ||
-		    c->state != CONN_ACTIVE)
-			continue;
-		send_puback(c, a->packet_id);
-		c->inflight_in--;
-		if (c->paused & PAUSE_INFLIGHT)
-			conn_pause(c, PAUSE_INFLIGHT, 0);
+		c = idmap_get(&w->conns_by_id, a->conn_id);
+		if (c != NULL && c->state != CONN_ACTIVE)
+			c = NULL;
+		switch (a->kind) {
+		case ANSWER_PUBREC:
+			/* routed even when its publisher has gone: it is in
+			 * the log, and its resend will not be delivered */
+			qos2_logged(w, c, a);
+			free(a->packet);
+			break;
+		case ANSWER_PUBACK:
+			if (c == NULL)
+				break;
+			deliver_ack(c, MQTT_PUBACK, a->packet_id, 0);
+			c->inflight_in--;
+			waiting_changed(c);
+			break;
+		case ANSWER_PUBCOMP:
+			if (c == NULL)
+				break;
+			qos2_in_remove(c, a->packet_id);
+			deliver_ack(c, MQTT_PUBCOMP, a->packet_id, 0);
+			break;
+		case ANSWER_PUBREL:
+			if (c != NULL)
+				deliver_send_pubrel(c, a->packet_id);
+			break;
+		}
 	}
 	if (w->acks_head == w->acks_tail)
 		w->acks_head = w->acks_tail = 0;
 	peers_check_backlog(w);
+}
+
+/* Append the message; the sequence of the append, 0 if it failed. */
+static uint64_t
+log_message(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
+    size_t rawlen)
+{
+	struct walrec_publish	 lr;
+	struct buf		 rec = BUF_INITIALIZER;
+	uint64_t		 seq;
+
+	memset(&lr, 0, sizeof(lr));
+	lr.format = WALREC_PUBLISH_V2;
+	lr.level = c->level;
+	lr.node = c->node;
+	lr.sid = c->sid;
+	lr.epoch = c->epoch;
+	lr.packet_id = m->packet_id;
+	lr.received = clock_wall_ms();
+	lr.packet = raw;
+	lr.len = rawlen;
+	seq = walrec_publish_encode(&rec, &lr) == -1 ? 0 :
+	    walc_append(c->w->walc, WAL_TYPE_PUBLISH, rec.data, rec.len);
+	buf_free(&rec);
+	return seq;
+}
+
+static void
+publish_qos2(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
+    size_t rawlen)
+{
+	struct worker	*w = c->w;
+	struct qos2_in	*q;
+	uint64_t	 seq;
+
+	/* received before (a resend with DUP, or before a reconnection) */
+	if ((q = qos2_in_find(c, m->packet_id)) != NULL) {
+		if (q->state == QOS2_RECEIVED)
+			deliver_ack(c, MQTT_PUBREC, m->packet_id, 0);
+		/* LOGGING: its PUBREC is on its way */
+		return;
+	}
+	w->stats.publishes_in++;
+	if ((q = qos2_in_add(c, m->packet_id, QOS2_LOGGING)) == NULL ||
+	    (seq = log_message(c, m, raw, rawlen)) == 0) {
+		if (q)
+			qos2_in_remove(c, m->packet_id);
+		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR,
+		    "cannot log the message: out of memory");
+		return;
+	}
+	if (config_num(&w->proc->cfg, OPT_storage_wal_sync) == SYNC_NONE) {
+		/* best effort: on its way now */
+		q->state = QOS2_RECEIVED;
+		publish_route(w, c, 1, m, c->level, raw, rawlen);
+		deliver_ack(c, MQTT_PUBREC, m->packet_id, 0);
+		return;
+	}
+	if (push_pending(w, seq, c, m->packet_id, ANSWER_PUBREC, raw,
+	    rawlen) == -1) {
+		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+		return;
+	}
+	c->q2_logging++;
+	waiting_changed(c);
 }
 
 void
@@ -398,13 +343,13 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 	const struct mqtt_publish	*m = &pkt->publish;
 	struct worker			*w = c->w;
 	const struct config		*cfg = &w->proc->cfg;
-	struct buf			 rec = BUF_INITIALIZER;
-	struct walrec_publish		 lr;
 	uint64_t			 seq;
 	int64_t				 max_qos = config_num(cfg, OPT_mqtt_max_qos);
+	int64_t				 max_in = config_num(cfg,
+					    OPT_mqtt_max_inflight);
 
 	/* 1) what this broker grants */
-	if (m->qos > 1 || m->qos > max_qos) {
+	if (m->qos > max_qos) {
 		conn_close(c, MQTT_RC_QOS_NOT_SUPPORTED, "QoS not supported");
 		return;
 	}
@@ -424,53 +369,79 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 		    "topic alias not offered");
 		return;
 	}
-	if (m->qos == 1 && c->inflight_in >= config_num(cfg,
-	    OPT_mqtt_max_inflight)) {
-		if (c->level == MQTT_LEVEL_5) {
-			conn_close(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
-			    "receive maximum exceeded");
-			return;
-		}
+	/* MQTT 5: our Receive Maximum counts QoS 1 until PUBACK, QoS 2
+	 * until PUBCOMP; a resend of a QoS 2 message already counted */
+	if (c->level == MQTT_LEVEL_5 && m->qos > 0 &&
+	    c->inflight_in + c->nq2in >= max_in &&
+	    !(m->qos == 2 && qos2_in_find(c, m->packet_id) != NULL)) {
+		conn_close(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
+		    "receive maximum exceeded");
+		return;
+	}
+	if (m->qos == 2) {
+		publish_qos2(c, m, raw, rawlen);
+		peers_check_backlog(w);
+		return;
 	}
 	w->stats.publishes_in++;
 
 	/* 2) to whoever subscribed, here and on the other workers */
-	publish_route(w, c, m, c->level, raw, rawlen);
+	publish_route(w, c, 1, m, c->level, raw, rawlen);
 
 	/* 3) QoS 1: into the log; the PUBACK waits for it */
 	if (m->qos == 1) {
-		memset(&lr, 0, sizeof(lr));
-		lr.format = WALREC_PUBLISH_V2;
-		lr.level = c->level;
-		lr.node = c->node;
-		lr.sid = c->sid;
-		lr.epoch = c->epoch;
-		lr.packet_id = m->packet_id;
-		lr.received = clock_wall_ms();
-		lr.packet = raw;
-		lr.len = rawlen;
-		seq = walrec_publish_encode(&rec, &lr) == -1 ? 0 :
-		    walc_append(w->walc, WAL_TYPE_PUBLISH, rec.data, rec.len);
-		buf_free(&rec);
-		if (seq == 0) {
+		if ((seq = log_message(c, m, raw, rawlen)) == 0) {
 			conn_close(c, MQTT_RC_UNSPECIFIED_ERROR,
 			    "cannot log the message: out of memory");
 			return;
 		}
-		c->inflight_in++;
-		if (config_num(cfg, OPT_storage_wal_sync) == 2) {
-			/* wal-sync=none: best effort, acknowledge now */
-			send_puback(c, m->packet_id);
-			c->inflight_in--;
-		} else if (push_ack(w, seq, c->id, m->packet_id) == -1) {
+		if (config_num(cfg, OPT_storage_wal_sync) == SYNC_NONE)
+			/* best effort: acknowledge now */
+			deliver_ack(c, MQTT_PUBACK, m->packet_id, 0);
+		else if (push_pending(w, seq, c, m->packet_id, ANSWER_PUBACK,
+		    NULL, 0) == -1) {
 			conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 			return;
+		} else {
+			c->inflight_in++;
+			waiting_changed(c);
 		}
-		/* 3.1.1 has no receive maximum: stop reading instead */
-		if (c->inflight_in >= config_num(cfg, OPT_mqtt_max_inflight))
-			conn_pause(c, PAUSE_INFLIGHT, 1);
 	}
 	peers_check_backlog(w);
+}
+
+/*
+ * PUBREL of a QoS 2 message the client published.  An id we do not hold
+ * (released already, its PUBCOMP lost) is answered all the same (MQTT 5
+ * with 0x92, Packet Identifier not found).
+ */
+void
+pubrel_handle(struct conn *c, const struct mqtt_packet *pkt)
+{
+	uint16_t	 id = pkt->ack.packet_id;
+	struct qos2_in	*q = qos2_in_find(c, id);
+
+	if (q == NULL) {
+		deliver_ack(c, MQTT_PUBCOMP, id,
+		    MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND);
+		return;
+	}
+	if (q->state == QOS2_LOGGING)
+		return;		/* before our PUBREC: a confused client */
+	if (q->state == QOS2_RELEASING)
+		return;		/* a repeat: its PUBCOMP is on its way */
+	if (!c->stored ||
+	    config_num(&c->w->proc->cfg, OPT_storage_wal_sync) == SYNC_NONE) {
+		if (c->stored)
+			session_ack(c, id, WALREC_ACK_RELEASED, 0, 0);
+		qos2_in_remove(c, id);
+		deliver_ack(c, MQTT_PUBCOMP, id, 0);
+		return;
+	}
+	/* the session's log knows the id free before the client may reuse it */
+	q->state = QOS2_RELEASING;
+	if (session_ack(c, id, WALREC_ACK_RELEASED, ANSWER_PUBCOMP, id) == -1)
+		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 }
 
 /* A message another worker's client published, for our subscribers. */
@@ -486,7 +457,7 @@ publish_forwarded(struct worker *w, uint8_t level, uint64_t origin,
 		    "message dropped", "level=%u len=%zu", level, rawlen);
 		return;
 	}
-	publish_route(w, NULL, &pkt.publish, level, raw, rawlen);
+	publish_route(w, NULL, 0, &pkt.publish, level, raw, rawlen);
 }
 
 /* The connection ended without DISCONNECT 0x00: its will goes out. */
@@ -495,128 +466,9 @@ publish_will(struct conn *c)
 {
 	struct mqtt_packet	 pkt;
 
-	if (mqtt_decode_stored_publish(c->will->packet, c->will->len, c->level, &pkt) == -1)
+	if (mqtt_decode_stored_publish(c->will->packet, c->will->len,
+	    c->level, &pkt) == -1)
 		return;
-	publish_route(c->w, c, &pkt.publish, c->level, c->will->packet,
+	publish_route(c->w, c, 1, &pkt.publish, c->level, c->will->packet,
 	    c->will->len);
-}
-
-void
-puback_handle(struct conn *c, const struct mqtt_packet *pkt)
-{
-	unsigned	 i;
-
-	for (i = 0; i < c->inflight_out; i++) {
-		if (c->inflight_ids[i] != pkt->ack.packet_id)
-			continue;
-		c->inflight_out--;
-		if (c->inflight_seqs) {
-			if (c->inflight_seqs[i] != 0)
-				session_ack(c, c->inflight_seqs[i]);
-			c->inflight_seqs[i] = c->inflight_seqs[c->inflight_out];
-		}
-		c->inflight_ids[i] = c->inflight_ids[c->inflight_out];
-		deliver_queued(c);
-		return;
-	}
-	/* an unknown id: the client acknowledges twice, harmless */
-}
-
-/*
- * A stored session's message from walsvc.  Sequences only grow for one
- * connection; one at or below the last received is a resend after a
- * walsvc restart, which this connection already has.
- */
-void
-session_message(struct worker *w, uint64_t conn_id, uint64_t seq,
-    const uint8_t *body, size_t len)
-{
-	static struct log_ratelimit	 rl;
-	struct conn			*c = idmap_get(&w->conns_by_id, conn_id);
-	struct mqtt_packet		 pkt;
-	const uint8_t			*raw = body + IPC_SESS_MSG_HEADER;
-	size_t				 rawlen = len - IPC_SESS_MSG_HEADER;
-	uint8_t				 qos, dup, level;
-
-	if (c == NULL || c->state != CONN_ACTIVE || !c->stored ||
-	    buf_load_u64(body + 8) != c->sid ||
-	    buf_load_u32(body + 4) != c->epoch || seq <= c->last_seq)
-		return;
-	qos = body[16];
-	dup = body[17];
-	level = body[18];
-	c->last_seq = seq;
-	if (qos == 0 || mqtt_decode_stored_publish(raw, rawlen, level, &pkt) == -1) {
-		log_limited(&rl, LOG_LEVEL_ERROR, "undecodable session message "
-		    "dropped", "client=%.*s seq=%llu", (int)c->client_id_len,
-		    c->client_id, (unsigned long long)seq);
-		session_ack(c, seq);
-		return;
-	}
-	w->stats.deliveries++;
-	/* walsvc's credit bounds what waits here: no bound of our own */
-	if (c->qhead == NULL && c->inflight_out < c->send_max)
-		send_qos1(c, &pkt.publish, seq, dup);
-	else if (queue_copy(c, level, 1, raw, rawlen, seq, dup) == -1) {
-		/* it stays unacknowledged: sent again at the next connection */
-		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory queueing a "
-		    "session message", "client=%.*s", (int)c->client_id_len,
-		    c->client_id);
-	}
-}
-
-/* Client acknowledged seq: appended with the others at the end of the turn. */
-void
-session_ack(struct conn *c, uint64_t seq)
-{
-	uint64_t	*a;
-	uint32_t	 cap;
-
-	if (c->nacks == c->acks_cap) {
-		cap = c->acks_cap ? c->acks_cap * 2 : 16;
-		if ((a = realloc(c->acks, cap * sizeof(*a))) == NULL)
-			return;	/* sent again at the next connection */
-		c->acks = a;
-		c->acks_cap = cap;
-	}
-	c->acks[c->nacks++] = seq;
-	if (!c->ack_dirty) {
-		c->ack_dirty = 1;
-		c->ack_next = c->w->acks_due;
-		c->w->acks_due = c;
-		conn_out(c);	/* a flush this turn */
-	}
-}
-
-/* Append one connection's acknowledgements (losing them costs a resend). */
-void
-session_ack_conn(struct conn *c)
-{
-	struct buf	 b = BUF_INITIALIZER;
-	uint32_t	 i = 0, n;
-
-	while (i < c->nacks) {
-		walrec_ack_begin(&b, c->node, c->sid, c->epoch);
-		for (n = 0; i < c->nacks && n < WALREC_ACK_MAX; n++)
-			walrec_ack_add(&b, c->acks[i++], WALREC_ACK_DONE);
-		if (walrec_ack_end(&b) == 0)
-			walc_append(c->w->walc, WAL_TYPE_ACK, b.data, b.len);
-	}
-	buf_free(&b);
-	c->nacks = 0;
-}
-
-/* End of the turn: the acknowledgements it collected go to the log. */
-void
-session_acks_flush(struct worker *w)
-{
-	struct conn	*c;
-
-	while ((c = w->acks_due) != NULL) {
-		w->acks_due = c->ack_next;
-		c->ack_dirty = 0;
-		c->ack_next = NULL;
-		if (c->stored && c->nacks > 0)
-			session_ack_conn(c);
-	}
 }

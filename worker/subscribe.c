@@ -154,9 +154,7 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 	ps->conn_id = c->id;
 	ps->packet_id = sl->packet_id;
 	ps->count = (uint16_t)sl->count;
-	/* QoS 2 does not exist here yet: grant at most 1 */
-	maxqos = config_num(cfg, OPT_mqtt_max_qos) > 1 ? 1 :
-	    (uint8_t)config_num(cfg, OPT_mqtt_max_qos);
+	maxqos = (uint8_t)config_num(cfg, OPT_mqtt_max_qos);
 
 	mqtt_list_iter(&sl->list, &rd);
 	while (mqtt_subscribe_next(&rd, &s) == 1 && i < sl->count) {

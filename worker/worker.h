@@ -29,7 +29,7 @@ struct walc;
 
 /* Why a connection is not being read (several may hold at once). */
 #define PAUSE_CLAIM	0x01	/* CONNECT waits for the registry */
-#define PAUSE_INFLIGHT	0x02	/* its QoS 1 messages wait for the log */
+#define PAUSE_INFLIGHT	0x02	/* its QoS 1 and 2 messages wait for the log */
 #define PAUSE_OUTPUT	0x04	/* it does not read what we send */
 
 enum conn_state {
@@ -39,7 +39,27 @@ enum conn_state {
 	CONN_CLOSING,		/* being closed; freed at the end of the turn */
 };
 
-/* A QoS 1 message waiting for the client's receive window. */
+/* A QoS 1 or 2 message sent to the client and not yet complete. */
+struct inflight {
+	uint64_t		 seq;		/* session sequence; 0: none */
+	uint16_t		 id;
+	uint8_t			 qos;
+	uint8_t			 released;	/* QoS 2: PUBREL sent */
+};
+
+/* A QoS 2 message received from the client and not yet completed. */
+enum qos2_in_state {
+	QOS2_LOGGING = 1,	/* waiting for the log; PUBREC then */
+	QOS2_RECEIVED,		/* PUBREC sent; waiting for PUBREL */
+	QOS2_RELEASING,		/* PUBREL received; PUBCOMP once logged */
+};
+
+struct qos2_in {
+	uint16_t		 id;
+	uint8_t			 state;		/* enum qos2_in_state */
+};
+
+/* A QoS 1 or 2 message waiting for the client's receive window. */
 struct queued_msg {
 	struct queued_msg	*next;
 	uint64_t		 seq;		/* session sequence; 0: none */
@@ -87,8 +107,9 @@ struct conn {
 	uint64_t		 match_stamp;
 	uint16_t		 keep_alive;	/* seconds, 0: none */
 	uint16_t		 next_packet_id;
-	uint16_t		 inflight_out;	/* QoS 1 sent, not acknowledged */
+	uint16_t		 inflight_out;	/* QoS 1/2 sent, not complete */
 	uint16_t		 inflight_in;	/* QoS 1 received, PUBACK owed */
+	uint16_t		 q2_logging;	/* QoS 2 received, PUBREC owed */
 	uint16_t		 send_max;	/* client's receive maximum */
 	uint16_t		 node;		/* stored session: its name */
 	uint32_t		 epoch;
@@ -96,9 +117,10 @@ struct conn {
 	uint32_t		 expiry;	/* Session Expiry Interval in force */
 	uint32_t		 connect_expiry;	/* as CONNECT gave it */
 	uint64_t		 last_seq;	/* newest session message received */
-	uint64_t		*inflight_seqs;	/* session sequence of each id */
-	uint64_t		*acks;		/* sequences acknowledged, to append */
+	struct session_ack	*acks;		/* progress to append this turn */
 	uint32_t		 nacks, acks_cap;
+	struct qos2_in		*q2in;		/* QoS 2 received, not complete */
+	uint32_t		 nq2in, q2in_cap;
 	uint32_t		 max_out_packet; /* client's maximum packet size */
 	uint32_t		 out_msgs;	/* PUBLISHes in `out` not yet written */
 	int64_t			 last_rx;	/* monotonic ms of the last packet */
@@ -112,7 +134,8 @@ struct conn {
 	int64_t			 created;
 	char			*client_id;
 	uint16_t		 client_id_len;
-	uint16_t		*inflight_ids;	/* packet ids of inflight_out */
+	struct inflight		*inflight;	/* send_max entries, inflight_out
+						   of them in use */
 	struct buf		 in;		/* an incomplete packet */
 	struct buf		 out;		/* bytes to write */
 	struct queued_msg	*qhead, *qtail;
@@ -145,11 +168,35 @@ struct pending_suback {
 	uint8_t			 reasons[];
 };
 
-/* A PUBACK owed once the log holds the message. */
+/*
+ * What a stored session's client did, for the log: an acknowledgement
+ * (PUBACK, PUBCOMP: the message is delivered; PUBREC: it is received),
+ * or the PUBREL of a QoS 2 message it published.  Some answers wait for
+ * the record: PUBREL after "received", PUBCOMP after "released".
+ */
+struct session_ack {
+	uint64_t		 key;		/* session sequence; packet id */
+	uint8_t			 state;		/* WALREC_ACK_* */
+	uint8_t			 then;		/* ANSWER_* once durable, or 0 */
+	uint16_t		 id;		/* its packet id */
+};
+
+/* What waits for the log, in append order. */
+enum answer {
+	ANSWER_PUBACK = 1,	/* a QoS 1 message received */
+	ANSWER_PUBREC,		/* a QoS 2 message received: routed first */
+	ANSWER_PUBCOMP,		/* a QoS 2 release of a stored session */
+	ANSWER_PUBREL,		/* a stored session's PUBREC, recorded */
+};
+
 struct pending_ack {
 	uint64_t		 seq;		/* append stream sequence */
 	uint64_t		 conn_id;
 	uint16_t		 packet_id;
+	uint8_t			 kind;		/* enum answer */
+	uint8_t			 level;		/* ANSWER_PUBREC: the message */
+	uint32_t		 len;
+	uint8_t			*packet;
 };
 
 struct peer {
@@ -250,24 +297,47 @@ void	 registry_release(struct conn *);
 void	 registry_walsvc_restarted(struct worker *);
 void	 registry_timeout(struct conn *);
 
-/* publish.c */
+/* publish.c: messages from clients */
 void	 publish_handle(struct conn *, const struct mqtt_packet *,
 	    const uint8_t *raw, size_t rawlen);
+void	 pubrel_handle(struct conn *, const struct mqtt_packet *);
 void	 publish_forwarded(struct worker *, uint8_t level, uint64_t origin,
 	    const uint8_t *raw, size_t rawlen);
-void	 publish_route(struct worker *, struct conn *origin,
+void	 publish_route(struct worker *, struct conn *origin, int from_here,
 	    const struct mqtt_publish *, uint8_t level, const uint8_t *raw,
 	    size_t rawlen);
-void	 puback_handle(struct conn *, const struct mqtt_packet *);
+int	 publish_answer_later(struct worker *, uint64_t seq, struct conn *,
+	    uint16_t packet_id, uint8_t kind);
 void	 publish_durable(struct worker *, uint64_t seq);
-void	 deliver_queued(struct conn *);
 void	 publish_will(struct conn *);
+
+/* deliver.c: messages to clients */
+void	 deliver(struct conn *, const struct mqtt_publish *, uint8_t level,
+	    const uint8_t *raw, size_t rawlen, uint8_t qos);
+void	 deliver_stored(struct conn *, const struct mqtt_publish *,
+	    uint8_t level, const uint8_t *raw, size_t rawlen, uint8_t qos,
+	    uint64_t seq, uint8_t dup);
+void	 deliver_release(struct conn *, uint64_t seq);
+void	 deliver_queued(struct conn *);
 void	 deliver_free_queue(struct conn *);
+void	 deliver_send_pubrel(struct conn *, uint16_t id);
+void	 puback_handle(struct conn *, const struct mqtt_packet *);
+void	 pubrec_handle(struct conn *, const struct mqtt_packet *);
+void	 pubcomp_handle(struct conn *, const struct mqtt_packet *);
+void	 deliver_ack(struct conn *, uint8_t type, uint16_t id, uint8_t reason);
+
+/* session.c: a stored session's side of a connection */
 void	 session_message(struct worker *, uint64_t conn_id, uint64_t seq,
 	    const uint8_t *body, size_t len);
-void	 session_ack(struct conn *, uint64_t seq);
+void	 session_incoming(struct worker *, uint64_t conn_id,
+	    const uint8_t *body, size_t len);
+int	 session_ack(struct conn *, uint64_t key, uint8_t state,
+	    uint8_t then, uint16_t id);
 void	 session_acks_flush(struct worker *);
-void	 session_ack_conn(struct conn *);
+int	 session_ack_conn(struct conn *);
+struct qos2_in *qos2_in_find(struct conn *, uint16_t id);
+struct qos2_in *qos2_in_add(struct conn *, uint16_t id, uint8_t state);
+void	 qos2_in_remove(struct conn *, uint16_t id);
 
 /* subscribe.c */
 void	 subscribe_handle(struct conn *, const struct mqtt_packet *);

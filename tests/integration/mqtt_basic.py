@@ -10,9 +10,9 @@ workers is mqtt_cross_worker's business):
 - a client that pings (raw socket, and paho on its own) stays connected
   past its keep alive; a silent one is dropped after 1.5 times its keep
   alive, not before the keep alive;
-- the 5.0 CONNACK advertises what this phase offers (maximum QoS 1, no
-  retain, no $share, no subscription identifiers, wildcards, no topic
-  aliases);
+- the 5.0 CONNACK advertises what this phase offers (the target's
+  maximum QoS: no Maximum QoS property for QoS 2, no retain, no $share,
+  no subscription identifiers, wildcards, no topic aliases);
 - the empty client id rules: 5.0 gets an Assigned Client Identifier,
   3.1.1 with clean session gets in, 3.1.1 without clean session gets
   return code 2;
@@ -150,7 +150,9 @@ ABSENT = "absent"
 
 def connack_properties(b):
     """What a 5.0 CONNACK advertises."""
-    want = {"maximum-qos": (1,), "retain-available": (0,),
+    # Maximum QoS may only be 0 or 1; absent means 2 (MQTT 5.0 3.2.2.3.4)
+    want = {"maximum-qos": (b.max_qos,) if b.max_qos < 2 else (ABSENT,),
+            "retain-available": (0,),
             "wildcard-sub-available": (ABSENT, 1), "topic-alias-maximum": (ABSENT, 0),
             "shared-sub-available": (0,), "subscription-id-available": (0,)}
     # absent means available: Mosquitto offers these and says nothing

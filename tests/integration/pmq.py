@@ -436,10 +436,10 @@ class PromptMQ(Broker):
     """promptmqd as the target of the MQTT tests.
 
     What this phase of promptmqd offers, for tests whose expectations
-    differ between targets: QoS up to 1, no retained messages, no
+    differ between targets: QoS up to 2, no retained messages, no
     $share subscriptions; sessions are kept as MQTT says."""
     kind = "promptmqd"
-    max_qos = 1
+    max_qos = 2
     keeps_sessions = True       # clean-session=0 / session expiry are honoured
     shared_subs = False
     subscription_ids = False
@@ -447,6 +447,14 @@ class PromptMQ(Broker):
     says_taken_over = True      # DISCONNECT 0x8E to a 5.0 client taken over
     expiry_late = 0.0           # seconds past its Session Expiry Interval a
                                 # session may still be found
+    qos2_inflight_limit = None  # QoS 2 messages a client may have in flight
+                                # inbound before the broker loses the next
+                                # ones (None: it loses none)
+    receive_maximum_disconnect = True   # DISCONNECT 0x93 to a 5.0 client that
+                                        # exceeds the CONNACK's Receive Maximum
+    receive_maximum_refill = False      # a PUBCOMP from a 5.0 client with a
+                                        # Receive Maximum lets only one more
+                                        # QoS 2 message come
 
     def __init__(self, workers=2, max_packet_size=None, name="mqtt", **kw):
         args = list(kw.pop("args", ()))
@@ -534,9 +542,10 @@ class PromptMQ(Broker):
 
 class Mosquitto(Broker):
     """Mosquitto on a free port, configured like promptmqd in this phase
-    where it can be (maximum QoS 1, no retained messages, no topic aliases)."""
+    where it can be (promptmqd's maximum QoS, no retained messages, no
+    topic aliases)."""
     kind = "mosquitto"
-    max_qos = 1
+    max_qos = PromptMQ.max_qos
     keeps_sessions = True       # clean-session=0 / session expiry are honoured
     shared_subs = True          # $share subscriptions are granted
     subscription_ids = True
@@ -545,6 +554,16 @@ class Mosquitto(Broker):
     says_taken_over = False     # 2.0.11 closes a taken-over 5.0 client silently
     expiry_late = 1.0           # 2.0.11 counts session expiry in whole seconds:
                                 # a session ends up to 1s after its interval
+    qos2_inflight_limit = 20    # 2.0.11 takes 20 QoS 2 messages in flight from
+                                # a client (max_inflight_messages); it answers
+                                # the next ones with PUBREC 0x97, which a 3.1.1
+                                # client reads as a plain PUBREC, and drops them
+    receive_maximum_disconnect = False  # 2.0.11 answers a QoS 2 PUBLISH past its
+                                        # Receive Maximum with PUBREC 0x97 and
+                                        # keeps the connection
+    receive_maximum_refill = True       # 2.0.11 sends up to the client's Receive
+                                        # Maximum more QoS 2 messages after each
+                                        # PUBCOMP, whatever is still in flight
 
     def __init__(self, workers=None, max_packet_size=None, name="mosq", **kw):
         Broker.__init__(self, workers=1, conf=None, name=name, **kw)
@@ -559,7 +578,7 @@ class Mosquitto(Broker):
         for attempt in range(5):
             self.port = free_port()
             lines = ["listener %d 127.0.0.1" % self.port,
-                     "max_qos 1", "max_topic_alias 0",
+                     "max_qos %d" % self.max_qos, "max_topic_alias 0",
                      "allow_anonymous true", "retain_available false",
                      "max_queued_messages 100000", "persistence false",
                      # the default, stated: QoS 0 messages are not queued
@@ -713,13 +732,14 @@ def connect_packet(client_id, version=4, clean=True, keepalive=60, props=None,
     return packet(CONNECT, 0, body + mqtt_str(client_id))
 
 
-def publish_packet(topic, payload, qos=0, pid=1, retain=False, version=4, props=None):
+def publish_packet(topic, payload, qos=0, pid=1, retain=False, version=4, props=None,
+                   dup=False):
     if isinstance(payload, str):
         payload = payload.encode()
     body = mqtt_str(topic) + (struct.pack("!H", pid) if qos else b"")
     if version == 5:
         body += encode_props(props)
-    return packet(PUBLISH, qos << 1 | int(retain), body + payload)
+    return packet(PUBLISH, int(dup) << 3 | qos << 1 | int(retain), body + payload)
 
 
 def subscribe_packet(pid, topics, version=4):
@@ -732,6 +752,19 @@ def subscribe_packet(pid, topics, version=4):
 
 def puback_packet(pid):
     return packet(PUBACK, 0, struct.pack("!H", pid))
+
+
+def pubrec_packet(pid):
+    return packet(PUBREC, 0, struct.pack("!H", pid))
+
+
+def pubrel_packet(pid):
+    """PUBREL: its fixed header flags are 0010 [MQTT-3.6.1-1]."""
+    return packet(PUBREL, 2, struct.pack("!H", pid))
+
+
+def pubcomp_packet(pid):
+    return packet(PUBCOMP, 0, struct.pack("!H", pid))
 
 
 PINGREQ_PACKET = packet(PINGREQ, 0, b"")
@@ -786,10 +819,15 @@ class Packet:
     def __repr__(self):
         name = PACKET_NAMES.get(self.type, "type-%d" % self.type)
         if self.type == PUBLISH:
-            return "PUBLISH(topic=%r payload=%r qos=%d)" % (
-                self.topic, self.payload[:40], self.qos)
+            return "PUBLISH(topic=%r payload=%r qos=%d%s%s)" % (
+                self.topic, self.payload[:40], self.qos,
+                "" if self.pid is None else " id=%d" % self.pid,
+                " dup" if self.flags & 8 else "")
         if self.type in (SUBACK, UNSUBACK):
             return "%s(codes=%s)" % (name, ["0x%02X" % c for c in self.codes])
+        if self.type in (PUBACK, PUBREC, PUBREL, PUBCOMP):
+            return "%s(id=%d 0x%02X%s)" % (name, self.pid, self.reason,
+                                           " %s" % self.props if self.props else "")
         if self.reason is not None:
             return "%s(0x%02X%s)" % (name, self.reason,
                                      " %s" % self.props if self.props else "")
@@ -957,7 +995,8 @@ class RawClient:
         return ack.codes
 
     def publish(self, topic, payload, qos=0):
-        """PUBLISH; at QoS 1, wait for the PUBACK."""
+        """PUBLISH; at QoS 1, wait for the PUBACK; at QoS 2, for the
+        PUBREC, then PUBREL and wait for the PUBCOMP."""
         pid = self.pid()
         self.send(publish_packet(topic, payload, qos, pid, version=self.version))
         if qos == 1:
@@ -965,12 +1004,29 @@ class RawClient:
             # 0x10 (no matching subscribers) is a success too
             check(ack.pid == pid and ack.reason < 0x80, "%s: PUBACK for %d expected, "
                   "got %r for %d" % (self.name, pid, ack, ack.pid))
+        elif qos == 2:
+            ack = self.expect(PUBREC)
+            check(ack.pid == pid and ack.reason < 0x80, "%s: PUBREC for %d expected, "
+                  "got %r" % (self.name, pid, ack))
+            self.send(pubrel_packet(pid))
+            ack = self.expect(PUBCOMP)
+            check(ack.pid == pid and ack.reason == 0, "%s: PUBCOMP for %d expected, "
+                  "got %r" % (self.name, pid, ack))
 
     def message(self, timeout=5, what="a PUBLISH"):
-        """The next PUBLISH from the broker, acknowledged if QoS 1."""
+        """The next PUBLISH from the broker, acknowledged: QoS 1 with
+        PUBACK; QoS 2 with PUBREC, then the PUBREL waited for and
+        answered with PUBCOMP."""
         p = self.expect(PUBLISH, timeout, what)
         if p.qos == 1:
             self.send(puback_packet(p.pid))
+        elif p.qos == 2:
+            self.send(pubrec_packet(p.pid))
+            rel = self.expect(PUBREL, timeout, "PUBREL for %r" % p)
+            check(rel.pid == p.pid and rel.flags == 2 and rel.reason == 0,
+                  "%s: PUBREL (flags 0010) for %d expected after PUBREC, got %r "
+                  "(flags %d)" % (self.name, p.pid, rel, rel.flags))
+            self.send(pubcomp_packet(p.pid))
         return p
 
     def ping(self, timeout=5):
@@ -1183,13 +1239,15 @@ class Client:
 
     def publish(self, topic, payload, qos=0, wait=True, timeout=5):
         """Publish; with wait, until paho reports it sent (QoS 0) or
-        acknowledged (QoS 1).  Returns the message id."""
+        acknowledged (QoS 1: PUBACK; QoS 2: PUBCOMP).  Returns the
+        message id."""
         info = self.c.publish(topic, payload, qos)
         check(info.rc == 0, "%s: publish to %s failed locally (rc %d)" %
               (self.client_id, topic, info.rc))
         if wait:
             self.wait(lambda: info.mid in self.acked, timeout,
-                      "PUBACK for message %d on %s" % (info.mid, topic))
+                      "%s for message %d on %s" % ("PUBCOMP" if qos == 2 else "PUBACK",
+                                                   info.mid, topic))
         return info.mid
 
     def get(self, timeout=2, what="a message"):

@@ -1,0 +1,353 @@
+/*
+ * deliver.c - messages to clients: PUBLISH out, and the PUBACK, PUBREC
+ * and PUBCOMP that complete them.
+ *
+ * QoS is the lower of the message's and the subscription's.  At QoS 1
+ * and 2 at most min(mqtt.max-inflight, the client's Receive Maximum)
+ * messages are unacknowledged at once (a QoS 2 one until its PUBCOMP);
+ * the rest wait in the connection's queue, bounded by
+ * mqtt.max-queued-messages and mqtt.max-queued-bytes, and what a bound
+ * drops is counted and logged (rate-limited), never silent.
+ *
+ * QoS 2 to a client:
+ *   1) PUBLISH (QoS 2, a packet id);
+ *   2) PUBREC from the client: it has the message; we send PUBREL (a
+ *      stored session first records that it was received, so that
+ *      after any crash the PUBREL is sent again, never the PUBLISH);
+ *   3) PUBCOMP: done, the window has room again.
+ *
+ * A stored session's messages come from walsvc (session.c), with packet
+ * ids derived from their session sequence and no bound of ours (walsvc
+ * sends no more than its credit); their acknowledgements go to the log.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "walrec.h"
+#include "worker.h"
+
+/* Packet ids of a stored session's messages: from the sequence. */
+#define SEQ_ID_SPACE	65535
+
+static void
+drop(struct conn *c, int qos, const char *why)
+{
+	static struct log_ratelimit	 rl;
+
+	if (qos == 0)
+		c->w->stats.dropped_qos0++;
+	else
+		c->w->stats.dropped_queue++;
+	log_limited(&rl, LOG_LEVEL_WARN, "message dropped for a slow client",
+	    "client=%.*s qos=%d why=\"%s\" dropped_qos0=%llu "
+	    "dropped_queued=%llu", (int)c->client_id_len, c->client_id, qos,
+	    why, (unsigned long long)c->w->stats.dropped_qos0,
+	    (unsigned long long)c->w->stats.dropped_queue);
+}
+
+static struct inflight *
+find_inflight(struct conn *c, uint16_t id)
+{
+	unsigned	 i;
+
+	for (i = 0; i < c->inflight_out; i++)
+		if (c->inflight[i].id == id)
+			return &c->inflight[i];
+	return NULL;
+}
+
+static uint16_t
+alloc_packet_id(struct conn *c)
+{
+	uint16_t	 id;
+
+	for (;;) {
+		id = c->next_packet_id++;
+		if (c->next_packet_id == 0)
+			c->next_packet_id = 1;
+		if (find_inflight(c, id) == NULL)
+			return id;
+	}
+}
+
+/* Encode one PUBLISH for this client; 0, or -1 if it cannot take it. */
+static int
+encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
+    uint16_t packet_id, uint8_t dup)
+{
+	struct mqtt_delivery	 d;
+	struct buf		*out = conn_out(c);
+	size_t			 start = out->len;
+
+	memset(&d, 0, sizeof(d));
+	d.qos = qos;
+	d.dup = qos > 0 ? dup : 0;
+	d.packet_id = packet_id;
+	if (mqtt_encode_publish_header(out, m, c->level, &d, NULL) == -1 ||
+	    buf_add(out, m->payload.data, m->payload.len) == -1) {
+		buf_truncate(out, start);
+		return -1;
+	}
+	if (c->max_out_packet && out->len - start > c->max_out_packet) {
+		/* MQTT 5: never send more than the client's maximum */
+		buf_truncate(out, start);
+		drop(c, qos, "larger than the client's maximum packet size");
+		return -1;
+	}
+	c->out_msgs++;
+	c->w->stats.deliveries++;
+	return 0;
+}
+
+/*
+ * Send a QoS 1 or 2 message into the client's window.  seq: its session
+ * sequence (a stored session's message from walsvc), which gives its
+ * packet id; 0 for a message of this worker's routing.
+ */
+static int
+send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
+    uint64_t seq, uint8_t dup)
+{
+	struct inflight	*f;
+	uint16_t	 id;
+
+	if (c->inflight == NULL &&
+	    (c->inflight = calloc(c->send_max, sizeof(*c->inflight))) == NULL)
+		return -1;
+	id = seq != 0 ? (uint16_t)((seq - 1) % SEQ_ID_SPACE + 1) :
+	    alloc_packet_id(c);
+	if (encode_to(c, m, qos, id, dup) == -1) {
+		/* never delivered: done as far as the session goes */
+		if (seq != 0)
+			session_ack(c, seq, WALREC_ACK_DONE, 0, 0);
+		return -1;
+	}
+	f = &c->inflight[c->inflight_out++];
+	f->seq = seq;
+	f->id = id;
+	f->qos = qos;
+	f->released = 0;
+	return 0;
+}
+
+static int
+queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
+    size_t rawlen, uint64_t seq, uint8_t dup)
+{
+	struct queued_msg	*q;
+
+	if ((q = malloc(sizeof(*q) + rawlen)) == NULL)
+		return -1;
+	q->next = NULL;
+	q->seq = seq;
+	q->dup = dup;
+	q->level = level;
+	q->qos = qos;
+	q->len = (uint32_t)rawlen;
+	memcpy(q->packet, raw, rawlen);
+	if (c->qtail)
+		c->qtail->next = q;
+	else
+		c->qhead = q;
+	c->qtail = q;
+	c->queued++;
+	c->queued_bytes += rawlen;
+	return 0;
+}
+
+/* A message of this worker's routing, at its delivery QoS. */
+void
+deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
+    const uint8_t *raw, size_t rawlen, uint8_t qos)
+{
+	const struct config	*cfg = &c->w->proc->cfg;
+	uint64_t		 max_msgs, max_bytes;
+
+	if (c->state != CONN_ACTIVE)
+		return;
+	max_msgs = (uint64_t)config_num(cfg, OPT_mqtt_max_queued_messages);
+	max_bytes = (uint64_t)config_num(cfg, OPT_mqtt_max_queued_bytes);
+	if (qos == 0) {
+		if (c->out_msgs >= max_msgs || c->out.len >= max_bytes) {
+			drop(c, 0, "output queue full");
+			return;
+		}
+		encode_to(c, m, 0, 0, 0);
+		return;
+	}
+	if (c->qhead == NULL && c->inflight_out < c->send_max) {
+		send_window(c, m, qos, 0, 0);
+		return;
+	}
+	if (c->queued >= max_msgs || c->queued_bytes + rawlen > max_bytes) {
+		drop(c, qos, "queue beyond the receive window full");
+		return;
+	}
+	if (queue_copy(c, level, qos, raw, rawlen, 0, 0) == -1)
+		drop(c, qos, "out of memory");
+}
+
+/* A stored session's message from walsvc: walsvc's credit bounds it. */
+void
+deliver_stored(struct conn *c, const struct mqtt_publish *m, uint8_t level,
+    const uint8_t *raw, size_t rawlen, uint8_t qos, uint64_t seq, uint8_t dup)
+{
+	static struct log_ratelimit	 rl;
+
+	if (c->qhead == NULL && c->inflight_out < c->send_max)
+		send_window(c, m, qos, seq, dup);
+	else if (queue_copy(c, level, qos, raw, rawlen, seq, dup) == -1)
+		/* it stays unacknowledged: sent again at the next connection */
+		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory queueing a "
+		    "session message", "client=%.*s", (int)c->client_id_len,
+		    c->client_id);
+}
+
+void
+deliver_send_pubrel(struct conn *c, uint16_t id)
+{
+	struct inflight	*f;
+
+	if (c->state != CONN_ACTIVE || (f = find_inflight(c, id)) == NULL ||
+	    f->qos != 2)
+		return;
+	f->released = 1;
+	deliver_ack(c, MQTT_PUBREL, id, 0);
+}
+
+/*
+ * A stored session's QoS 2 message the client had received before this
+ * connection (PUBREC recorded): only its PUBREL is sent again.
+ */
+void
+deliver_release(struct conn *c, uint64_t seq)
+{
+	struct inflight	*f;
+
+	if (c->inflight == NULL &&
+	    (c->inflight = calloc(c->send_max, sizeof(*c->inflight))) == NULL)
+		return;		/* sent again at the next connection */
+	if (c->inflight_out >= c->send_max)
+		return;		/* walsvc's credit prevents it */
+	f = &c->inflight[c->inflight_out++];
+	f->seq = seq;
+	f->id = (uint16_t)((seq - 1) % SEQ_ID_SPACE + 1);
+	f->qos = 2;
+	f->released = 1;
+	deliver_ack(c, MQTT_PUBREL, f->id, 0);
+}
+
+/* Send queued messages while the client's window has room. */
+void
+deliver_queued(struct conn *c)
+{
+	struct queued_msg	*q;
+	struct mqtt_packet	 pkt;
+
+	while ((q = c->qhead) != NULL && c->inflight_out < c->send_max &&
+	    c->state == CONN_ACTIVE) {
+		c->qhead = q->next;
+		if (c->qhead == NULL)
+			c->qtail = NULL;
+		c->queued--;
+		c->queued_bytes -= q->len;
+		if (mqtt_decode_stored_publish(q->packet, q->len, q->level,
+		    &pkt) == 0)
+			send_window(c, &pkt.publish, q->qos, q->seq, q->dup);
+		else if (q->seq != 0)
+			session_ack(c, q->seq, WALREC_ACK_DONE, 0, 0);
+		free(q);
+	}
+}
+
+void
+deliver_free_queue(struct conn *c)
+{
+	struct queued_msg	*q;
+
+	while ((q = c->qhead) != NULL) {
+		c->qhead = q->next;
+		free(q);
+	}
+	c->qtail = NULL;
+	c->queued = 0;
+	c->queued_bytes = 0;
+}
+
+/* PUBACK, PUBREC, PUBREL or PUBCOMP with a reason (5.0; 0: success). */
+void
+deliver_ack(struct conn *c, uint8_t type, uint16_t id, uint8_t reason)
+{
+	struct mqtt_packet	 pkt;
+
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = type;
+	pkt.ack.packet_id = id;
+	if (c->level == MQTT_LEVEL_5)
+		pkt.ack.reason = reason;
+	conn_send_packet(c, &pkt);
+}
+
+/* The message with this window slot is complete: its slot is free. */
+static void
+complete(struct conn *c, struct inflight *f)
+{
+	if (f->seq != 0)
+		session_ack(c, f->seq, WALREC_ACK_DONE, 0, 0);
+	*f = c->inflight[--c->inflight_out];
+	deliver_queued(c);
+}
+
+void
+puback_handle(struct conn *c, const struct mqtt_packet *pkt)
+{
+	struct inflight	*f = find_inflight(c, pkt->ack.packet_id);
+
+	/* an unknown id: the client acknowledges twice, harmless */
+	if (f != NULL && f->qos == 1)
+		complete(c, f);
+}
+
+void
+pubrec_handle(struct conn *c, const struct mqtt_packet *pkt)
+{
+	struct inflight	*f = find_inflight(c, pkt->ack.packet_id);
+
+	if (f == NULL || f->qos != 2) {
+		/* MQTT 5 says so; 3.x has no way to */
+		if (c->level == MQTT_LEVEL_5)
+			deliver_ack(c, MQTT_PUBREL, pkt->ack.packet_id,
+			    MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND);
+		return;
+	}
+	/* 5.0: a PUBREC with an error ends the exchange here */
+	if (c->level == MQTT_LEVEL_5 && pkt->ack.reason >= 0x80) {
+		complete(c, f);
+		return;
+	}
+	if (f->released) {
+		deliver_ack(c, MQTT_PUBREL, f->id, 0);	/* a repeat */
+		return;
+	}
+	if (f->seq == 0) {
+		f->released = 1;
+		deliver_ack(c, MQTT_PUBREL, f->id, 0);
+		return;
+	}
+	/* a stored session: PUBREL once "received" is in the log */
+	if (session_ack(c, f->seq, WALREC_ACK_RECEIVED, ANSWER_PUBREL,
+	    f->id) == -1)
+		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+}
+
+void
+pubcomp_handle(struct conn *c, const struct mqtt_packet *pkt)
+{
+	struct inflight	*f = find_inflight(c, pkt->ack.packet_id);
+
+	if (f != NULL && f->qos == 2 && f->released)
+		complete(c, f);
+}
