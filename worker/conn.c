@@ -607,6 +607,8 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 		case CONN_CLAIMING:
 			if (now - c->created > connect_ms)
 				registry_timeout(c);
+			else
+				registry_claim_again(c, now);
 			break;
 		case CONN_ACTIVE:
 			/* not read by our choice: its pings wait unread */

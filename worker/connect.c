@@ -36,6 +36,9 @@
 #include "walrec.h"
 #include "worker.h"
 
+/* A claim unanswered this long is sent again. */
+#define CLAIM_AGAIN_MS		1000
+
 /* CONNACK details decided at CONNECT and sent at REG_GRANTED. */
 #define FLAG_ASSIGNED_ID	0x1
 #define FLAG_SERVER_KEEP_ALIVE	0x2
@@ -99,9 +102,10 @@ send_claim(struct conn *c)
 	struct buf	*b;
 	size_t		 start;
 
+	c->claim_sent = clock_mono_ms();
 	if ((b = ipc_link_record_begin(c->w->wal_link, IPC_REG_CLAIM, 0, c->id,
 	    &start)) == NULL)
-		return;		/* the CONNECT times out: server unavailable */
+		return;		/* sent again, until the CONNECT time-out */
 	buf_add_u8(b, c->clean_start ? IPC_CLAIM_CLEAN_START : 0);
 	buf_add_u8(b, c->level);
 	buf_add_u16(b, c->send_max);
@@ -225,6 +229,11 @@ registry_session_sub(struct worker *w, uint64_t conn_id, const uint8_t *body,
 	    len <= IPC_SESS_SUB_HEADER || len - IPC_SESS_SUB_HEADER > 65535)
 		return;
 	len -= IPC_SESS_SUB_HEADER;
+	/* a grant sent again (the claim was) repeats its subscriptions */
+	for (s = c->granted_subs; s; s = s->next)
+		if (s->len == len && memcmp(s->filter, body +
+		    IPC_SESS_SUB_HEADER, len) == 0)
+			return;
 	if ((s = calloc(1, sizeof(*s) + len)) == NULL) {
 		registry_refused(w, conn_id, MQTT_RC_SERVER_UNAVAILABLE);
 		return;
@@ -390,6 +399,21 @@ registry_release(struct conn *c)
 		buf_truncate(b, start);
 	else
 		ipc_link_record_end(c->w->wal_link, start);
+}
+
+/*
+ * Once a second for a claim without an answer: send it again.  nng
+ * drops what is in flight on a connection that breaks, and the link to
+ * a process that just restarted may still hold a connection to its dead
+ * predecessor; a claim or its grant can be lost that way.  walsvc takes
+ * a repeated claim as the same claim.
+ */
+void
+registry_claim_again(struct conn *c, int64_t now)
+{
+	if (now - c->claim_sent < CLAIM_AGAIN_MS)
+		return;
+	send_claim(c);
 }
 
 /* The registry did not answer within the CONNECT time-out. */

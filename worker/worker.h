@@ -132,6 +132,7 @@ struct conn {
 		struct sockaddr_in6	 in6;
 	}			 peer;
 	int64_t			 created;
+	int64_t			 claim_sent;	/* monotonic ms of the last claim */
 	char			*client_id;
 	uint16_t		 client_id_len;
 	struct inflight		*inflight;	/* send_max entries, inflight_out
@@ -296,6 +297,7 @@ void	 registry_refused(struct worker *, uint64_t conn_id, uint8_t reason);
 void	 registry_release(struct conn *);
 void	 registry_walsvc_restarted(struct worker *);
 void	 registry_timeout(struct conn *);
+void	 registry_claim_again(struct conn *, int64_t now);
 
 /* publish.c: messages from clients */
 void	 publish_handle(struct conn *, const struct mqtt_packet *,
