@@ -86,6 +86,12 @@ ipc_type_name(uint16_t type)
 		return "SESS_MSG";
 	case IPC_SESS_QOS2:
 		return "SESS_QOS2";
+	case IPC_RET_LOOKUP:
+		return "RET_LOOKUP";
+	case IPC_RET_MSG:
+		return "RET_MSG";
+	case IPC_RET_DONE:
+		return "RET_DONE";
 	case IPC_REG_REFUSED:
 		return "REG_REFUSED";
 	case IPC_ROUTE_SET:

@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		3
+#define IPC_VERSION		4
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -91,6 +91,10 @@ enum ipc_type {
 	IPC_REG_RELEASE = 0x0302,	/* body: IPC_RELEASE_HEADER (u8 flags, u8 0,
 				   u16 0, u32 session expiry, u64 last append
 				   sequence), client id */
+	IPC_RET_LOOKUP = 0x0304,	/* corr: lookup id; the retained messages
+				   for a SUBSCRIBE: u16 n, (u16 slot, u64
+				   gen, u64 seq) x n barriers, then (u8
+				   QoS, u8 0, u16 length, filter)* */
 	IPC_REG_SYNC = 0x0303,	/* body: u8 flags (IPC_SYNC_LAST), then
 				   (u64 conn, u16 node, u16 window, u32 epoch,
 				   u64 session id, u16 len, client id)* */
@@ -115,10 +119,16 @@ enum ipc_type {
 	IPC_SESS_QOS2 = 0x0386,	/* corr: conn; before REG_GRANTED: (u16)* the
 				   packet ids of QoS 2 messages the client
 				   published and has not released */
+	IPC_RET_MSG = 0x0387,	/* corr: lookup id; a retained message: u8
+				   QoS to send at, u8 level, u16 0, u32
+				   remaining Message Expiry Interval
+				   (0xffffffff: none), the PUBLISH */
+	IPC_RET_DONE = 0x0388,	/* corr: lookup id; body empty: that was all */
 
 	/* worker <-> worker: routing */
 	IPC_ROUTE_SET = 0x0401,	/* corr: ack id or 0; body: u32 count, filter */
-	IPC_ROUTE_ACK = 0x0402,	/* corr: the acknowledged id */
+	IPC_ROUTE_ACK = 0x0402,	/* corr: the acknowledged id; body: u64 the
+				   acker's last append sequence */
 	IPC_ROUTE_RESET = 0x0403,	/* body: empty; forget the sender's filters */
 	IPC_ROUTE_SYNCED = 0x0404,	/* corr: ack id; the full table was sent */
 	IPC_FWD_PUBLISH = 0x0405,	/* body: u8 level, u8 0, u64 origin conn,
@@ -153,8 +163,11 @@ enum wal_record_type {
 #define IPC_GRANTED_SIZE	16
 #define IPC_SESS_SUB_HEADER	8
 #define IPC_SESS_MSG_HEADER	20
+#define IPC_RET_MSG_HEADER	8
+#define IPC_RET_BARRIER		18
 #define IPC_SESS_MSG_DUP	0x01	/* sent before: set DUP */
 #define IPC_SESS_MSG_RELEASE	0x02	/* PUBREC recorded: send PUBREL only */
+#define IPC_SESS_MSG_RETAIN	0x04	/* RETAIN as published */
 
 struct ipc_identity {
 	uint8_t		role;

@@ -32,6 +32,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_takeover.py \
 	tests/integration/mqtt_sessions.py \
 	tests/integration/mqtt_qos2.py \
+	tests/integration/mqtt_retained.py \
 	tests/integration/mqtt_cross_worker.py \
 	tests/integration/mqtt_worker_kill.py \
 	tests/integration/mqtt_walsvc_kill.py \

@@ -285,6 +285,9 @@ walsvc_dispatch(struct ipc_batch *batch, void *arg)
 		case IPC_REG_SYNC:
 			registry_handle(ws, batch, &rec);
 			break;
+		case IPC_RET_LOOKUP:
+			retained_lookup(ws, batch, &rec);
+			break;
 		default:
 			log_limited(&rl, LOG_LEVEL_WARN, "unexpected message "
 			    "dropped", "from=%s/%u type=0x%04x",
@@ -299,8 +302,10 @@ walsvc_dispatch(struct ipc_batch *batch, void *arg)
 	/* duplicates owe a watermark even when nothing new was appended */
 	if (ws->touched)
 		schedule_commit(ws);
-	/* releases waiting for these appends; credit the acks gave back */
+	/* releases and lookups waiting for these appends; credit the acks
+	 * gave back */
 	registry_progress(ws);
+	retained_progress(ws);
 	sessions_durable(ws);
 }
 
@@ -432,6 +437,7 @@ commit(struct walsvc *ws)
 	if (ws->mode == WAL_SYNC_ALWAYS)
 		commit_index(ws);
 	sessions_durable(ws);
+	retained_progress(ws);
 	return 0;
 }
 

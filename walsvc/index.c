@@ -18,6 +18,7 @@
  *               "clock"       -> u64   wall clock (ms) of the last commit
  *   streams.db  u8 role, u16 slot, u64 generation -> u64 highest sequence
  *   sessions.db u16 node, u64 session id -> the stored session (sessions.c)
+ *   retained.db topic -> u64 LSN of its retained message (retained.c)
  *   queue.db    u16 node, u64 session id, u64 sequence -> u64 LSN, u8 QoS,
  *               u8 state (0 queued, 1 QoS 2 received; absent in rows
  *               written before QoS 2: 0)
@@ -48,6 +49,7 @@ struct index {
 	DB		*streams;
 	DB		*sessions;
 	DB		*queue;
+	DB		*retained;
 	DB_TXN		*txn;
 	uint64_t	 applied_lsn;
 	uint64_t	 worker_gen;
@@ -158,7 +160,8 @@ index_open(struct index **out, const char *dir, uint64_t cache_bytes,
 	if ((rv = open_db(ix, &ix->meta, "meta.db")) != 0 ||
 	    (rv = open_db(ix, &ix->streams, "streams.db")) != 0 ||
 	    (rv = open_db(ix, &ix->sessions, "sessions.db")) != 0 ||
-	    (rv = open_db(ix, &ix->queue, "queue.db")) != 0)
+	    (rv = open_db(ix, &ix->queue, "queue.db")) != 0 ||
+	    (rv = open_db(ix, &ix->retained, "retained.db")) != 0)
 		goto fail;
 	if ((rv = meta_get(ix, "applied-lsn", &ix->applied_lsn)) != 0 ||
 	    (rv = meta_get(ix, "worker-gen", &ix->worker_gen)) != 0 ||
@@ -179,6 +182,8 @@ index_close(struct index *ix)
 		return;
 	if (ix->txn)
 		ix->txn->abort(ix->txn);
+	if (ix->retained)
+		ix->retained->close(ix->retained, 0);
 	if (ix->queue)
 		ix->queue->close(ix->queue, 0);
 	if (ix->sessions)
@@ -535,7 +540,8 @@ index_usable(const struct index *ix)
 }
 
 /*
- * Empty what is derived from records (sessions and queues) before the
+ * Empty what is derived from records (sessions, queues, retained
+ * messages) before the
  * whole log is applied again: the index was ahead of the log.
  */
 int
@@ -547,10 +553,60 @@ index_clear_derived(struct index *ix)
 	if ((rv = ix->sessions->truncate(ix->sessions, NULL, &n,
 	    DB_AUTO_COMMIT)) != 0 ||
 	    (rv = ix->queue->truncate(ix->queue, NULL, &n,
+	    DB_AUTO_COMMIT)) != 0 ||
+	    (rv = ix->retained->truncate(ix->retained, NULL, &n,
 	    DB_AUTO_COMMIT)) != 0) {
 		log_error("cannot empty the index", "error=\"%s\"",
 		    db_strerror(rv));
 		return -1;
 	}
+	return 0;
+}
+
+int
+index_retained_put(struct index *ix, const uint8_t *topic, size_t len,
+    uint64_t lsn)
+{
+	uint8_t	 v[8];
+
+	buf_store_u64(v, lsn);
+	return put(ix, ix->retained, "retained", topic, len, v, sizeof(v));
+}
+
+int
+index_retained_del(struct index *ix, const uint8_t *topic, size_t len)
+{
+	return del(ix, ix->retained, "retained", topic, len);
+}
+
+struct retained_walk {
+	index_retained_fn	 fn;
+	void			*arg;
+	int			 bad;
+};
+
+static int
+retained_row(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
+    size_t vlen)
+{
+	struct retained_walk	*rw = arg;
+
+	if (klen == 0 || vlen != 8) {
+		rw->bad++;
+		return 0;
+	}
+	return rw->fn(rw->arg, k, klen, buf_load_u64(v));
+}
+
+int
+index_retained_load(struct index *ix, index_retained_fn fn, void *arg)
+{
+	struct retained_walk	 rw = { fn, arg, 0 };
+
+	if (walk(ix, ix->retained, "retained", retained_row, &rw) == -1)
+		return -1;
+	if (rw.bad)
+		log_warnx("malformed retained rows in the index ignored",
+		    "rows=%d", rw.bad);
 	return 0;
 }

@@ -24,7 +24,9 @@ promptmq_walsvc_SOURCES = \
 	walsvc/append.c \
 	walsvc/index.c \
 	walsvc/registry.c \
-	walsvc/sessions.c
+	walsvc/sessions.c \
+	walsvc/retained.c \
+	walsvc/bodies.c
 promptmq_walsvc_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 promptmq_walsvc_LDADD = $(WAL_LIBS) $(PMQ_LIBS) $(BDB_LIBS)
 

@@ -60,7 +60,6 @@
 #include "walsvc.h"
 
 #define SESSION_BUCKETS_MIN	1024
-#define BODY_BUCKETS_MIN	4096
 #define ID_SPACE		65535	/* packet ids derived from sequences */
 #define CREDIT_MIN		8
 #define CREDIT_MAX		4096
@@ -74,16 +73,6 @@ enum entry_state {
 	ENTRY_DONE = 2,		/* delivered: gone when it reaches the head */
 };
 
-/* A queued message's body, kept once for every queue that holds it. */
-struct body {
-	struct body	*next;		/* hash chain */
-	uint64_t	 lsn;
-	uint32_t	 refs;
-	uint8_t		 level;
-	uint32_t	 len;
-	uint8_t		*packet;	/* NULL until read from the log */
-};
-
 struct entry {
 	uint64_t	 seq;
 	struct body	*body;		/* NULL once DONE */
@@ -91,7 +80,16 @@ struct entry {
 	uint8_t		 state;		/* enum entry_state */
 	uint8_t		 shipped;	/* sent to the current connection */
 	uint8_t		 dup;		/* sent before: DUP when sent again */
+	uint8_t		 retain;	/* sent with RETAIN (as published) */
 };
+
+#define ROW_RETAIN	0x80	/* in a queue row's state byte */
+
+static uint8_t
+row_state(const struct entry *e)
+{
+	return e->state | (e->retain ? ROW_RETAIN : 0);
+}
 
 struct ssub {
 	struct ssub		*next;
@@ -131,6 +129,7 @@ struct session {
 	uint16_t		 window;
 	uint64_t		 match_stamp;
 	uint8_t			 match_qos;
+	uint8_t			 match_rap;
 	uint8_t			 match_skip;
 	uint16_t		 idlen;
 	char			 client_id[];
@@ -158,8 +157,6 @@ struct expiry {
 struct sessions {
 	struct session		**by_sid, **by_cid;
 	size_t			  nbuckets, count;
-	struct body		**bodies;
-	size_t			  nbodies, body_buckets;
 	struct sub_table	 *table;	/* subscriptions of stored sessions */
 	struct sub_match	  match;
 	uint64_t		  match_stamp;
@@ -243,88 +240,6 @@ rehash(struct sessions *ss)
 	free(ss->by_cid);
 	ss->by_sid = sid;
 	ss->by_cid = cid;
-}
-
-/* ---------------------------------------------------------------------
- * Message bodies, by LSN.
- */
-
-static struct body **
-body_slot(struct sessions *ss, uint64_t lsn)
-{
-	struct body	**bp;
-
-	for (bp = &ss->bodies[hash_mix64(lsn) & (ss->body_buckets - 1)]; *bp;
-	    bp = &(*bp)->next)
-		if ((*bp)->lsn == lsn)
-			break;
-	return bp;
-}
-
-static void
-bodies_grow(struct sessions *ss)
-{
-	struct body	**nb, *b, *next;
-	size_t		  n = ss->body_buckets * 2, i;
-
-	if ((nb = calloc(n, sizeof(*nb))) == NULL)
-		return;
-	for (i = 0; i < ss->body_buckets; i++)
-		for (b = ss->bodies[i]; b; b = next) {
-			next = b->next;
-			b->next = nb[hash_mix64(b->lsn) & (n - 1)];
-			nb[hash_mix64(b->lsn) & (n - 1)] = b;
-		}
-	free(ss->bodies);
-	ss->bodies = nb;
-	ss->body_buckets = n;
-}
-
-/* The body for lsn with one more reference, made if need be. */
-static struct body *
-body_ref(struct sessions *ss, uint64_t lsn)
-{
-	struct body	**bp = body_slot(ss, lsn), *b;
-
-	if ((b = *bp) != NULL) {
-		b->refs++;
-		return b;
-	}
-	if ((b = calloc(1, sizeof(*b))) == NULL)
-		return NULL;
-	b->lsn = lsn;
-	b->refs = 1;
-	*bp = b;
-	if (++ss->nbodies > ss->body_buckets)
-		bodies_grow(ss);
-	return b;
-}
-
-static int
-body_fill(struct body *b, uint8_t level, const uint8_t *packet, size_t len)
-{
-	if (b->packet != NULL)
-		return 0;
-	if ((b->packet = malloc(len ? len : 1)) == NULL)
-		return -1;
-	memcpy(b->packet, packet, len);
-	b->len = (uint32_t)len;
-	b->level = level;
-	return 0;
-}
-
-static void
-body_unref(struct sessions *ss, struct body *b)
-{
-	struct body	**bp;
-
-	if (--b->refs > 0)
-		return;
-	bp = body_slot(ss, b->lsn);
-	*bp = b->next;
-	ss->nbodies--;
-	free(b->packet);
-	free(b);
 }
 
 /* ---------------------------------------------------------------------
@@ -539,7 +454,7 @@ session_destroy(struct walsvc *ws, struct session *s)
 		e = entry_at(s, i);
 		if (e->state != ENTRY_DONE) {
 			index_queue_del(ws->index, s->node, s->sid, e->seq);
-			body_unref(ss, e->body);
+			body_unref(ws, e->body);
 		}
 	}
 	index_session_del(ws->index, s->node, s->sid);
@@ -816,7 +731,8 @@ apply_ack(struct walsvc *ws, const struct wal_record *rec)
 			if (e->qos == 2 && e->state == ENTRY_QUEUED) {
 				e->state = ENTRY_RECEIVED;
 				index_queue_put(ws->index, s->node, s->sid,
-				    e->seq, e->body->lsn, e->qos, e->state);
+				    e->seq, e->body->lsn, e->qos,
+				    row_state(e));
 			}
 			continue;
 		}
@@ -827,7 +743,7 @@ apply_ack(struct walsvc *ws, const struct wal_record *rec)
 		e->state = ENTRY_DONE;
 		s->qbytes -= e->body->len;
 		index_queue_del(ws->index, s->node, s->sid, e->seq);
-		body_unref(ss, e->body);
+		body_unref(ws, e->body);
 		e->body = NULL;
 	}
 	queue_trim(ss, s);
@@ -879,7 +795,7 @@ drop_for(struct walsvc *ws, struct session *s, const char *why)
 /* Queue the message at `rec` for session s at QoS qos. */
 static void
 enqueue(struct walsvc *ws, struct session *s, const struct wal_record *rec,
-    const struct walrec_publish *p, uint8_t qos)
+    const struct walrec_publish *p, uint8_t qos, uint8_t retain)
 {
 	struct sessions		*ss = ws->sessions;
 	const struct config	*cfg = &ws->proc->cfg;
@@ -896,18 +812,19 @@ enqueue(struct walsvc *ws, struct session *s, const struct wal_record *rec,
 		return;
 	}
 	seq = s->next_seq;
-	if ((b = body_ref(ss, rec->lsn)) == NULL ||
-	    body_fill(b, p->level, p->packet, p->len) == -1 ||
+	if ((b = body_ref(ws, rec->lsn)) == NULL ||
+	    body_fill(ws, b, p) == -1 ||
 	    queue_push(s, seq, b, qos) == -1) {
 		if (b)
-			body_unref(ss, b);
+			body_unref(ws, b);
 		drop_for(ws, s, "out of memory");
 		return;
 	}
 	s->qbytes += p->len;
 	ss->queued++;
+	entry_at(s, s->qlen - 1)->retain = retain;
 	index_queue_put(ws->index, s->node, s->sid, seq, rec->lsn, qos,
-	    ENTRY_QUEUED);
+	    row_state(entry_at(s, s->qlen - 1)));
 	mark_ready(ss, s);
 }
 
@@ -944,6 +861,9 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 			    s->client_id);
 		mark_dirty(ss, s);
 	}
+	if (pkt.publish.retain && pkt.publish.topic.len > 0 &&
+	    config_num(&ws->proc->cfg, OPT_mqtt_retain_available))
+		retained_apply(ws, rec, &p, &pkt.publish);
 	if (sub_local_count(ss->table) == 0 || pkt.publish.qos == 0 ||
 	    pkt.publish.topic.len == 0)
 		return;
@@ -964,6 +884,7 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 		if (s->match_stamp != stamp) {
 			s->match_stamp = stamp;
 			s->match_qos = qos;
+			s->match_rap = 0;
 			if (n == ss->matched_cap) {
 				cap = n ? n * 2 : 64;
 				if ((grown = realloc(ss->matched,
@@ -975,13 +896,16 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 			ss->matched[n++] = s;
 		} else if (qos > s->match_qos)
 			s->match_qos = qos;
+		if (ss->match.hits[i].options.retain_as_published)
+			s->match_rap = 1;
 	}
 	for (i = 0; i < n; i++) {
 		s = ss->matched[i];
 		qos = s->match_qos < pkt.publish.qos ? s->match_qos :
 		    pkt.publish.qos;
 		if (qos > 0)
-			enqueue(ws, s, rec, &p, qos);
+			enqueue(ws, s, rec, &p, qos,
+			    s->match_rap && pkt.publish.retain);
 	}
 }
 
@@ -1055,7 +979,8 @@ ship(struct walsvc *ws, struct session *s)
 		buf_add_u64(b, s->sid);
 		buf_add_u8(b, e->qos);
 		buf_add_u8(b, (e->dup ? IPC_SESS_MSG_DUP : 0) |
-		    (e->state == ENTRY_RECEIVED ? IPC_SESS_MSG_RELEASE : 0));
+		    (e->state == ENTRY_RECEIVED ? IPC_SESS_MSG_RELEASE : 0) |
+		    (e->retain ? IPC_SESS_MSG_RETAIN : 0));
 		buf_add_u8(b, e->body->level);
 		buf_add_u8(b, 0);
 		buf_add(b, e->body->packet, e->body->len);
@@ -1539,11 +1464,12 @@ load_entry(void *arg, uint16_t node, uint64_t sid, uint64_t seq, uint64_t lsn,
 			if (queue_push(s, last, NULL, 0) == -1)
 				return -1;
 	}
-	if ((b = body_ref(ss, lsn)) == NULL || queue_push(s, seq, b, qos) == -1)
+	if ((b = body_ref(ws, lsn)) == NULL || queue_push(s, seq, b, qos) == -1)
 		return -1;
 	/* whether an earlier walsvc sent it is not known: say DUP */
 	entry_at(s, s->qlen - 1)->dup = 1;
-	if (state == ENTRY_RECEIVED && qos == 2)
+	entry_at(s, s->qlen - 1)->retain = (state & ROW_RETAIN) != 0;
+	if ((state & ~ROW_RETAIN) == ENTRY_RECEIVED && qos == 2)
 		entry_at(s, s->qlen - 1)->state = ENTRY_RECEIVED;
 	return 0;
 }
@@ -1558,11 +1484,8 @@ sessions_open(struct walsvc *ws)
 		return -1;
 	ws->sessions = ss;
 	ss->nbuckets = SESSION_BUCKETS_MIN;
-	ss->body_buckets = BODY_BUCKETS_MIN;
 	if ((ss->by_sid = calloc(ss->nbuckets, sizeof(*ss->by_sid))) == NULL ||
 	    (ss->by_cid = calloc(ss->nbuckets, sizeof(*ss->by_cid))) == NULL ||
-	    (ss->bodies = calloc(ss->body_buckets,
-	    sizeof(*ss->bodies))) == NULL ||
 	    /* one slot that is not ours: no remote interest, locals only */
 	    (ss->table = sub_table_new(1, 1)) == NULL)
 		return -1;
@@ -1576,50 +1499,18 @@ sessions_open(struct walsvc *ws)
 }
 
 /*
- * After the replay: read the bodies of the queued messages that came
- * from the index in one pass over the log, from the oldest one needed.
- * An entry whose message the log no longer has is dropped, loudly.
+ * After bodies_load(): an entry whose message the log no longer has is
+ * dropped, loudly.  The queue's byte count is known only now.
  */
-int
-sessions_load_bodies(struct walsvc *ws)
+void
+sessions_drop_missing(struct walsvc *ws)
 {
-	struct sessions		*ss = ws->sessions;
-	struct wal_iter		*it;
-	struct wal_record	 rec;
-	struct walrec_publish	 p;
-	struct body		*b;
-	struct session		*s;
-	struct entry		*e;
-	uint64_t		 from = UINT64_MAX, missing = 0, loaded = 0;
-	size_t			 i, j;
-	int			 rv;
+	struct sessions	*ss = ws->sessions;
+	struct session	*s;
+	struct entry	*e;
+	uint64_t	 missing = 0;
+	size_t		 i, j;
 
-	for (i = 0; i < ss->body_buckets; i++)
-		for (b = ss->bodies[i]; b; b = b->next)
-			if (b->packet == NULL && b->lsn < from)
-				from = b->lsn;
-	if (from == UINT64_MAX)
-		return 0;
-	if ((rv = wal_iter_open(&it, ws->wal, from)) != 0) {
-		log_error("cannot read the log for queued messages",
-		    "error=\"%s\"", strerror(-rv));
-		return -1;
-	}
-	while ((rv = wal_iter_next(it, &rec)) == 1) {
-		if (rec.type != WAL_TYPE_PUBLISH ||
-		    (b = *body_slot(ss, rec.lsn)) == NULL || b->packet != NULL)
-			continue;
-		if (walrec_publish_decode(rec.payload, rec.length, &p) == -1 ||
-		    body_fill(b, p.level, p.packet, p.len) == -1)
-			continue;
-		loaded++;
-	}
-	wal_iter_close(it);
-	if (rv < 0) {
-		log_error("cannot read the log for queued messages",
-		    "error=\"%s\"", strerror(-rv));
-		return -1;
-	}
 	for (i = 0; i < ss->nbuckets; i++)
 		for (s = ss->by_sid[i]; s; s = s->next_sid) {
 			for (j = 0; j < s->qlen; j++) {
@@ -1633,7 +1524,7 @@ sessions_load_bodies(struct walsvc *ws)
 				missing++;
 				index_queue_del(ws->index, s->node, s->sid,
 				    e->seq);
-				body_unref(ss, e->body);
+				body_unref(ws, e->body);
 				e->body = NULL;
 				e->state = ENTRY_DONE;
 			}
@@ -1642,10 +1533,6 @@ sessions_load_bodies(struct walsvc *ws)
 	if (missing > 0)
 		log_error("queued messages missing from the log were dropped",
 		    "missing=%llu", (unsigned long long)missing);
-	log_info("queued messages loaded", "sessions=%zu messages=%llu "
-	    "from_lsn=%llu", ss->count, (unsigned long long)loaded,
-	    (unsigned long long)from);
-	return 0;
 }
 
 size_t
@@ -1675,7 +1562,7 @@ sessions_close(struct walsvc *ws)
 			}
 			for (j = 0; j < s->qlen; j++)
 				if (entry_at(s, j)->body)
-					body_unref(ss, entry_at(s, j)->body);
+					body_unref(ws, entry_at(s, j)->body);
 			free(s->q2in);
 			free(s->q);
 			free(s);
@@ -1690,7 +1577,6 @@ sessions_close(struct walsvc *ws)
 	sub_table_free(ss->table);
 	free(ss->by_sid);
 	free(ss->by_cid);
-	free(ss->bodies);
 	free(ss->heap);
 	free(ss->matched);
 	free(ss);

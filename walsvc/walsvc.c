@@ -5,9 +5,9 @@
  *   1) open the message log in storage.wal-dir and recover it: a torn or
  *      corrupt tail is cut and reported, never a reason not to start;
  *   2) open the Berkeley DB index in DATA-DIR/index, load the stored
- *      sessions and their queues from it, and replay the log from the
- *      last position the index applied; then read the bodies of the
- *      queued messages from the log;
+ *      sessions, their queues and the retained messages from it, and
+ *      replay the log from the last position the index applied; then
+ *      read the bodies of the queued and retained messages from the log;
  *   3) open the IPC endpoint and answer READY with the highest worker
  *      generation the log and the index know, so the supervisor never
  *      hands out a generation whose appends the log already holds.
@@ -161,11 +161,16 @@ walsvc_start(struct proc *p)
 	}
 	wal_stream_highest(ws->wal, IPC_ROLE_WALSVC, 0, p->self.gen,
 	    &ws->own_seq);
-	if (sessions_open(ws) == -1)
+	if (bodies_open(ws) == -1 || sessions_open(ws) == -1 ||
+	    retained_open(ws) == -1)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot load the stored "
-		    "sessions", "");
-	if (append_replay(ws) == -1 || sessions_load_bodies(ws) == -1)
+		    "sessions and retained messages", "");
+	if (append_replay(ws) == -1 || bodies_load(ws) == -1)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot rebuild the index", "");
+	sessions_drop_missing(ws);
+	if (retained_finish_load(ws) == -1)
+		fatal_status(PMQ_EXIT_NORESPAWN, "out of memory loading "
+		    "retained messages", "");
 
 	/* 3) serve */
 	ws->pending_limit = mem / 2;
@@ -214,6 +219,8 @@ walsvc_stop(struct proc *p)
 
 	append_stop(ws);
 	sessions_close(ws);
+	retained_close(ws);
+	bodies_close(ws);
 	index_close(ws->index);
 	wal_close(ws->wal);
 	wal_storage_destroy(ws->storage);

@@ -20,7 +20,11 @@ struct ipc_endpoint;
 struct ipc_link;
 struct index;
 struct registry;
+struct retained;
 struct sessions;
+struct bodies;
+struct mqtt_publish;
+struct walrec_publish;
 
 enum wal_sync_mode {
 	WAL_SYNC_ALWAYS = 0,	/* acknowledge after fdatasync */
@@ -52,6 +56,17 @@ struct reply_link {
 
 #define STREAM_BUCKETS	256
 
+/* A message walsvc still has to send, kept once (bodies.c). */
+struct body {
+	struct body	*next;		/* hash chain */
+	uint64_t	 lsn;
+	uint32_t	 refs;
+	uint8_t		 level;		/* MQTT level of the packet */
+	uint32_t	 len;
+	int64_t		 received;	/* wall ms; 0: unknown */
+	uint8_t		*packet;	/* NULL until read from the log */
+};
+
 /* Who holds a client id: one connection of one worker incarnation. */
 struct reg_holder {
 	uint16_t	slot;
@@ -81,6 +96,8 @@ struct walsvc {
 	struct index		*index;
 	struct registry		*registry;
 	struct sessions		*sessions;
+	struct retained		*retained;
+	struct bodies		*bodies;
 	struct ipc_endpoint	*endpoint;
 	struct reply_link	*links;
 	struct stream		*streams[STREAM_BUCKETS];
@@ -123,9 +140,30 @@ uint64_t append_stream_applied(struct walsvc *, uint16_t slot, uint64_t gen);
 uint64_t walsvc_append(struct walsvc *, uint8_t type, const void *, size_t);
 void	 walsvc_dispatch(struct ipc_batch *, void *);
 
+/* bodies.c */
+int	 bodies_open(struct walsvc *);
+void	 bodies_close(struct walsvc *);
+struct body *body_ref(struct walsvc *, uint64_t lsn);
+int	 body_fill(struct walsvc *, struct body *,
+	    const struct walrec_publish *);
+void	 body_unref(struct walsvc *, struct body *);
+int	 bodies_load(struct walsvc *);
+size_t	 bodies_count(const struct walsvc *);
+
+/* retained.c */
+int	 retained_open(struct walsvc *);
+int	 retained_finish_load(struct walsvc *);
+void	 retained_close(struct walsvc *);
+void	 retained_apply(struct walsvc *, const struct wal_record *,
+	    const struct walrec_publish *, const struct mqtt_publish *);
+void	 retained_lookup(struct walsvc *, const struct ipc_batch *,
+	    const struct ipc_record *);
+void	 retained_progress(struct walsvc *);
+size_t	 retained_count(const struct walsvc *);
+
 /* sessions.c */
 int	 sessions_open(struct walsvc *);
-int	 sessions_load_bodies(struct walsvc *);
+void	 sessions_drop_missing(struct walsvc *);
 void	 sessions_close(struct walsvc *);
 void	 sessions_apply(struct walsvc *, const struct wal_record *);
 void	 sessions_flush(struct walsvc *);
@@ -145,6 +183,8 @@ typedef int	(*index_session_fn)(void *arg, uint16_t node, uint64_t sid,
 		    const uint8_t *row, size_t len);
 typedef int	(*index_queue_fn)(void *arg, uint16_t node, uint64_t sid,
 		    uint64_t seq, uint64_t lsn, uint8_t qos, uint8_t state);
+typedef int	(*index_retained_fn)(void *arg, const uint8_t *topic,
+		    size_t len, uint64_t lsn);
 
 int	 index_open(struct index **, const char *dir, uint64_t cache_bytes,
 	    char *err, size_t errlen);
@@ -167,5 +207,9 @@ int	 index_queue_del(struct index *, uint16_t node, uint64_t sid,
 	    uint64_t seq);
 int	 index_sessions_load(struct index *, index_session_fn, void *);
 int	 index_queue_load(struct index *, index_queue_fn, void *);
+int	 index_retained_put(struct index *, const uint8_t *topic, size_t,
+	    uint64_t lsn);
+int	 index_retained_del(struct index *, const uint8_t *topic, size_t);
+int	 index_retained_load(struct index *, index_retained_fn, void *);
 
 #endif /* PMQ_WALSVC_H */

@@ -161,6 +161,7 @@ free_conn(struct conn *c)
 	free(c->inflight);
 	free(c->acks);
 	free(c->q2in);
+	retained_free(c);
 	free_subs(c->granted_subs);
 	free(c->will);
 	free(c);

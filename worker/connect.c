@@ -78,6 +78,7 @@ keep_will(struct conn *c, const struct mqtt_connect *cn)
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_PUBLISH;
 	pkt.publish.qos = cn->will_qos;
+	pkt.publish.retain = cn->will_retain;
 	pkt.publish.packet_id = cn->will_qos ? 1 : 0;
 	pkt.publish.topic = cn->will_topic;
 	pkt.publish.payload = cn->will_payload;
@@ -181,9 +182,10 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 			    "will QoS above mqtt.max-qos");
 			return;
 		}
-		if (cn->will_retain && c->level == MQTT_LEVEL_5) {
+		if (cn->will_retain && c->level == MQTT_LEVEL_5 &&
+		    !config_num(cfg, OPT_mqtt_retain_available)) {
 			refuse(c, MQTT_RC_RETAIN_NOT_SUPPORTED,
-			    "retained wills are not supported");
+			    "mqtt.retain-available is off");
 			return;
 		}
 		if (keep_will(c, cn) == -1) {
@@ -312,8 +314,11 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 			p->maximum_qos = (uint8_t)maxqos;
 			mqtt_props_set(p, MQTT_PROP_MAXIMUM_QOS);
 		}
-		p->retain_available = 0;
-		mqtt_props_set(p, MQTT_PROP_RETAIN_AVAILABLE);
+		/* absent means available */
+		if (!config_num(cfg, OPT_mqtt_retain_available)) {
+			p->retain_available = 0;
+			mqtt_props_set(p, MQTT_PROP_RETAIN_AVAILABLE);
+		}
 		/* at or near the protocol's own limit it says nothing (and
 		 * some clients refuse values above 268435455) */
 		if (config_num(cfg, OPT_mqtt_max_packet_size) < BUF_VBI_MAX) {

@@ -19,6 +19,15 @@
  * A stored session's messages come from walsvc (session.c), with packet
  * ids derived from their session sequence and no bound of ours (walsvc
  * sends no more than its credit); their acknowledgements go to the log.
+ * The id space is split for a stored session: ids from sequences are
+ * 1 .. 32767, the worker's own (retained messages) 32768 .. 65535.
+ *
+ * Retained messages for a new subscription (subscribe.c) are sent
+ * before anything routed to the client after its SUBSCRIBE: while a
+ * lookup is out, routed messages wait in the queue, and retained ones
+ * go to a queue of their own that is sent first.  So the last value a
+ * subscriber sees for a topic is never the retained one after a newer
+ * live one.
  */
 #include "config.h"
 
@@ -30,7 +39,8 @@
 #include "worker.h"
 
 /* Packet ids of a stored session's messages: from the sequence. */
-#define SEQ_ID_SPACE	65535
+#define SEQ_ID_SPACE	32767
+#define OWN_ID_FIRST	32768	/* a stored session's worker-made ids */
 
 static void
 drop(struct conn *c, int qos, const char *why)
@@ -67,7 +77,9 @@ alloc_packet_id(struct conn *c)
 	for (;;) {
 		id = c->next_packet_id++;
 		if (c->next_packet_id == 0)
-			c->next_packet_id = 1;
+			c->next_packet_id = c->stored ? OWN_ID_FIRST : 1;
+		if (c->stored && id < OWN_ID_FIRST)
+			continue;
 		if (find_inflight(c, id) == NULL)
 			return id;
 	}
@@ -76,7 +88,7 @@ alloc_packet_id(struct conn *c)
 /* Encode one PUBLISH for this client; 0, or -1 if it cannot take it. */
 static int
 encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
-    uint16_t packet_id, uint8_t dup)
+    uint16_t packet_id, uint8_t dup, uint8_t retain)
 {
 	struct mqtt_delivery	 d;
 	struct buf		*out = conn_out(c);
@@ -85,6 +97,7 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	memset(&d, 0, sizeof(d));
 	d.qos = qos;
 	d.dup = qos > 0 ? dup : 0;
+	d.retain = retain;
 	d.packet_id = packet_id;
 	if (mqtt_encode_publish_header(out, m, c->level, &d, NULL) == -1 ||
 	    buf_add(out, m->payload.data, m->payload.len) == -1) {
@@ -109,7 +122,7 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
  */
 static int
 send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
-    uint64_t seq, uint8_t dup)
+    uint64_t seq, uint8_t dup, uint8_t retain)
 {
 	struct inflight	*f;
 	uint16_t	 id;
@@ -119,7 +132,7 @@ send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 		return -1;
 	id = seq != 0 ? (uint16_t)((seq - 1) % SEQ_ID_SPACE + 1) :
 	    alloc_packet_id(c);
-	if (encode_to(c, m, qos, id, dup) == -1) {
+	if (encode_to(c, m, qos, id, dup, retain) == -1) {
 		/* never delivered: done as far as the session goes */
 		if (seq != 0)
 			session_ack(c, seq, WALREC_ACK_DONE, 0, 0);
@@ -133,17 +146,19 @@ send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	return 0;
 }
 
-static int
+static struct queued_msg *
 queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
-    size_t rawlen, uint64_t seq, uint8_t dup)
+    size_t rawlen, uint64_t seq, uint8_t dup, uint8_t retain)
 {
 	struct queued_msg	*q;
 
 	if ((q = malloc(sizeof(*q) + rawlen)) == NULL)
-		return -1;
+		return NULL;
 	q->next = NULL;
 	q->seq = seq;
 	q->dup = dup;
+	q->retain = retain;
+	q->expiry = NO_EXPIRY;
 	q->level = level;
 	q->qos = qos;
 	q->len = (uint32_t)rawlen;
@@ -155,13 +170,13 @@ queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
 	c->qtail = q;
 	c->queued++;
 	c->queued_bytes += rawlen;
-	return 0;
+	return q;
 }
 
 /* A message of this worker's routing, at its delivery QoS. */
 void
 deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
-    const uint8_t *raw, size_t rawlen, uint8_t qos)
+    const uint8_t *raw, size_t rawlen, uint8_t qos, uint8_t retain)
 {
 	const struct config	*cfg = &c->w->proc->cfg;
 	uint64_t		 max_msgs, max_bytes;
@@ -170,36 +185,79 @@ deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 		return;
 	max_msgs = (uint64_t)config_num(cfg, OPT_mqtt_max_queued_messages);
 	max_bytes = (uint64_t)config_num(cfg, OPT_mqtt_max_queued_bytes);
-	if (qos == 0) {
+	if (qos == 0 && c->ret_pending == 0) {
 		if (c->out_msgs >= max_msgs || c->out.len >= max_bytes) {
 			drop(c, 0, "output queue full");
 			return;
 		}
-		encode_to(c, m, 0, 0, 0);
+		encode_to(c, m, 0, 0, 0, retain);
 		return;
 	}
-	if (c->qhead == NULL && c->inflight_out < c->send_max) {
-		send_window(c, m, qos, 0, 0);
+	if (c->qhead == NULL && c->ret_pending == 0 &&
+	    c->inflight_out < c->send_max) {
+		send_window(c, m, qos, 0, 0, retain);
 		return;
 	}
 	if (c->queued >= max_msgs || c->queued_bytes + rawlen > max_bytes) {
-		drop(c, qos, "queue beyond the receive window full");
+		drop(c, qos, c->ret_pending ? "queue full while retained "
+		    "messages come" : "queue beyond the receive window full");
 		return;
 	}
-	if (queue_copy(c, level, qos, raw, rawlen, 0, 0) == -1)
+	if (queue_copy(c, level, qos, raw, rawlen, 0, 0, retain) == NULL)
 		drop(c, qos, "out of memory");
+}
+
+/*
+ * A retained message for a new subscription, at its delivery QoS, with
+ * RETAIN set and its remaining expiry.  Bounded like any queue.
+ */
+void
+deliver_retained(struct conn *c, uint8_t level, const uint8_t *raw,
+    size_t rawlen, uint8_t qos, uint32_t expiry)
+{
+	const struct config	*cfg = &c->w->proc->cfg;
+	struct queued_msg	*q;
+
+	if (c->state != CONN_ACTIVE)
+		return;
+	if (c->rqueued >= (uint64_t)config_num(cfg,
+	    OPT_mqtt_max_queued_messages)) {
+		drop(c, qos, "too many retained messages at once");
+		return;
+	}
+	if ((q = malloc(sizeof(*q) + rawlen)) == NULL) {
+		drop(c, qos, "out of memory");
+		return;
+	}
+	memset(q, 0, sizeof(*q));
+	q->level = level;
+	q->qos = qos;
+	q->retain = 1;
+	q->expiry = expiry;
+	q->len = (uint32_t)rawlen;
+	memcpy(q->packet, raw, rawlen);
+	if (c->rtail)
+		c->rtail->next = q;
+	else
+		c->rhead = q;
+	c->rtail = q;
+	c->rqueued++;
+	deliver_queued(c);
 }
 
 /* A stored session's message from walsvc: walsvc's credit bounds it. */
 void
 deliver_stored(struct conn *c, const struct mqtt_publish *m, uint8_t level,
-    const uint8_t *raw, size_t rawlen, uint8_t qos, uint64_t seq, uint8_t dup)
+    const uint8_t *raw, size_t rawlen, uint8_t qos, uint64_t seq, uint8_t dup,
+    uint8_t retain)
 {
 	static struct log_ratelimit	 rl;
 
-	if (c->qhead == NULL && c->inflight_out < c->send_max)
-		send_window(c, m, qos, seq, dup);
-	else if (queue_copy(c, level, qos, raw, rawlen, seq, dup) == -1)
+	if (c->qhead == NULL && c->ret_pending == 0 &&
+	    c->inflight_out < c->send_max)
+		send_window(c, m, qos, seq, dup, retain);
+	else if (queue_copy(c, level, qos, raw, rawlen, seq, dup,
+	    retain) == NULL)
 		/* it stays unacknowledged: sent again at the next connection */
 		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory queueing a "
 		    "session message", "client=%.*s", (int)c->client_id_len,
@@ -240,25 +298,55 @@ deliver_release(struct conn *c, uint64_t seq)
 	deliver_ack(c, MQTT_PUBREL, f->id, 0);
 }
 
-/* Send queued messages while the client's window has room. */
+/* One queued message goes out (QoS 0 at once, else into the window). */
+static void
+send_queued(struct conn *c, struct queued_msg *q)
+{
+	struct mqtt_packet	 pkt;
+
+	if (mqtt_decode_stored_publish(q->packet, q->len, q->level, &pkt) ==
+	    -1) {
+		if (q->seq != 0)
+			session_ack(c, q->seq, WALREC_ACK_DONE, 0, 0);
+		return;
+	}
+	if (q->expiry != NO_EXPIRY && mqtt_props_has(&pkt.publish.props,
+	    MQTT_PROP_MESSAGE_EXPIRY_INTERVAL))
+		pkt.publish.props.message_expiry_interval = q->expiry;
+	if (q->qos == 0)
+		encode_to(c, &pkt.publish, 0, 0, 0, q->retain);
+	else
+		send_window(c, &pkt.publish, q->qos, q->seq, q->dup, q->retain);
+}
+
+/*
+ * Send what waits while the client's window has room: retained messages
+ * for a new subscription first, the rest once no lookup is out.
+ */
 void
 deliver_queued(struct conn *c)
 {
 	struct queued_msg	*q;
-	struct mqtt_packet	 pkt;
 
-	while ((q = c->qhead) != NULL && c->inflight_out < c->send_max &&
-	    c->state == CONN_ACTIVE) {
+	while ((q = c->rhead) != NULL && c->state == CONN_ACTIVE &&
+	    (q->qos == 0 || c->inflight_out < c->send_max)) {
+		c->rhead = q->next;
+		if (c->rhead == NULL)
+			c->rtail = NULL;
+		c->rqueued--;
+		send_queued(c, q);
+		free(q);
+	}
+	if (c->rhead != NULL || c->ret_pending > 0)
+		return;
+	while ((q = c->qhead) != NULL && c->state == CONN_ACTIVE &&
+	    (q->qos == 0 || c->inflight_out < c->send_max)) {
 		c->qhead = q->next;
 		if (c->qhead == NULL)
 			c->qtail = NULL;
 		c->queued--;
 		c->queued_bytes -= q->len;
-		if (mqtt_decode_stored_publish(q->packet, q->len, q->level,
-		    &pkt) == 0)
-			send_window(c, &pkt.publish, q->qos, q->seq, q->dup);
-		else if (q->seq != 0)
-			session_ack(c, q->seq, WALREC_ACK_DONE, 0, 0);
+		send_queued(c, q);
 		free(q);
 	}
 }
@@ -272,8 +360,12 @@ deliver_free_queue(struct conn *c)
 		c->qhead = q->next;
 		free(q);
 	}
-	c->qtail = NULL;
-	c->queued = 0;
+	while ((q = c->rhead) != NULL) {
+		c->rhead = q->next;
+		free(q);
+	}
+	c->qtail = c->rtail = NULL;
+	c->queued = c->rqueued = 0;
 	c->queued_bytes = 0;
 }
 

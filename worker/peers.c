@@ -55,6 +55,16 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 				goto bad;
 			registry_session_sub(w, rec.corr, rec.body, rec.len);
 			break;
+		case IPC_RET_MSG:
+			if (rec.len <= IPC_RET_MSG_HEADER)
+				goto bad;
+			retained_message(w, rec.corr, rec.body, rec.len);
+			break;
+		case IPC_RET_DONE:
+			if (rec.len != 0)
+				goto bad;
+			retained_done(w, rec.corr);
+			break;
 		case IPC_SESS_QOS2:
 			session_incoming(w, rec.corr, rec.body, rec.len);
 			break;
@@ -196,8 +206,10 @@ peers_update(struct worker *w)
 
 		w->walsvc_gen = peer->gen;
 		walc_peer_restarted(w->walc, peer->gen);
-		if (restarted)
+		if (restarted) {
 			registry_walsvc_restarted(w);
+			retained_walsvc_restarted(w);
+		}
 	}
 	route_peers_changed(w);
 }

@@ -125,11 +125,14 @@ publish_route(struct worker *w, struct conn *origin, int from_here,
 		if (c->match_stamp != stamp) {
 			c->match_stamp = stamp;
 			c->match_qos = sm->hits[i].options.qos;
+			c->match_rap = 0;
 			if (add_target(w, n, c) == -1)
 				continue;
 			n++;
 		} else if (sm->hits[i].options.qos > c->match_qos)
 			c->match_qos = sm->hits[i].options.qos;
+		if (sm->hits[i].options.retain_as_published)
+			c->match_rap = 1;
 	}
 	for (i = 0; i < n; i++) {
 		c = w->targets[i];
@@ -137,7 +140,9 @@ publish_route(struct worker *w, struct conn *origin, int from_here,
 		/* a stored session gets that from walsvc, in log order */
 		if (c->stored && qos > 0)
 			continue;
-		deliver(c, m, level, raw, rawlen, qos);
+		/* RETAIN goes on only to a Retain As Published subscription
+		 * (MQTT-3.3.1-12, -13) */
+		deliver(c, m, level, raw, rawlen, qos, m->retain && c->match_rap);
 	}
 }
 
@@ -353,15 +358,16 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 		conn_close(c, MQTT_RC_QOS_NOT_SUPPORTED, "QoS not supported");
 		return;
 	}
-	if (m->retain) {
+	if (m->retain && !config_num(cfg, OPT_mqtt_retain_available)) {
 		if (c->level == MQTT_LEVEL_5) {
 			conn_close(c, MQTT_RC_RETAIN_NOT_SUPPORTED,
-			    "retained messages are not supported");
+			    "mqtt.retain-available is off");
 			return;
 		}
-		/* 3.1.1 has no way to say so: deliver, do not keep */
-		log_limited(&rl, LOG_LEVEL_NOTICE, "retained messages are not "
-		    "supported; delivered without retaining", "client=%.*s",
+		/* 3.1.1 has no way to say so: deliver, do not keep (walsvc
+		 * keeps no retained message either) */
+		log_limited(&rl, LOG_LEVEL_NOTICE, "retained messages are off; "
+		    "delivered without retaining", "client=%.*s",
 		    (int)c->client_id_len, c->client_id);
 	}
 	if (mqtt_props_has(&m->props, MQTT_PROP_TOPIC_ALIAS)) {
@@ -387,6 +393,12 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 
 	/* 2) to whoever subscribed, here and on the other workers */
 	publish_route(w, c, 1, m, c->level, raw, rawlen);
+
+	/* a retained QoS 0 message is kept too: into the log, unanswered */
+	if (m->qos == 0 && m->retain && log_message(c, m, raw, rawlen) == 0)
+		log_limited(&rl, LOG_LEVEL_ERROR, "cannot log a retained "
+		    "message: out of memory", "client=%.*s",
+		    (int)c->client_id_len, c->client_id);
 
 	/* 3) QoS 1: into the log; the PUBACK waits for it */
 	if (m->qos == 1) {
@@ -460,15 +472,24 @@ publish_forwarded(struct worker *w, uint8_t level, uint64_t origin,
 	publish_route(w, NULL, 0, &pkt.publish, level, raw, rawlen);
 }
 
-/* The connection ended without DISCONNECT 0x00: its will goes out. */
+/*
+ * The connection ended without DISCONNECT 0x00: its will goes out (a
+ * retained one is kept, through the log, like any retained message).
+ */
 void
 publish_will(struct conn *c)
 {
-	struct mqtt_packet	 pkt;
+	static struct log_ratelimit	 rl;
+	struct mqtt_packet		 pkt;
 
 	if (mqtt_decode_stored_publish(c->will->packet, c->will->len,
 	    c->level, &pkt) == -1)
 		return;
 	publish_route(c->w, c, 1, &pkt.publish, c->level, c->will->packet,
 	    c->will->len);
+	if (pkt.publish.retain && config_num(&c->w->proc->cfg,
+	    OPT_mqtt_retain_available) && log_message(c, &pkt.publish,
+	    c->will->packet, c->will->len) == 0)
+		log_limited(&rl, LOG_LEVEL_ERROR, "cannot log a retained will",
+		    "client=%.*s", (int)c->client_id_len, c->client_id);
 }

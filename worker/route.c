@@ -7,7 +7,10 @@
  * (count 0); shared groups announce every change of their member count.
  * Announcements that a SUBACK depends on carry an id, and the receiver
  * answers ROUTE_ACK with it after applying them.  Links are FIFO, so a
- * worker that acknowledged id N applied everything before it too.
+ * worker that acknowledged id N applied everything before it too.  The
+ * acknowledgement names the acker's last append to the log: a retained
+ * message it took before it knew the new subscription is in the log by
+ * then, which the retained lookup after the SUBACK waits for.
  *
  * A worker incarnation that appears (the peers table, or a batch with a
  * newer generation, whichever comes first) gets our whole table:
@@ -32,6 +35,7 @@
 
 #include "ipc_link.h"
 #include "log.h"
+#include "walc.h"
 #include "worker.h"
 
 #define ROUTE_RESYNC_MS	1000
@@ -132,6 +136,7 @@ peer_arrived(struct worker *w, unsigned slot, uint64_t gen)
 	ipc_link_set_target_gen(p->link, gen);
 	p->gen = gen;
 	p->acked = 0;
+	p->appended = 0;
 	p->synced_in = 0;
 	p->waited_id = 0;
 	send_table(w, slot);
@@ -209,6 +214,16 @@ route_peers_changed(struct worker *w)
 }
 
 static void
+send_ack(struct worker *w, unsigned slot, uint64_t id)
+{
+	uint8_t	 last[8];
+
+	buf_store_u64(last, walc_last(w->walc));
+	ipc_link_send(w->peers[slot].link, IPC_ROUTE_ACK, 0, id, last,
+	    sizeof(last));
+}
+
+static void
 handle_set(struct worker *w, unsigned slot, const struct ipc_record *rec)
 {
 	static struct log_ratelimit	 rl;
@@ -226,8 +241,7 @@ handle_set(struct worker *w, unsigned slot, const struct ipc_record *rec)
 		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory applying a "
 		    "route", "slot=%u", slot);
 	if (rec->corr)
-		ipc_link_send(w->peers[slot].link, IPC_ROUTE_ACK, 0, rec->corr,
-		    NULL, 0);
+		send_ack(w, slot, rec->corr);
 }
 
 void
@@ -268,10 +282,12 @@ worker_dispatch_worker(struct worker *w, struct ipc_batch *batch)
 			handle_set(w, slot, &rec);
 			break;
 		case IPC_ROUTE_ACK:
-			if (rec.len != 0)
+			if (rec.len != 8)
 				goto bad;
 			if (rec.corr > p->acked && rec.corr <= w->route_issued)
 				p->acked = rec.corr;
+			if (buf_load_u64(rec.body) > p->appended)
+				p->appended = buf_load_u64(rec.body);
 			subscribe_progress(w);
 			break;
 		case IPC_ROUTE_RESET:
@@ -283,8 +299,7 @@ worker_dispatch_worker(struct worker *w, struct ipc_batch *batch)
 			if (rec.len != 0)
 				goto bad;
 			p->synced_in = 1;
-			ipc_link_send(p->link, IPC_ROUTE_ACK, 0, rec.corr,
-			    NULL, 0);
+			send_ack(w, slot, rec.corr);
 			if (!w->accepting && route_ready(w))
 				accept_enable(w);
 			break;

@@ -14,12 +14,23 @@
  * log (subscription records), and the SUBACK or UNSUBACK waits until
  * the log holds them: a client told its subscription exists finds it
  * after any crash.
+ *
+ * Retained messages: once the SUBACK is sent, the filters that want
+ * them (MQTT 5 Retain Handling 0, or 1 for a new subscription; always
+ * before 5.0) are looked up in walsvc (RET_LOOKUP).  The lookup names
+ * every worker's last append as its ROUTE_ACK reported it, and our own:
+ * walsvc answers once it has applied them, so a retained message that
+ * was published before the subscription reached its publisher's worker
+ * is found.  Until the answer is complete (RET_DONE), the client's
+ * other deliveries wait (deliver.c).  Lookups not answered when walsvc
+ * restarts are sent again.
  */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipc_link.h"
 #include "log.h"
 #include "walc.h"
 #include "walrec.h"
@@ -100,6 +111,7 @@ unsubscribe_one(struct conn *c, const uint8_t *filter, size_t len)
 }
 
 static void	answer_later(struct worker *, struct pending_suback *);
+static void	lookup_retained(struct conn *, struct buf *);
 
 static void
 send_suback(struct conn *c, uint16_t packet_id, const uint8_t *reasons,
@@ -140,6 +152,7 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 	uint32_t			 count, i = 0;
 	uint64_t			 seq = 0;
 	uint8_t				 maxqos;
+	int				 added, retain;
 
 	if (mqtt_props_has(&sl->props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER) ||
 	    sl->props.subscription_identifier_count > 0) {
@@ -154,7 +167,9 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 	ps->conn_id = c->id;
 	ps->packet_id = sl->packet_id;
 	ps->count = (uint16_t)sl->count;
+	buf_init(&ps->retained);
 	maxqos = (uint8_t)config_num(cfg, OPT_mqtt_max_qos);
+	retain = config_num(cfg, OPT_mqtt_retain_available) != 0;
 
 	mqtt_list_iter(&sl->list, &rd);
 	while (mqtt_subscribe_next(&rd, &s) == 1 && i < sl->count) {
@@ -182,13 +197,23 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 		if (seq > ps->wal_seq)
 			ps->wal_seq = seq;
 		if (remember(c, s.filter.data, s.filter.len) == -1 ||
-		    sub_add_local(w->subs, &s.parsed, c, &opts, &count) == -1) {
+		    (added = sub_add_local(w->subs, &s.parsed, c, &opts,
+		    &count)) == -1) {
 			ps->reasons[i++] = refusal(c, MQTT_RC_UNSPECIFIED_ERROR);
 			continue;
 		}
 		if (count == 1)
 			route_announce(w, s.filter.data, s.filter.len, 1, 1);
 		ps->reasons[i++] = opts.qos;
+		/* 5.0 Retain Handling: 0 always, 1 if new, 2 never */
+		if (retain && (c->level != MQTT_LEVEL_5 ||
+		    opts.retain_handling == 0 ||
+		    (opts.retain_handling == 1 && added == 0))) {
+			buf_add_u8(&ps->retained, opts.qos);
+			buf_add_u8(&ps->retained, 0);
+			buf_add_u16(&ps->retained, (uint16_t)s.filter.len);
+			buf_add(&ps->retained, s.filter.data, s.filter.len);
+		}
 	}
 
 	/* the SUBACK waits until everything announced so far is applied */
@@ -206,12 +231,14 @@ logged(const struct worker *w, const struct pending_suback *ps)
 }
 
 static void
-answer(struct conn *c, const struct pending_suback *ps)
+answer(struct conn *c, struct pending_suback *ps)
 {
 	struct mqtt_packet	 resp;
 
 	if (!ps->unsuback) {
 		send_suback(c, ps->packet_id, ps->reasons, ps->count);
+		if (ps->retained.len > 0)
+			lookup_retained(c, &ps->retained);
 		return;
 	}
 	memset(&resp, 0, sizeof(resp));
@@ -234,6 +261,7 @@ answer_later(struct worker *w, struct pending_suback *ps)
 	    logged(w, ps)) {
 		if ((c = idmap_get(&w->conns_by_id, ps->conn_id)) != NULL)
 			answer(c, ps);
+		buf_free(&ps->retained);
 		free(ps);
 		return;
 	}
@@ -260,8 +288,119 @@ subscribe_progress(struct worker *w)
 		c = idmap_get(&w->conns_by_id, ps->conn_id);
 		if (c && c->state == CONN_ACTIVE)
 			answer(c, ps);
+		buf_free(&ps->retained);
 		free(ps);
 	}
+}
+
+/* Send one lookup, with the barriers as they are now. */
+static void
+send_lookup(struct conn *c, const struct buf *filters)
+{
+	struct worker	*w = c->w;
+	struct buf	*b;
+	size_t		 start;
+	uint16_t	 n = 1;
+	unsigned	 slot;
+
+	if ((b = ipc_link_record_begin(w->wal_link, IPC_RET_LOOKUP, 0, c->id,
+	    &start)) == NULL)
+		return;		/* sent again when walsvc comes back */
+	for (slot = 0; slot < w->npeers; slot++)
+		if (slot != w->proc->self.slot && w->peers[slot].gen != 0)
+			n++;
+	buf_add_u16(b, n);
+	buf_add_u16(b, w->proc->self.slot);
+	buf_add_u64(b, w->proc->self.gen);
+	buf_add_u64(b, walc_last(w->walc));
+	for (slot = 0; slot < w->npeers; slot++) {
+		if (slot == w->proc->self.slot || w->peers[slot].gen == 0)
+			continue;
+		buf_add_u16(b, (uint16_t)slot);
+		buf_add_u64(b, w->peers[slot].gen);
+		buf_add_u64(b, w->peers[slot].appended);
+	}
+	buf_add(b, filters->data, filters->len);
+	if (buf_failed(b))
+		buf_truncate(b, start);
+	else
+		ipc_link_record_end(w->wal_link, start);
+}
+
+/* The SUBACK went out: its retained messages are asked for. */
+static void
+lookup_retained(struct conn *c, struct buf *filters)
+{
+	struct ret_lookup	*l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return;		/* no memory: no retained messages for it */
+	l->filters = *filters;		/* taken over */
+	buf_init(filters);
+	if (c->lookups_tail)
+		c->lookups_tail->next = l;
+	else
+		c->lookups = l;
+	c->lookups_tail = l;
+	c->ret_pending++;
+	send_lookup(c, &l->filters);
+}
+
+/* A retained message for the oldest lookup of this connection. */
+void
+retained_message(struct worker *w, uint64_t conn_id, const uint8_t *body,
+    size_t len)
+{
+	struct conn	*c = idmap_get(&w->conns_by_id, conn_id);
+
+	if (c == NULL || c->state != CONN_ACTIVE || c->ret_pending == 0)
+		return;
+	deliver_retained(c, body[1], body + IPC_RET_MSG_HEADER,
+	    len - IPC_RET_MSG_HEADER, body[0], buf_load_u32(body + 4));
+}
+
+/* Its oldest lookup is answered: what waited may go. */
+void
+retained_done(struct worker *w, uint64_t conn_id)
+{
+	struct conn		*c = idmap_get(&w->conns_by_id, conn_id);
+	struct ret_lookup	*l;
+
+	if (c == NULL || (l = c->lookups) == NULL)
+		return;
+	c->lookups = l->next;
+	if (c->lookups == NULL)
+		c->lookups_tail = NULL;
+	buf_free(&l->filters);
+	free(l);
+	c->ret_pending--;
+	deliver_queued(c);
+}
+
+/* A new walsvc knows no lookup: every one still out is sent again. */
+void
+retained_walsvc_restarted(struct worker *w)
+{
+	struct conn		*c;
+	struct ret_lookup	*l;
+
+	for (c = w->conns; c; c = c->next)
+		for (l = c->lookups; l; l = l->next)
+			send_lookup(c, &l->filters);
+}
+
+void
+retained_free(struct conn *c)
+{
+	struct ret_lookup	*l;
+
+	while ((l = c->lookups) != NULL) {
+		c->lookups = l->next;
+		buf_free(&l->filters);
+		free(l);
+	}
+	c->lookups_tail = NULL;
+	c->ret_pending = 0;
 }
 
 void

@@ -66,9 +66,14 @@ struct queued_msg {
 	uint8_t			 level;		/* of the packet below */
 	uint8_t			 qos;		/* delivery QoS */
 	uint8_t			 dup;
+	uint8_t			 retain;	/* RETAIN to set */
+	uint32_t		 expiry;	/* retained: remaining Message
+						   Expiry Interval (NO_EXPIRY) */
 	uint32_t		 len;
 	uint8_t			 packet[];	/* the PUBLISH as received */
 };
+
+#define NO_EXPIRY	0xffffffffu
 
 /*
  * One subscription of a connection, kept to undo it at close; for a
@@ -104,6 +109,7 @@ struct conn {
 	uint8_t			 stored;	/* its session is walsvc's */
 	uint8_t			 ack_dirty;	/* acks to append this turn */
 	uint8_t			 match_qos;	/* during one delivery */
+	uint8_t			 match_rap;	/* ... retain as published */
 	uint64_t		 match_stamp;
 	uint16_t		 keep_alive;	/* seconds, 0: none */
 	uint16_t		 next_packet_id;
@@ -142,6 +148,12 @@ struct conn {
 	struct queued_msg	*qhead, *qtail;
 	uint32_t		 queued;
 	size_t			 queued_bytes;
+	/* retained messages for a new subscription: sent before the rest,
+	 * which waits while a lookup is out (ret_pending) */
+	struct queued_msg	*rhead, *rtail;
+	uint32_t		 rqueued;
+	uint16_t		 ret_pending;	/* lookups out */
+	struct ret_lookup	*lookups, *lookups_tail;
 	struct conn_sub		*subs;
 	struct conn_sub		*granted_subs;	/* stored, before the grant */
 	struct conn_will	*will;
@@ -151,6 +163,12 @@ struct conn {
 	struct conn		*dead_next;	/* free list */
 	struct event		 rev;
 	struct event		 wev;
+};
+
+/* A retained lookup sent to walsvc and not yet answered whole. */
+struct ret_lookup {
+	struct ret_lookup	*next;
+	struct buf		 filters;	/* (u8 QoS, u8 0, u16 len, filter)* */
 };
 
 /*
@@ -166,6 +184,7 @@ struct pending_suback {
 	uint8_t			 unsuback;
 	uint16_t		 packet_id;
 	uint16_t		 count;
+	struct buf		 retained;	/* filters to look up after */
 	uint8_t			 reasons[];
 };
 
@@ -206,6 +225,8 @@ struct peer {
 	uint64_t		 acked;		/* highest route id acknowledged */
 	uint64_t		 sync_id;	/* route id of our SYNCED to it */
 	int			 synced_in;	/* its table reached us */
+	uint64_t		 appended;	/* its last append, as its last
+						   ROUTE_ACK said */
 	uint64_t		 waited_id;	/* an id a SUBACK waits for */
 	int64_t			 waited_since;	/* ... since (monotonic ms) */
 };
@@ -315,10 +336,12 @@ void	 publish_will(struct conn *);
 
 /* deliver.c: messages to clients */
 void	 deliver(struct conn *, const struct mqtt_publish *, uint8_t level,
-	    const uint8_t *raw, size_t rawlen, uint8_t qos);
+	    const uint8_t *raw, size_t rawlen, uint8_t qos, uint8_t retain);
 void	 deliver_stored(struct conn *, const struct mqtt_publish *,
 	    uint8_t level, const uint8_t *raw, size_t rawlen, uint8_t qos,
-	    uint64_t seq, uint8_t dup);
+	    uint64_t seq, uint8_t dup, uint8_t retain);
+void	 deliver_retained(struct conn *, uint8_t level, const uint8_t *raw,
+	    size_t rawlen, uint8_t qos, uint32_t expiry);
 void	 deliver_release(struct conn *, uint64_t seq);
 void	 deliver_queued(struct conn *);
 void	 deliver_free_queue(struct conn *);
@@ -346,6 +369,11 @@ void	 subscribe_handle(struct conn *, const struct mqtt_packet *);
 void	 unsubscribe_handle(struct conn *, const struct mqtt_packet *);
 void	 subscribe_drop_all(struct conn *);
 void	 subscribe_progress(struct worker *);
+void	 retained_message(struct worker *, uint64_t conn_id,
+	    const uint8_t *body, size_t len);
+void	 retained_done(struct worker *, uint64_t conn_id);
+void	 retained_walsvc_restarted(struct worker *);
+void	 retained_free(struct conn *);
 
 /* route.c */
 uint64_t route_announce(struct worker *, const uint8_t *filter, size_t len,

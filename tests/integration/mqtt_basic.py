@@ -11,8 +11,9 @@ workers is mqtt_cross_worker's business):
   past its keep alive; a silent one is dropped after 1.5 times its keep
   alive, not before the keep alive;
 - the 5.0 CONNACK advertises what this phase offers (the target's
-  maximum QoS: no Maximum QoS property for QoS 2, no retain, no $share,
-  no subscription identifiers, wildcards, no topic aliases);
+  maximum QoS: no Maximum QoS property for QoS 2, no retain where the
+  target has none, no $share, no subscription identifiers, wildcards,
+  no topic aliases);
 - the empty client id rules: 5.0 gets an Assigned Client Identifier,
   3.1.1 with clean session gets in, 3.1.1 without clean session gets
   return code 2;
@@ -156,6 +157,8 @@ def connack_properties(b):
             "wildcard-sub-available": (ABSENT, 1), "topic-alias-maximum": (ABSENT, 0),
             "shared-sub-available": (0,), "subscription-id-available": (0,)}
     # absent means available: Mosquitto offers these and says nothing
+    if b.retain_available:
+        want["retain-available"] = (ABSENT, 1)
     if b.shared_subs:
         want["shared-sub-available"] = (ABSENT, 1)
     if b.subscription_ids:

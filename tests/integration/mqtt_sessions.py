@@ -485,10 +485,7 @@ def survives_restarts():
             for v in (4, 5):
                 slots[v] = expect_numbered(b, done, cids[v], v, topics[v], slots[v], 0, 20,
                                            "after its worker and walsvc were killed")
-        status = b.stop()
-        check(status == 0, "promptmqd exit status %s" % status)
-        again = pmq.PromptMQ(workers=2, base=b.base, name="sessdur")
-        again.start()
+        again = pmq.restarted(b, "sessdur")
         with contextlib.ExitStack() as done:
             publish_acked(again, done, topics.values(), 10, 20)
             for v in (4, 5):

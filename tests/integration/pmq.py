@@ -436,13 +436,14 @@ class PromptMQ(Broker):
     """promptmqd as the target of the MQTT tests.
 
     What this phase of promptmqd offers, for tests whose expectations
-    differ between targets: QoS up to 2, no retained messages, no
-    $share subscriptions; sessions are kept as MQTT says."""
+    differ between targets: QoS up to 2, retained messages, no $share
+    subscriptions; sessions are kept as MQTT says."""
     kind = "promptmqd"
     max_qos = 2
     keeps_sessions = True       # clean-session=0 / session expiry are honoured
     shared_subs = False
     subscription_ids = False
+    retain_available = True     # retained messages are kept and sent
     keepalive_grace = 1.0       # seconds past 1.5 x keep alive to drop a client
     says_taken_over = True      # DISCONNECT 0x8E to a 5.0 client taken over
     expiry_late = 0.0           # seconds past its Session Expiry Interval a
@@ -540,15 +541,27 @@ class PromptMQ(Broker):
               "%s: children changed from %s to %s" % (what, self.started_children, now))
 
 
+def restarted(b, name):
+    """Stop promptmqd b (status 0) and start a new one on its data and
+    runtime directories: what a restart of the whole broker keeps.  The
+    caller cleans the new one up with keep=True (the directory is b's)."""
+    status = b.stop()
+    check(status == 0, "promptmqd exit status %s before the restart" % status)
+    again = PromptMQ(workers=b.workers, base=b.base, name=name)
+    again.start()
+    return again
+
+
 class Mosquitto(Broker):
     """Mosquitto on a free port, configured like promptmqd in this phase
-    where it can be (promptmqd's maximum QoS, no retained messages, no
+    where it can be (promptmqd's maximum QoS and retain availability, no
     topic aliases)."""
     kind = "mosquitto"
     max_qos = PromptMQ.max_qos
     keeps_sessions = True       # clean-session=0 / session expiry are honoured
     shared_subs = True          # $share subscriptions are granted
     subscription_ids = True
+    retain_available = PromptMQ.retain_available   # configured like promptmqd
     keepalive_grace = 6.0       # 2.0.11 checks keep alive coarsely: a 1s
                                 # keep alive is enforced after about 5s
     says_taken_over = False     # 2.0.11 closes a taken-over 5.0 client silently
@@ -579,7 +592,8 @@ class Mosquitto(Broker):
             self.port = free_port()
             lines = ["listener %d 127.0.0.1" % self.port,
                      "max_qos %d" % self.max_qos, "max_topic_alias 0",
-                     "allow_anonymous true", "retain_available false",
+                     "allow_anonymous true",
+                     "retain_available %s" % str(self.retain_available).lower(),
                      "max_queued_messages 100000", "persistence false",
                      # the default, stated: QoS 0 messages are not queued
                      # for an offline session (mqtt_sessions checks it)

@@ -1,0 +1,206 @@
+/*
+ * bodies.c - the messages walsvc still has to send: session queues
+ * (sessions.c) and retained messages (retained.c) hold references to
+ * them by LSN; each is kept once, counted, and freed with its last
+ * reference.
+ *
+ * A reference made while the log is applied comes with the message (it
+ * was just appended or replayed).  One loaded from the index at start-up
+ * has none yet: bodies_load() reads them all from the log in one pass
+ * from the oldest one needed.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "log.h"
+#include "walrec.h"
+#include "walsvc.h"
+
+#define BODY_BUCKETS_MIN	4096
+
+struct bodies {
+	struct body	**buckets;
+	size_t		  count, nbuckets;
+	uint64_t	  bytes;
+};
+
+int
+bodies_open(struct walsvc *ws)
+{
+	struct bodies	*bs;
+
+	if ((bs = calloc(1, sizeof(*bs))) == NULL)
+		return -1;
+	bs->nbuckets = BODY_BUCKETS_MIN;
+	if ((bs->buckets = calloc(bs->nbuckets, sizeof(*bs->buckets))) ==
+	    NULL) {
+		free(bs);
+		return -1;
+	}
+	ws->bodies = bs;
+	return 0;
+}
+
+void
+bodies_close(struct walsvc *ws)
+{
+	struct bodies	*bs = ws->bodies;
+	struct body	*b, *next;
+	size_t		 i;
+
+	if (bs == NULL)
+		return;
+	for (i = 0; i < bs->nbuckets; i++)
+		for (b = bs->buckets[i]; b; b = next) {
+			next = b->next;
+			free(b->packet);
+			free(b);
+		}
+	free(bs->buckets);
+	free(bs);
+	ws->bodies = NULL;
+}
+
+static struct body **
+slot(struct bodies *bs, uint64_t lsn)
+{
+	struct body	**bp;
+
+	for (bp = &bs->buckets[hash_mix64(lsn) & (bs->nbuckets - 1)]; *bp;
+	    bp = &(*bp)->next)
+		if ((*bp)->lsn == lsn)
+			break;
+	return bp;
+}
+
+static void
+grow(struct bodies *bs)
+{
+	struct body	**nb, *b, *next;
+	size_t		  n = bs->nbuckets * 2, i;
+
+	if ((nb = calloc(n, sizeof(*nb))) == NULL)
+		return;		/* longer chains, still correct */
+	for (i = 0; i < bs->nbuckets; i++)
+		for (b = bs->buckets[i]; b; b = next) {
+			next = b->next;
+			b->next = nb[hash_mix64(b->lsn) & (n - 1)];
+			nb[hash_mix64(b->lsn) & (n - 1)] = b;
+		}
+	free(bs->buckets);
+	bs->buckets = nb;
+	bs->nbuckets = n;
+}
+
+/* The body of the message at lsn, with one more reference. */
+struct body *
+body_ref(struct walsvc *ws, uint64_t lsn)
+{
+	struct bodies	*bs = ws->bodies;
+	struct body	**bp = slot(bs, lsn), *b;
+
+	if ((b = *bp) != NULL) {
+		b->refs++;
+		return b;
+	}
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return NULL;
+	b->lsn = lsn;
+	b->refs = 1;
+	*bp = b;
+	if (++bs->count > bs->nbuckets)
+		grow(bs);
+	return b;
+}
+
+/* Keep the message's bytes (from a publish record) if it has none yet. */
+int
+body_fill(struct walsvc *ws, struct body *b, const struct walrec_publish *p)
+{
+	if (b->packet != NULL)
+		return 0;
+	if ((b->packet = malloc(p->len ? p->len : 1)) == NULL)
+		return -1;
+	memcpy(b->packet, p->packet, p->len);
+	b->len = (uint32_t)p->len;
+	b->level = p->level;
+	b->received = p->received;
+	ws->bodies->bytes += p->len;
+	return 0;
+}
+
+void
+body_unref(struct walsvc *ws, struct body *b)
+{
+	struct bodies	*bs = ws->bodies;
+	struct body	**bp;
+
+	if (--b->refs > 0)
+		return;
+	bp = slot(bs, b->lsn);
+	*bp = b->next;
+	bs->count--;
+	if (b->packet != NULL)
+		bs->bytes -= b->len;
+	free(b->packet);
+	free(b);
+}
+
+/*
+ * Read the bodies that references from the index lack, in one pass over
+ * the log from the oldest one.  Returns 0 (a body the log no longer has
+ * stays without bytes: its holders drop it), or -1 when the log cannot
+ * be read.
+ */
+int
+bodies_load(struct walsvc *ws)
+{
+	struct bodies		*bs = ws->bodies;
+	struct wal_iter		*it;
+	struct wal_record	 rec;
+	struct walrec_publish	 p;
+	struct body		*b;
+	uint64_t		 from = UINT64_MAX, loaded = 0;
+	size_t			 i;
+	int			 rv;
+
+	for (i = 0; i < bs->nbuckets; i++)
+		for (b = bs->buckets[i]; b; b = b->next)
+			if (b->packet == NULL && b->lsn < from)
+				from = b->lsn;
+	if (from == UINT64_MAX)
+		return 0;
+	if ((rv = wal_iter_open(&it, ws->wal, from)) != 0) {
+		log_error("cannot read the log for queued and retained "
+		    "messages", "error=\"%s\"", strerror(-rv));
+		return -1;
+	}
+	while ((rv = wal_iter_next(it, &rec)) == 1) {
+		if (rec.type != WAL_TYPE_PUBLISH ||
+		    (b = *slot(bs, rec.lsn)) == NULL || b->packet != NULL)
+			continue;
+		if (walrec_publish_decode(rec.payload, rec.length, &p) == 0 &&
+		    body_fill(ws, b, &p) == 0)
+			loaded++;
+	}
+	wal_iter_close(it);
+	if (rv < 0) {
+		log_error("cannot read the log for queued and retained "
+		    "messages", "error=\"%s\"", strerror(-rv));
+		return -1;
+	}
+	log_info("message bodies loaded from the log", "messages=%llu "
+	    "from_lsn=%llu", (unsigned long long)loaded,
+	    (unsigned long long)from);
+	return 0;
+}
+
+size_t
+bodies_count(const struct walsvc *ws)
+{
+	return ws->bodies ? ws->bodies->count : 0;
+}
