@@ -68,6 +68,8 @@ ipc_type_name(uint16_t type)
 		return "WAL_DURABLE";
 	case IPC_WAL_RESEND:
 		return "WAL_RESEND";
+	case IPC_WAL_FULL:
+		return "WAL_FULL";
 	case IPC_WAL_REFUSED:
 		return "WAL_REFUSED";
 	case IPC_REG_CLAIM:

@@ -84,6 +84,8 @@ enum ipc_type {
 	IPC_WAL_DURABLE = 0x0281,	/* seq: durable up to; body: u64 written up to */
 	IPC_WAL_RESEND = 0x0282,	/* seq: first sequence walsvc still needs */
 	IPC_WAL_REFUSED = 0x0283,	/* seq: first refused; body: u32 errno */
+	IPC_WAL_FULL = 0x0284,	/* body: u8 1 over storage.max-disk (refuse
+				   new QoS 1/2 messages), 0 not */
 
 	/* worker -> walsvc: the client-id registry (corr: connection id) */
 	IPC_REG_CLAIM = 0x0301,	/* body: IPC_CLAIM_HEADER (u8 flags, u8 level,
@@ -151,6 +153,10 @@ enum wal_record_type {
 	WAL_TYPE_RETAINED = 4,		/* a retained message set or cleared */
 	WAL_TYPE_ACK = 5,		/* delivery progress of a stored
 					   session: acknowledged, received */
+	WAL_TYPE_COPY = 6,		/* a message still needed, copied
+					   forward so that its old segment can
+					   go: u8 1, u8 0, u16 0, u32 0, u64 its
+					   original LSN, its publish payload */
 };
 
 /* Fixed parts of the registry and session bodies above. */

@@ -243,3 +243,35 @@ walrec_ack_entry(const struct walrec_ack *a, uint16_t i, uint64_t *seq,
 	*seq = buf_load_u64(p);
 	*state = p[8];
 }
+
+int
+walrec_copy_encode(struct buf *b, uint64_t original,
+    const struct walrec_publish *p)
+{
+	buf_add_u8(b, FORMAT_1);
+	buf_add_u8(b, 0);
+	buf_add_u16(b, 0);
+	buf_add_u32(b, 0);
+	buf_add_u64(b, original);
+	if (buf_failed(b))
+		return -1;
+	return walrec_publish_encode(b, p);
+}
+
+int
+walrec_copy_decode(const uint8_t *data, size_t len, struct walrec_copy *c)
+{
+	struct walrec_publish	 p;
+
+	memset(c, 0, sizeof(*c));
+	if (len < WALREC_COPY_HEADER || data[0] != FORMAT_1 || data[1] != 0 ||
+	    buf_load_u16(data + 2) != 0 || buf_load_u32(data + 4) != 0)
+		return -1;
+	c->original = buf_load_u64(data + 8);
+	c->publish = data + WALREC_COPY_HEADER;
+	c->len = len - WALREC_COPY_HEADER;
+	if (c->original == 0 || walrec_publish_decode(c->publish, c->len,
+	    &p) == -1)
+		return -1;
+	return 0;
+}

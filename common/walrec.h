@@ -131,4 +131,17 @@ int	 walrec_ack_decode(const uint8_t *, size_t, struct walrec_ack *);
 void	 walrec_ack_entry(const struct walrec_ack *, uint16_t i,
 	    uint64_t *seq, uint8_t *state);
 
+/* copy: a message still needed, copied forward from an old segment */
+struct walrec_copy {
+	uint64_t	 original;	/* LSN of the publish record */
+	const uint8_t	*publish;	/* its payload (a walrec_publish) */
+	size_t		 len;
+};
+
+#define WALREC_COPY_HEADER	16
+
+int	 walrec_copy_encode(struct buf *, uint64_t original,
+	    const struct walrec_publish *);
+int	 walrec_copy_decode(const uint8_t *, size_t, struct walrec_copy *);
+
 #endif /* PMQ_WALREC_H */

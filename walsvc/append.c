@@ -65,8 +65,13 @@ stream_get(struct walsvc *ws, const struct ipc_identity *id)
 	s->role = id->role;
 	s->slot = id->slot;
 	s->gen = id->gen;
-	/* everything the log holds at this point is durable */
+	/* everything the log holds at this point is durable; the index
+	 * remembers streams whose records compaction removed */
 	wal_stream_highest(ws->wal, id->role, id->slot, id->gen, &highest);
+	if (index_stream_highest(ws->index, id->role, id->slot, id->gen) >
+	    highest)
+		highest = index_stream_highest(ws->index, id->role, id->slot,
+		    id->gen);
 	s->highest = highest;
 	s->durable = highest;
 	s->next = *bucket;

@@ -8,6 +8,12 @@
  * was just appended or replayed).  One loaded from the index at start-up
  * has none yet: bodies_load() reads them all from the log in one pass
  * from the oldest one needed.
+ *
+ * A message is named by the LSN of its publish record (its id, what the
+ * queues and the retained tree refer to) and found at its location, the
+ * same LSN until compaction copies it forward (a copy record, applied
+ * here); msgs.db keeps id -> location for the copied ones.  The oldest
+ * location of a live message is how far the log may be removed.
  */
 #include "config.h"
 
@@ -110,6 +116,7 @@ body_ref(struct walsvc *ws, uint64_t lsn)
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return NULL;
 	b->lsn = lsn;
+	b->loc = lsn;
 	b->refs = 1;
 	*bp = b;
 	if (++bs->count > bs->nbuckets)
@@ -146,6 +153,8 @@ body_unref(struct walsvc *ws, struct body *b)
 	bs->count--;
 	if (b->packet != NULL)
 		bs->bytes -= b->len;
+	if (b->loc != b->lsn)
+		index_msg_del(ws->index, b->lsn);
 	free(b->packet);
 	free(b);
 }
@@ -163,6 +172,7 @@ bodies_load(struct walsvc *ws)
 	struct wal_iter		*it;
 	struct wal_record	 rec;
 	struct walrec_publish	 p;
+	struct walrec_copy	 c;
 	struct body		*b;
 	uint64_t		 from = UINT64_MAX, loaded = 0;
 	size_t			 i;
@@ -170,8 +180,8 @@ bodies_load(struct walsvc *ws)
 
 	for (i = 0; i < bs->nbuckets; i++)
 		for (b = bs->buckets[i]; b; b = b->next)
-			if (b->packet == NULL && b->lsn < from)
-				from = b->lsn;
+			if (b->packet == NULL && b->loc < from)
+				from = b->loc;
 	if (from == UINT64_MAX)
 		return 0;
 	if ((rv = wal_iter_open(&it, ws->wal, from)) != 0) {
@@ -180,11 +190,21 @@ bodies_load(struct walsvc *ws)
 		return -1;
 	}
 	while ((rv = wal_iter_next(it, &rec)) == 1) {
-		if (rec.type != WAL_TYPE_PUBLISH ||
-		    (b = *slot(bs, rec.lsn)) == NULL || b->packet != NULL)
+		if (rec.type == WAL_TYPE_PUBLISH) {
+			if ((b = *slot(bs, rec.lsn)) == NULL ||
+			    b->packet != NULL || b->loc != rec.lsn ||
+			    walrec_publish_decode(rec.payload, rec.length,
+			    &p) == -1)
+				continue;
+		} else if (rec.type == WAL_TYPE_COPY) {
+			if (walrec_copy_decode(rec.payload, rec.length, &c) ==
+			    -1 || (b = *slot(bs, c.original)) == NULL ||
+			    b->packet != NULL || b->loc != rec.lsn ||
+			    walrec_publish_decode(c.publish, c.len, &p) == -1)
+				continue;
+		} else
 			continue;
-		if (walrec_publish_decode(rec.payload, rec.length, &p) == 0 &&
-		    body_fill(ws, b, &p) == 0)
+		if (body_fill(ws, b, &p) == 0)
 			loaded++;
 	}
 	wal_iter_close(it);
@@ -203,4 +223,110 @@ size_t
 bodies_count(const struct walsvc *ws)
 {
 	return ws->bodies ? ws->bodies->count : 0;
+}
+
+/*
+ * A copy record: the message it carries is found here from now on.
+ * One whose message nobody holds any more is a no-op.
+ */
+void
+bodies_apply_copy(struct walsvc *ws, const struct wal_record *rec)
+{
+	static struct log_ratelimit	 rl;
+	struct walrec_copy		 c;
+	struct walrec_publish		 p;
+	struct body			*b;
+
+	if (walrec_copy_decode(rec->payload, rec->length, &c) == -1) {
+		log_limited(&rl, LOG_LEVEL_WARN, "malformed copy record ignored",
+		    "lsn=%llu", (unsigned long long)rec->lsn);
+		return;
+	}
+	if ((b = *slot(ws->bodies, c.original)) == NULL || b->loc >= rec->lsn)
+		return;
+	b->loc = rec->lsn;
+	if (b->packet == NULL && walrec_publish_decode(c.publish, c.len,
+	    &p) == 0)
+		body_fill(ws, b, &p);
+	index_msg_put(ws->index, b->lsn, b->loc);
+}
+
+/* At start-up: where the index says copied messages are. */
+static int
+load_location(void *arg, uint64_t id, uint64_t loc)
+{
+	struct walsvc	*ws = arg;
+	struct body	*b;
+
+	if ((b = *slot(ws->bodies, id)) == NULL) {
+		index_msg_del(ws->index, id);	/* nobody holds it now */
+		return 0;
+	}
+	if (loc > b->loc)
+		b->loc = loc;
+	return 0;
+}
+
+int
+bodies_load_locations(struct walsvc *ws)
+{
+	return index_msgs_load(ws->index, load_location, ws);
+}
+
+/* The oldest location of a message still held (UINT64_MAX: none). */
+uint64_t
+bodies_oldest(const struct walsvc *ws)
+{
+	const struct bodies	*bs = ws->bodies;
+	const struct body	*b;
+	uint64_t		 min = UINT64_MAX;
+	size_t			 i;
+
+	for (i = 0; i < bs->nbuckets; i++)
+		for (b = bs->buckets[i]; b; b = b->next)
+			if (b->loc < min)
+				min = b->loc;
+	return min;
+}
+
+/*
+ * Copy forward up to max messages located before `below`: each becomes a
+ * copy record at the end of the log.  Returns how many were copied, or
+ * -1 when the log refused (out of memory).
+ */
+int
+bodies_copy_below(struct walsvc *ws, uint64_t below, int max)
+{
+	struct bodies		*bs = ws->bodies;
+	struct body		*b, **pick;
+	struct walrec_publish	 p;
+	struct buf		 rec = BUF_INITIALIZER;
+	size_t			 i;
+	int			 n = 0, k;
+
+	if ((pick = calloc((size_t)max, sizeof(*pick))) == NULL)
+		return -1;
+	/* chosen first: appending applies the copy, which moves them */
+	for (i = 0; i < bs->nbuckets && n < max; i++)
+		for (b = bs->buckets[i]; b && n < max; b = b->next)
+			if (b->loc < below && b->packet != NULL)
+				pick[n++] = b;
+	for (k = 0; k < n; k++) {
+		b = pick[k];
+		memset(&p, 0, sizeof(p));
+		p.format = WALREC_PUBLISH_V2;
+		p.level = b->level;
+		p.received = b->received;
+		p.packet = b->packet;
+		p.len = b->len;
+		buf_reset(&rec);
+		if (walrec_copy_encode(&rec, b->lsn, &p) == -1 ||
+		    walsvc_append(ws, WAL_TYPE_COPY, rec.data, rec.len) == 0) {
+			n = -1;
+			break;
+		}
+	}
+	buf_free(&rec);
+	free(pick);
+	return n;
 }

@@ -19,6 +19,8 @@
  *   streams.db  u8 role, u16 slot, u64 generation -> u64 highest sequence
  *   sessions.db u16 node, u64 session id -> the stored session (sessions.c)
  *   retained.db topic -> u64 LSN of its retained message (retained.c)
+ *   msgs.db     u64 message id (LSN of its publish) -> u64 LSN of the
+ *               copy it lives in now, for messages copied forward
  *   queue.db    u16 node, u64 session id, u64 sequence -> u64 LSN, u8 QoS,
  *               u8 state (0 queued, 1 QoS 2 received; absent in rows
  *               written before QoS 2: 0)
@@ -42,6 +44,8 @@
 #define QUEUE_VALUE_1	9
 #define QUEUE_VALUE	10
 #define INDEX_MAX_LOCKS	200000
+/* BDB's own log files: small, so the index's disk use stays near its data */
+#define INDEX_LOG_FILE	(1u << 20)
 
 struct index {
 	DB_ENV		*env;
@@ -50,6 +54,7 @@ struct index {
 	DB		*sessions;
 	DB		*queue;
 	DB		*retained;
+	DB		*msgs;
 	DB_TXN		*txn;
 	uint64_t	 applied_lsn;
 	uint64_t	 worker_gen;
@@ -143,6 +148,7 @@ index_open(struct index **out, const char *dir, uint64_t cache_bytes,
 	    /* the message log is the commit point: written, not synced */
 	    (rv = ix->env->set_flags(ix->env, DB_TXN_WRITE_NOSYNC, 1)) != 0 ||
 	    (rv = ix->env->log_set_config(ix->env, DB_LOG_AUTO_REMOVE, 1)) != 0 ||
+	    (rv = ix->env->set_lg_max(ix->env, INDEX_LOG_FILE)) != 0 ||
 	    /* one transaction may touch many pages (a sync interval's worth
 	     * of queue rows): the default of 1000 locks is far too few */
 	    (rv = ix->env->set_lk_max_locks(ix->env, INDEX_MAX_LOCKS)) != 0 ||
@@ -161,7 +167,8 @@ index_open(struct index **out, const char *dir, uint64_t cache_bytes,
 	    (rv = open_db(ix, &ix->streams, "streams.db")) != 0 ||
 	    (rv = open_db(ix, &ix->sessions, "sessions.db")) != 0 ||
 	    (rv = open_db(ix, &ix->queue, "queue.db")) != 0 ||
-	    (rv = open_db(ix, &ix->retained, "retained.db")) != 0)
+	    (rv = open_db(ix, &ix->retained, "retained.db")) != 0 ||
+	    (rv = open_db(ix, &ix->msgs, "msgs.db")) != 0)
 		goto fail;
 	if ((rv = meta_get(ix, "applied-lsn", &ix->applied_lsn)) != 0 ||
 	    (rv = meta_get(ix, "worker-gen", &ix->worker_gen)) != 0 ||
@@ -182,6 +189,8 @@ index_close(struct index *ix)
 		return;
 	if (ix->txn)
 		ix->txn->abort(ix->txn);
+	if (ix->msgs)
+		ix->msgs->close(ix->msgs, 0);
 	if (ix->retained)
 		ix->retained->close(ix->retained, 0);
 	if (ix->queue)
@@ -555,6 +564,8 @@ index_clear_derived(struct index *ix)
 	    (rv = ix->queue->truncate(ix->queue, NULL, &n,
 	    DB_AUTO_COMMIT)) != 0 ||
 	    (rv = ix->retained->truncate(ix->retained, NULL, &n,
+	    DB_AUTO_COMMIT)) != 0 ||
+	    (rv = ix->msgs->truncate(ix->msgs, NULL, &n,
 	    DB_AUTO_COMMIT)) != 0) {
 		log_error("cannot empty the index", "error=\"%s\"",
 		    db_strerror(rv));
@@ -608,5 +619,105 @@ index_retained_load(struct index *ix, index_retained_fn fn, void *arg)
 	if (rw.bad)
 		log_warnx("malformed retained rows in the index ignored",
 		    "rows=%d", rw.bad);
+	return 0;
+}
+
+int
+index_msg_put(struct index *ix, uint64_t id, uint64_t loc)
+{
+	uint8_t	 k[8], v[8];
+
+	buf_store_u64(k, id);
+	buf_store_u64(v, loc);
+	return put(ix, ix->msgs, "msgs", k, sizeof(k), v, sizeof(v));
+}
+
+int
+index_msg_del(struct index *ix, uint64_t id)
+{
+	uint8_t	 k[8];
+
+	buf_store_u64(k, id);
+	return del(ix, ix->msgs, "msgs", k, sizeof(k));
+}
+
+struct msg_walk {
+	index_msg_fn	 fn;
+	void		*arg;
+	int		 bad;
+};
+
+static int
+msg_row(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
+    size_t vlen)
+{
+	struct msg_walk	*mw = arg;
+
+	if (klen != 8 || vlen != 8) {
+		mw->bad++;
+		return 0;
+	}
+	return mw->fn(mw->arg, buf_load_u64(k), buf_load_u64(v));
+}
+
+int
+index_msgs_load(struct index *ix, index_msg_fn fn, void *arg)
+{
+	struct msg_walk	 mw = { fn, arg, 0 };
+
+	if (walk(ix, ix->msgs, "msgs", msg_row, &mw) == -1)
+		return -1;
+	if (mw.bad)
+		log_warnx("malformed message location rows in the index "
+		    "ignored", "rows=%d", mw.bad);
+	return 0;
+}
+
+/*
+ * The highest sequence the index knows for a stream, committed or in
+ * the open transaction: the log forgets a stream once compaction removed
+ * its records, the index does not.
+ */
+uint64_t
+index_stream_highest(struct index *ix, uint8_t role, uint16_t slot,
+    uint64_t gen)
+{
+	uint8_t	 key[STREAM_KEY];
+	DBT	 k, v;
+	uint8_t	 val[8];
+
+	key[0] = role;
+	buf_store_u16(key + 1, slot);
+	buf_store_u64(key + 3, gen);
+	if (ix->have_last && memcmp(key, ix->last_key, STREAM_KEY) == 0)
+		return ix->last_seq;
+	memset(&k, 0, sizeof(k));
+	memset(&v, 0, sizeof(v));
+	k.data = key;
+	k.size = STREAM_KEY;
+	v.data = val;
+	v.ulen = sizeof(val);
+	v.flags = DB_DBT_USERMEM;
+	if (ix->streams->get(ix->streams, ix->txn, &k, &v, 0) != 0 ||
+	    v.size != 8)
+		return 0;
+	return buf_load_u64(val);
+}
+
+/*
+ * Make the index's committed state durable (its log flushed and a
+ * checkpoint taken): before log segments are removed, everything they
+ * held must be in the index for good.
+ */
+int
+index_sync(struct index *ix)
+{
+	int	 rv;
+
+	if ((rv = ix->env->log_flush(ix->env, NULL)) != 0 ||
+	    (rv = ix->env->txn_checkpoint(ix->env, 0, 0, DB_FORCE)) != 0) {
+		log_warnx("index sync failed", "error=\"%s\"", db_strerror(rv));
+		return -1;
+	}
 	return 0;
 }

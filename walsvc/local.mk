@@ -26,7 +26,8 @@ promptmq_walsvc_SOURCES = \
 	walsvc/registry.c \
 	walsvc/sessions.c \
 	walsvc/retained.c \
-	walsvc/bodies.c
+	walsvc/bodies.c \
+	walsvc/compact.c
 promptmq_walsvc_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 promptmq_walsvc_LDADD = $(WAL_LIBS) $(PMQ_LIBS) $(BDB_LIBS)
 

@@ -60,7 +60,8 @@
 #include "walsvc.h"
 
 #define SESSION_BUCKETS_MIN	1024
-#define ID_SPACE		65535	/* packet ids derived from sequences */
+#define ID_SPACE		32767	/* packet ids derived from sequences (the
+				   worker keeps 32768 .. 65535 for its own) */
 #define CREDIT_MIN		8
 #define CREDIT_MAX		4096
 #define ROW_FORMAT_1		1	/* without incoming QoS 2 ids */
@@ -924,6 +925,9 @@ sessions_apply(struct walsvc *ws, const struct wal_record *rec)
 		break;
 	case WAL_TYPE_ACK:
 		apply_ack(ws, rec);
+		break;
+	case WAL_TYPE_COPY:
+		bodies_apply_copy(ws, rec);
 		break;
 	}
 }

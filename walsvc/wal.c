@@ -507,6 +507,23 @@ wal_role_generation_max(const struct wal *wal, uint8_t role)
 	return wal->streams.generation_max[role];
 }
 
+uint64_t
+wal_segment_start(const struct wal *wal, uint32_t i)
+{
+	return i < wal->nsegments ? wal->segments[i].first_lsn : 0;
+}
+
+uint64_t
+wal_disk_bytes(const struct wal *wal)
+{
+	uint64_t	 n = 0;
+	uint32_t	 i;
+
+	for (i = 0; i < wal->nsegments; i++)
+		n += wal->segments[i].size;
+	return n;
+}
+
 int
 wal_remove_below(struct wal *wal, uint64_t lsn, uint32_t *removed)
 {
@@ -550,6 +567,7 @@ static const char *const wal_type_names[] = {
 	[WAL_TYPE_SUBSCRIPTION] = "subscription",
 	[WAL_TYPE_RETAINED] = "retained",
 	[WAL_TYPE_ACK] = "ack",
+	[WAL_TYPE_COPY] = "copy",
 };
 #define WAL_TYPE_NAMES	(sizeof(wal_type_names) / sizeof(wal_type_names[0]))
 

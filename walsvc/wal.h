@@ -36,7 +36,7 @@
 #include "ipc.h"
 #include "wal_storage.h"
 
-#define WAL_SEGMENT_SIZE_DEFAULT	(64ull << 20)	/* storage.wal-segment-size */
+#define WAL_SEGMENT_SIZE_DEFAULT	(16ull << 20)	/* storage.wal-segment-size */
 #define WAL_SEGMENT_SIZE_MIN		4096ull
 /* Largest payload: an MQTT packet of the largest allowed size and room
  * for what walsvc adds around it. */
@@ -200,6 +200,10 @@ size_t	 wal_pending_bytes(const struct wal *);
 /* Segments in the log and the first LSN of the oldest one (0: empty). */
 uint32_t wal_segment_count(const struct wal *);
 uint64_t wal_first_lsn(const struct wal *);
+/* The first LSN of segment i, oldest first (0: no such segment). */
+uint64_t wal_segment_start(const struct wal *, uint32_t i);
+/* Bytes of the segment files. */
+uint64_t wal_disk_bytes(const struct wal *);
 
 /*
  * The highest sequence the log holds (pending included) for a stream;

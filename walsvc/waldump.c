@@ -204,14 +204,22 @@ waldump_decoded(const struct wal_record *rec, const uint8_t **p, size_t *len)
 	struct walrec_session		 ses;
 	struct walrec_subscription	 sub;
 	struct walrec_ack		 ack;
+	struct walrec_copy		 copy;
 	struct mqtt_packet		 pkt;
 
 	*p = NULL;
 	*len = 0;
 	switch (rec->type) {
 	case WAL_TYPE_PUBLISH:
-		if (walrec_publish_decode(rec->payload, rec->length, &pub) ==
-		    -1)
+	case WAL_TYPE_COPY:
+		if (rec->type == WAL_TYPE_COPY) {
+			if (walrec_copy_decode(rec->payload, rec->length,
+			    &copy) == -1 || walrec_publish_decode(copy.publish,
+			    copy.len, &pub) == -1)
+				return 0;
+			printf(" original=%" PRIu64, copy.original);
+		} else if (walrec_publish_decode(rec->payload, rec->length,
+		    &pub) == -1)
 			return 0;
 		if (mqtt_decode_stored_publish(pub.packet, pub.len, pub.level,
 		    &pkt) == -1)

@@ -144,6 +144,7 @@ walsvc_start(struct proc *p)
 	if (mkdir(path, 0750) == -1 && errno != EEXIST)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot create the index "
 		    "directory", "dir=%s error=\"%s\"", path, strerror(errno));
+	snprintf(ws->index_dir, sizeof(ws->index_dir), "%s", path);
 	if (index_open(&ws->index, path, mem / 4, err, sizeof(err)) == -1)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot open the index",
 		    "error=\"%s\"", err);
@@ -162,7 +163,7 @@ walsvc_start(struct proc *p)
 	wal_stream_highest(ws->wal, IPC_ROLE_WALSVC, 0, p->self.gen,
 	    &ws->own_seq);
 	if (bodies_open(ws) == -1 || sessions_open(ws) == -1 ||
-	    retained_open(ws) == -1)
+	    retained_open(ws) == -1 || bodies_load_locations(ws) == -1)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot load the stored "
 		    "sessions and retained messages", "");
 	if (append_replay(ws) == -1 || bodies_load(ws) == -1)
@@ -178,6 +179,8 @@ walsvc_start(struct proc *p)
 		fatalx("cannot set up the client registry", "");
 	if (append_start(ws) == -1)
 		fatalx("cannot set up group commit", "");
+	if (compact_start(ws) == -1)
+		fatalx("cannot set up compaction", "");
 	if (proc_endpoint_path(p, path, sizeof(path), IPC_ROLE_WALSVC, 0) == -1)
 		fatal_status(PMQ_EXIT_NORESPAWN, "runtime directory path too "
 		    "long", "");

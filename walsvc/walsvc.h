@@ -59,7 +59,8 @@ struct reply_link {
 /* A message walsvc still has to send, kept once (bodies.c). */
 struct body {
 	struct body	*next;		/* hash chain */
-	uint64_t	 lsn;
+	uint64_t	 lsn;		/* its id: where it was published */
+	uint64_t	 loc;		/* where it is now (copied forward) */
 	uint32_t	 refs;
 	uint8_t		 level;		/* MQTT level of the packet */
 	uint32_t	 len;
@@ -106,6 +107,10 @@ struct walsvc {
 	struct event		*commit_ev;
 	struct event		*sync_timer;
 	struct event		*retry_timer;
+	struct event		*compact_timer;
+	char			 index_dir[4096];
+	int			 disk_full;	/* over storage.max-disk */
+	int			 told_full;	/* what the workers heard */
 	int			 commit_pending;
 	int64_t			 last_commit;	/* monotonic µs */
 	int			 failing;	/* last write or sync failed */
@@ -140,6 +145,9 @@ uint64_t append_stream_applied(struct walsvc *, uint16_t slot, uint64_t gen);
 uint64_t walsvc_append(struct walsvc *, uint8_t type, const void *, size_t);
 void	 walsvc_dispatch(struct ipc_batch *, void *);
 
+/* compact.c */
+int	 compact_start(struct walsvc *);
+
 /* bodies.c */
 int	 bodies_open(struct walsvc *);
 void	 bodies_close(struct walsvc *);
@@ -148,7 +156,11 @@ int	 body_fill(struct walsvc *, struct body *,
 	    const struct walrec_publish *);
 void	 body_unref(struct walsvc *, struct body *);
 int	 bodies_load(struct walsvc *);
+int	 bodies_load_locations(struct walsvc *);
 size_t	 bodies_count(const struct walsvc *);
+void	 bodies_apply_copy(struct walsvc *, const struct wal_record *);
+uint64_t bodies_oldest(const struct walsvc *);
+int	 bodies_copy_below(struct walsvc *, uint64_t below, int max);
 
 /* retained.c */
 int	 retained_open(struct walsvc *);
@@ -185,6 +197,7 @@ typedef int	(*index_queue_fn)(void *arg, uint16_t node, uint64_t sid,
 		    uint64_t seq, uint64_t lsn, uint8_t qos, uint8_t state);
 typedef int	(*index_retained_fn)(void *arg, const uint8_t *topic,
 		    size_t len, uint64_t lsn);
+typedef int	(*index_msg_fn)(void *arg, uint64_t id, uint64_t loc);
 
 int	 index_open(struct index **, const char *dir, uint64_t cache_bytes,
 	    char *err, size_t errlen);
@@ -211,5 +224,11 @@ int	 index_retained_put(struct index *, const uint8_t *topic, size_t,
 	    uint64_t lsn);
 int	 index_retained_del(struct index *, const uint8_t *topic, size_t);
 int	 index_retained_load(struct index *, index_retained_fn, void *);
+int	 index_msg_put(struct index *, uint64_t id, uint64_t loc);
+int	 index_msg_del(struct index *, uint64_t id);
+int	 index_msgs_load(struct index *, index_msg_fn, void *);
+uint64_t index_stream_highest(struct index *, uint8_t role, uint16_t slot,
+	    uint64_t gen);
+int	 index_sync(struct index *);
 
 #endif /* PMQ_WALSVC_H */

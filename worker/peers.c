@@ -45,6 +45,15 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 		case IPC_WAL_REFUSED:
 			walc_handle(w->walc, batch, &rec);
 			break;
+		case IPC_WAL_FULL:
+			if (rec.len != 1)
+				goto bad;
+			if (w->disk_full != (rec.body[0] != 0))
+				log_notice(rec.body[0] ? "the log is full; new "
+				    "QoS 1 and 2 messages are refused" :
+				    "the log has room again", "");
+			w->disk_full = rec.body[0] != 0;
+			break;
 		case IPC_REG_GRANTED:
 			if (rec.len != IPC_GRANTED_SIZE)
 				goto bad;

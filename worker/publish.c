@@ -384,6 +384,18 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 		    "receive maximum exceeded");
 		return;
 	}
+	/* storage.max-disk: what would have to be kept is refused */
+	if (m->qos > 0 && w->disk_full &&
+	    !(m->qos == 2 && qos2_in_find(c, m->packet_id) != NULL)) {
+		if (c->level != MQTT_LEVEL_5) {
+			conn_close(c, MQTT_RC_QUOTA_EXCEEDED, "the log is full "
+			    "(storage.max-disk)");
+			return;
+		}
+		deliver_ack(c, m->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+		    m->packet_id, MQTT_RC_QUOTA_EXCEEDED);
+		return;
+	}
 	if (m->qos == 2) {
 		publish_qos2(c, m, raw, rawlen);
 		peers_check_backlog(w);

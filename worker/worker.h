@@ -259,6 +259,7 @@ struct worker {
 	int			 accepting;
 	int			 reserve_fd;	/* spare descriptor for EMFILE */
 	int			 ipc_paused;	/* reading stopped: IPC backlog */
+	int			 disk_full;	/* walsvc: storage.max-disk reached */
 	struct idmap		 conns_by_id;
 	struct conn		*conns;
 	uint64_t		 nconns;
