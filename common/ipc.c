@@ -94,6 +94,8 @@ ipc_type_name(uint16_t type)
 		return "RET_MSG";
 	case IPC_RET_DONE:
 		return "RET_DONE";
+	case IPC_WILL_PUBLISH:
+		return "WILL_PUBLISH";
 	case IPC_REG_REFUSED:
 		return "REG_REFUSED";
 	case IPC_ROUTE_SET:

@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		4
+#define IPC_VERSION		5
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -89,7 +89,10 @@ enum ipc_type {
 
 	/* worker -> walsvc: the client-id registry (corr: connection id) */
 	IPC_REG_CLAIM = 0x0301,	/* body: IPC_CLAIM_HEADER (u8 flags, u8 level,
-				   u16 window, u32 session expiry), client id */
+				   u16 window, u32 session expiry), client id;
+				   with IPC_CLAIM_WILL: u16 id length, client
+				   id, u32 Will Delay Interval, the will as a
+				   PUBLISH at the claim's level */
 	IPC_REG_RELEASE = 0x0302,	/* body: IPC_RELEASE_HEADER (u8 flags, u8 0,
 				   u16 0, u32 session expiry, u64 last append
 				   sequence), client id */
@@ -97,14 +100,16 @@ enum ipc_type {
 				   for a SUBSCRIBE: u16 n, (u16 slot, u64
 				   gen, u64 seq) x n barriers, then (u8
 				   QoS, u8 0, u16 length, filter)* */
-	IPC_REG_SYNC = 0x0303,	/* body: u8 flags (IPC_SYNC_LAST), then
-				   (u64 conn, u16 node, u16 window, u32 epoch,
-				   u64 session id, u16 len, client id)* */
+	IPC_REG_SYNC = 0x0303,	/* body: u8 0, then (u64 conn, u16 node, u16
+				   window, u32 epoch, u64 session id, u64 will
+				   id, u16 len, client id)*; the last one: u8
+				   IPC_SYNC_LAST, u64 last append sequence */
 
 	/* walsvc -> worker */
 	IPC_REG_GRANTED = 0x0381,	/* body: IPC_GRANTED_SIZE: u8 session
 					   present, u8 0, u16 node, u32 epoch,
-					   u64 session id (0: nothing stored) */
+					   u64 session id (0: nothing stored),
+					   u64 will id (0: no will) */
 	IPC_REG_KICK = 0x0382,	/* body: client id; another connection took it */
 	IPC_REG_REFUSED = 0x0383,	/* body: u8 MQTT 5 reason (0x97: the broker
 					   holds mqtt.max-connections clients) */
@@ -116,8 +121,10 @@ enum ipc_type {
 	IPC_SESS_MSG = 0x0385,	/* corr: conn; seq: session sequence; body:
 				   IPC_SESS_MSG_HEADER (u16 node, u16 0, u32
 				   epoch, u64 session id, u8 QoS, u8 flags
-				   (IPC_SESS_MSG_*), u8 level, u8 0), the
-				   PUBLISH as received */
+				   (IPC_SESS_MSG_*), u8 level, u8 0, u32 what
+				   is left of its Message Expiry Interval,
+				   0xffffffff: none), the PUBLISH as
+				   received */
 	IPC_SESS_QOS2 = 0x0386,	/* corr: conn; before REG_GRANTED: (u16)* the
 				   packet ids of QoS 2 messages the client
 				   published and has not released */
@@ -126,6 +133,9 @@ enum ipc_type {
 				   remaining Message Expiry Interval
 				   (0xffffffff: none), the PUBLISH */
 	IPC_RET_DONE = 0x0388,	/* corr: lookup id; body empty: that was all */
+	IPC_WILL_PUBLISH = 0x0389,	/* body: u8 level, u8 0, a will's
+					   PUBLISH, durable: route it as if
+					   published here */
 
 	/* worker <-> worker: routing */
 	IPC_ROUTE_SET = 0x0401,	/* corr: ack id or 0; body: u32 count, filter */
@@ -141,7 +151,7 @@ enum ipc_type {
  * Types of message log records: the u8 that starts a WAL_APPEND body and
  * the type field of the record on disk (docs/wal-format.md).  The
  * payload is opaque to the log; its writers define it per type.
- * Numbers are part of the format; 6..255 are free for new types.
+ * Numbers are part of the format; 8..255 are free for new types.
  */
 enum wal_record_type {
 	WAL_TYPE_PUBLISH = 1,		/* a message accepted from a client
@@ -157,18 +167,21 @@ enum wal_record_type {
 					   forward so that its old segment can
 					   go: u8 1, u8 0, u16 0, u32 0, u64 its
 					   original LSN, its publish payload */
+	WAL_TYPE_WILL = 7,		/* a connection's will kept, cleared
+					   or due (walrec.h) */
 };
 
 /* Fixed parts of the registry and session bodies above. */
 #define IPC_CLAIM_HEADER	8
 #define IPC_CLAIM_CLEAN_START	0x01
+#define IPC_CLAIM_WILL		0x02
 #define IPC_RELEASE_HEADER	16
 #define IPC_RELEASE_EXPIRY	0x01	/* the expiry field is set */
 #define IPC_SYNC_LAST		0x01	/* the worker's list is complete */
-#define IPC_SYNC_ENTRY		26	/* without the client id */
-#define IPC_GRANTED_SIZE	16
+#define IPC_SYNC_ENTRY		34	/* without the client id */
+#define IPC_GRANTED_SIZE	24
 #define IPC_SESS_SUB_HEADER	8
-#define IPC_SESS_MSG_HEADER	20
+#define IPC_SESS_MSG_HEADER	24
 #define IPC_RET_MSG_HEADER	8
 #define IPC_RET_BARRIER		18
 #define IPC_SESS_MSG_DUP	0x01	/* sent before: set DUP */

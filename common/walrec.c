@@ -20,7 +20,7 @@ walrec_publish_encode(struct buf *b, const struct walrec_publish *p)
 {
 	buf_add_u8(b, p->format);
 	buf_add_u8(b, p->level);
-	if (p->format == WALREC_PUBLISH_V2) {
+	if (p->format == WALREC_PUBLISH_V2 || p->format == WALREC_PUBLISH_V3) {
 		buf_add_u16(b, 0);
 		buf_add_u16(b, p->node);
 		buf_add_u16(b, 0);
@@ -29,6 +29,11 @@ walrec_publish_encode(struct buf *b, const struct walrec_publish *p)
 		buf_add_u16(b, p->packet_id);
 		buf_add_u16(b, 0);
 		buf_add_u64(b, (uint64_t)p->received);
+		if (p->format == WALREC_PUBLISH_V3) {
+			if (p->will == 0)
+				return -1;
+			buf_add_u64(b, p->will);
+		}
 	} else if (p->format != WALREC_PUBLISH_V1)
 		return -1;
 	buf_add(b, p->packet, p->len);
@@ -44,7 +49,7 @@ walrec_publish_decode(const uint8_t *data, size_t len, struct walrec_publish *p)
 	buf_reader_init(&rd, data, len);
 	p->format = buf_read_u8(&rd);
 	p->level = buf_read_u8(&rd);
-	if (p->format == WALREC_PUBLISH_V2) {
+	if (p->format == WALREC_PUBLISH_V2 || p->format == WALREC_PUBLISH_V3) {
 		if (buf_read_u16(&rd) != 0)
 			return -1;
 		p->node = buf_read_u16(&rd);
@@ -56,6 +61,9 @@ walrec_publish_decode(const uint8_t *data, size_t len, struct walrec_publish *p)
 		if (buf_read_u16(&rd) != 0)
 			return -1;
 		p->received = (int64_t)buf_read_u64(&rd);
+		if (p->format == WALREC_PUBLISH_V3 &&
+		    (p->will = buf_read_u64(&rd)) == 0)
+			return -1;
 	} else if (p->format != WALREC_PUBLISH_V1)
 		return -1;
 	if (rd.failed || buf_read_left(&rd) < 2)
@@ -242,6 +250,60 @@ walrec_ack_entry(const struct walrec_ack *a, uint16_t i, uint64_t *seq,
 
 	*seq = buf_load_u64(p);
 	*state = p[8];
+}
+
+int
+walrec_will_encode(struct buf *b, const struct walrec_will *w)
+{
+	if (w->idlen == 0 || (w->op == WALREC_WILL_SET) != (w->id == 0) ||
+	    (w->op == WALREC_WILL_SET) != (w->len > 0))
+		return -1;
+	buf_add_u8(b, FORMAT_1);
+	buf_add_u8(b, w->op);
+	buf_add_u16(b, w->node);
+	buf_add_u32(b, w->arg);
+	buf_add_u64(b, w->id);
+	buf_add_u64(b, (uint64_t)w->time);
+	buf_add_u8(b, w->level);
+	buf_add_u8(b, 0);
+	buf_add_u16(b, w->idlen);
+	buf_add(b, w->client_id, w->idlen);
+	buf_add(b, w->packet, w->len);
+	return buf_failed(b) ? -1 : 0;
+}
+
+int
+walrec_will_decode(const uint8_t *data, size_t len, struct walrec_will *w)
+{
+	struct buf_reader	 rd;
+
+	memset(w, 0, sizeof(*w));
+	buf_reader_init(&rd, data, len);
+	if (buf_read_u8(&rd) != FORMAT_1)
+		return -1;
+	w->op = buf_read_u8(&rd);
+	w->node = buf_read_u16(&rd);
+	w->arg = buf_read_u32(&rd);
+	w->id = buf_read_u64(&rd);
+	w->time = (int64_t)buf_read_u64(&rd);
+	w->level = buf_read_u8(&rd);
+	if (buf_read_u8(&rd) != 0)
+		return -1;
+	w->idlen = buf_read_u16(&rd);
+	w->client_id = buf_read_ptr(&rd, w->idlen);
+	if (rd.failed || w->idlen == 0)
+		return -1;
+	w->len = buf_read_left(&rd);
+	w->packet = buf_read_ptr(&rd, w->len);
+	switch (w->op) {
+	case WALREC_WILL_SET:
+		return w->id == 0 && w->len >= 2 ? 0 : -1;
+	case WALREC_WILL_CLEAR:
+	case WALREC_WILL_END:
+		return w->id != 0 && w->len == 0 ? 0 : -1;
+	default:
+		return -1;
+	}
 }
 
 int

@@ -25,6 +25,7 @@
 /* publish: a QoS >= 1 message accepted from a client */
 #define WALREC_PUBLISH_V1	1	/* u8 1, u8 level, packet */
 #define WALREC_PUBLISH_V2	2	/* with the publisher and receive time */
+#define WALREC_PUBLISH_V3	3	/* a will: v2 and the will's id */
 
 struct walrec_publish {
 	uint8_t		 format;
@@ -34,6 +35,7 @@ struct walrec_publish {
 	uint32_t	 epoch;
 	uint16_t	 packet_id;	/* as the client sent it */
 	int64_t		 received;	/* wall clock, ms; 0: unknown (v1) */
+	uint64_t	 will;		/* v3: the will this message is */
 	const uint8_t	*packet;	/* the PUBLISH packet as received */
 	size_t		 len;
 };
@@ -130,6 +132,38 @@ int	 walrec_ack_decode(const uint8_t *, size_t, struct walrec_ack *);
 /* The i-th entry of a decoded ack record. */
 void	 walrec_ack_entry(const struct walrec_ack *, uint16_t i,
 	    uint64_t *seq, uint8_t *state);
+
+/* will: a connection's will kept, cleared, or due once it ended */
+enum walrec_will_op {
+	WALREC_WILL_SET = 1,		/* kept with the claim, before CONNACK */
+	WALREC_WILL_CLEAR = 2,		/* not to be published */
+	WALREC_WILL_END = 3,		/* its connection ended without
+					   DISCONNECT 0x00: due at time +
+					   min(delay, session expiry) */
+};
+
+enum walrec_will_clear {
+	WALREC_CLEAR_DISCONNECT = 1,	/* DISCONNECT 0x00 */
+	WALREC_CLEAR_RESUMED = 2,	/* the session was resumed in time */
+};
+
+struct walrec_will {
+	uint8_t		 op;		/* enum walrec_will_op */
+	uint16_t	 node;
+	uint32_t	 arg;		/* SET: Will Delay Interval; END:
+					   Session Expiry Interval in force;
+					   CLEAR: enum walrec_will_clear */
+	uint64_t	 id;		/* the LSN of its SET (0 in a SET) */
+	int64_t		 time;		/* END: wall clock, ms */
+	uint8_t		 level;		/* SET: the packet's protocol level */
+	const uint8_t	*client_id;
+	uint16_t	 idlen;
+	const uint8_t	*packet;	/* SET: the will as a PUBLISH */
+	size_t		 len;
+};
+
+int	 walrec_will_encode(struct buf *, const struct walrec_will *);
+int	 walrec_will_decode(const uint8_t *, size_t, struct walrec_will *);
 
 /* copy: a message still needed, copied forward from an old segment */
 struct walrec_copy {

@@ -23,6 +23,7 @@
 
 #include "hash.h"
 #include "log.h"
+#include "mqtt.h"
 #include "walrec.h"
 #include "walsvc.h"
 
@@ -124,12 +125,25 @@ body_ref(struct walsvc *ws, uint64_t lsn)
 	return b;
 }
 
-/* Keep the message's bytes (from a publish record) if it has none yet. */
+/*
+ * Keep the message's bytes (from a publish record) if it has none yet,
+ * with its QoS and Message Expiry Interval.  -1: out of memory, or not a
+ * PUBLISH.
+ */
 int
 body_fill(struct walsvc *ws, struct body *b, const struct walrec_publish *p)
 {
+	struct mqtt_packet	 pkt;
+
 	if (b->packet != NULL)
 		return 0;
+	if (mqtt_decode_stored_publish(p->packet, p->len, p->level, &pkt) ==
+	    -1)
+		return -1;
+	b->qos = pkt.publish.qos;
+	b->expiry = mqtt_props_has(&pkt.publish.props,
+	    MQTT_PROP_MESSAGE_EXPIRY_INTERVAL) ?
+	    pkt.publish.props.message_expiry_interval : MSG_NO_EXPIRY;
 	if ((b->packet = malloc(p->len ? p->len : 1)) == NULL)
 		return -1;
 	memcpy(b->packet, p->packet, p->len);

@@ -21,6 +21,7 @@
  *   retained.db topic -> u64 LSN of its retained message (retained.c)
  *   msgs.db     u64 message id (LSN of its publish) -> u64 LSN of the
  *               copy it lives in now, for messages copied forward
+ *   wills.db    client id -> the will kept for it (wills.c)
  *   queue.db    u16 node, u64 session id, u64 sequence -> u64 LSN, u8 QoS,
  *               u8 state (0 queued, 1 QoS 2 received; absent in rows
  *               written before QoS 2: 0)
@@ -55,6 +56,7 @@ struct index {
 	DB		*queue;
 	DB		*retained;
 	DB		*msgs;
+	DB		*wills;
 	DB_TXN		*txn;
 	uint64_t	 applied_lsn;
 	uint64_t	 worker_gen;
@@ -168,7 +170,8 @@ index_open(struct index **out, const char *dir, uint64_t cache_bytes,
 	    (rv = open_db(ix, &ix->sessions, "sessions.db")) != 0 ||
 	    (rv = open_db(ix, &ix->queue, "queue.db")) != 0 ||
 	    (rv = open_db(ix, &ix->retained, "retained.db")) != 0 ||
-	    (rv = open_db(ix, &ix->msgs, "msgs.db")) != 0)
+	    (rv = open_db(ix, &ix->msgs, "msgs.db")) != 0 ||
+	    (rv = open_db(ix, &ix->wills, "wills.db")) != 0)
 		goto fail;
 	if ((rv = meta_get(ix, "applied-lsn", &ix->applied_lsn)) != 0 ||
 	    (rv = meta_get(ix, "worker-gen", &ix->worker_gen)) != 0 ||
@@ -189,6 +192,8 @@ index_close(struct index *ix)
 		return;
 	if (ix->txn)
 		ix->txn->abort(ix->txn);
+	if (ix->wills)
+		ix->wills->close(ix->wills, 0);
 	if (ix->msgs)
 		ix->msgs->close(ix->msgs, 0);
 	if (ix->retained)
@@ -550,8 +555,8 @@ index_usable(const struct index *ix)
 
 /*
  * Empty what is derived from records (sessions, queues, retained
- * messages) before the
- * whole log is applied again: the index was ahead of the log.
+ * messages, wills) before the whole log is applied again: the index was
+ * ahead of the log.
  */
 int
 index_clear_derived(struct index *ix)
@@ -566,6 +571,8 @@ index_clear_derived(struct index *ix)
 	    (rv = ix->retained->truncate(ix->retained, NULL, &n,
 	    DB_AUTO_COMMIT)) != 0 ||
 	    (rv = ix->msgs->truncate(ix->msgs, NULL, &n,
+	    DB_AUTO_COMMIT)) != 0 ||
+	    (rv = ix->wills->truncate(ix->wills, NULL, &n,
 	    DB_AUTO_COMMIT)) != 0) {
 		log_error("cannot empty the index", "error=\"%s\"",
 		    db_strerror(rv));
@@ -671,6 +678,26 @@ index_msgs_load(struct index *ix, index_msg_fn fn, void *arg)
 		log_warnx("malformed message location rows in the index "
 		    "ignored", "rows=%d", mw.bad);
 	return 0;
+}
+
+int
+index_will_put(struct index *ix, const uint8_t *id, size_t len,
+    const void *row, size_t rowlen)
+{
+	return put(ix, ix->wills, "wills", id, len, row, rowlen);
+}
+
+int
+index_will_del(struct index *ix, const uint8_t *id, size_t len)
+{
+	return del(ix, ix->wills, "wills", id, len);
+}
+
+/* fn checks each row itself (wills.c) */
+int
+index_wills_load(struct index *ix, index_will_fn fn, void *arg)
+{
+	return walk(ix, ix->wills, "wills", fn, arg);
 }
 
 /*

@@ -26,6 +26,7 @@ promptmq_walsvc_SOURCES = \
 	walsvc/registry.c \
 	walsvc/sessions.c \
 	walsvc/retained.c \
+	walsvc/wills.c \
 	walsvc/bodies.c \
 	walsvc/compact.c
 promptmq_walsvc_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)

@@ -80,12 +80,29 @@ struct registry {
 	int			  peers_seen;
 	int64_t			  sync_deadline;
 	uint64_t		 *synced_gen;	/* by slot: gen whose list came */
+	uint64_t		 *synced_seq;	/* ... and its last append then */
 	struct parked_list	  claims;	/* wait for the lists */
 	struct parked_list	  releases;	/* wait for their appends */
 };
 
 static void	claim(struct walsvc *, const struct reg_holder *,
-		    const uint8_t *, size_t, const struct claim_params *);
+		    const uint8_t *, size_t, struct claim_params *);
+static void	sync_check(struct walsvc *);
+
+/* A claim's will is its own copy, freed with the claim. */
+static void
+params_free(struct claim_params *cp)
+{
+	free(cp->will);
+	cp->will = NULL;
+}
+
+static void
+waiting_clear(struct reg_entry *e)
+{
+	params_free(&e->waiting_params);
+	memset(&e->waiting, 0, sizeof(e->waiting));
+}
 
 static uint32_t
 hash_id(const void *p, size_t len)
@@ -181,6 +198,7 @@ remove_entry(struct registry *r, struct reg_entry **ep)
 	struct reg_entry	*e = *ep;
 
 	*ep = e->next;
+	params_free(&e->waiting_params);
 	free(e);
 	r->count--;
 }
@@ -224,9 +242,10 @@ park(struct parked_list *l, const struct reg_holder *h, const void *id,
 	return p;
 }
 
+/* Decided, refused or kept: the claim (and its will) is taken over. */
 static void
 claim(struct walsvc *ws, const struct reg_holder *h, const uint8_t *id,
-    size_t len, const struct claim_params *cp)
+    size_t len, struct claim_params *cp)
 {
 	static struct log_ratelimit	 refused_rl;
 	struct registry		*r = ws->registry;
@@ -234,9 +253,10 @@ claim(struct walsvc *ws, const struct reg_holder *h, const uint8_t *id,
 	struct parked		*p;
 
 	if (r->syncing) {
-		if ((p = park(&r->claims, h, id, len)) == NULL)
+		if ((p = park(&r->claims, h, id, len)) == NULL) {
 			refuse(ws, h, 0x88);
-		else
+			params_free(cp);
+		} else
 			p->params = *cp;
 		return;
 	}
@@ -251,25 +271,29 @@ claim(struct walsvc *ws, const struct reg_holder *h, const uint8_t *id,
 			    "limit reached; client refused", "clients=%zu "
 			    "max=%lld", r->count, (long long)config_num(
 			    &ws->proc->cfg, OPT_mqtt_max_connections));
-			return;
-		}
-		if (add_entry(r, id, len, h) == NULL) {
+		} else if (add_entry(r, id, len, h) == NULL) {
 			log_error("registry out of memory; claim refused", "");
 			refuse(ws, h, 0x88);
-			return;
-		}
-		decide(ws, h, id, len, cp);
+		} else
+			decide(ws, h, id, len, cp);
+		params_free(cp);
 		return;
 	}
 	if (reg_same(&e->holder, h) || !holder_live(ws, &e->holder)) {
+		/* a dead holder's session and will are ended by the decision */
 		e->holder = *h;
 		decide(ws, h, id, len, cp);
+		params_free(cp);
 		return;
 	}
-	if (reg_same(&e->waiting, h))
+	if (reg_same(&e->waiting, h)) {
+		params_free(cp);
 		return;		/* a repeat while it waits */
-	if (e->waiting.conn != 0)
+	}
+	if (e->waiting.conn != 0) {
 		kick(ws, e, &e->waiting);	/* the newer claim displaces it */
+		params_free(&e->waiting_params);
+	}
 	e->waiting = *h;
 	e->waiting_params = *cp;
 	e->waiting_since = clock_mono_ms();
@@ -289,6 +313,7 @@ pass_on(struct walsvc *ws, struct reg_entry **ep)
 		e->holder = e->waiting;
 		memset(&e->waiting, 0, sizeof(e->waiting));
 		decide(ws, &e->holder, e->id, e->len, &e->waiting_params);
+		params_free(&e->waiting_params);
 	} else
 		remove_entry(ws->registry, ep);
 }
@@ -299,6 +324,7 @@ holder_gone(struct walsvc *ws, struct reg_entry **ep, int64_t expiry)
 {
 	struct reg_entry	*e = *ep;
 
+	wills_gone(ws, &e->holder, (const uint8_t *)e->id, e->len, expiry);
 	sessions_disconnect(ws, &e->holder, (const uint8_t *)e->id, e->len,
 	    expiry);
 	pass_on(ws, ep);
@@ -315,7 +341,7 @@ release(struct walsvc *ws, const struct reg_holder *h, const void *id,
 	if (reg_same(&e->holder, h))
 		holder_gone(ws, ep, expiry);
 	else if (reg_same(&e->waiting, h))
-		memset(&e->waiting, 0, sizeof(e->waiting));
+		waiting_clear(e);
 }
 
 /*
@@ -339,6 +365,7 @@ registry_progress(struct walsvc *ws)
 		release(ws, &p->holder, p->id, p->len, p->expiry);
 		free(p);
 	}
+	sync_check(ws);
 }
 
 static void
@@ -383,9 +410,12 @@ handle_claim(struct walsvc *ws, const struct reg_holder *h,
 {
 	static struct log_ratelimit	 rl;
 	struct claim_params		 cp;
+	struct buf_reader		 rd;
+	const uint8_t			*id;
+	uint16_t			 len;
 
-	if (rec->len <= IPC_CLAIM_HEADER || rec->len > IPC_CLAIM_HEADER +
-	    65535) {
+	if (rec->len <= IPC_CLAIM_HEADER || (!(rec->body[0] &
+	    IPC_CLAIM_WILL) && rec->len > IPC_CLAIM_HEADER + 65535)) {
 		log_limited(&rl, LOG_LEVEL_WARN, "malformed claim dropped",
 		    "slot=%u len=%u", h->slot, rec->len);
 		return;
@@ -395,8 +425,30 @@ handle_claim(struct walsvc *ws, const struct reg_holder *h,
 	cp.level = rec->body[1];
 	cp.window = buf_load_u16(rec->body + 2);
 	cp.expiry = buf_load_u32(rec->body + 4);
-	claim(ws, h, rec->body + IPC_CLAIM_HEADER, rec->len - IPC_CLAIM_HEADER,
-	    &cp);
+	if (!(rec->body[0] & IPC_CLAIM_WILL)) {
+		claim(ws, h, rec->body + IPC_CLAIM_HEADER, rec->len -
+		    IPC_CLAIM_HEADER, &cp);
+		return;
+	}
+	/* with a will: u16 id length, id, u32 delay, the will */
+	buf_reader_init(&rd, rec->body + IPC_CLAIM_HEADER, rec->len -
+	    IPC_CLAIM_HEADER);
+	len = buf_read_u16(&rd);
+	id = buf_read_ptr(&rd, len);
+	cp.will_delay = buf_read_u32(&rd);
+	if (rd.failed || len == 0 || buf_read_left(&rd) < 2) {
+		log_limited(&rl, LOG_LEVEL_WARN, "malformed claim dropped",
+		    "slot=%u len=%u", h->slot, rec->len);
+		return;
+	}
+	cp.will_len = (uint32_t)buf_read_left(&rd);
+	if ((cp.will = malloc(cp.will_len)) == NULL) {
+		log_error("registry out of memory; claim refused", "");
+		refuse(ws, h, 0x88);
+		return;
+	}
+	memcpy(cp.will, buf_read_ptr(&rd, cp.will_len), cp.will_len);
+	claim(ws, h, id, len, &cp);
 }
 
 /* The sync window is over: sessions nobody named go offline, claims go on. */
@@ -432,9 +484,13 @@ sync_check(struct walsvc *ws)
 		return;
 	for (i = 0; i < ws->proc->npeers; i++) {
 		p = &ws->proc->peers[i];
+		/* its list, and the appends it made before (a DISCONNECT's
+		 * will clear is one) */
 		if (p->role == IPC_ROLE_WORKER && p->up &&
 		    (p->slot >= ws->proc->nworkers ||
-		    r->synced_gen[p->slot] != p->gen))
+		    r->synced_gen[p->slot] != p->gen ||
+		    append_stream_applied(ws, p->slot, p->gen) <
+		    r->synced_seq[p->slot]))
 			return;
 	}
 	sync_finish(ws, "every worker listed its clients");
@@ -450,19 +506,34 @@ sync_list(struct walsvc *ws, const struct reg_holder *from,
 	struct reg_holder		 h = *from;
 	struct reg_entry		**ep, *e;
 	const uint8_t			*id;
-	uint64_t			 sid;
+	uint64_t			 sid, will, last;
 	uint32_t			 epoch;
 	uint16_t			 len, window;
 	uint8_t				 flags;
 
 	buf_reader_init(&rd, rec->body, rec->len);
 	flags = buf_read_u8(&rd);
+	if (flags & IPC_SYNC_LAST) {
+		/* the list is complete: u64 the worker's last append */
+		last = buf_read_u64(&rd);
+		if (rd.failed || buf_read_left(&rd) != 0 ||
+		    from->slot >= ws->proc->nworkers) {
+			log_limited(&rl, LOG_LEVEL_WARN, "malformed registry "
+			    "list from worker", "slot=%u", h.slot);
+			return;
+		}
+		r->synced_gen[from->slot] = from->gen;
+		r->synced_seq[from->slot] = last;
+		sync_check(ws);
+		return;
+	}
 	while (buf_read_left(&rd) > 0) {
 		h.conn = buf_read_u64(&rd);
 		buf_read_u16(&rd);	/* node: one node for now */
 		window = buf_read_u16(&rd);
 		epoch = buf_read_u32(&rd);
 		sid = buf_read_u64(&rd);
+		will = buf_read_u64(&rd);
 		len = buf_read_u16(&rd);
 		if ((id = buf_read_ptr(&rd, len)) == NULL || h.conn == 0 ||
 		    len == 0) {
@@ -482,14 +553,11 @@ sync_list(struct walsvc *ws, const struct reg_holder *from,
 			send_to(ws, &h, IPC_REG_KICK, id, len);
 			continue;
 		}
+		wills_resync(ws, &h, id, len, will);
 		if (e == NULL)
 			add_entry(r, id, len, &h);
 		else
 			e->holder = h;
-	}
-	if ((flags & IPC_SYNC_LAST) && from->slot < ws->proc->nworkers) {
-		r->synced_gen[from->slot] = from->gen;
-		sync_check(ws);
 	}
 }
 
@@ -557,7 +625,7 @@ registry_peers_changed(struct walsvc *ws)
 			struct reg_entry *e = *ep;
 
 			if (e->waiting.conn && !holder_live(ws, &e->waiting))
-				memset(&e->waiting, 0, sizeof(e->waiting));
+				waiting_clear(e);
 			if (!holder_live(ws, &e->holder)) {
 				holder_gone(ws, ep, -1);
 				if (*ep != e)
@@ -619,10 +687,13 @@ registry_start(struct walsvc *ws)
 	if ((r->buckets = calloc(r->nbuckets, sizeof(*r->buckets))) == NULL ||
 	    (r->synced_gen = calloc(ws->proc->nworkers ? ws->proc->nworkers :
 	    1, sizeof(*r->synced_gen))) == NULL ||
+	    (r->synced_seq = calloc(ws->proc->nworkers ? ws->proc->nworkers :
+	    1, sizeof(*r->synced_seq))) == NULL ||
 	    (r->timer = event_new(ws->base, -1, EV_PERSIST, tick, ws)) ==
 	    NULL || event_add(r->timer, &second) == -1) {
 		free(r->buckets);
 		free(r->synced_gen);
+		free(r->synced_seq);
 		free(r);
 		return -1;
 	}

@@ -36,15 +36,12 @@
 #include "walsvc.h"
 
 #define NODE_BUCKETS_MIN	1024
-#define NO_EXPIRY		0xffffffffu
 
 struct rnode {
 	struct rnode	*parent;
 	struct rnode	*next_hash;	/* (parent, name) hash chain */
 	struct rnode	*child, *sibling;	/* for + and # */
 	struct body	*body;		/* the retained message, or NULL */
-	uint32_t	 expiry;	/* Message Expiry Interval, NO_EXPIRY */
-	uint8_t		 qos;
 	uint16_t	 len;
 	uint8_t		 name[];
 };
@@ -193,22 +190,6 @@ node_clear(struct walsvc *ws, struct rnode *n)
 	ws->retained->count--;
 }
 
-/* QoS and expiry of a retained message, from its packet. */
-static int
-node_describe(struct rnode *n)
-{
-	struct mqtt_packet	 pkt;
-
-	if (n->body->packet == NULL || mqtt_decode_stored_publish(
-	    n->body->packet, n->body->len, n->body->level, &pkt) == -1)
-		return -1;
-	n->qos = pkt.publish.qos;
-	n->expiry = mqtt_props_has(&pkt.publish.props,
-	    MQTT_PROP_MESSAGE_EXPIRY_INTERVAL) ?
-	    pkt.publish.props.message_expiry_interval : NO_EXPIRY;
-	return 0;
-}
-
 /*
  * Applying a publish record with RETAIN: the topic's retained message
  * becomes this one, or none when its payload is empty.
@@ -243,7 +224,6 @@ retained_apply(struct walsvc *ws, const struct wal_record *rec,
 	node_clear(ws, n);
 	n->body = b;
 	r->count++;
-	node_describe(n);
 	index_retained_put(ws->index, m->topic.data, m->topic.len, rec->lsn);
 }
 
@@ -264,23 +244,16 @@ send_one(struct reply *rp, struct rnode *n)
 {
 	struct buf	*b;
 	size_t		 start;
-	uint32_t	 left = NO_EXPIRY;
-	int64_t		 age;
+	uint32_t	 left;
 
-	if (n->body == NULL || n->body->packet == NULL)
-		return;
-	if (n->expiry != NO_EXPIRY) {
-		age = n->body->received > 0 ? rp->now - n->body->received : 0;
-		if (age < 0)
-			age = 0;
-		if (age >= (int64_t)n->expiry * 1000)
-			return;		/* expired: it is not sent */
-		left = n->expiry - (uint32_t)(age / 1000);
-	}
+	if (n->body == NULL || n->body->packet == NULL ||
+	    msg_expiry_left(n->body->expiry, n->body->received, rp->now,
+	    &left) == -1)
+		return;		/* expired: it is not sent */
 	if ((b = ipc_link_record_begin(rp->link, IPC_RET_MSG, 0, rp->id,
 	    &start)) == NULL)
 		return;
-	buf_add_u8(b, n->qos < rp->qos ? n->qos : rp->qos);
+	buf_add_u8(b, n->body->qos < rp->qos ? n->body->qos : rp->qos);
 	buf_add_u8(b, n->body->level);
 	buf_add_u16(b, 0);
 	buf_add_u32(b, left);
@@ -526,7 +499,7 @@ finish(struct walsvc *ws, struct rnode *n, uint8_t *topic, uint64_t *missing)
 		next = c->sibling;
 		finish(ws, c, topic, missing);
 	}
-	if (n->body != NULL && node_describe(n) == -1) {
+	if (n->body != NULL && n->body->packet == NULL) {
 		len = topic_of(n, topic, TOPIC_MAX);
 		index_retained_del(ws->index, topic, len);
 		node_clear(ws, n);

@@ -142,6 +142,7 @@ struct pending_grant {
 	struct reg_holder	 holder;
 	uint64_t		 lsn;		/* shippable from here on */
 	uint64_t		 sid;		/* 0: nothing stored */
+	uint64_t		 will;		/* the connection's, 0: none */
 	uint16_t		 node;
 	uint32_t		 epoch;
 	uint8_t			 present;
@@ -167,6 +168,7 @@ struct sessions {
 	size_t			  nheap, heapcap;
 	struct event		 *timer;
 	uint64_t		  queued, dropped, expired_sessions;
+	uint64_t		  expired_messages;
 	struct session		**matched;
 	size_t			  matched_cap;
 };
@@ -853,8 +855,11 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 		    "queued", "lsn=%llu", (unsigned long long)rec->lsn);
 		return;
 	}
-	/* received from a stored session: its id is taken until released */
-	if (pkt.publish.qos == 2 && p.sid != 0 &&
+	if (p.will != 0)
+		wills_apply_published(ws, p.will);
+	/* received from a stored session: its id is taken until released
+	 * (a will has none) */
+	if (pkt.publish.qos == 2 && p.sid != 0 && p.will == 0 &&
 	    (s = find_sid(ss, p.node, p.sid)) != NULL) {
 		if (q2in_add(s, p.packet_id) == -1)
 			log_limited(&rl, LOG_LEVEL_ERROR, "out of memory keeping "
@@ -929,6 +934,9 @@ sessions_apply(struct walsvc *ws, const struct wal_record *rec)
 	case WAL_TYPE_COPY:
 		bodies_apply_copy(ws, rec);
 		break;
+	case WAL_TYPE_WILL:
+		wills_apply(ws, rec);
+		break;
 	}
 }
 
@@ -950,15 +958,39 @@ credit(const struct session *s)
 	return c < CREDIT_MIN ? CREDIT_MIN : c > CREDIT_MAX ? CREDIT_MAX : c;
 }
 
+/*
+ * Messages whose Message Expiry Interval ran out before they were ever
+ * sent are not (MQTT-3.3.2-5): walsvc writes them off as delivered, a
+ * decision like any other, in one ack record.
+ */
+static void
+expire(struct walsvc *ws, struct session *s, struct buf *acks, uint32_t n)
+{
+	static struct log_ratelimit	 rl;
+
+	if (n == 0)
+		return;
+	if (walrec_ack_end(acks) == 0 &&
+	    walsvc_append(ws, WAL_TYPE_ACK, acks->data, acks->len) != 0) {
+		ws->sessions->expired_messages += n;
+		log_limited(&rl, LOG_LEVEL_INFO, "expired messages not sent",
+		    "client=%.*s expired_total=%llu", (int)s->idlen,
+		    s->client_id,
+		    (unsigned long long)ws->sessions->expired_messages);
+	}
+}
+
 /* Send what the connection may have of the queue now. */
 static void
 ship(struct walsvc *ws, struct session *s)
 {
 	struct ipc_link	*link;
 	struct entry	*e;
-	struct buf	*b;
+	struct buf	*b, acks = BUF_INITIALIZER;
 	uint64_t	 first;
+	uint32_t	 left, nacks = 0;
 	size_t		 start;
+	int64_t		 now = clock_wall_ms();
 
 	if (!s->owned || !s->granted || s->qlen == 0)
 		return;
@@ -974,6 +1006,22 @@ ship(struct walsvc *ws, struct session *s)
 		if (e->body->lsn > ws->shippable_lsn || e->body->packet == NULL ||
 		    e->seq - first >= ID_SPACE)
 			break;
+		if (msg_expiry_left(e->body->expiry, e->body->received, now,
+		    &left) == -1) {
+			/* one whose delivery began is sent again, with the
+			 * least interval there is */
+			left = 1;
+			if (!e->dup && e->state == ENTRY_QUEUED) {
+				if (nacks == WALREC_ACK_MAX)
+					break;	/* the rest at the next pass */
+				if (nacks++ == 0)
+					walrec_ack_begin(&acks, s->node,
+					    s->sid, s->epoch);
+				walrec_ack_add(&acks, e->seq, WALREC_ACK_DONE);
+				s->ship_next++;
+				continue;
+			}
+		}
 		if ((b = ipc_link_record_begin(link, IPC_SESS_MSG, e->seq,
 		    s->owner.conn, &start)) == NULL)
 			break;
@@ -987,6 +1035,7 @@ ship(struct walsvc *ws, struct session *s)
 		    (e->retain ? IPC_SESS_MSG_RETAIN : 0));
 		buf_add_u8(b, e->body->level);
 		buf_add_u8(b, 0);
+		buf_add_u32(b, left);
 		buf_add(b, e->body->packet, e->body->len);
 		if (buf_failed(b)) {
 			buf_truncate(b, start);
@@ -998,11 +1047,13 @@ ship(struct walsvc *ws, struct session *s)
 		s->sent++;
 		s->ship_next++;
 	}
+	expire(ws, s, &acks, nacks);
+	buf_free(&acks);
 }
 
 static void
 send_grant(struct walsvc *ws, const struct reg_holder *h, uint8_t present,
-    const struct session *s)
+    const struct session *s, uint64_t will)
 {
 	struct ipc_link		*link;
 	const struct ssub	*u;
@@ -1050,6 +1101,7 @@ send_grant(struct walsvc *ws, const struct reg_holder *h, uint8_t present,
 		buf_store_u32(body + 4, s->epoch);
 		buf_store_u64(body + 8, s->sid);
 	}
+	buf_store_u64(body + 16, will);
 	ipc_link_send(link, IPC_REG_GRANTED, 0, h->conn, body, sizeof(body));
 }
 
@@ -1065,11 +1117,11 @@ grants_run(struct walsvc *ws)
 		if (ss->grants == NULL)
 			ss->grants_tail = NULL;
 		if (g->sid == 0)
-			send_grant(ws, &g->holder, 0, NULL);
+			send_grant(ws, &g->holder, 0, NULL, g->will);
 		else if ((s = find_sid(ss, g->node, g->sid)) != NULL &&
 		    s->owned &&
 		    reg_same(&s->owner, &g->holder) && s->epoch == g->epoch) {
-			send_grant(ws, &g->holder, g->present, s);
+			send_grant(ws, &g->holder, g->present, s, g->will);
 			s->granted = 1;
 			mark_ready(ss, s);
 		}
@@ -1097,12 +1149,13 @@ ready_run(struct walsvc *ws)
 	ss->ready = keep;
 }
 
-/* The log is shippable up to ws->shippable_lsn: grants, then queues. */
+/* The log is shippable up to ws->shippable_lsn: grants, queues, wills. */
 void
 sessions_durable(struct walsvc *ws)
 {
 	grants_run(ws);
 	ready_run(ws);
+	wills_durable(ws);
 }
 
 /* ---------------------------------------------------------------------
@@ -1113,14 +1166,14 @@ static int	expired(const struct session *, int64_t);
 
 static int
 grant_later(struct walsvc *ws, const struct reg_holder *h, uint64_t lsn,
-    const struct session *s, uint8_t present)
+    const struct session *s, uint8_t present, uint64_t will)
 {
 	struct sessions		*ss = ws->sessions;
 	struct pending_grant	*g;
 
 	if (lsn == 0) {
 		/* nothing was written: nothing to wait for */
-		send_grant(ws, h, present, s);
+		send_grant(ws, h, present, s, will);
 		return 0;
 	}
 	if ((g = calloc(1, sizeof(*g))) == NULL)
@@ -1128,6 +1181,7 @@ grant_later(struct walsvc *ws, const struct reg_holder *h, uint64_t lsn,
 	g->holder = *h;
 	g->lsn = lsn;
 	g->present = present;
+	g->will = will;
 	if (s) {
 		g->sid = s->sid;
 		g->node = s->node;
@@ -1198,13 +1252,13 @@ sessions_connect(struct walsvc *ws, const struct reg_holder *h,
 	struct sessions		*ss = ws->sessions;
 	struct walrec_session	 r;
 	struct session		*s = find_cid(ss, id, len);
-	uint64_t		 lsn = 0;
+	uint64_t		 lsn = 0, wlsn, will;
 	uint8_t			 present = 0;
 
 	if (s && s->owned && reg_same(&s->owner, h)) {
 		/* a repeat of a claim already decided */
 		if (s->granted)
-			send_grant(ws, h, 1, s);
+			send_grant(ws, h, 1, s, wills_held_by(ws, h, id, len));
 		return 0;
 	}
 	if (s && s->owned) {
@@ -1250,8 +1304,33 @@ sessions_connect(struct walsvc *ws, const struct reg_holder *h,
 		s->owner = *h;
 		s->window = cp->window;
 	}
-	/* nothing written: a clean session, granted at once */
-	return grant_later(ws, h, lsn, s, present);
+	/* an older will of the id, then the claim's own */
+	if (wills_connect(ws, h, id, len, cp, present, &wlsn, &will) == -1)
+		return -1;
+	if (wlsn > lsn)
+		lsn = wlsn;
+	/* nothing written: a clean session without a will, granted at once */
+	return grant_later(ws, h, lsn, s, present, will);
+}
+
+/* The Session Expiry Interval of the client's stored session, 0: none. */
+uint32_t
+sessions_expiry_of(struct walsvc *ws, const uint8_t *id, size_t len)
+{
+	struct session	*s = find_cid(ws->sessions, id, len);
+
+	return s ? s->expiry : 0;
+}
+
+/* The client's stored session, *sid 0: none. */
+void
+sessions_id_of(struct walsvc *ws, const uint8_t *id, size_t len,
+    uint16_t *node, uint64_t *sid)
+{
+	struct session	*s = find_cid(ws->sessions, id, len);
+
+	*node = s ? s->node : 0;
+	*sid = s ? s->sid : 0;
 }
 
 /*
@@ -1332,6 +1411,7 @@ sessions_sync_done(struct walsvc *ws)
 		    "are offline", "sessions=%zu since_ms=%lld", n,
 		    (long long)when);
 	free(all);
+	wills_sync_done(ws, when);
 }
 
 static int

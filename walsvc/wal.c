@@ -568,6 +568,7 @@ static const char *const wal_type_names[] = {
 	[WAL_TYPE_RETAINED] = "retained",
 	[WAL_TYPE_ACK] = "ack",
 	[WAL_TYPE_COPY] = "copy",
+	[WAL_TYPE_WILL] = "will",
 };
 #define WAL_TYPE_NAMES	(sizeof(wal_type_names) / sizeof(wal_type_names[0]))
 

@@ -205,7 +205,11 @@ waldump_decoded(const struct wal_record *rec, const uint8_t **p, size_t *len)
 	struct walrec_subscription	 sub;
 	struct walrec_ack		 ack;
 	struct walrec_copy		 copy;
+	struct walrec_will		 will;
 	struct mqtt_packet		 pkt;
+
+	static const char *const	 will_ops[] = { "?", "set", "clear",
+					    "end" };
 
 	*p = NULL;
 	*len = 0;
@@ -229,6 +233,8 @@ waldump_decoded(const struct wal_record *rec, const uint8_t **p, size_t *len)
 			printf(" node=%u sid=%" PRIu64 " epoch=%" PRIu32
 			    " packet_id=%u received=%" PRId64, pub.node,
 			    pub.sid, pub.epoch, pub.packet_id, pub.received);
+		if (pub.format == WALREC_PUBLISH_V3)
+			printf(" will=%" PRIu64, pub.will);
 		printf(" qos=%u retain=%u topic_len=%zu", pkt.publish.qos,
 		    pkt.publish.retain, pkt.publish.topic.len);
 		*p = pkt.publish.payload.data;
@@ -265,6 +271,22 @@ waldump_decoded(const struct wal_record *rec, const uint8_t **p, size_t *len)
 		    ack.node, ack.sid, ack.epoch, ack.count);
 		*p = ack.entries;
 		*len = (size_t)ack.count * WALREC_ACK_ENTRY;
+		return 1;
+	case WAL_TYPE_WILL:
+		if (walrec_will_decode(rec->payload, rec->length, &will) == -1)
+			return 0;
+		printf(" op=%s node=%u", will_ops[will.op], will.node);
+		if (will.op == WALREC_WILL_SET)
+			printf(" delay=%" PRIu32 " level=%u will_len=%zu", will.arg,
+			    will.level, will.len);
+		else
+			printf(" will=%" PRIu64 " %s=%" PRIu32, will.id,
+			    will.op == WALREC_WILL_END ? "expiry" : "why",
+			    will.arg);
+		if (will.op == WALREC_WILL_END)
+			printf(" time=%" PRId64, will.time);
+		*p = will.client_id;
+		*len = will.idlen;
 		return 1;
 	default:
 		return 0;

@@ -163,9 +163,10 @@ walsvc_start(struct proc *p)
 	wal_stream_highest(ws->wal, IPC_ROLE_WALSVC, 0, p->self.gen,
 	    &ws->own_seq);
 	if (bodies_open(ws) == -1 || sessions_open(ws) == -1 ||
-	    retained_open(ws) == -1 || bodies_load_locations(ws) == -1)
+	    retained_open(ws) == -1 || wills_open(ws) == -1 ||
+	    bodies_load_locations(ws) == -1)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot load the stored "
-		    "sessions and retained messages", "");
+		    "sessions, retained messages and wills", "");
 	if (append_replay(ws) == -1 || bodies_load(ws) == -1)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot rebuild the index", "");
 	sessions_drop_missing(ws);
@@ -222,6 +223,7 @@ walsvc_stop(struct proc *p)
 
 	append_stop(ws);
 	sessions_close(ws);
+	wills_close(ws);
 	retained_close(ws);
 	bodies_close(ws);
 	index_close(ws->index);

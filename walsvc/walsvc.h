@@ -23,6 +23,7 @@ struct registry;
 struct retained;
 struct sessions;
 struct bodies;
+struct wills;
 struct mqtt_publish;
 struct walrec_publish;
 
@@ -63,10 +64,36 @@ struct body {
 	uint64_t	 loc;		/* where it is now (copied forward) */
 	uint32_t	 refs;
 	uint8_t		 level;		/* MQTT level of the packet */
+	uint8_t		 qos;		/* as published */
 	uint32_t	 len;
 	int64_t		 received;	/* wall ms; 0: unknown */
+	uint32_t	 expiry;	/* Message Expiry Interval, s, as
+					   received; MSG_NO_EXPIRY: none */
 	uint8_t		*packet;	/* NULL until read from the log */
 };
+
+#define MSG_NO_EXPIRY	0xffffffffu
+
+/*
+ * What is left at `now` (wall ms) of a Message Expiry Interval of
+ * `expiry` seconds for a message received at `received`: -1 once it is
+ * over, else 0 and *left (MSG_NO_EXPIRY for a message without one).
+ */
+static inline int
+msg_expiry_left(uint32_t expiry, int64_t received, int64_t now,
+    uint32_t *left)
+{
+	int64_t	age;
+
+	*left = MSG_NO_EXPIRY;
+	if (expiry == MSG_NO_EXPIRY)
+		return 0;
+	age = received > 0 && now > received ? now - received : 0;
+	if (age >= (int64_t)expiry * 1000)
+		return -1;
+	*left = expiry - (uint32_t)(age / 1000);
+	return 0;
+}
 
 /* Who holds a client id: one connection of one worker incarnation. */
 struct reg_holder {
@@ -81,6 +108,10 @@ struct claim_params {
 	uint8_t		level;
 	uint16_t	window;		/* messages the client takes at once */
 	uint32_t	expiry;		/* seconds; WALREC_EXPIRY_NEVER */
+	uint32_t	will_delay;	/* seconds */
+	uint8_t		*will;		/* the will as a PUBLISH, NULL: none;
+					   owned by whoever holds the claim */
+	uint32_t	will_len;
 };
 
 static inline int
@@ -99,6 +130,7 @@ struct walsvc {
 	struct sessions		*sessions;
 	struct retained		*retained;
 	struct bodies		*bodies;
+	struct wills		*wills;
 	struct ipc_endpoint	*endpoint;
 	struct reply_link	*links;
 	struct stream		*streams[STREAM_BUCKETS];
@@ -189,6 +221,27 @@ int	 sessions_resync(struct walsvc *, const struct reg_holder *,
 	    uint16_t window);
 void	 sessions_sync_done(struct walsvc *);
 size_t	 sessions_count(const struct walsvc *);
+uint32_t sessions_expiry_of(struct walsvc *, const uint8_t *id, size_t len);
+void	 sessions_id_of(struct walsvc *, const uint8_t *id, size_t len,
+	    uint16_t *node, uint64_t *sid);
+
+/* wills.c */
+int	 wills_open(struct walsvc *);
+void	 wills_close(struct walsvc *);
+void	 wills_apply(struct walsvc *, const struct wal_record *);
+void	 wills_apply_published(struct walsvc *, uint64_t id);
+void	 wills_durable(struct walsvc *);
+int	 wills_connect(struct walsvc *, const struct reg_holder *,
+	    const uint8_t *id, size_t len, const struct claim_params *,
+	    int resumed, uint64_t *lsn, uint64_t *will);
+uint64_t wills_held_by(struct walsvc *, const struct reg_holder *,
+	    const uint8_t *id, size_t len);
+void	 wills_gone(struct walsvc *, const struct reg_holder *,
+	    const uint8_t *id, size_t len, int64_t expiry);
+void	 wills_resync(struct walsvc *, const struct reg_holder *,
+	    const uint8_t *id, size_t len, uint64_t will);
+void	 wills_sync_done(struct walsvc *, int64_t when);
+size_t	 wills_count(const struct walsvc *);
 
 /* index.c */
 typedef int	(*index_session_fn)(void *arg, uint16_t node, uint64_t sid,
@@ -198,6 +251,8 @@ typedef int	(*index_queue_fn)(void *arg, uint16_t node, uint64_t sid,
 typedef int	(*index_retained_fn)(void *arg, const uint8_t *topic,
 		    size_t len, uint64_t lsn);
 typedef int	(*index_msg_fn)(void *arg, uint64_t id, uint64_t loc);
+typedef int	(*index_will_fn)(void *arg, const uint8_t *id, size_t len,
+		    const uint8_t *row, size_t rowlen);
 
 int	 index_open(struct index **, const char *dir, uint64_t cache_bytes,
 	    char *err, size_t errlen);
@@ -227,6 +282,10 @@ int	 index_retained_load(struct index *, index_retained_fn, void *);
 int	 index_msg_put(struct index *, uint64_t id, uint64_t loc);
 int	 index_msg_del(struct index *, uint64_t id);
 int	 index_msgs_load(struct index *, index_msg_fn, void *);
+int	 index_will_put(struct index *, const uint8_t *id, size_t len,
+	    const void *row, size_t rowlen);
+int	 index_will_del(struct index *, const uint8_t *id, size_t len);
+int	 index_wills_load(struct index *, index_will_fn, void *);
 uint64_t index_stream_highest(struct index *, uint8_t role, uint16_t slot,
 	    uint64_t gen);
 int	 index_sync(struct index *);

@@ -532,8 +532,10 @@ conn_close(struct conn *c, uint8_t reason, const char *why)
 	/* its own subscriptions go first: the will is not for itself (a
 	 * stored session keeps them in walsvc) */
 	subscribe_drop_all(c);
-	if (c->state == CONN_ACTIVE && c->will && !c->normal_close)
-		publish_will(c);
+	/* walsvc publishes the will unless told, before the release, that
+	 * the client disconnected normally */
+	if (c->will_id != 0 && c->normal_close)
+		registry_will_clear(c);
 	/* what the client acknowledged is appended before the release */
 	if (c->stored && c->nacks > 0)
 		session_ack_conn(c);
@@ -598,6 +600,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 			    OPT_server_connect_timeout);
 
 	route_check_acks(w);
+	publish_check_waiting(w, now);
 	for (c = w->conns; c; c = next) {
 		next = c->next;
 		switch (c->state) {

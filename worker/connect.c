@@ -68,7 +68,7 @@ refuse(struct conn *c, uint8_t reason, const char *why)
 	conn_close(c, 0xff, why);
 }
 
-/* The will as a PUBLISH packet at the client's level, sent on close. */
+/* The will as a PUBLISH packet at the client's level, for the claim. */
 static int
 keep_will(struct conn *c, const struct mqtt_connect *cn)
 {
@@ -92,6 +92,9 @@ keep_will(struct conn *c, const struct mqtt_connect *cn)
 		return -1;
 	}
 	c->will->len = (uint32_t)b.len;
+	c->will->delay = c->level == MQTT_LEVEL_5 && mqtt_props_has(
+	    &cn->will_props, MQTT_PROP_WILL_DELAY_INTERVAL) ?
+	    cn->will_props.will_delay_interval : 0;
 	memcpy(c->will->packet, b.data, b.len);
 	buf_free(&b);
 	return 0;
@@ -107,11 +110,18 @@ send_claim(struct conn *c)
 	if ((b = ipc_link_record_begin(c->w->wal_link, IPC_REG_CLAIM, 0, c->id,
 	    &start)) == NULL)
 		return;		/* sent again, until the CONNECT time-out */
-	buf_add_u8(b, c->clean_start ? IPC_CLAIM_CLEAN_START : 0);
+	buf_add_u8(b, (c->clean_start ? IPC_CLAIM_CLEAN_START : 0) |
+	    (c->will ? IPC_CLAIM_WILL : 0));
 	buf_add_u8(b, c->level);
 	buf_add_u16(b, c->send_max);
 	buf_add_u32(b, c->connect_expiry);
-	buf_add(b, c->client_id, c->client_id_len);
+	if (c->will) {
+		buf_add_u16(b, c->client_id_len);
+		buf_add(b, c->client_id, c->client_id_len);
+		buf_add_u32(b, c->will->delay);
+		buf_add(b, c->will->packet, c->will->len);
+	} else
+		buf_add(b, c->client_id, c->client_id_len);
 	if (buf_failed(b))
 		buf_truncate(b, start);
 	else
@@ -293,6 +303,10 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 	c->state = CONN_ACTIVE;
 	c->last_rx = clock_mono_ms();
 	c->sid = buf_load_u64(body + 8);
+	/* walsvc keeps the will now */
+	c->will_id = buf_load_u64(body + 16);
+	free(c->will);
+	c->will = NULL;
 	if (c->sid != 0) {
 		c->stored = 1;
 		c->node = buf_load_u16(body + 2);
@@ -377,6 +391,29 @@ registry_kick(struct worker *w, uint64_t conn_id)
 	conn_close(c, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
 }
 
+/* DISCONNECT 0x00: the will is not to be published. */
+void
+registry_will_clear(struct conn *c)
+{
+	static struct log_ratelimit	 rl;
+	struct walrec_will		 r;
+	struct buf			 b = BUF_INITIALIZER;
+
+	memset(&r, 0, sizeof(r));
+	r.op = WALREC_WILL_CLEAR;
+	r.arg = WALREC_CLEAR_DISCONNECT;
+	r.id = c->will_id;
+	r.client_id = (const uint8_t *)c->client_id;
+	r.idlen = c->client_id_len;
+	if (walrec_will_encode(&b, &r) == -1 || walc_append(c->w->walc,
+	    WAL_TYPE_WILL, b.data, b.len) == 0)
+		log_limited(&rl, LOG_LEVEL_ERROR, "cannot record a normal "
+		    "disconnection; its will is published", "client=%.*s",
+		    (int)c->client_id_len, c->client_id);
+	buf_free(&b);
+	c->will_id = 0;
+}
+
 /*
  * The connection ended.  The release names the expiry in force and the
  * last record appended so far (its acknowledgements, appended just
@@ -441,7 +478,7 @@ registry_walsvc_restarted(struct worker *w)
 	struct buf	*b = NULL;
 	size_t		 start = 0;
 
-	static const uint8_t	 last = IPC_SYNC_LAST;
+	uint8_t			 last[9];
 
 	for (c = w->conns; c; c = c->next) {
 		if (!c->registered || c->state != CONN_ACTIVE)
@@ -461,13 +498,16 @@ registry_walsvc_restarted(struct worker *w)
 		buf_add_u16(b, c->send_max);
 		buf_add_u32(b, c->epoch);
 		buf_add_u64(b, c->sid);
+		buf_add_u64(b, c->will_id);
 		buf_add_u16(b, c->client_id_len);
 		buf_add(b, c->client_id, c->client_id_len);
 	}
 	if (b)
 		ipc_link_record_end(w->wal_link, start);
-	/* the list is complete */
-	ipc_link_send(w->wal_link, IPC_REG_SYNC, 0, 0, &last, 1);
+	/* the list is complete, and so is what it follows in our stream */
+	last[0] = IPC_SYNC_LAST;
+	buf_store_u64(last + 1, walc_last(w->walc));
+	ipc_link_send(w->wal_link, IPC_REG_SYNC, 0, 0, last, sizeof(last));
 	for (c = w->conns; c; c = c->next)
 		if (c->state == CONN_CLAIMING)
 			send_claim(c);

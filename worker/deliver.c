@@ -146,9 +146,18 @@ send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	return 0;
 }
 
+/* When a message with this remaining Message Expiry Interval expires. */
+static int64_t
+expires_at(uint32_t interval)
+{
+	return interval == NO_EXPIRY ? 0 : clock_mono_ms() +
+	    (int64_t)interval * 1000;
+}
+
 static struct queued_msg *
 queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
-    size_t rawlen, uint64_t seq, uint8_t dup, uint8_t retain)
+    size_t rawlen, uint64_t seq, uint8_t dup, uint8_t retain,
+    uint32_t expiry)
 {
 	struct queued_msg	*q;
 
@@ -158,7 +167,7 @@ queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
 	q->seq = seq;
 	q->dup = dup;
 	q->retain = retain;
-	q->expiry = NO_EXPIRY;
+	q->expires = expires_at(expiry);
 	q->level = level;
 	q->qos = qos;
 	q->len = (uint32_t)rawlen;
@@ -203,7 +212,9 @@ deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 		    "messages come" : "queue beyond the receive window full");
 		return;
 	}
-	if (queue_copy(c, level, qos, raw, rawlen, 0, 0, retain) == NULL)
+	if (queue_copy(c, level, qos, raw, rawlen, 0, 0, retain,
+	    mqtt_props_has(&m->props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL) ?
+	    m->props.message_expiry_interval : NO_EXPIRY) == NULL)
 		drop(c, qos, "out of memory");
 }
 
@@ -233,7 +244,7 @@ deliver_retained(struct conn *c, uint8_t level, const uint8_t *raw,
 	q->level = level;
 	q->qos = qos;
 	q->retain = 1;
-	q->expiry = expiry;
+	q->expires = expires_at(expiry);
 	q->len = (uint32_t)rawlen;
 	memcpy(q->packet, raw, rawlen);
 	if (c->rtail)
@@ -245,11 +256,14 @@ deliver_retained(struct conn *c, uint8_t level, const uint8_t *raw,
 	deliver_queued(c);
 }
 
-/* A stored session's message from walsvc: walsvc's credit bounds it. */
+/*
+ * A stored session's message from walsvc (m carries its remaining
+ * expiry, `expiry`): walsvc's credit bounds it.
+ */
 void
 deliver_stored(struct conn *c, const struct mqtt_publish *m, uint8_t level,
     const uint8_t *raw, size_t rawlen, uint8_t qos, uint64_t seq, uint8_t dup,
-    uint8_t retain)
+    uint8_t retain, uint32_t expiry)
 {
 	static struct log_ratelimit	 rl;
 
@@ -257,7 +271,7 @@ deliver_stored(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 	    c->inflight_out < c->send_max)
 		send_window(c, m, qos, seq, dup, retain);
 	else if (queue_copy(c, level, qos, raw, rawlen, seq, dup,
-	    retain) == NULL)
+	    retain, expiry) == NULL)
 		/* it stays unacknowledged: sent again at the next connection */
 		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory queueing a "
 		    "session message", "client=%.*s", (int)c->client_id_len,
@@ -298,21 +312,37 @@ deliver_release(struct conn *c, uint64_t seq)
 	deliver_ack(c, MQTT_PUBREL, f->id, 0);
 }
 
-/* One queued message goes out (QoS 0 at once, else into the window). */
+/*
+ * One queued message goes out (QoS 0 at once, else into the window),
+ * with what is left of its Message Expiry Interval; not at all once
+ * that is over (MQTT-3.3.2-5).
+ */
 static void
 send_queued(struct conn *c, struct queued_msg *q)
 {
-	struct mqtt_packet	 pkt;
+	static struct log_ratelimit	 rl;
+	struct mqtt_packet		 pkt;
+	int64_t				 left = 0;
 
+	if (q->expires != 0)
+		left = q->expires - clock_mono_ms();
 	if (mqtt_decode_stored_publish(q->packet, q->len, q->level, &pkt) ==
-	    -1) {
+	    -1 || (q->expires != 0 && left <= 0)) {
+		if (q->expires != 0 && left <= 0) {
+			c->w->stats.expired++;
+			log_limited(&rl, LOG_LEVEL_INFO, "expired message not "
+			    "sent", "client=%.*s expired_total=%llu",
+			    (int)c->client_id_len, c->client_id,
+			    (unsigned long long)c->w->stats.expired);
+		}
 		if (q->seq != 0)
 			session_ack(c, q->seq, WALREC_ACK_DONE, 0, 0);
 		return;
 	}
-	if (q->expiry != NO_EXPIRY && mqtt_props_has(&pkt.publish.props,
+	if (q->expires != 0 && mqtt_props_has(&pkt.publish.props,
 	    MQTT_PROP_MESSAGE_EXPIRY_INTERVAL))
-		pkt.publish.props.message_expiry_interval = q->expiry;
+		pkt.publish.props.message_expiry_interval =
+		    (uint32_t)((left + 999) / 1000);
 	if (q->qos == 0)
 		encode_to(c, &pkt.publish, 0, 0, 0, q->retain);
 	else

@@ -74,6 +74,11 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 				goto bad;
 			retained_done(w, rec.corr);
 			break;
+		case IPC_WILL_PUBLISH:
+			if (rec.len < 4)
+				goto bad;
+			publish_will(w, rec.body, rec.len);
+			break;
 		case IPC_SESS_QOS2:
 			session_incoming(w, rec.corr, rec.body, rec.len);
 			break;

@@ -176,6 +176,7 @@ push_pending(struct worker *w, uint64_t seq, struct conn *c,
 	a = &w->acks[w->acks_tail];
 	memset(a, 0, sizeof(*a));
 	a->seq = seq;
+	a->since = clock_mono_ms();
 	a->conn_id = c->id;
 	a->packet_id = packet_id;
 	a->kind = kind;
@@ -273,6 +274,39 @@ publish_durable(struct worker *w, uint64_t seq)
 	if (w->acks_head == w->acks_tail)
 		w->acks_head = w->acks_tail = 0;
 	peers_check_backlog(w);
+}
+
+/*
+ * Once a second: a client whose message has waited for the log longer
+ * than storage.ack-timeout (walsvc restarting, a stalled disk) is told
+ * the server is busy and disconnected; it may reconnect and send again.
+ * What it sent is still logged and delivered once the log takes it.
+ */
+void
+publish_check_waiting(struct worker *w, int64_t now)
+{
+	static struct log_ratelimit	 rl;
+	int64_t				 bound = config_num(&w->proc->cfg,
+					    OPT_storage_ack_timeout);
+	struct pending_ack		*a;
+	struct conn			*c;
+	size_t				 i;
+
+	for (i = w->acks_head; i < w->acks_tail; i++) {
+		a = &w->acks[i];
+		if (now - a->since < bound)
+			break;		/* FIFO: the rest are younger */
+		if ((c = idmap_get(&w->conns_by_id, a->conn_id)) == NULL ||
+		    c->state != CONN_ACTIVE)
+			continue;
+		log_limited(&rl, LOG_LEVEL_WARN, "the log did not take a "
+		    "client's message within storage.ack-timeout; client "
+		    "disconnected", "client=%.*s waited_ms=%lld",
+		    (int)c->client_id_len, c->client_id,
+		    (long long)(now - a->since));
+		conn_close(c, MQTT_RC_SERVER_BUSY, "message not logged within "
+		    "storage.ack-timeout");
+	}
 }
 
 /* Append the message; the sequence of the append, 0 if it failed. */
@@ -485,23 +519,22 @@ publish_forwarded(struct worker *w, uint8_t level, uint64_t origin,
 }
 
 /*
- * The connection ended without DISCONNECT 0x00: its will goes out (a
- * retained one is kept, through the log, like any retained message).
+ * A will walsvc published (WILL_PUBLISH: u8 level, u8 0, the PUBLISH),
+ * durable by now: routed from here to every worker, as if a client of
+ * ours had published it.  walsvc already queued it for stored sessions
+ * and kept it if retained.
  */
 void
-publish_will(struct conn *c)
+publish_will(struct worker *w, const uint8_t *body, size_t len)
 {
 	static struct log_ratelimit	 rl;
 	struct mqtt_packet		 pkt;
 
-	if (mqtt_decode_stored_publish(c->will->packet, c->will->len,
-	    c->level, &pkt) == -1)
+	if (len < 4 || mqtt_decode_stored_publish(body + 2, len - 2, body[0],
+	    &pkt) == -1) {
+		log_limited(&rl, LOG_LEVEL_ERROR, "undecodable will dropped",
+		    "len=%zu", len);
 		return;
-	publish_route(c->w, c, 1, &pkt.publish, c->level, c->will->packet,
-	    c->will->len);
-	if (pkt.publish.retain && config_num(&c->w->proc->cfg,
-	    OPT_mqtt_retain_available) && log_message(c, &pkt.publish,
-	    c->will->packet, c->will->len) == 0)
-		log_limited(&rl, LOG_LEVEL_ERROR, "cannot log a retained will",
-		    "client=%.*s", (int)c->client_id_len, c->client_id);
+	}
+	publish_route(w, NULL, 1, &pkt.publish, body[0], body + 2, len - 2);
 }

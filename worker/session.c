@@ -81,6 +81,7 @@ session_message(struct worker *w, uint64_t conn_id, uint64_t seq,
 	const uint8_t			*raw = body + IPC_SESS_MSG_HEADER;
 	size_t				 rawlen = len - IPC_SESS_MSG_HEADER;
 	uint8_t				 qos, flags, level;
+	uint32_t			 expiry;
 
 	if (c == NULL || c->state != CONN_ACTIVE || !c->stored ||
 	    buf_load_u64(body + 8) != c->sid ||
@@ -102,8 +103,14 @@ session_message(struct worker *w, uint64_t conn_id, uint64_t seq,
 		session_ack(c, seq, WALREC_ACK_DONE, 0, 0);
 		return;
 	}
+	/* walsvc says what is left of its Message Expiry Interval */
+	expiry = buf_load_u32(body + 20);
+	if (expiry != NO_EXPIRY && mqtt_props_has(&pkt.publish.props,
+	    MQTT_PROP_MESSAGE_EXPIRY_INTERVAL))
+		pkt.publish.props.message_expiry_interval = expiry;
 	deliver_stored(c, &pkt.publish, level, raw, rawlen, qos, seq,
-	    (flags & IPC_SESS_MSG_DUP) != 0, (flags & IPC_SESS_MSG_RETAIN) != 0);
+	    (flags & IPC_SESS_MSG_DUP) != 0, (flags & IPC_SESS_MSG_RETAIN) != 0,
+	    expiry);
 }
 
 /* The QoS 2 packet ids the session had received and not released. */

@@ -67,8 +67,9 @@ struct queued_msg {
 	uint8_t			 qos;		/* delivery QoS */
 	uint8_t			 dup;
 	uint8_t			 retain;	/* RETAIN to set */
-	uint32_t		 expiry;	/* retained: remaining Message
-						   Expiry Interval (NO_EXPIRY) */
+	int64_t			 expires;	/* monotonic ms its Message
+						   Expiry Interval ends; 0:
+						   it has none */
 	uint32_t		 len;
 	uint8_t			 packet[];	/* the PUBLISH as received */
 };
@@ -87,8 +88,10 @@ struct conn_sub {
 	uint8_t			 filter[];	/* as the client sent it */
 };
 
-/* The will of a connection: a PUBLISH packet built at CONNECT. */
+/* The will of a connection: a PUBLISH packet built at CONNECT, sent
+ * with the claim; walsvc keeps it from then on. */
 struct conn_will {
+	uint32_t		 delay;		/* Will Delay Interval, s */
 	uint32_t		 len;
 	uint8_t			 packet[];
 };
@@ -156,7 +159,8 @@ struct conn {
 	struct ret_lookup	*lookups, *lookups_tail;
 	struct conn_sub		*subs;
 	struct conn_sub		*granted_subs;	/* stored, before the grant */
-	struct conn_will	*will;
+	struct conn_will	*will;		/* until the grant */
+	uint64_t		 will_id;	/* walsvc's name for it, 0: none */
 	struct conn		*prev, *next;	/* all connections */
 	struct conn		*dirty_next;	/* flush list */
 	struct conn		*ack_next;	/* acks to append */
@@ -211,6 +215,7 @@ enum answer {
 
 struct pending_ack {
 	uint64_t		 seq;		/* append stream sequence */
+	int64_t			 since;		/* monotonic ms */
 	uint64_t		 conn_id;
 	uint16_t		 packet_id;
 	uint8_t			 kind;		/* enum answer */
@@ -238,6 +243,7 @@ struct worker_stats {
 	uint64_t		 forwarded;
 	uint64_t		 dropped_qos0;
 	uint64_t		 dropped_queue;
+	uint64_t		 expired;	/* not sent: expired queued */
 	uint64_t		 protocol_errors;
 };
 
@@ -317,6 +323,7 @@ void	 registry_session_sub(struct worker *, uint64_t conn_id,
 void	 registry_kick(struct worker *, uint64_t conn_id);
 void	 registry_refused(struct worker *, uint64_t conn_id, uint8_t reason);
 void	 registry_release(struct conn *);
+void	 registry_will_clear(struct conn *);
 void	 registry_walsvc_restarted(struct worker *);
 void	 registry_timeout(struct conn *);
 void	 registry_claim_again(struct conn *, int64_t now);
@@ -333,14 +340,15 @@ void	 publish_route(struct worker *, struct conn *origin, int from_here,
 int	 publish_answer_later(struct worker *, uint64_t seq, struct conn *,
 	    uint16_t packet_id, uint8_t kind);
 void	 publish_durable(struct worker *, uint64_t seq);
-void	 publish_will(struct conn *);
+void	 publish_check_waiting(struct worker *, int64_t now);
+void	 publish_will(struct worker *, const uint8_t *body, size_t len);
 
 /* deliver.c: messages to clients */
 void	 deliver(struct conn *, const struct mqtt_publish *, uint8_t level,
 	    const uint8_t *raw, size_t rawlen, uint8_t qos, uint8_t retain);
 void	 deliver_stored(struct conn *, const struct mqtt_publish *,
 	    uint8_t level, const uint8_t *raw, size_t rawlen, uint8_t qos,
-	    uint64_t seq, uint8_t dup, uint8_t retain);
+	    uint64_t seq, uint8_t dup, uint8_t retain, uint32_t expiry);
 void	 deliver_retained(struct conn *, uint8_t level, const uint8_t *raw,
 	    size_t rawlen, uint8_t qos, uint32_t expiry);
 void	 deliver_release(struct conn *, uint64_t seq);

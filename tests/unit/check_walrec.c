@@ -30,6 +30,7 @@ encode_publish(struct buf *b, uint8_t format)
 	p.epoch = 9;
 	p.packet_id = 7;
 	p.received = 1764859373123;
+	p.will = format == WALREC_PUBLISH_V3 ? 0x1122334455667788ull : 0;
 	p.packet = packet;
 	p.len = sizeof(packet);
 	ck_assert_int_eq(walrec_publish_encode(b, &p), 0);
@@ -52,6 +53,30 @@ START_TEST(test_publish_round_trip)
 	ck_assert_int_eq(p.received, 1764859373123);
 	ck_assert_uint_eq(p.len, sizeof(packet));
 	ck_assert_mem_eq(p.packet, packet, sizeof(packet));
+	buf_free(&b);
+}
+END_TEST
+
+/* A will: format 2 and the will's id. */
+START_TEST(test_publish_will)
+{
+	struct buf		 b = BUF_INITIALIZER;
+	struct walrec_publish	 p;
+
+	encode_publish(&b, WALREC_PUBLISH_V3);
+	ck_assert_uint_eq(b.len, 40 + sizeof(packet));
+	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), 0);
+	ck_assert_uint_eq(p.format, 3);
+	ck_assert_uint_eq(p.sid, 0x0102030405060708ull);
+	ck_assert_uint_eq(p.will, 0x1122334455667788ull);
+	ck_assert_uint_eq(p.len, sizeof(packet));
+	ck_assert_mem_eq(p.packet, packet, sizeof(packet));
+	/* a will without an id is not one */
+	memset(b.data + 32, 0, 8);
+	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
+	p.will = 0;
+	buf_reset(&b);
+	ck_assert_int_eq(walrec_publish_encode(&b, &p), -1);
 	buf_free(&b);
 }
 END_TEST
@@ -89,7 +114,7 @@ START_TEST(test_publish_refused)
 	b.data[2] = 1;
 	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
 	b.data[2] = 0;
-	b.data[0] = 3;
+	b.data[0] = 4;
 	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
 	b.data[0] = 0;
 	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
@@ -304,6 +329,100 @@ START_TEST(test_ack_refused)
 }
 END_TEST
 
+static void
+encode_will(struct buf *b, uint8_t op, uint64_t id, const char *client,
+    const uint8_t *pkt, size_t len)
+{
+	struct walrec_will	 w;
+
+	memset(&w, 0, sizeof(w));
+	w.op = op;
+	w.node = 2;
+	w.arg = 30;
+	w.id = id;
+	w.time = 1764859373000;
+	w.level = 5;
+	w.client_id = (const uint8_t *)client;
+	w.idlen = (uint16_t)strlen(client);
+	w.packet = pkt;
+	w.len = len;
+	ck_assert_int_eq(walrec_will_encode(b, &w), 0);
+}
+
+START_TEST(test_will_round_trip)
+{
+	struct buf		 b = BUF_INITIALIZER;
+	struct walrec_will	 w;
+
+	encode_will(&b, WALREC_WILL_SET, 0, "dev-1", packet, sizeof(packet));
+	ck_assert_uint_eq(b.len, 28 + 5 + sizeof(packet));
+	ck_assert_int_eq(walrec_will_decode(b.data, b.len, &w), 0);
+	ck_assert_uint_eq(w.op, WALREC_WILL_SET);
+	ck_assert_uint_eq(w.node, 2);
+	ck_assert_uint_eq(w.arg, 30);
+	ck_assert_uint_eq(w.id, 0);
+	ck_assert_int_eq(w.time, 1764859373000);
+	ck_assert_uint_eq(w.level, 5);
+	ck_assert_uint_eq(w.idlen, 5);
+	ck_assert_mem_eq(w.client_id, "dev-1", 5);
+	ck_assert_uint_eq(w.len, sizeof(packet));
+	ck_assert_mem_eq(w.packet, packet, sizeof(packet));
+
+	buf_reset(&b);
+	encode_will(&b, WALREC_WILL_END, 12345, "dev-1", NULL, 0);
+	ck_assert_int_eq(walrec_will_decode(b.data, b.len, &w), 0);
+	ck_assert_uint_eq(w.op, WALREC_WILL_END);
+	ck_assert_uint_eq(w.id, 12345);
+	ck_assert_uint_eq(w.len, 0);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_will_refused)
+{
+	struct buf		 b = BUF_INITIALIZER;
+	struct walrec_will	 w;
+	size_t			 cut;
+
+	encode_will(&b, WALREC_WILL_CLEAR, 9, "c", NULL, 0);
+	for (cut = 0; cut < b.len; cut++)
+		ck_assert_int_eq(walrec_will_decode(b.data, cut, &w), -1);
+	buf_add_u8(&b, 0);	/* a byte too many for a clear */
+	ck_assert_int_eq(walrec_will_decode(b.data, b.len, &w), -1);
+	/* no such op, no such format, a reserved byte */
+	buf_reset(&b);
+	encode_will(&b, WALREC_WILL_CLEAR, 9, "c", NULL, 0);
+	b.data[1] = 4;
+	ck_assert_int_eq(walrec_will_decode(b.data, b.len, &w), -1);
+	b.data[1] = WALREC_WILL_CLEAR;
+	b.data[0] = 2;
+	ck_assert_int_eq(walrec_will_decode(b.data, b.len, &w), -1);
+	b.data[0] = 1;
+	b.data[25] = 1;
+	ck_assert_int_eq(walrec_will_decode(b.data, b.len, &w), -1);
+	/* a set names no will and carries a packet; the others the reverse */
+	memset(&w, 0, sizeof(w));
+	w.op = WALREC_WILL_SET;
+	w.id = 3;
+	w.client_id = (const uint8_t *)"c";
+	w.idlen = 1;
+	w.packet = packet;
+	w.len = sizeof(packet);
+	ck_assert_int_eq(walrec_will_encode(&b, &w), -1);
+	w.id = 0;
+	w.len = 0;
+	ck_assert_int_eq(walrec_will_encode(&b, &w), -1);
+	w.op = WALREC_WILL_END;
+	w.id = 3;
+	w.len = sizeof(packet);
+	ck_assert_int_eq(walrec_will_encode(&b, &w), -1);
+	w.len = 0;
+	w.idlen = 0;	/* no client id */
+	ck_assert_int_eq(walrec_will_encode(&b, &w), -1);
+	buf_free(&b);
+}
+END_TEST
+
 static Suite *
 walrec_suite(void)
 {
@@ -313,6 +432,7 @@ walrec_suite(void)
 	tc = tcase_create("publish");
 	tcase_add_test(tc, test_publish_round_trip);
 	tcase_add_test(tc, test_publish_format_1);
+	tcase_add_test(tc, test_publish_will);
 	tcase_add_test(tc, test_publish_refused);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("session");
@@ -326,6 +446,10 @@ walrec_suite(void)
 	tc = tcase_create("ack");
 	tcase_add_test(tc, test_ack_round_trip);
 	tcase_add_test(tc, test_ack_refused);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("will");
+	tcase_add_test(tc, test_will_round_trip);
+	tcase_add_test(tc, test_will_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
