@@ -252,9 +252,10 @@ dispatch(struct conn *c, const struct mqtt_packet *pkt,
 			}
 			c->expiry = pkt->disconnect.props.session_expiry_interval;
 		}
-		/* 0x04 asks for the will; everything else drops it */
-		c->normal_close = pkt->disconnect.reason !=
-		    MQTT_RC_DISCONNECT_WITH_WILL;
+		/* only 0x00 drops the will (MQTT-3.1.2-8): 0x04 asks for
+		 * it, and so does any error a client reports */
+		c->normal_close = pkt->disconnect.reason ==
+		    MQTT_RC_NORMAL_DISCONNECTION;
 		conn_close(c, NO_REASON, "client disconnected");
 		break;
 	case MQTT_PUBREC:
