@@ -325,9 +325,11 @@ append_replay(struct walsvc *ws)
 {
 	struct wal_iter		*it;
 	struct wal_record	 rec;
+	struct progress		 pg;
 	uint64_t		 n = 0, last = ws->applied_lsn;
 	int			 rv;
 
+	progress_start(&pg, "replaying the log into the index");
 	if ((rv = wal_iter_open(&it, ws->wal, ws->applied_lsn + 1)) != 0) {
 		log_error("cannot read the log for replay", "error=\"%s\"",
 		    strerror(-rv));
@@ -340,7 +342,8 @@ append_replay(struct walsvc *ws)
 		}
 		sessions_apply(ws, &rec);
 		last = rec.lsn;
-		n++;
+		progress_note(&pg, ++n, wal_written_lsn(ws->wal) -
+		    ws->applied_lsn);
 	}
 	wal_iter_close(it);
 	if (rv < 0) {

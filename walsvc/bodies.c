@@ -188,7 +188,8 @@ bodies_load(struct walsvc *ws)
 	struct walrec_publish	 p;
 	struct walrec_copy	 c;
 	struct body		*b;
-	uint64_t		 from = UINT64_MAX, loaded = 0;
+	struct progress		 pg;
+	uint64_t		 from = UINT64_MAX, loaded = 0, read = 0;
 	size_t			 i;
 	int			 rv;
 
@@ -203,7 +204,9 @@ bodies_load(struct walsvc *ws)
 		    "messages", "error=\"%s\"", strerror(-rv));
 		return -1;
 	}
+	progress_start(&pg, "reading queued and retained messages");
 	while ((rv = wal_iter_next(it, &rec)) == 1) {
+		progress_note(&pg, ++read, wal_written_lsn(ws->wal) - from + 1);
 		if (rec.type == WAL_TYPE_PUBLISH) {
 			if ((b = *slot(bs, rec.lsn)) == NULL ||
 			    b->packet != NULL || b->loc != rec.lsn ||
@@ -287,19 +290,26 @@ bodies_load_locations(struct walsvc *ws)
 	return index_msgs_load(ws->index, load_location, ws);
 }
 
-/* The oldest location of a message still held (UINT64_MAX: none). */
+/*
+ * The oldest location of a message still held (UINT64_MAX: none), and
+ * the bytes of those held below `below`.
+ */
 uint64_t
-bodies_oldest(const struct walsvc *ws)
+bodies_oldest(const struct walsvc *ws, uint64_t below, uint64_t *held)
 {
 	const struct bodies	*bs = ws->bodies;
 	const struct body	*b;
 	uint64_t		 min = UINT64_MAX;
 	size_t			 i;
 
+	*held = 0;
 	for (i = 0; i < bs->nbuckets; i++)
-		for (b = bs->buckets[i]; b; b = b->next)
+		for (b = bs->buckets[i]; b; b = b->next) {
 			if (b->loc < min)
 				min = b->loc;
+			if (b->loc < below)
+				*held += b->len;
+		}
 	return min;
 }
 

@@ -7,10 +7,12 @@
  *   1) the oldest location of a held message and the index's position
  *      bound what may go;
  *   2) if the oldest segment is still needed only because of a few old
- *      messages (a retained message that never changes, the backlog of
- *      a session that stays away) while the log grows past
- *      COMPACT_PINNED segments, those messages are copied forward (copy
- *      records) so that the segment can go at the next pass;
+ *      messages (a retained message that never changes, the first of a
+ *      backlog) while the log grows past COMPACT_PINNED segments, those
+ *      messages are copied forward (copy records) so that the segment
+ *      can go at the next pass; not when they fill more than a quarter
+ *      of it (a backlog that is the log): copying would write as much as
+ *      it frees;
  *   3) before segments are removed the index is made durable (its log
  *      flushed, a checkpoint), so a crash never needs a removed record.
  * What a removed segment held of the append streams' sequences, the
@@ -120,22 +122,23 @@ check_disk(struct walsvc *ws)
 static void
 compact(struct walsvc *ws)
 {
-	uint64_t	 oldest, limit, second;
+	uint64_t	 oldest, limit, second, held;
 	uint32_t	 removed;
 	int		 rv, copied;
 
 	if (wal_segment_count(ws->wal) < 2 || !index_usable(ws->index))
 		return;
-	oldest = bodies_oldest(ws);
+	second = wal_segment_start(ws->wal, 1);
+	oldest = bodies_oldest(ws, second, &held);
 	limit = ws->applied_lsn + 1;
 	if (oldest < limit)
 		limit = oldest;
-	second = wal_segment_start(ws->wal, 1);
 	if (limit < second) {
-		/* the oldest segment is held: by old messages only? */
+		/* the oldest segment is held: by a few old messages only? */
 		if (oldest < second && ws->applied_lsn + 1 >= second &&
 		    (wal_segment_count(ws->wal) > COMPACT_PINNED ||
-		    ws->disk_full)) {
+		    ws->disk_full) && held * 4 <= (uint64_t)config_num(
+		    &ws->proc->cfg, OPT_storage_wal_segment_size)) {
 			copied = bodies_copy_below(ws, second, COMPACT_COPIES);
 			if (copied > 0)
 				log_info("old messages copied forward so their "

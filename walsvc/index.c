@@ -73,7 +73,10 @@ static int	index_failed(struct index *, const char *, int);
 static void
 bdb_error(const DB_ENV *env, const char *prefix, const char *msg)
 {
-	log_warnx("berkeley db", "error=\"%s\"", msg);
+	static struct log_ratelimit	 rl;
+
+	/* a damaged file makes it say the same thing many times */
+	log_limited(&rl, LOG_LEVEL_WARN, "berkeley db", "error=\"%s\"", msg);
 }
 
 static int

@@ -65,7 +65,8 @@
 #define CREDIT_MIN		8
 #define CREDIT_MAX		4096
 #define ROW_FORMAT_1		1	/* without incoming QoS 2 ids */
-#define ROW_FORMAT		2
+#define ROW_FORMAT_2		2	/* without the highest sequence sent */
+#define ROW_FORMAT		3
 #define QOS2_IDS_PER_RECORD	16384
 
 enum entry_state {
@@ -115,6 +116,10 @@ struct session {
 	int64_t			 offline_since;	/* wall ms; 0: online */
 	uint8_t			 level;
 	uint64_t		 next_seq;
+	uint64_t		 sent_seq;	/* highest sequence ever sent (a
+						   lower one was sent, or
+						   acknowledged): UINT64_MAX
+						   unknown */
 	struct ssub		*subs;
 	/* the queue: a ring of entries with consecutive sequences */
 	struct entry		*q;
@@ -171,6 +176,8 @@ struct sessions {
 	uint64_t		  expired_messages;
 	struct session		**matched;
 	size_t			  matched_cap;
+	struct progress		  loading;	/* start-up */
+	uint64_t		  loaded;
 };
 
 static struct session	*find_sid(struct sessions *, uint16_t, uint64_t);
@@ -253,7 +260,8 @@ rehash(struct sessions *ss)
  *	u64 next sequence, client id,
  *	u16 subscriptions, each: u8 QoS, u8 flags, u8 retain handling,
  *	    u8 0, u32 identifier, u16 length, filter,
- *	u32 incoming QoS 2 packet ids, each u16 (format 1 rows end before)
+ *	u32 incoming QoS 2 packet ids, each u16 (format 1 rows end before),
+ *	u64 the highest sequence ever sent (format 2 rows end before)
  */
 
 static void
@@ -307,6 +315,7 @@ row_encode(const struct session *s, struct buf *b)
 	buf_add_u32(b, s->nq2in);
 	for (i = 0; i < s->nq2in; i++)
 		buf_add_u16(b, s->q2in[i]);
+	buf_add_u64(b, s->sent_seq);
 	return buf_failed(b) ? -1 : 0;
 }
 
@@ -1044,6 +1053,10 @@ ship(struct walsvc *ws, struct session *s)
 		ipc_link_record_end(link, start);
 		e->shipped = 1;
 		e->dup = 1;
+		if (s->sent_seq == UINT64_MAX || e->seq > s->sent_seq) {
+			s->sent_seq = e->seq;
+			mark_dirty(ws->sessions, s);
+		}
 		s->sent++;
 		s->ship_next++;
 	}
@@ -1469,7 +1482,8 @@ load_session(void *arg, uint16_t node, uint64_t sid, const uint8_t *row,
 
 	buf_reader_init(&rd, row, len);
 	format = buf_read_u8(&rd);
-	if (format != ROW_FORMAT && format != ROW_FORMAT_1)
+	if (format != ROW_FORMAT && format != ROW_FORMAT_2 &&
+	    format != ROW_FORMAT_1)
 		goto bad;
 	level = buf_read_u8(&rd);
 	idlen = buf_read_u16(&rd);
@@ -1503,12 +1517,13 @@ load_session(void *arg, uint16_t node, uint64_t sid, const uint8_t *row,
 			log_warnx("stored subscription not restored",
 			    "client=%.*s", (int)idlen, (const char *)id);
 	}
-	if (format == ROW_FORMAT) {
+	if (format != ROW_FORMAT_1) {
 		nq2 = buf_read_u32(&rd);
 		for (q = 0; q < nq2 && !rd.failed; q++)
 			if (q2in_add(s, buf_read_u16(&rd)) == -1)
 				return -1;
 	}
+	s->sent_seq = format == ROW_FORMAT ? buf_read_u64(&rd) : UINT64_MAX;
 	if (rd.failed)
 		log_warnx("session row cut short; what it lacked is lost",
 		    "client=%.*s", (int)idlen, (const char *)id);
@@ -1529,6 +1544,7 @@ load_entry(void *arg, uint16_t node, uint64_t sid, uint64_t seq, uint64_t lsn,
 	struct session	*s;
 	struct body	*b;
 
+	progress_note(&ss->loading, ++ss->loaded, 0);
 	if ((s = find_sid(ss, node, sid)) == NULL) {
 		/* its session row was lost: the entry goes too */
 		index_queue_del(ws->index, node, sid, seq);
@@ -1550,8 +1566,9 @@ load_entry(void *arg, uint16_t node, uint64_t sid, uint64_t seq, uint64_t lsn,
 	}
 	if ((b = body_ref(ws, lsn)) == NULL || queue_push(s, seq, b, qos) == -1)
 		return -1;
-	/* whether an earlier walsvc sent it is not known: say DUP */
-	entry_at(s, s->qlen - 1)->dup = 1;
+	/* sent by an earlier walsvc: DUP when sent again, and never
+	 * written off as expired (MQTT-4.4.0-1) */
+	entry_at(s, s->qlen - 1)->dup = seq <= s->sent_seq;
 	entry_at(s, s->qlen - 1)->retain = (state & ROW_RETAIN) != 0;
 	if ((state & ~ROW_RETAIN) == ENTRY_RECEIVED && qos == 2)
 		entry_at(s, s->qlen - 1)->state = ENTRY_RECEIVED;
@@ -1573,6 +1590,7 @@ sessions_open(struct walsvc *ws)
 	    /* one slot that is not ours: no remote interest, locals only */
 	    (ss->table = sub_table_new(1, 1)) == NULL)
 		return -1;
+	progress_start(&ss->loading, "loading session queues from the index");
 	if (index_sessions_load(ws->index, load_session, ws) == -1 ||
 	    index_queue_load(ws->index, load_entry, ws) == -1)
 		return -1;
@@ -1635,7 +1653,7 @@ sessions_close(struct walsvc *ws)
 
 	if (ss == NULL)
 		return;
-	for (i = 0; i < ss->nbuckets; i++)
+	for (i = 0; ss->by_sid != NULL && i < ss->nbuckets; i++)
 		for (s = ss->by_sid[i]; s; s = next) {
 			struct ssub *u;
 

@@ -21,12 +21,14 @@
 
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ipc_link.h"
 #include "log.h"
@@ -105,6 +107,155 @@ report_recovery(const struct wal_recovery *r, const char *dir)
 	}
 }
 
+void
+progress_start(struct progress *pg, const char *step)
+{
+	pg->step = step;
+	pg->start = clock_mono_ms();
+	pg->next = pg->start + 1000;
+}
+
+/* done: items so far (the clock is read every 4096); total 0: unknown */
+void
+progress_note(struct progress *pg, uint64_t done, uint64_t total)
+{
+	int64_t	now;
+
+	if ((done & 4095) != 0 || (now = clock_mono_ms()) < pg->next)
+		return;
+	pg->next = now + 1000;
+	if (total > 0)
+		log_info("recovery in progress", "step=\"%s\" done=%llu "
+		    "total=%llu percent=%llu elapsed_ms=%lld", pg->step,
+		    (unsigned long long)done, (unsigned long long)total,
+		    (unsigned long long)(done * 100 / total),
+		    (long long)(now - pg->start));
+	else
+		log_info("recovery in progress", "step=\"%s\" done=%llu "
+		    "elapsed_ms=%lld", pg->step, (unsigned long long)done,
+		    (long long)(now - pg->start));
+}
+
+/*
+ * An index we may not read or write is an operator's problem, not a
+ * damaged index: say which file, and stop.
+ */
+static void
+check_index_access(struct walsvc *ws)
+{
+	struct dirent	*de;
+	DIR		*d;
+	char		 path[PATH_MAX + 256];
+
+	if ((d = opendir(ws->index_dir)) == NULL || access(ws->index_dir,
+	    R_OK | W_OK | X_OK) == -1)
+		fatal_status(PMQ_EXIT_NORESPAWN, "cannot access the index "
+		    "directory", "dir=%s error=\"%s\"", ws->index_dir,
+		    strerror(errno));
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", ws->index_dir,
+		    de->d_name);
+		if (access(path, R_OK | W_OK) == -1 && errno != ENOENT)
+			fatal_status(PMQ_EXIT_NORESPAWN, "cannot access an "
+			    "index file", "file=%s error=\"%s\"", path,
+			    strerror(errno));
+	}
+	closedir(d);
+}
+
+/* Forget what a failed load_state() built. */
+static void
+unload_state(struct walsvc *ws)
+{
+	sessions_close(ws);
+	wills_close(ws);
+	retained_close(ws);
+	bodies_close(ws);
+	index_close(ws->index);
+	ws->index = NULL;
+}
+
+/*
+ * Open the index and bring it, and what walsvc keeps in memory, up to
+ * the end of the log.  -1: the index cannot be opened or read (logged);
+ * everything is unloaded again.
+ */
+static int
+load_state(struct walsvc *ws, uint64_t cache)
+{
+	char	err[512];
+
+	if (mkdir(ws->index_dir, 0750) == -1 && errno != EEXIST)
+		fatal_status(PMQ_EXIT_NORESPAWN, "cannot create the index "
+		    "directory", "dir=%s error=\"%s\"", ws->index_dir,
+		    strerror(errno));
+	check_index_access(ws);
+	if (index_open(&ws->index, ws->index_dir, cache, err,
+	    sizeof(err)) == -1) {
+		log_error("cannot open the index", "dir=%s error=\"%s\"",
+		    ws->index_dir, err);
+		ws->index = NULL;
+		return -1;
+	}
+	ws->applied_lsn = index_applied_lsn(ws->index);
+	if (ws->applied_lsn > wal_written_lsn(ws->wal)) {
+		/* the log lost a tail the index had seen: replay all */
+		log_warnx("index is ahead of the log; rebuilding from the "
+		    "start of the log", "applied_lsn=%llu log_lsn=%llu",
+		    (unsigned long long)ws->applied_lsn,
+		    (unsigned long long)wal_written_lsn(ws->wal));
+		ws->applied_lsn = 0;
+		if (index_clear_derived(ws->index) == -1)
+			goto fail;
+	}
+	if (bodies_open(ws) == -1 || sessions_open(ws) == -1 ||
+	    retained_open(ws) == -1 || wills_open(ws) == -1 ||
+	    bodies_load_locations(ws) == -1) {
+		log_error("cannot load the stored sessions, retained messages "
+		    "and wills from the index", "dir=%s", ws->index_dir);
+		goto fail;
+	}
+	if (append_replay(ws) == -1 || bodies_load(ws) == -1)
+		goto fail;
+	sessions_drop_missing(ws);
+	if (retained_finish_load(ws) == -1)
+		fatal_status(PMQ_EXIT_NORESPAWN, "out of memory loading "
+		    "retained messages", "");
+	return 0;
+fail:
+	unload_state(ws);
+	return -1;
+}
+
+/*
+ * The index cannot be read: it is kept aside for the operator and built
+ * again from the log.  Everything the log still holds comes back; what
+ * compaction removed from the log lived only in the index.
+ */
+static void
+set_index_aside(struct walsvc *ws)
+{
+	char		aside[PATH_MAX + 32];
+	uint64_t	first = wal_first_lsn(ws->wal);
+
+	snprintf(aside, sizeof(aside), "%s.corrupt-%lld", ws->index_dir,
+	    (long long)(clock_wall_ms() / 1000));
+	if (rename(ws->index_dir, aside) == -1)
+		fatal_status(PMQ_EXIT_NORESPAWN, "cannot set the unreadable "
+		    "index aside", "dir=%s to=%s error=\"%s\"", ws->index_dir,
+		    aside, strerror(errno));
+	log_error("the index is unreadable; it is kept aside and rebuilt from "
+	    "the log", "dir=%s kept_as=%s log_first_lsn=%llu", ws->index_dir,
+	    aside, (unsigned long long)first);
+	if (first > 1)
+		log_error("the log no longer starts at its first record: the "
+		    "sessions, subscriptions, queued and retained messages and "
+		    "wills that only the index held are lost", "removed_lsns="
+		    "1-%llu kept_as=%s", (unsigned long long)(first - 1), aside);
+}
+
 static void
 walsvc_start(struct proc *p)
 {
@@ -139,40 +290,16 @@ walsvc_start(struct proc *p)
 	report_recovery(&rec, waldir);
 
 	/* 2) the index, replayed up to the end of the log */
-	snprintf(path, sizeof(path), "%s/index",
+	snprintf(ws->index_dir, sizeof(ws->index_dir), "%s/index",
 	    config_str(&p->cfg, OPT_storage_data_dir));
-	if (mkdir(path, 0750) == -1 && errno != EEXIST)
-		fatal_status(PMQ_EXIT_NORESPAWN, "cannot create the index "
-		    "directory", "dir=%s error=\"%s\"", path, strerror(errno));
-	snprintf(ws->index_dir, sizeof(ws->index_dir), "%s", path);
-	if (index_open(&ws->index, path, mem / 4, err, sizeof(err)) == -1)
-		fatal_status(PMQ_EXIT_NORESPAWN, "cannot open the index",
-		    "error=\"%s\"", err);
-	ws->applied_lsn = index_applied_lsn(ws->index);
-	if (ws->applied_lsn > wal_written_lsn(ws->wal)) {
-		/* the log lost a tail the index had seen: replay all */
-		log_warnx("index is ahead of the log; rebuilding from the "
-		    "start of the log", "applied_lsn=%llu log_lsn=%llu",
-		    (unsigned long long)ws->applied_lsn,
-		    (unsigned long long)wal_written_lsn(ws->wal));
-		ws->applied_lsn = 0;
-		if (index_clear_derived(ws->index) == -1)
-			fatal_status(PMQ_EXIT_NORESPAWN, "cannot rebuild the "
-			    "index", "");
-	}
 	wal_stream_highest(ws->wal, IPC_ROLE_WALSVC, 0, p->self.gen,
 	    &ws->own_seq);
-	if (bodies_open(ws) == -1 || sessions_open(ws) == -1 ||
-	    retained_open(ws) == -1 || wills_open(ws) == -1 ||
-	    bodies_load_locations(ws) == -1)
-		fatal_status(PMQ_EXIT_NORESPAWN, "cannot load the stored "
-		    "sessions, retained messages and wills", "");
-	if (append_replay(ws) == -1 || bodies_load(ws) == -1)
-		fatal_status(PMQ_EXIT_NORESPAWN, "cannot rebuild the index", "");
-	sessions_drop_missing(ws);
-	if (retained_finish_load(ws) == -1)
-		fatal_status(PMQ_EXIT_NORESPAWN, "out of memory loading "
-		    "retained messages", "");
+	if (load_state(ws, mem / 4) == -1) {
+		set_index_aside(ws);
+		if (load_state(ws, mem / 4) == -1)
+			fatal_status(PMQ_EXIT_NORESPAWN, "cannot rebuild the "
+			    "index from the log", "dir=%s", ws->index_dir);
+	}
 
 	/* 3) serve */
 	ws->pending_limit = mem / 2;

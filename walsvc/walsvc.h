@@ -156,7 +156,16 @@ struct walsvc {
 	uint64_t		 commits;
 };
 
+/* A long start-up step, said once a second while it lasts. */
+struct progress {
+	const char	*step;
+	int64_t		 start;		/* monotonic ms */
+	int64_t		 next;
+};
+
 /* walsvc.c */
+void	 progress_start(struct progress *, const char *step);
+void	 progress_note(struct progress *, uint64_t done, uint64_t total);
 struct ipc_link	*walsvc_reply_link(struct walsvc *, uint8_t role, uint16_t slot,
 		    uint64_t gen);
 
@@ -191,7 +200,8 @@ int	 bodies_load(struct walsvc *);
 int	 bodies_load_locations(struct walsvc *);
 size_t	 bodies_count(const struct walsvc *);
 void	 bodies_apply_copy(struct walsvc *, const struct wal_record *);
-uint64_t bodies_oldest(const struct walsvc *);
+uint64_t bodies_oldest(const struct walsvc *, uint64_t below,
+	    uint64_t *held);
 int	 bodies_copy_below(struct walsvc *, uint64_t below, int max);
 
 /* retained.c */
