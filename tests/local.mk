@@ -34,6 +34,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_qos2.py \
 	tests/integration/mqtt_retained.py \
 	tests/integration/mqtt_wills.py \
+	tests/integration/mqtt_expiry.py \
 	tests/integration/storage_compaction.py \
 	tests/integration/walsvc_outage.py \
 	tests/integration/mqtt_cross_worker.py \

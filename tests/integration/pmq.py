@@ -456,6 +456,12 @@ class PromptMQ(Broker):
     receive_maximum_refill = False      # a PUBCOMP from a 5.0 client with a
                                         # Receive Maximum lets only one more
                                         # QoS 2 message come
+    resends_expired = True      # a message whose delivery began is sent again
+                                # at the next connection, its Message Expiry
+                                # Interval passed or not
+    expired_stalls_queue = False        # a queued message that expired before
+                                        # the client's window had room stops
+                                        # the ones queued behind it
 
     def __init__(self, workers=2, max_packet_size=None, name="mqtt", **kw):
         args = list(kw.pop("args", ()))
@@ -577,6 +583,14 @@ class Mosquitto(Broker):
     receive_maximum_refill = True       # 2.0.11 sends up to the client's Receive
                                         # Maximum more QoS 2 messages after each
                                         # PUBCOMP, whatever is still in flight
+    resends_expired = False     # 2.0.11 deletes an unacknowledged message whose
+                                # Message Expiry Interval passed instead of
+                                # sending it again at the next connection
+    expired_stalls_queue = True         # 2.0.11, deleting an expired message when
+                                        # the client's window frees, sends none of
+                                        # those queued behind it until another
+                                        # message for the client comes, and that
+                                        # one overtakes them
 
     def __init__(self, workers=None, max_packet_size=None, name="mosq", **kw):
         Broker.__init__(self, workers=1, conf=None, name=name, **kw)
