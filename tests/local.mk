@@ -35,6 +35,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_retained.py \
 	tests/integration/mqtt_wills.py \
 	tests/integration/mqtt_expiry.py \
+	tests/integration/mqtt_queue_qos0.py \
 	tests/integration/storage_compaction.py \
 	tests/integration/walsvc_outage.py \
 	tests/integration/mqtt_cross_worker.py \

@@ -857,6 +857,7 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 	size_t				 i, n = 0, cap;
 	uint64_t			 stamp;
 	uint8_t				 qos;
+	int				 queue0;
 
 	if (walrec_publish_decode(rec->payload, rec->length, &p) == -1 ||
 	    mqtt_decode_stored_publish(p.packet, p.len, p.level, &pkt) == -1) {
@@ -879,8 +880,9 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 	if (pkt.publish.retain && pkt.publish.topic.len > 0 &&
 	    config_num(&ws->proc->cfg, OPT_mqtt_retain_available))
 		retained_apply(ws, rec, &p, &pkt.publish);
-	if (sub_local_count(ss->table) == 0 || pkt.publish.qos == 0 ||
-	    pkt.publish.topic.len == 0)
+	queue0 = config_num(&ws->proc->cfg, OPT_mqtt_queue_qos0) != 0;
+	if (sub_local_count(ss->table) == 0 || (pkt.publish.qos == 0 &&
+	    !queue0) || pkt.publish.topic.len == 0)
 		return;
 	if (sub_match(ss->table, pkt.publish.topic.data,
 	    pkt.publish.topic.len, &ss->match) == -1) {
@@ -918,7 +920,9 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 		s = ss->matched[i];
 		qos = s->match_qos < pkt.publish.qos ? s->match_qos :
 		    pkt.publish.qos;
-		if (qos > 0)
+		/* QoS 0 only for a session away (mqtt.queue-qos0): its
+		 * worker delivers it to one that is online */
+		if (qos > 0 || (queue0 && s->offline_since != 0))
 			enqueue(ws, s, rec, &p, qos,
 			    s->match_rap && pkt.publish.retain);
 	}

@@ -267,7 +267,12 @@ deliver_stored(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 {
 	static struct log_ratelimit	 rl;
 
-	if (c->qhead == NULL && c->ret_pending == 0 &&
+	if (qos == 0 && c->qhead == NULL && c->ret_pending == 0) {
+		/* kept while the session was away (mqtt.queue-qos0): sent
+		 * is delivered */
+		encode_to(c, m, 0, 0, 0, retain);
+		session_ack(c, seq, WALREC_ACK_DONE, 0, 0);
+	} else if (qos > 0 && c->qhead == NULL && c->ret_pending == 0 &&
 	    c->inflight_out < c->send_max)
 		send_window(c, m, qos, seq, dup, retain);
 	else if (queue_copy(c, level, qos, raw, rawlen, seq, dup,
@@ -343,9 +348,11 @@ send_queued(struct conn *c, struct queued_msg *q)
 	    MQTT_PROP_MESSAGE_EXPIRY_INTERVAL))
 		pkt.publish.props.message_expiry_interval =
 		    (uint32_t)((left + 999) / 1000);
-	if (q->qos == 0)
+	if (q->qos == 0) {
 		encode_to(c, &pkt.publish, 0, 0, 0, q->retain);
-	else
+		if (q->seq != 0)
+			session_ack(c, q->seq, WALREC_ACK_DONE, 0, 0);
+	} else
 		send_window(c, &pkt.publish, q->qos, q->seq, q->dup, q->retain);
 }
 

@@ -440,9 +440,12 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 	/* 2) to whoever subscribed, here and on the other workers */
 	publish_route(w, c, 1, m, c->level, raw, rawlen);
 
-	/* a retained QoS 0 message is kept too: into the log, unanswered */
-	if (m->qos == 0 && m->retain && log_message(c, m, raw, rawlen) == 0)
-		log_limited(&rl, LOG_LEVEL_ERROR, "cannot log a retained "
+	/* a retained QoS 0 message is kept too, and any with
+	 * mqtt.queue-qos0 (for offline sessions): into the log, unanswered */
+	if (m->qos == 0 && (m->retain || (config_num(cfg,
+	    OPT_mqtt_queue_qos0) && !w->disk_full)) &&
+	    log_message(c, m, raw, rawlen) == 0)
+		log_limited(&rl, LOG_LEVEL_ERROR, "cannot log a QoS 0 "
 		    "message: out of memory", "client=%.*s",
 		    (int)c->client_id_len, c->client_id);
 

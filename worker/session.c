@@ -95,7 +95,7 @@ session_message(struct worker *w, uint64_t conn_id, uint64_t seq,
 		deliver_release(c, seq);
 		return;
 	}
-	if (qos == 0 || qos > 2 ||
+	if (qos > 2 ||
 	    mqtt_decode_stored_publish(raw, rawlen, level, &pkt) == -1) {
 		log_limited(&rl, LOG_LEVEL_ERROR, "undecodable session message "
 		    "dropped", "client=%.*s seq=%llu", (int)c->client_id_len,

@@ -592,6 +592,9 @@ class Mosquitto(Broker):
                                         # message for the client comes, and that
                                         # one overtakes them
 
+    max_queued = 100000
+    queue_qos0 = False
+
     def __init__(self, workers=None, max_packet_size=None, name="mosq", **kw):
         Broker.__init__(self, workers=1, conf=None, name=name, **kw)
         self.slots = 1
@@ -608,10 +611,11 @@ class Mosquitto(Broker):
                      "max_qos %d" % self.max_qos, "max_topic_alias 0",
                      "allow_anonymous true",
                      "retain_available %s" % str(self.retain_available).lower(),
-                     "max_queued_messages 100000", "persistence false",
+                     "max_queued_messages %d" % self.max_queued,
+                     "persistence false",
                      # the default, stated: QoS 0 messages are not queued
                      # for an offline session (mqtt_sessions checks it)
-                     "queue_qos0_messages false",
+                     "queue_qos0_messages %s" % str(self.queue_qos0).lower(),
                      "log_dest stderr", "log_type all"]
             if self.max_packet_size:
                 lines.append("max_packet_size %d" % self.max_packet_size)
