@@ -232,6 +232,20 @@ ipc_endpoint_close(struct ipc_endpoint *ep)
 	free(ep);
 }
 
+/*
+ * The process is about to exit without its supervisor: leave the nng
+ * socket to the kernel.  nng_close() can wait for ever on a pipe the
+ * other side is tearing down at the same moment (nng 1.5), and an
+ * orphan nobody will kill must not hang on it.
+ */
+void
+ipc_endpoint_abandon(struct ipc_endpoint *ep)
+{
+	if (ep == NULL)
+		return;
+	unlink(ep->path);
+}
+
 uint64_t
 ipc_endpoint_rejected(const struct ipc_endpoint *ep)
 {

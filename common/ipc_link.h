@@ -70,6 +70,7 @@ struct ipc_endpoint *ipc_endpoint_open(struct event_base *, const char *path,
 	    char *err, size_t errlen);
 void	 ipc_endpoint_pause(struct ipc_endpoint *, int paused);
 void	 ipc_endpoint_close(struct ipc_endpoint *);
+void	 ipc_endpoint_abandon(struct ipc_endpoint *);
 uint64_t ipc_endpoint_rejected(const struct ipc_endpoint *);
 
 struct ipc_link *ipc_link_open(struct event_base *, const char *path,

@@ -227,6 +227,7 @@ dispatch_supervisor(struct ctl_channel *ch, int status, struct ipc_batch *batch,
 	if (status == CTL_EOF) {
 		/* nobody would stop or restart us: finish what we hold */
 		log_notice("supervisor gone, stopping", "");
+		p->orphaned = 1;
 		if (p->configured)
 			p->ops->stop(p);
 		exit(0);

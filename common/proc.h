@@ -44,6 +44,7 @@ struct proc {
 	struct ctl_channel	*ctl;
 	struct config		 cfg;
 	int			 configured;	/* CONFIG applied, role started */
+	int			 orphaned;	/* the supervisor is gone */
 	uint32_t		 nworkers;
 	int			 listen_fds[PROC_MAX_LISTEN];
 	int			 nlisten;

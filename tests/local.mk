@@ -41,6 +41,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_cross_worker.py \
 	tests/integration/mqtt_worker_kill.py \
 	tests/integration/mqtt_walsvc_kill.py \
+	tests/integration/mqtt_kill9.py \
 	tests/integration/mqtt_limits.py \
 	tests/integration/daemon_reload.py \
 	tests/integration/daemon_bind_reload.py \
@@ -51,7 +52,8 @@ INTEGRATION_TESTS = \
 	tests/integration/daemon_syslog.py \
 	tests/integration/init_script.py
 TESTS += $(INTEGRATION_TESTS)
-EXTRA_DIST += tests/integration/pmq.py $(INTEGRATION_TESTS)
+EXTRA_DIST += tests/integration/pmq.py tests/integration/kill9lib.py \
+	$(INTEGRATION_TESTS)
 
 check_PROGRAMS += tests/unit/check_options
 TESTS += tests/unit/check_options
@@ -110,7 +112,7 @@ EXTRA_PROGRAMS += tests/tools/ipcbench
 tests_tools_ipcbench_SOURCES = tests/tools/ipcbench.c
 tests_tools_ipcbench_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 tests_tools_ipcbench_LDADD = $(PMQ_LIBS)
-EXTRA_DIST += tests/bench/platform.py
+EXTRA_DIST += tests/bench/platform.py tests/bench/kill9.py
 
 # MQTT codec (common/mqtt*, utf8, topic): Check suites; the fuzz target
 # and the benchmark have their own make targets (tests/fuzz, tests/bench).

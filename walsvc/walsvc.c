@@ -356,7 +356,10 @@ walsvc_stop(struct proc *p)
 	index_close(ws->index);
 	wal_close(ws->wal);
 	wal_storage_destroy(ws->storage);
-	ipc_endpoint_close(ws->endpoint);
+	if (p->orphaned)
+		ipc_endpoint_abandon(ws->endpoint);
+	else
+		ipc_endpoint_close(ws->endpoint);
 	log_info("walsvc stopped", "appends=%llu duplicates=%llu commits=%llu",
 	    (unsigned long long)ws->appends,
 	    (unsigned long long)ws->duplicates,

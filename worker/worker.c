@@ -81,7 +81,10 @@ worker_stop(struct proc *p)
 	accept_stop(&worker);
 	conn_close_all(&worker, MQTT_RC_SERVER_SHUTTING_DOWN);
 	peers_flush(&worker);
-	ipc_endpoint_close(worker.endpoint);
+	if (p->orphaned)
+		ipc_endpoint_abandon(worker.endpoint);
+	else
+		ipc_endpoint_close(worker.endpoint);
 	log_info("worker stopped", "accepted=%llu publishes=%llu "
 	    "deliveries=%llu forwarded=%llu dropped_qos0=%llu "
 	    "dropped_queued=%llu",
