@@ -385,6 +385,41 @@ wal_report(struct wal *wal, const struct wal_listing *l,
 	}
 }
 
+/*
+ * Writes a segment's bytes back where they are, as reads return them.
+ * A predecessor whose fdatasync failed may have died before it could
+ * write its unsynced records again (wal_sync in wal.h): the kernel then
+ * holds them as clean pages it never wrote, and an fdatasync from this
+ * process would succeed without writing them.  Writing them makes them
+ * dirty again, so the sync below covers them.
+ */
+static int
+wal_rewrite_segment(struct wal_storage *st, struct wal_file *f,
+    uint64_t size)
+{
+	uint8_t		*chunk;
+	uint64_t	 off = 0;
+	size_t		 want;
+	ssize_t		 n;
+	int		 rc = 0;
+
+	if ((chunk = malloc(WAL_COPY_CHUNK)) == NULL)
+		return -ENOMEM;
+	while (off < size) {
+		want = size - off < WAL_COPY_CHUNK ? (size_t)(size - off) :
+		    WAL_COPY_CHUNK;
+		if ((n = st->ops->read_at(f, chunk, want, off)) <= 0) {
+			rc = n < 0 ? (int)n : -EIO;
+			break;
+		}
+		if ((rc = wal_write_fully(st, f, chunk, (size_t)n, off)) != 0)
+			break;
+		off += (uint64_t)n;
+	}
+	free(chunk);
+	return rc;
+}
+
 /* The last segment becomes the one appended to; all of it is synced. */
 static int
 wal_recover_finish(struct wal *wal)
@@ -403,8 +438,10 @@ wal_recover_finish(struct wal *wal)
 	if (wal->readonly)
 		return 0;
 	/* Records a crashed predecessor wrote but never synced are in the
-	 * page cache only; sync them (and every name) before anything in
-	 * the log is reported durable. */
+	 * page cache only, perhaps as pages a failed writeback marked clean:
+	 * write them again and sync them (and every name) before anything
+	 * in the log is reported durable.  Only the last segment can hold
+	 * them: every other one was synced before its successor existed. */
 	wal_segment_name(name, seg->first_lsn);
 	rc = wal->storage->ops->open(wal->storage, name, WAL_STORAGE_WRITE,
 	    &seg->file);
@@ -412,7 +449,9 @@ wal_recover_finish(struct wal *wal)
 		seg->file = NULL;
 		return rc;
 	}
-	if ((rc = wal->storage->ops->datasync(seg->file)) != 0)
+	if ((rc = wal_rewrite_segment(wal->storage, seg->file,
+	    seg->size)) != 0 ||
+	    (rc = wal->storage->ops->datasync(seg->file)) != 0)
 		return rc;
 	return wal->storage->ops->sync_dir(wal->storage);
 }

@@ -6,7 +6,9 @@
  * here" or "the disk filled up there" and check what the log does:
  * recovery, torn and corrupt tails, damage in earlier segments,
  * idempotent appends, write/ENOSPC/fsync failures, rollover, LSN
- * continuity, the iterator and the compaction hook.
+ * continuity, the iterator and the compaction hook.  The last test case
+ * lets a seeded generator choose where the power goes, and stops the
+ * machine in every storage call of a rollover in turn.
  *
  * Most tests use one origin stream whose sequence equals the LSN, and
  * payloads computed from the sequence, so a recovered log can be checked
@@ -17,6 +19,9 @@
 
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1158,6 +1163,31 @@ START_TEST(test_open_syncs_what_it_found)
 }
 END_TEST
 
+START_TEST(test_restart_after_failed_rewrite)
+{
+	make_log(5);
+	append_range(6, 8, PAYLOAD);
+	ck_assert_int_eq(wal_write(wal), 0);
+	/* The sync fails, and so does writing the records again; then
+	 * walsvc stops (or dies) before a later call could redo it.  The
+	 * kernel holds records 6..8 as clean pages it never wrote. */
+	wal_storage_mem_fail(st, WAL_STORAGE_MEM_DATASYNC, EIO, 1);
+	wal_storage_mem_fail(st, WAL_STORAGE_MEM_WRITE, EIO, 1);
+	ck_assert_int_eq(wal_sync(wal), -EIO);
+	ck_assert_uint_eq(wal_synced_lsn(wal), 5);
+	/* The next walsvc finds them and reports them durable... */
+	reopen();
+	ck_assert_int_eq(rep.action, WAL_RECOVERY_CLEAN);
+	ck_assert_uint_eq(wal_synced_lsn(wal), 8);
+	/* ...so they must survive a power loss. */
+	wal_storage_mem_power_loss(st, 0);
+	reopen();
+	ck_assert_uint_eq(rep.last_lsn, 8);
+	ck_assert_int_eq(rep.action, WAL_RECOVERY_CLEAN);
+	check_log(1, 8);
+}
+END_TEST
+
 /* segments: rollover, LSNs, compaction. */
 
 START_TEST(test_rollover)
@@ -1317,6 +1347,1433 @@ START_TEST(test_bad_segment_size)
 }
 END_TEST
 
+/*
+ * power loss, randomized.
+ *
+ * The tests above lose power where their author thought of it.  Here a
+ * seeded generator decides: each run appends records of random sizes and
+ * types from a few origin streams, writes and syncs at random points,
+ * injects what a failing disk does (ENOSPC, EIO on write, fdatasync and
+ * the directory fsync, short writes, failed cuts), and then stops the
+ * machine -- between two calls of the log, or inside one of its storage
+ * calls, for example while a segment is being created -- keeping a
+ * random torn fragment of what was not synced.  Then the log is
+ * recovered and held to what it promised:
+ *
+ *   1) every record reported synced (or, if only the process died,
+ *      written) is there, unchanged, once, in LSN order;
+ *   2) nothing is there that was never appended;
+ *   3) LSNs are consecutive from 1, and segments start on record
+ *      boundaries;
+ *   4) each stream's highest sequence is that of its last record in the
+ *      log, so at least that of its last synced one;
+ *   5) the report is what a crash explains: a torn tail cut, never
+ *      damage before the tail or valid records after the damage, and
+ *      "clean" when nothing torn can have reached the disk;
+ *   6) the log goes on: the sender resends what was not confirmed
+ *      (duplicates must be recognised), and the next round ends with
+ *      another loss, sometimes during recovery itself.
+ *
+ * A second test stops the machine in every storage call of one group
+ * commit that crosses three segment boundaries, instead of at random.
+ *
+ * A failing run prints its seed and the operations it made; the seed
+ * replays it alone with PMQ_WAL_SEED=N (logs on stderr), and
+ * PMQ_WAL_SEEDS=N runs more seeds than the RANDOM_SEEDS checked in.
+ */
+
+#define RANDOM_SEEDS		200
+#define RANDOM_PAYLOAD_MAX	6000	/* more than a small segment */
+#define RANDOM_STREAMS_MAX	32
+#define RANDOM_ROUNDS_MAX	4
+#define RANDOM_STEPS_MAX	60
+#define TRACE_SIZE		(48 * 1024)
+
+/*
+ * The machine the log runs on: the memory storage behind a table of
+ * operations that counts every call that changes something (opening for
+ * writing, rename, remove, write, fdatasync, truncate, directory fsync)
+ * and can make call number `crash_at` the last one: the process dies
+ * there, and with `power` the power goes too.  The dying call may take
+ * effect first -- a write only in part -- as a real one may have when
+ * the lights went out.  From then on every call fails with EIO, so the
+ * log cannot tidy up after itself, until the test "reboots" it.
+ */
+struct crash_storage {
+	struct wal_storage	 base;
+	struct wal_storage	*mem;
+	uint64_t		 calls;	/* changing calls so far */
+	uint64_t		 crash_at;	/* the last call; 0: none */
+	int			 power;
+	size_t			 torn;	/* as in ..._power_loss */
+	int			 effect;	/* the last call happens */
+	uint64_t		 partial;	/* how much of a write lands */
+	int			 crashed;	/* down until revived */
+	/* For the trace: the last call, and for a write the bytes it was
+	 * given and the bytes that landed. */
+	const char		*crashed_in;
+	size_t			 crashed_bytes;
+	size_t			 crashed_landed;
+};
+
+struct crash_file {
+	struct wal_file		 base;
+	struct wal_file		*inner;
+};
+
+static struct crash_storage *
+crash_of(struct wal_storage *storage)
+{
+	return (struct crash_storage *)storage;
+}
+
+static struct wal_file *
+crash_inner(struct wal_file *f)
+{
+	return ((struct crash_file *)f)->inner;
+}
+
+/* Counts a changing call; whether the machine dies in it. */
+static int
+crash_point(struct crash_storage *cs, const char *what)
+{
+	cs->calls++;
+	if (cs->crash_at == 0 || cs->calls != cs->crash_at)
+		return 0;
+	cs->crashed_in = what;
+	cs->crashed_bytes = cs->crashed_landed = 0;
+	return 1;
+}
+
+static void
+crash_now(struct crash_storage *cs)
+{
+	if (cs->power)
+		wal_storage_mem_power_loss(cs->mem, cs->torn);
+	cs->crashed = 1;
+	cs->crash_at = 0;
+}
+
+static int
+crash_open(struct wal_storage *storage, const char *name,
+    enum wal_storage_mode mode, struct wal_file **out)
+{
+	struct crash_storage	*cs = crash_of(storage);
+	struct crash_file	*cf;
+	struct wal_file		*inner;
+	int			 rc;
+
+	if (cs->crashed)
+		return -EIO;
+	if (mode != WAL_STORAGE_READ && crash_point(cs, "open")) {
+		/* Created (or emptied) just before the end. */
+		if (cs->effect &&
+		    cs->mem->ops->open(cs->mem, name, mode, &inner) == 0)
+			cs->mem->ops->close(inner);
+		crash_now(cs);
+		return -EIO;
+	}
+	if ((cf = calloc(1, sizeof(*cf))) == NULL)
+		return -ENOMEM;
+	if ((rc = cs->mem->ops->open(cs->mem, name, mode, &cf->inner)) != 0) {
+		free(cf);
+		return rc;
+	}
+	cf->base.storage = storage;
+	*out = &cf->base;
+	return 0;
+}
+
+static int
+crash_list(struct wal_storage *storage, wal_storage_list_cb cb, void *arg)
+{
+	struct crash_storage	*cs = crash_of(storage);
+
+	if (cs->crashed)
+		return -EIO;
+	return cs->mem->ops->list(cs->mem, cb, arg);
+}
+
+static int
+crash_rename(struct wal_storage *storage, const char *from, const char *to)
+{
+	struct crash_storage	*cs = crash_of(storage);
+
+	if (cs->crashed)
+		return -EIO;
+	if (crash_point(cs, "rename")) {
+		if (cs->effect)
+			(void)cs->mem->ops->rename(cs->mem, from, to);
+		crash_now(cs);
+		return -EIO;
+	}
+	return cs->mem->ops->rename(cs->mem, from, to);
+}
+
+static int
+crash_remove(struct wal_storage *storage, const char *name)
+{
+	struct crash_storage	*cs = crash_of(storage);
+
+	if (cs->crashed)
+		return -EIO;
+	if (crash_point(cs, "remove")) {
+		if (cs->effect)
+			(void)cs->mem->ops->remove(cs->mem, name);
+		crash_now(cs);
+		return -EIO;
+	}
+	return cs->mem->ops->remove(cs->mem, name);
+}
+
+static int
+crash_sync_dir(struct wal_storage *storage)
+{
+	struct crash_storage	*cs = crash_of(storage);
+
+	if (cs->crashed)
+		return -EIO;
+	if (crash_point(cs, "sync_dir")) {
+		if (cs->effect)
+			(void)cs->mem->ops->sync_dir(cs->mem);
+		crash_now(cs);
+		return -EIO;
+	}
+	return cs->mem->ops->sync_dir(cs->mem);
+}
+
+static void
+crash_destroy(struct wal_storage *storage)
+{
+	struct crash_storage	*cs = crash_of(storage);
+
+	wal_storage_destroy(cs->mem);
+	free(cs);
+}
+
+static ssize_t
+crash_read_at(struct wal_file *f, void *p, size_t n, uint64_t off)
+{
+	struct crash_storage	*cs = crash_of(f->storage);
+
+	if (cs->crashed)
+		return -EIO;
+	return cs->mem->ops->read_at(crash_inner(f), p, n, off);
+}
+
+static ssize_t
+crash_write_at(struct wal_file *f, const void *p, size_t n, uint64_t off)
+{
+	struct crash_storage	*cs = crash_of(f->storage);
+	ssize_t			 landed = 0;
+
+	if (cs->crashed)
+		return -EIO;
+	if (crash_point(cs, "write_at")) {
+		/* Some leading part of the write reached the page cache. */
+		if (cs->effect && n > 0)
+			landed = cs->mem->ops->write_at(crash_inner(f), p,
+			    1 + (size_t)(cs->partial % n), off);
+		cs->crashed_bytes = n;
+		cs->crashed_landed = landed > 0 ? (size_t)landed : 0;
+		crash_now(cs);
+		return -EIO;
+	}
+	return cs->mem->ops->write_at(crash_inner(f), p, n, off);
+}
+
+static int
+crash_datasync(struct wal_file *f)
+{
+	struct crash_storage	*cs = crash_of(f->storage);
+
+	if (cs->crashed)
+		return -EIO;
+	if (crash_point(cs, "datasync")) {
+		if (cs->effect)
+			(void)cs->mem->ops->datasync(crash_inner(f));
+		crash_now(cs);
+		return -EIO;
+	}
+	return cs->mem->ops->datasync(crash_inner(f));
+}
+
+static int
+crash_truncate(struct wal_file *f, uint64_t size)
+{
+	struct crash_storage	*cs = crash_of(f->storage);
+
+	if (cs->crashed)
+		return -EIO;
+	if (crash_point(cs, "truncate")) {
+		if (cs->effect)
+			(void)cs->mem->ops->truncate(crash_inner(f), size);
+		crash_now(cs);
+		return -EIO;
+	}
+	return cs->mem->ops->truncate(crash_inner(f), size);
+}
+
+static int
+crash_size(struct wal_file *f, uint64_t *size)
+{
+	struct crash_storage	*cs = crash_of(f->storage);
+
+	if (cs->crashed)
+		return -EIO;
+	return cs->mem->ops->size(crash_inner(f), size);
+}
+
+static void
+crash_close(struct wal_file *f)
+{
+	struct crash_storage	*cs = crash_of(f->storage);
+
+	cs->mem->ops->close(crash_inner(f));
+	free(f);
+}
+
+static const struct wal_storage_ops crash_ops = {
+	.open = crash_open,
+	.list = crash_list,
+	.rename = crash_rename,
+	.remove = crash_remove,
+	.sync_dir = crash_sync_dir,
+	.destroy = crash_destroy,
+	.read_at = crash_read_at,
+	.write_at = crash_write_at,
+	.datasync = crash_datasync,
+	.truncate = crash_truncate,
+	.size = crash_size,
+	.close = crash_close,
+};
+
+static struct crash_storage *
+crash_storage_new(void)
+{
+	struct crash_storage	*cs;
+
+	cs = calloc(1, sizeof(*cs));
+	ck_assert_ptr_nonnull(cs);
+	cs->mem = wal_storage_mem_new();
+	ck_assert_ptr_nonnull(cs->mem);
+	cs->base.ops = &crash_ops;
+	cs->base.path = "mem:";
+	return cs;
+}
+
+/* The disk is well again: no fault armed, space to spare. */
+static void
+crash_storage_heal(struct crash_storage *cs)
+{
+	int	 op;
+
+	for (op = 0; op < WAL_STORAGE_MEM_OPS; op++)
+		wal_storage_mem_fail(cs->mem, (enum wal_storage_mem_op)op, 0,
+		    0);
+	/* An armed short write cannot be cleared; one this large never
+	 * fires. */
+	wal_storage_mem_short_write(cs->mem, SIZE_MAX);
+	wal_storage_mem_space_left(cs->mem, UINT64_MAX);
+}
+
+/* The machine comes back up, the disk as the crash left it. */
+static void
+crash_storage_revive(struct crash_storage *cs)
+{
+	cs->crashed = 0;
+	cs->crash_at = 0;
+	cs->crashed_in = NULL;
+	crash_storage_heal(cs);
+}
+
+/* What the log is expected to hold: record LSN is records[LSN - 1]. */
+struct model_record {
+	uint32_t	 stream;	/* index in run.streams */
+	uint64_t	 sequence;
+	uint8_t		 type;
+	uint16_t	 flags;
+	uint32_t	 length;
+	uint64_t	 key;		/* its payload: see payload_fill */
+};
+
+struct model_stream {
+	uint8_t		 role;
+	uint16_t	 slot;
+	uint64_t	 generation;
+	uint64_t	 next_sequence;
+	int		 retired;	/* a newer generation replaced it */
+};
+
+struct run {
+	char			 name[96];	/* for messages */
+	int			 replayable;	/* by PMQ_WAL_SEED=seed */
+	uint32_t		 seed;
+	uint64_t		 rng;
+	int			 round;
+	struct crash_storage	*cs;
+	struct wal		*wal;
+	uint64_t		 segment_size;
+
+	struct model_record	*records;
+	size_t			 nrecords;	/* wal_next_lsn - 1 */
+	size_t			 records_cap;
+	struct model_stream	 streams[RANDOM_STREAMS_MAX];
+	uint32_t		 nstreams;
+
+	/* What the log claimed before the machine went down. */
+	uint64_t		 synced_lsn;
+	uint64_t		 written_lsn;
+	/*
+	 * Since the last successful open: the power was lost (else only
+	 * processes died); part of a record or header can be on disk;
+	 * whole records past written_lsn can be (a failed cut).
+	 */
+	int			 power_lost;
+	int			 torn_possible;
+	int			 cut_failed;
+	int			 faults;	/* a fault may be armed */
+	int			 space_limited;
+
+	char			 trace[TRACE_SIZE];
+	size_t			 trace_len;
+	int			 verbose;
+};
+
+static uint8_t	 random_payload[RANDOM_PAYLOAD_MAX];
+static uint8_t	 random_expect[RANDOM_PAYLOAD_MAX];
+
+static void	 run_trace(struct run *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	 run_fail(struct run *, int line, const char *cond,
+		    const char *, ...) __attribute__((format(printf, 4, 5)));
+
+/* Every check names the seed and dumps what the run did before it. */
+#define RUN_CHECK(r, cond, ...) do {					\
+	if (!(cond))							\
+		run_fail((r), __LINE__, #cond, __VA_ARGS__);		\
+} while (0)
+
+static void
+run_trace(struct run *r, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	 line[256];
+	size_t	 len;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (r->verbose)
+		fprintf(stderr, "%s: %s\n", r->name, line);
+	len = strlen(line);
+	/* Keep the newest part: the end of a run explains its failure. */
+	if (r->trace_len + len + 2 > sizeof(r->trace)) {
+		memmove(r->trace, r->trace + r->trace_len / 2,
+		    r->trace_len - r->trace_len / 2);
+		r->trace_len -= r->trace_len / 2;
+	}
+	memcpy(r->trace + r->trace_len, line, len);
+	r->trace_len += len;
+	r->trace[r->trace_len++] = '\n';
+	r->trace[r->trace_len] = '\0';
+}
+
+static void
+run_fail(struct run *r, int line, const char *cond, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	 msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "---- %s, round %d: what the run did ----\n%s",
+	    r->name, r->round, r->trace);
+	if (r->replayable)
+		fprintf(stderr, "---- replay: PMQ_WAL_SEED=%u ----\n", r->seed);
+	ck_abort_msg("%s round %d, check_wal.c:%d: %s: %s", r->name,
+	    r->round, line, cond, msg);
+}
+
+/* splitmix64: small, good enough, the same everywhere. */
+static uint64_t
+rand_next(struct run *r)
+{
+	uint64_t	 z = (r->rng += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t
+rand_below(struct run *r, uint64_t n)
+{
+	return n == 0 ? 0 : rand_next(r) % n;
+}
+
+static int
+rand_chance(struct run *r, unsigned percent)
+{
+	return rand_below(r, 100) < percent;
+}
+
+static void
+payload_fill(uint8_t *p, size_t len, uint64_t key)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++) {
+		key = key * 6364136223846793005ull + 1442695040888963407ull;
+		p[i] = (uint8_t)(key >> 56);
+	}
+}
+
+/* The run in progress, freed by the teardown if a check ends it. */
+static struct run	*current_run;
+
+static struct run *
+run_new(uint32_t seed, int verbose)
+{
+	struct run	*r;
+
+	r = calloc(1, sizeof(*r));
+	ck_assert_ptr_nonnull(r);
+	current_run = r;
+	snprintf(r->name, sizeof(r->name), "seed %u", seed);
+	r->seed = seed;
+	r->rng = seed;
+	r->verbose = verbose;
+	r->cs = crash_storage_new();
+	r->segment_size = rand_chance(r, 80) ? SMALL_SEGMENT :
+	    2 * SMALL_SEGMENT;
+	return r;
+}
+
+static void
+run_free(struct run *r)
+{
+	wal_close(r->wal);
+	wal_storage_destroy(&r->cs->base);
+	free(r->records);
+	free(r);
+	current_run = NULL;
+}
+
+static void
+run_add_stream(struct run *r, uint8_t role, uint16_t slot,
+    uint64_t generation)
+{
+	struct model_stream	*s;
+
+	ck_assert_uint_lt(r->nstreams, RANDOM_STREAMS_MAX);
+	s = &r->streams[r->nstreams++];
+	s->role = role;
+	s->slot = slot;
+	s->generation = generation;
+	s->next_sequence = 1;
+	s->retired = 0;
+}
+
+static void
+run_push(struct run *r, const struct model_record *m)
+{
+	struct model_record	*v;
+	size_t			 cap;
+
+	if (r->nrecords == r->records_cap) {
+		cap = r->records_cap ? r->records_cap * 2 : 256;
+		v = realloc(r->records, cap * sizeof(*v));
+		ck_assert_ptr_nonnull(v);
+		r->records = v;
+		r->records_cap = cap;
+	}
+	r->records[r->nrecords++] = *m;
+}
+
+static int
+run_append_model(struct run *r, const struct model_record *m, uint64_t *lsn)
+{
+	const struct model_stream	*s = &r->streams[m->stream];
+	struct wal_record		 rec;
+	int				 rc;
+
+	payload_fill(random_payload, m->length, m->key);
+	memset(&rec, 0, sizeof(rec));
+	rec.type = m->type;
+	rec.flags = m->flags;
+	rec.origin.role = s->role;
+	rec.origin.slot = s->slot;
+	rec.origin.generation = s->generation;
+	rec.origin.sequence = m->sequence;
+	rec.payload = random_payload;
+	rec.length = m->length;
+	rc = wal_append(r->wal, &rec);
+	*lsn = rec.lsn;
+	return rc;
+}
+
+/* Sizes mostly small, some across pages, a few larger than a segment. */
+static uint32_t
+run_pick_length(struct run *r)
+{
+	uint64_t	 dice = rand_below(r, 100);
+
+	if (dice < 60)
+		return (uint32_t)rand_below(r, 121);
+	if (dice < 90)
+		return (uint32_t)(121 + rand_below(r, 580));
+	if (dice < 97)
+		return (uint32_t)(701 + rand_below(r, 1800));
+	return (uint32_t)(3000 + rand_below(r, RANDOM_PAYLOAD_MAX - 3000 + 1));
+}
+
+/* Appends a new record of `stream`. */
+static void
+run_append_new(struct run *r, uint32_t stream, uint8_t type, uint32_t length)
+{
+	struct model_stream	*s = &r->streams[stream];
+	struct model_record	 m;
+	uint64_t		 lsn;
+	int			 rc;
+
+	memset(&m, 0, sizeof(m));
+	m.stream = stream;
+	/* Senders may skip sequences; they never go back. */
+	m.sequence = s->next_sequence + rand_below(r, 3);
+	s->next_sequence = m.sequence + 1;
+	m.type = type;
+	m.flags = (uint16_t)rand_next(r);
+	m.length = length;
+	m.key = rand_next(r);
+	rc = run_append_model(r, &m, &lsn);
+	run_trace(r, "append lsn=%" PRIu64 " stream=%u seq=%" PRIu64
+	    " type=%u len=%u: %d", lsn, stream, m.sequence, m.type, m.length,
+	    rc);
+	RUN_CHECK(r, rc == WAL_OK, "append returned %d", rc);
+	RUN_CHECK(r, lsn == r->nrecords + 1, "append got lsn %" PRIu64
+	    ", expected %zu", lsn, r->nrecords + 1);
+	run_push(r, &m);
+}
+
+static void
+run_append(struct run *r)
+{
+	static const uint8_t	 types[] = { WAL_TYPE_PUBLISH,
+	    WAL_TYPE_SESSION, WAL_TYPE_SUBSCRIPTION, WAL_TYPE_RETAINED,
+	    WAL_TYPE_ACK, WAL_TYPE_COPY, WAL_TYPE_WILL, 200 };
+	uint32_t		 i;
+	uint8_t			 type;
+
+	do
+		i = (uint32_t)rand_below(r, r->nstreams);
+	while (r->streams[i].retired);
+	type = types[rand_below(r, sizeof(types))];
+	run_append_new(r, i, type, run_pick_length(r));
+}
+
+/* A resend of something the log holds, pending or not: no new record. */
+static void
+run_append_duplicate(struct run *r)
+{
+	struct model_record	 m;
+	uint64_t		 lsn, next = wal_next_lsn(r->wal);
+	size_t			 i;
+	int			 rc;
+
+	if (r->nrecords == 0)
+		return;
+	i = (size_t)rand_below(r, r->nrecords);
+	m = r->records[i];
+	if (r->streams[m.stream].retired)
+		return;
+	rc = run_append_model(r, &m, &lsn);
+	run_trace(r, "resend lsn=%zu stream=%u seq=%" PRIu64 ": %d", i + 1,
+	    m.stream, m.sequence, rc);
+	RUN_CHECK(r, rc == WAL_DUPLICATE && lsn == 0,
+	    "resending lsn %zu returned %d lsn %" PRIu64, i + 1, rc, lsn);
+	RUN_CHECK(r, wal_next_lsn(r->wal) == next, "a duplicate took an LSN");
+}
+
+/* The counters only move forward and keep their order. */
+static void
+run_check_counters(struct run *r, uint64_t written0, uint64_t synced0)
+{
+	uint64_t	 written = wal_written_lsn(r->wal);
+	uint64_t	 synced = wal_synced_lsn(r->wal);
+
+	RUN_CHECK(r, written >= written0 && synced >= synced0,
+	    "went back: written %" PRIu64 " -> %" PRIu64 ", synced %"
+	    PRIu64 " -> %" PRIu64, written0, written, synced0, synced);
+	RUN_CHECK(r, synced <= written && written <= r->nrecords,
+	    "synced %" PRIu64 " written %" PRIu64 " appended %zu", synced,
+	    written, r->nrecords);
+	RUN_CHECK(r, wal_next_lsn(r->wal) == r->nrecords + 1,
+	    "next lsn %" PRIu64 ", appended %zu", wal_next_lsn(r->wal),
+	    r->nrecords);
+	/* Claims made before the machine died are what recovery owes. */
+	r->written_lsn = written;
+	r->synced_lsn = synced;
+}
+
+/* An error is only acceptable from a fault the test injected. */
+static void
+run_check_error(struct run *r, const char *what, int rc)
+{
+	if (rc == 0)
+		return;
+	RUN_CHECK(r, rc == -EIO || rc == -ENOSPC, "%s returned %d", what, rc);
+	RUN_CHECK(r, r->faults || r->cs->crashed,
+	    "%s failed (%d) with no fault injected", what, rc);
+}
+
+static int
+run_write(struct run *r)
+{
+	uint64_t	 written0 = wal_written_lsn(r->wal);
+	uint64_t	 synced0 = wal_synced_lsn(r->wal);
+	int		 rc;
+
+	rc = wal_write(r->wal);
+	run_trace(r, "write: %d written=%" PRIu64 " synced=%" PRIu64, rc,
+	    wal_written_lsn(r->wal), wal_synced_lsn(r->wal));
+	run_check_error(r, "wal_write", rc);
+	run_check_counters(r, written0, synced0);
+	if (rc == 0)
+		RUN_CHECK(r, wal_written_lsn(r->wal) == r->nrecords,
+		    "wal_write succeeded with records pending");
+	return rc;
+}
+
+static int
+run_sync(struct run *r)
+{
+	uint64_t	 written0 = wal_written_lsn(r->wal);
+	uint64_t	 synced0 = wal_synced_lsn(r->wal);
+	int		 rc;
+
+	rc = wal_sync(r->wal);
+	run_trace(r, "sync: %d written=%" PRIu64 " synced=%" PRIu64, rc,
+	    wal_written_lsn(r->wal), wal_synced_lsn(r->wal));
+	run_check_error(r, "wal_sync", rc);
+	run_check_counters(r, written0, synced0);
+	if (rc == 0)
+		RUN_CHECK(r, wal_synced_lsn(r->wal) == wal_written_lsn(r->wal),
+		    "wal_sync succeeded short of what was written");
+	else
+		RUN_CHECK(r, wal_synced_lsn(r->wal) == synced0,
+		    "a failed wal_sync made records durable");
+	return rc;
+}
+
+/* The disk is well again: no fault armed, space to spare. */
+static void
+run_heal(struct run *r)
+{
+	crash_storage_heal(r->cs);
+	r->faults = 0;
+	r->space_limited = 0;
+	run_trace(r, "disk healed");
+}
+
+/*
+ * The disk is well again: the log must go on by itself, the records the
+ * faults held back included (wal.h: a later call retries).
+ */
+static void
+run_commit_clean(struct run *r)
+{
+	int	 rc;
+
+	run_heal(r);
+	rc = run_write(r);
+	if (r->cs->crashed)
+		return;
+	RUN_CHECK(r, rc == 0, "wal_write still fails (%d) on a healed disk",
+	    rc);
+	rc = run_sync(r);
+	if (r->cs->crashed)
+		return;
+	RUN_CHECK(r, rc == 0, "wal_sync still fails (%d) on a healed disk", rc);
+	RUN_CHECK(r, wal_synced_lsn(r->wal) == r->nrecords,
+	    "synced %" PRIu64 " of %zu after a good commit",
+	    wal_synced_lsn(r->wal), r->nrecords);
+}
+
+/* Arms one of the failures a disk gives; the next calls meet it. */
+static void
+run_fault(struct run *r)
+{
+	struct wal_storage	*mem = r->cs->mem;
+	uint64_t		 n;
+
+	r->faults = 1;
+	switch (rand_below(r, 9)) {
+	case 0:
+	case 1:
+		/* Full: writes get what fits, then ENOSPC, until space
+		 * returns. */
+		n = rand_below(r, 800);
+		wal_storage_mem_space_left(mem, n);
+		r->space_limited = 1;
+		run_trace(r, "fault: %" PRIu64 " bytes of space left", n);
+		break;
+	case 2:
+		wal_storage_mem_fail(mem, WAL_STORAGE_MEM_WRITE, EIO, 1);
+		run_trace(r, "fault: next write EIO");
+		break;
+	case 3:
+		wal_storage_mem_fail(mem, WAL_STORAGE_MEM_WRITE, ENOSPC, 1);
+		run_trace(r, "fault: next write ENOSPC");
+		break;
+	case 4:
+		wal_storage_mem_fail(mem, WAL_STORAGE_MEM_DATASYNC, EIO, 1);
+		run_trace(r, "fault: next datasync EIO");
+		break;
+	case 5:
+		wal_storage_mem_fail(mem, WAL_STORAGE_MEM_SYNC_DIR, EIO, 1);
+		run_trace(r, "fault: next sync_dir EIO");
+		break;
+	case 6:
+		n = 1 + rand_below(r, 300);
+		wal_storage_mem_short_write(mem, (size_t)n);
+		run_trace(r, "fault: next write short, %" PRIu64 " bytes", n);
+		break;
+	case 7:
+		/* A failed sync whose rewrite fails as well. */
+		wal_storage_mem_fail(mem, WAL_STORAGE_MEM_DATASYNC, EIO, 1);
+		wal_storage_mem_fail(mem, WAL_STORAGE_MEM_WRITE, EIO, 1);
+		run_trace(r, "fault: next datasync EIO, next write EIO");
+		break;
+	case 8:
+		/* A failed write that cannot even be cut back: bytes past the
+		 * last whole record stay in the file for a while. */
+		n = 1 + rand_below(r, 2);
+		wal_storage_mem_short_write(mem, 1 + rand_below(r, 300));
+		wal_storage_mem_fail(mem, WAL_STORAGE_MEM_WRITE, EIO, 1);
+		wal_storage_mem_fail(mem, WAL_STORAGE_MEM_TRUNCATE, EIO,
+		    (int)n);
+		r->cut_failed = 1;
+		run_trace(r, "fault: next write short then EIO, %" PRIu64
+		    " truncates EIO", n);
+		break;
+	}
+}
+
+static void
+run_step(struct run *r)
+{
+	uint64_t	 dice, n;
+
+	if (r->space_limited && rand_chance(r, 25)) {
+		wal_storage_mem_space_left(r->cs->mem, UINT64_MAX);
+		r->space_limited = 0;
+		run_trace(r, "space returns");
+	}
+	dice = rand_below(r, 100);
+	if (dice < 40) {
+		for (n = 1 + rand_below(r, 6); n > 0; n--)
+			run_append(r);
+	} else if (dice < 55)
+		(void)run_write(r);
+	else if (dice < 67)
+		(void)run_sync(r);
+	else if (dice < 80) {
+		/* A group commit: what walsvc does every loop turn. */
+		(void)run_write(r);
+		if (!r->cs->crashed)
+			(void)run_sync(r);
+	} else if (dice < 90)
+		run_fault(r);
+	else if (dice < 94)
+		run_append_duplicate(r);
+	else
+		run_commit_clean(r);
+}
+
+/* How much of what was not synced a power loss leaves behind. */
+static size_t
+run_pick_torn(struct run *r)
+{
+	uint64_t	 dice = rand_below(r, 10);
+
+	if (dice < 3)
+		return 0;
+	if (dice < 7)
+		return (size_t)(1 + rand_below(r, 200));
+	return (size_t)(1 + rand_below(r, 2 * SMALL_SEGMENT));
+}
+
+/* The machine dies in one of the next `within` changing calls. */
+static void
+run_arm(struct run *r, int power, size_t torn, uint64_t within)
+{
+	struct crash_storage	*cs = r->cs;
+
+	cs->crash_at = cs->calls + within;
+	cs->power = power;
+	cs->torn = torn;
+	cs->effect = rand_chance(r, 50);
+	cs->partial = rand_next(r);
+	run_trace(r, "armed: call %" PRIu64 " is the last (%s, torn %zu%s)",
+	    cs->crash_at, power ? "power" : "process", torn,
+	    cs->effect ? ", it takes effect" : "");
+}
+
+/*
+ * The end of a round: the machine is down already (it died in a storage
+ * call), or goes down now, between two calls of the log.  Either way the
+ * log is closed without another word, as a dead process says nothing.
+ */
+static void
+run_go_down(struct run *r, int power, size_t torn)
+{
+	struct crash_storage	*cs = r->cs;
+
+	if (cs->crashed) {
+		run_trace(r, "down in call %" PRIu64 " (%s, %s, torn %zu%s): "
+		    "%zu of %zu bytes landed", cs->calls, cs->crashed_in,
+		    cs->power ? "power" : "process", cs->torn,
+		    cs->effect ? ", took effect" : "", cs->crashed_landed,
+		    cs->crashed_bytes);
+		r->power_lost |= cs->power;
+		/* A process that dies inside a call leaves whatever part of
+		 * the call happened, a partial record or header included. */
+		r->torn_possible |= cs->power ? cs->torn > 0 : 1;
+	} else {
+		cs->crash_at = 0;
+		if (power)
+			wal_storage_mem_power_loss(cs->mem, torn);
+		run_trace(r, "down between calls (%s, torn %zu)",
+		    power ? "power" : "process", power ? torn : 0);
+		r->power_lost |= power;
+		r->torn_possible |= power && torn > 0;
+	}
+	wal_close(r->wal);
+	r->wal = NULL;
+}
+
+struct listing {
+	uint32_t	 segments;
+	char		 other[64];	/* a name not of a segment */
+};
+
+static int
+listing_add(const char *name, void *arg)
+{
+	struct listing	*l = arg;
+	uint64_t	 lsn;
+
+	if (wal_segment_name_parse(name, &lsn) == 0)
+		l->segments++;
+	else if (l->other[0] == '\0')
+		snprintf(l->other, sizeof(l->other), "%s", name);
+	return 0;
+}
+
+/*
+ * Holds the recovered log to what was promised before the crash: every
+ * record up to `floor` (reported synced, or written if only processes
+ * died), nothing past `upper`, nothing never appended.  Returns the last
+ * LSN.
+ */
+static uint64_t
+run_check_recovered(struct run *r, const struct wal_recovery *report,
+    uint64_t floor, uint64_t upper)
+{
+	uint64_t		 highest[RANDOM_STREAMS_MAX];
+	uint64_t		 synced_seq[RANDOM_STREAMS_MAX];
+	uint64_t		 generation_max[IPC_ROLE_MAX + 1];
+	const struct model_record *m;
+	const struct model_stream *s;
+	struct wal_record	 rec;
+	struct wal_iter		*it;
+	struct listing		 l;
+	uint64_t		 expect = 1, last, seq, start, prev, dlsn;
+	uint32_t		 i, n;
+	int			 rc;
+
+	memset(highest, 0, sizeof(highest));
+	memset(synced_seq, 0, sizeof(synced_seq));
+	memset(generation_max, 0, sizeof(generation_max));
+
+	/* 1), 2), 3): the records, in order, as appended. */
+	RUN_CHECK(r, wal_iter_open(&it, r->wal, 0) == 0, "iterator");
+	while ((rc = wal_iter_next(it, &rec)) == 1) {
+		RUN_CHECK(r, rec.lsn == expect, "lsn %" PRIu64 " where %"
+		    PRIu64 " belongs", rec.lsn, expect);
+		RUN_CHECK(r, expect <= r->nrecords, "record %" PRIu64
+		    " was never appended (%zu were)", expect, r->nrecords);
+		m = &r->records[expect - 1];
+		s = &r->streams[m->stream];
+		RUN_CHECK(r, rec.type == m->type && rec.flags == m->flags &&
+		    rec.origin.role == s->role && rec.origin.slot == s->slot &&
+		    rec.origin.generation == s->generation &&
+		    rec.origin.sequence == m->sequence &&
+		    rec.length == m->length, "record %" PRIu64 " is not the "
+		    "one appended (type %u len %u seq %" PRIu64 ")", expect,
+		    rec.type, rec.length, rec.origin.sequence);
+		payload_fill(random_expect, m->length, m->key);
+		RUN_CHECK(r, m->length == 0 ||
+		    memcmp(rec.payload, random_expect, m->length) == 0,
+		    "record %" PRIu64 ": payload changed", expect);
+		if (m->sequence > highest[m->stream])
+			highest[m->stream] = m->sequence;
+		if (expect <= floor)
+			synced_seq[m->stream] = m->sequence;
+		if (s->generation > generation_max[s->role])
+			generation_max[s->role] = s->generation;
+		expect++;
+	}
+	RUN_CHECK(r, rc == 0, "iterator failed: %d", rc);
+	wal_iter_close(it);
+	last = expect - 1;
+	run_trace(r, "recovered %" PRIu64 " of %zu appended (owed %" PRIu64
+	    ", at most %" PRIu64 "): %s", last, r->nrecords, floor, upper,
+	    report->why);
+	RUN_CHECK(r, last >= floor, "records %" PRIu64 "..%" PRIu64
+	    " were reported %s and are gone: %s", last + 1, floor,
+	    r->power_lost ? "synced" : "written", report->why);
+	RUN_CHECK(r, last <= upper, "recovered %" PRIu64 " records, but only "
+	    "%" PRIu64 " were written", last, upper);
+
+	/* What the log says about itself agrees; all of it is durable. */
+	RUN_CHECK(r, wal_next_lsn(r->wal) == last + 1 &&
+	    wal_written_lsn(r->wal) == last && wal_synced_lsn(r->wal) == last &&
+	    wal_pending_bytes(r->wal) == 0, "counters after open: next %"
+	    PRIu64 " written %" PRIu64 " synced %" PRIu64,
+	    wal_next_lsn(r->wal), wal_written_lsn(r->wal),
+	    wal_synced_lsn(r->wal));
+
+	/* 5) The report: what a crash explains, and nothing else. */
+	RUN_CHECK(r, report->last_lsn == last && report->records == last &&
+	    report->first_lsn == (last > 0 ? 1 : 0), "report: first %" PRIu64
+	    " last %" PRIu64 " records %" PRIu64, report->first_lsn,
+	    report->last_lsn, report->records);
+	RUN_CHECK(r, report->segments == wal_segment_count(r->wal) &&
+	    report->bytes == wal_disk_bytes(r->wal), "report: %" PRIu32
+	    " segments %" PRIu64 " bytes", report->segments, report->bytes);
+	RUN_CHECK(r, report->action != WAL_RECOVERY_SET_ASIDE &&
+	    report->segments_set_aside == 0 && !report->records_after_damage,
+	    "a crash reported as damage to written data: %s", report->why);
+	if (report->action == WAL_RECOVERY_CLEAN)
+		RUN_CHECK(r, report->damage == WAL_DAMAGE_NONE &&
+		    report->bytes_truncated == 0 &&
+		    report->segments_removed == 0, "clean, yet: %s",
+		    report->why);
+	else {
+		RUN_CHECK(r, report->damage == WAL_DAMAGE_TORN,
+		    "a torn tail reported as %s: %s",
+		    wal_damage_name(report->damage), report->why);
+		n = wal_segment_count(r->wal);
+		RUN_CHECK(r, wal_segment_name_parse(report->damage_segment,
+		    &dlsn) == 0 && (n == 0 ||
+		    dlsn >= wal_segment_start(r->wal, n - 1)),
+		    "damage in %s, before the last segment",
+		    report->damage_segment);
+	}
+	RUN_CHECK(r, r->torn_possible || r->cut_failed ||
+	    report->action == WAL_RECOVERY_CLEAN, "nothing torn can have "
+	    "reached the disk, yet: %s", report->why);
+
+	/* 3) Segments start at 1 and on record boundaries, each holds a
+	 *    record but the last; nothing else lies in the directory. */
+	n = wal_segment_count(r->wal);
+	for (i = 0, prev = 0; i < n; i++) {
+		start = wal_segment_start(r->wal, i);
+		RUN_CHECK(r, i > 0 || start == 1, "first segment at %" PRIu64,
+		    start);
+		RUN_CHECK(r, i == 0 || start > prev, "segment %" PRIu64
+		    " after %" PRIu64, start, prev);
+		RUN_CHECK(r, start <= last + 1, "segment %" PRIu64 " after the "
+		    "last record %" PRIu64, start, last);
+		prev = start;
+	}
+	memset(&l, 0, sizeof(l));
+	RUN_CHECK(r, r->cs->mem->ops->list(r->cs->mem, listing_add, &l) == 0,
+	    "list");
+	RUN_CHECK(r, l.segments == n && l.other[0] == '\0',
+	    "%" PRIu32 " segment files for %" PRIu32 " segments; other: '%s'",
+	    l.segments, n, l.other);
+
+	/* 4) The idempotency table, rebuilt from what is there. */
+	for (i = 0; i < r->nstreams; i++) {
+		s = &r->streams[i];
+		rc = wal_stream_highest(r->wal, s->role, s->slot,
+		    s->generation, &seq);
+		RUN_CHECK(r, rc == (highest[i] != 0) && seq == highest[i],
+		    "stream %" PRIu32 ": highest %" PRIu64 " (%d), its last "
+		    "record has %" PRIu64, i, seq, rc, highest[i]);
+		RUN_CHECK(r, seq >= synced_seq[i], "stream %" PRIu32
+		    ": highest %" PRIu64 " below its last synced %" PRIu64, i,
+		    seq, synced_seq[i]);
+	}
+	for (i = IPC_ROLE_WORKER; i <= IPC_ROLE_MAX; i++)
+		RUN_CHECK(r, wal_role_generation_max(r->wal, (uint8_t)i) ==
+		    generation_max[i], "role %" PRIu32 ": generation %" PRIu64
+		    ", expected %" PRIu64, i,
+		    wal_role_generation_max(r->wal, (uint8_t)i),
+		    generation_max[i]);
+	return last;
+}
+
+static int
+run_try_open(struct run *r, struct wal_recovery *report, char *err,
+    size_t errlen)
+{
+	struct wal_options	 o = { r->segment_size, 0 };
+
+	return wal_open(&r->wal, &r->cs->base, &o, report, err, errlen);
+}
+
+/* A fresh, empty log. */
+static void
+run_open_new(struct run *r)
+{
+	struct wal_recovery	 report;
+	char			 err[256];
+	int			 rc;
+
+	rc = run_try_open(r, &report, err, sizeof(err));
+	RUN_CHECK(r, rc == 0, "wal_open: %s", err);
+	RUN_CHECK(r, report.action == WAL_RECOVERY_CLEAN &&
+	    report.last_lsn == 0, "new log: %s", report.why);
+}
+
+/*
+ * The machine comes back and walsvc starts: recovery, sometimes cut
+ * short by another crash (every repair step must be safe to repeat),
+ * then the checks.  Returns the last LSN.
+ */
+static uint64_t
+run_recover(struct run *r, uint64_t upper)
+{
+	struct wal_recovery	 report;
+	char			 err[256];
+	uint64_t		 floor, last;
+	size_t			 torn;
+	int			 rc, power;
+
+	crash_storage_revive(r->cs);
+	while (rand_chance(r, 20)) {
+		power = rand_chance(r, 75);
+		torn = run_pick_torn(r);
+		run_arm(r, power, torn, 1 + rand_below(r, 6));
+		rc = run_try_open(r, &report, err, sizeof(err));
+		if (!r->cs->crashed) {
+			r->cs->crash_at = 0;
+			RUN_CHECK(r, rc == 0, "wal_open: %s", err);
+			break;
+		}
+		run_trace(r, "recovery: down in call %" PRIu64 " (%s): %d",
+		    r->cs->calls, r->cs->crashed_in, rc);
+		if (rc == 0) {
+			wal_close(r->wal);
+			r->wal = NULL;
+		}
+		RUN_CHECK(r, rc != 0,
+		    "wal_open succeeded on a storage that died under it");
+		r->power_lost |= power;
+		r->torn_possible |= power && torn > 0;
+		crash_storage_revive(r->cs);
+	}
+	if (r->wal == NULL) {
+		rc = run_try_open(r, &report, err, sizeof(err));
+		RUN_CHECK(r, rc == 0, "wal_open: %s", err);
+	}
+	floor = r->power_lost ? r->synced_lsn : r->written_lsn;
+	last = run_check_recovered(r, &report, floor, upper);
+	r->power_lost = 0;
+	r->torn_possible = 0;
+	r->cut_failed = 0;
+	r->faults = 0;
+	r->space_limited = 0;
+	return last;
+}
+
+/*
+ * What a sender does after walsvc comes back: it resends, in order,
+ * every record it had no confirmation for (under wal-sync=always: not
+ * synced), and the log answers WAL_DUPLICATE for the ones it kept.  The
+ * model then forgets the records that were lost: their LSNs are reused.
+ */
+static void
+run_resend(struct run *r, uint64_t last, uint64_t acked)
+{
+	struct model_record	*lost = NULL, m;
+	size_t			 nlost = r->nrecords - last;
+	uint64_t		 lsn, old_n = r->nrecords, got;
+	int			 rc;
+
+	if (nlost > 0) {
+		lost = malloc(nlost * sizeof(*lost));
+		ck_assert_ptr_nonnull(lost);
+		memcpy(lost, r->records + last, nlost * sizeof(*lost));
+	}
+	r->nrecords = last;
+	for (lsn = acked + 1; lsn <= old_n; lsn++) {
+		m = lsn <= last ? r->records[lsn - 1] : lost[lsn - last - 1];
+		if (r->streams[m.stream].retired || !rand_chance(r, 75))
+			continue;
+		rc = run_append_model(r, &m, &got);
+		run_trace(r, "resend old lsn=%" PRIu64 " stream=%u seq=%"
+		    PRIu64 ": %d, lsn %" PRIu64, lsn, m.stream, m.sequence,
+		    rc, got);
+		if (lsn <= last) {
+			RUN_CHECK(r, rc == WAL_DUPLICATE, "resent record %"
+			    PRIu64 ", which the log kept, was appended again "
+			    "(%d)", lsn, rc);
+			continue;
+		}
+		RUN_CHECK(r, rc == WAL_OK && got == r->nrecords + 1,
+		    "resent record %" PRIu64 ", which the log lost, got %d "
+		    "lsn %" PRIu64, lsn, rc, got);
+		run_push(r, &m);
+	}
+	free(lost);
+}
+
+/* Some senders restart too: a new generation, sequences from 1. */
+static void
+run_restart_streams(struct run *r)
+{
+	struct model_stream	*s;
+	uint32_t		 i, n = r->nstreams;
+
+	for (i = 0; i < n; i++) {
+		s = &r->streams[i];
+		if (s->retired || r->nstreams == RANDOM_STREAMS_MAX ||
+		    !rand_chance(r, 10))
+			continue;
+		s->retired = 1;
+		run_add_stream(r, s->role, s->slot,
+		    s->generation + 1 + rand_below(r, 3));
+		run_trace(r, "stream %u restarts as %u", i, r->nstreams - 1);
+	}
+}
+
+/* After a recovery: the senders catch up, and the log goes on. */
+static void
+run_after_recovery(struct run *r, uint64_t last)
+{
+	run_resend(r, last, r->synced_lsn < last ? r->synced_lsn : last);
+	run_restart_streams(r);
+	r->synced_lsn = r->written_lsn = last;
+}
+
+/* One round: random work, then the machine goes down somewhere. */
+static void
+run_round(struct run *r)
+{
+	uint64_t	 steps, step, inside, upper;
+	size_t		 torn;
+	int		 power;
+
+	r->round++;
+	steps = 1 + rand_below(r, RANDOM_STEPS_MAX);
+	inside = rand_chance(r, 50) ? rand_below(r, steps) : UINT64_MAX;
+	power = rand_chance(r, 80);
+	torn = run_pick_torn(r);
+	run_trace(r, "round %d: %" PRIu64 " steps", r->round, steps);
+	for (step = 0; step < steps && !r->cs->crashed; step++) {
+		if (step == inside)
+			run_arm(r, power, torn, 1 + rand_below(r, 16));
+		run_step(r);
+	}
+	/* Often the power goes with a group commit in flight: written, not
+	 * yet synced, what a torn tail is made of. */
+	if (!r->cs->crashed && rand_chance(r, 70)) {
+		if (rand_chance(r, 50))
+			run_heal(r);
+		for (step = 1 + rand_below(r, 8); step > 0; step--)
+			run_append(r);
+		(void)run_write(r);
+	}
+	/* Whole records past written_lsn reach the disk only in part of a
+	 * call the process died in, or from a cut that failed. */
+	upper = r->cs->crashed || r->cut_failed ? r->nrecords : r->written_lsn;
+	run_go_down(r, power, torn);
+	run_after_recovery(r, run_recover(r, upper));
+}
+
+static void
+run_seed(uint32_t seed, int verbose)
+{
+	struct run	*r;
+	uint32_t	 i, n;
+	uint8_t		 role;
+	int		 rounds;
+
+	r = run_new(seed, verbose);
+	r->replayable = 1;
+	/* Workers mostly; walsvc and a tool append too (wills, tests). */
+	n = 1 + (uint32_t)rand_below(r, 4);
+	for (i = 0; i < n; i++) {
+		role = IPC_ROLE_WORKER;
+		if (i == 3)
+			role = IPC_ROLE_WALSVC;
+		else if (i == 2 && rand_chance(r, 50))
+			role = IPC_ROLE_TOOL;
+		run_add_stream(r, role, (uint16_t)i, 1 + rand_below(r, 1000));
+	}
+	run_trace(r, "segments of %" PRIu64 " bytes, %u streams",
+	    r->segment_size, n);
+	run_open_new(r);
+	for (rounds = 2 + (int)rand_below(r, RANDOM_ROUNDS_MAX - 1);
+	    rounds > 0; rounds--)
+		run_round(r);
+
+	/* 6) Appending after recovery works, and survives the next loss. */
+	r->round++;
+	run_trace(r, "last round");
+	for (n = 1 + (uint32_t)rand_below(r, 5); n > 0; n--)
+		run_append(r);
+	run_commit_clean(r);
+	run_go_down(r, 1, run_pick_torn(r));
+	RUN_CHECK(r, run_recover(r, r->nrecords) == r->nrecords,
+	    "synced records lost after the last loss");
+	run_free(r);
+}
+
+static uint32_t
+env_number(const char *name, uint32_t otherwise)
+{
+	const char	*s = getenv(name);
+	char		*end;
+	unsigned long	 v;
+
+	if (s == NULL || *s == '\0')
+		return otherwise;
+	v = strtoul(s, &end, 10);
+	ck_assert_msg(*end == '\0' && v <= UINT32_MAX, "%s=%s", name, s);
+	return (uint32_t)v;
+}
+
+/* The log reports every torn tail; hundreds of them say nothing here. */
+static void
+random_setup(void)
+{
+	char	 err[128];
+
+	if (getenv("PMQ_WAL_SEED") == NULL)
+		ck_assert_int_eq(log_configure(NULL, NULL, "/dev/null", NULL,
+		    err, sizeof(err)), 0);
+}
+
+/* Frees the run a failed check ended, so CK_FORK=no valgrind stays
+ * quiet about it. */
+static void
+random_teardown(void)
+{
+	char	 err[128];
+
+	if (current_run != NULL)
+		run_free(current_run);
+	ck_assert_int_eq(log_configure(NULL, NULL, "stderr", NULL, err,
+	    sizeof(err)), 0);
+}
+
+START_TEST(test_power_loss_random)
+{
+	uint32_t	 seed, seeds;
+
+	if (getenv("PMQ_WAL_SEED") != NULL) {
+		run_seed(env_number("PMQ_WAL_SEED", 0), 1);
+		return;
+	}
+	seeds = env_number("PMQ_WAL_SEEDS", RANDOM_SEEDS);
+	for (seed = 1; seed <= seeds; seed++)
+		run_seed(seed, 0);
+}
+END_TEST
+
+/*
+ * One group commit that crosses three segment boundaries (one record
+ * larger than a segment among them), with the machine stopped in each of
+ * its storage calls in turn: syncing the full segment, creating the next,
+ * writing its header, its records, syncing it, syncing the directory.
+ */
+static void
+rollover_crash(uint64_t call, int power, size_t torn, int effect,
+    uint64_t *calls)
+{
+	struct run	*r;
+	uint64_t	 before, upper;
+	int		 i;
+
+	/* The seed only picks how much of a dying write lands and whether
+	 * recovery is cut short too. */
+	r = run_new((uint32_t)(call << 16 | (uint32_t)power << 15 |
+	    (uint32_t)effect << 14 | (uint32_t)torn), 0);
+	snprintf(r->name, sizeof(r->name), "rollover, crash in call %" PRIu64
+	    " (%s, torn %zu%s)", call, power ? "power" : "process", torn,
+	    effect ? ", takes effect" : "");
+	r->segment_size = SMALL_SEGMENT;
+	run_add_stream(r, IPC_ROLE_WORKER, SLOT, GEN);
+	run_open_new(r);
+	for (i = 0; i < PER_SEGMENT - 2; i++)
+		run_append_new(r, 0, WAL_TYPE_PUBLISH, PAYLOAD);
+	run_commit_clean(r);
+
+	/* Two fit, the third starts a segment, the large one takes one of
+	 * its own, the last two start another. */
+	for (i = 0; i < 3; i++)
+		run_append_new(r, 0, WAL_TYPE_PUBLISH, PAYLOAD);
+	run_append_new(r, 0, WAL_TYPE_RETAINED, 5000);
+	for (i = 0; i < 2; i++)
+		run_append_new(r, 0, WAL_TYPE_ACK, PAYLOAD);
+	before = r->cs->calls;
+	r->round = 1;
+	if (call > 0) {
+		r->cs->crash_at = before + call;
+		r->cs->power = power;
+		r->cs->torn = torn;
+		r->cs->effect = effect;
+		r->cs->partial = rand_next(r);
+	}
+	if (run_write(r) == 0)
+		(void)run_sync(r);
+	*calls = r->cs->calls - before;
+	if (call == 0) {
+		RUN_CHECK(r, wal_segment_count(r->wal) == 4,
+		    "%" PRIu32 " segments", wal_segment_count(r->wal));
+		RUN_CHECK(r, wal_synced_lsn(r->wal) == r->nrecords, "synced");
+	}
+	upper = r->cs->crashed ? r->nrecords : r->written_lsn;
+	run_go_down(r, power, torn);
+	run_after_recovery(r, run_recover(r, upper));
+
+	/* The log goes on from there, and keeps it through another loss. */
+	r->round++;
+	for (i = 0; i < 3; i++)
+		run_append_new(r, 0, WAL_TYPE_PUBLISH, PAYLOAD);
+	run_commit_clean(r);
+	run_go_down(r, 1, torn);
+	RUN_CHECK(r, run_recover(r, r->nrecords) == r->nrecords,
+	    "synced records lost after the second loss");
+	run_free(r);
+}
+
+START_TEST(test_power_loss_in_rollover)
+{
+	static const size_t	 torns[] = { 0, 3, HEADER, 50, RECORD,
+	    4096 };
+	uint64_t		 call, calls, n;
+	size_t			 t;
+	int			 effect;
+
+	rollover_crash(0, 1, 0, 0, &calls);
+	ck_assert_uint_ge(calls, 15);
+	for (call = 1; call <= calls; call++)
+		for (effect = 0; effect <= 1; effect++) {
+			rollover_crash(call, 0, 0, effect, &n);
+			for (t = 0; t < sizeof(torns) / sizeof(torns[0]); t++)
+				rollover_crash(call, 1, torns[t], effect, &n);
+		}
+}
+END_TEST
+
 static Suite *
 wal_suite(void)
 {
@@ -1380,6 +2837,7 @@ wal_suite(void)
 	tcase_add_test(tc, test_power_loss_loses_only_unsynced);
 	tcase_add_test(tc, test_power_loss_new_segment_name);
 	tcase_add_test(tc, test_open_syncs_what_it_found);
+	tcase_add_test(tc, test_restart_after_failed_rewrite);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("segments");
@@ -1393,6 +2851,14 @@ wal_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_iter_from_lsn);
 	tcase_add_test(tc, test_iter_follows_writes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("power loss, randomized");
+	tcase_add_checked_fixture(tc, random_setup, random_teardown);
+	/* Well under a second; sanitizers and valgrind take longer. */
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_power_loss_random);
+	tcase_add_test(tc, test_power_loss_in_rollover);
 	suite_add_tcase(s, tc);
 	return s;
 }
