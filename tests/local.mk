@@ -37,6 +37,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_expiry.py \
 	tests/integration/mqtt_queue_qos0.py \
 	tests/integration/storage_compaction.py \
+	tests/integration/storage_faults.py \
 	tests/integration/walsvc_outage.py \
 	tests/integration/mqtt_cross_worker.py \
 	tests/integration/mqtt_worker_kill.py \

@@ -392,6 +392,7 @@ commit_index(struct walsvc *ws)
 {
 	uint64_t	 synced = wal_synced_lsn(ws->wal);
 
+	/* a failed index waits for compact.c to restart walsvc */
 	if (synced == 0 || synced + 1 != wal_next_lsn(ws->wal) ||
 	    !index_usable(ws->index))
 		return;

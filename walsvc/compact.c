@@ -27,6 +27,7 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -43,6 +44,8 @@
 
 #define COMPACT_PINNED	4	/* segments before old messages move on */
 #define COMPACT_COPIES	10000	/* messages copied forward per pass */
+#define INDEX_ROOM	(2u << 20)	/* free bytes before a failed index
+					   is tried again */
 
 /* Bytes of the files in the index directory. */
 static uint64_t
@@ -156,11 +159,45 @@ compact(struct walsvc *ws)
 		    strerror(-rv));
 }
 
+/*
+ * An index update was lost (a full disk, an I/O error) and nothing is
+ * committed since: only a replay of the log from the index's position
+ * brings it back, which is what a new walsvc does.  On a full disk that
+ * waits until the disk has room again (the broker serves meanwhile, the
+ * log permitting); otherwise it is now.  Workers keep and send again
+ * whatever was not yet acknowledged.
+ */
+static void
+index_heal(struct walsvc *ws)
+{
+	static struct log_ratelimit	 rl;
+	struct statvfs			 sv;
+	int				 err = index_error(ws->index);
+	uint64_t			 room;
+
+	if (index_usable(ws->index))
+		return;
+	if ((err == ENOSPC || err == EDQUOT) &&
+	    statvfs(ws->index_dir, &sv) == 0) {
+		room = (uint64_t)sv.f_bavail * sv.f_frsize;
+		if (room < INDEX_ROOM) {
+			log_limited(&rl, LOG_LEVEL_WARN, "the index waits for "
+			    "disk space; nothing is committed or compacted "
+			    "until then", "dir=%s free_bytes=%llu",
+			    ws->index_dir, (unsigned long long)room);
+			return;
+		}
+	}
+	fatalx("the index could not be updated; walsvc restarts to replay "
+	    "the log into it", "code=%d", err);
+}
+
 static void
 compact_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct walsvc	*ws = arg;
 
+	index_heal(ws);
 	compact(ws);
 	check_disk(ws);
 }

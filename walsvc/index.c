@@ -66,6 +66,7 @@ struct index {
 	uint64_t	 last_seq;
 	int		 have_last;
 	int		 failed;	/* an update failed: commit nothing */
+	int		 error;		/* the last error met, 0: none */
 };
 
 static int	index_failed(struct index *, const char *, int);
@@ -127,6 +128,11 @@ open_db(struct index *ix, DB **db, const char *file)
 
 	if ((rv = db_create(db, ix->env, 0)) != 0)
 		return rv;
+	/* a checksum on every page: a damaged page is an error to rebuild
+	 * from, not garbage to follow (a file created without one keeps
+	 * none until it is rebuilt) */
+	if ((rv = (*db)->set_flags(*db, DB_CHKSUM)) != 0)
+		return rv;
 	return (*db)->open(*db, NULL, file, NULL, DB_BTREE,
 	    DB_CREATE | DB_AUTO_COMMIT, 0600);
 }
@@ -140,7 +146,7 @@ index_open(struct index **out, const char *dir, uint64_t cache_bytes,
 
 	if ((ix = calloc(1, sizeof(*ix))) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return ENOMEM;
 	}
 	if ((rv = db_env_create(&ix->env, 0)) != 0)
 		goto fail;
@@ -185,7 +191,38 @@ index_open(struct index **out, const char *dir, uint64_t cache_bytes,
 fail:
 	snprintf(err, errlen, "index in %s: %s", dir, db_strerror(rv));
 	index_close(ix);
-	return -1;
+	return rv;
+}
+
+/*
+ * Whether an error is the storage's (full, failing, read-only, out of
+ * memory or descriptors) rather than damage in the index: rebuilding
+ * would not help, trying again later may.
+ */
+int
+index_storage_error(int rv)
+{
+	switch (rv) {
+	case ENOSPC:
+	case EDQUOT:
+	case EIO:
+	case EROFS:
+	case ENOMEM:
+	case EMFILE:
+	case ENFILE:
+	case EACCES:
+	case EPERM:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The last error an update or a read met (0: none). */
+int
+index_error(const struct index *ix)
+{
+	return ix->error;
 }
 
 void
@@ -242,10 +279,8 @@ index_begin(struct index *ix)
 	if (ix->txn)
 		return 0;
 	if ((rv = ix->env->txn_begin(ix->env, NULL, &ix->txn, 0)) != 0) {
-		log_warnx("index transaction failed", "error=\"%s\"",
-		    db_strerror(rv));
 		ix->txn = NULL;
-		return -1;
+		return index_failed(ix, "transaction", rv);
 	}
 	return 0;
 }
@@ -310,19 +345,16 @@ index_commit(struct index *ix, uint64_t applied_lsn, uint64_t clock)
 	    (rv = put_u64(ix->meta, ix->txn, "worker-gen", 10,
 	    ix->worker_gen)) != 0 ||
 	    (rv = put_u64(ix->meta, ix->txn, "clock", 5, clock)) != 0) {
-		if (rv)
-			log_warnx("index update failed", "db=meta error=\"%s\"",
-			    db_strerror(rv));
 		ix->txn->abort(ix->txn);
 		ix->txn = NULL;
-		return -1;
+		/* the effects of this transaction are lost: a later commit
+		 * must not move applied-lsn past them */
+		return index_failed(ix, "meta", rv ? rv : EIO);
 	}
 	rv = ix->txn->commit(ix->txn, 0);
 	ix->txn = NULL;
-	if (rv != 0) {
-		log_warnx("index commit failed", "error=\"%s\"", db_strerror(rv));
-		return -1;
-	}
+	if (rv != 0)
+		return index_failed(ix, "commit", rv);
 	ix->applied_lsn = applied_lsn;
 	ix->clock = clock;
 	return 0;
@@ -356,6 +388,7 @@ index_failed(struct index *ix, const char *what, int rv)
 		    "until walsvc restarts and replays the log", "db=%s "
 		    "error=\"%s\"", what, db_strerror(rv));
 	ix->failed = 1;
+	ix->error = rv;
 	return -1;
 }
 
@@ -468,6 +501,7 @@ walk(struct index *ix, DB *db, const char *what,
 	if ((rv = db->cursor(db, NULL, &cur, 0)) != 0) {
 		log_error("cannot read the index", "db=%s error=\"%s\"", what,
 		    db_strerror(rv));
+		ix->error = rv;
 		return -1;
 	}
 	memset(&key, 0, sizeof(key));
@@ -479,6 +513,7 @@ walk(struct index *ix, DB *db, const char *what,
 	if (rv != 0 && rv != DB_NOTFOUND) {
 		log_error("cannot read the index", "db=%s error=\"%s\"", what,
 		    db_strerror(rv));
+		ix->error = rv;
 		return -1;
 	}
 	return 0;

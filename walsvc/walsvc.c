@@ -179,25 +179,27 @@ unload_state(struct walsvc *ws)
 
 /*
  * Open the index and bring it, and what walsvc keeps in memory, up to
- * the end of the log.  -1: the index cannot be opened or read (logged);
+ * the end of the log.  -1: the index cannot be opened or read (logged),
+ * -2: the storage refused (full, failing: not the index's fault);
  * everything is unloaded again.
  */
 static int
 load_state(struct walsvc *ws, uint64_t cache)
 {
 	char	err[512];
+	int	rv;
 
 	if (mkdir(ws->index_dir, 0750) == -1 && errno != EEXIST)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot create the index "
 		    "directory", "dir=%s error=\"%s\"", ws->index_dir,
 		    strerror(errno));
 	check_index_access(ws);
-	if (index_open(&ws->index, ws->index_dir, cache, err,
-	    sizeof(err)) == -1) {
+	if ((rv = index_open(&ws->index, ws->index_dir, cache, err,
+	    sizeof(err))) != 0) {
 		log_error("cannot open the index", "dir=%s error=\"%s\"",
 		    ws->index_dir, err);
 		ws->index = NULL;
-		return -1;
+		return index_storage_error(rv) ? -2 : -1;
 	}
 	ws->applied_lsn = index_applied_lsn(ws->index);
 	if (ws->applied_lsn > wal_written_lsn(ws->wal)) {
@@ -225,8 +227,9 @@ load_state(struct walsvc *ws, uint64_t cache)
 		    "retained messages", "");
 	return 0;
 fail:
+	rv = index_storage_error(index_error(ws->index)) ? -2 : -1;
 	unload_state(ws);
-	return -1;
+	return rv;
 }
 
 /*
@@ -241,7 +244,7 @@ set_index_aside(struct walsvc *ws)
 	uint64_t	first = wal_first_lsn(ws->wal);
 
 	snprintf(aside, sizeof(aside), "%s.corrupt-%lld", ws->index_dir,
-	    (long long)(clock_wall_ms() / 1000));
+	    (long long)clock_wall_ms());
 	if (rename(ws->index_dir, aside) == -1)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot set the unreadable "
 		    "index aside", "dir=%s to=%s error=\"%s\"", ws->index_dir,
@@ -294,12 +297,17 @@ walsvc_start(struct proc *p)
 	    config_str(&p->cfg, OPT_storage_data_dir));
 	wal_stream_highest(ws->wal, IPC_ROLE_WALSVC, 0, p->self.gen,
 	    &ws->own_seq);
-	if (load_state(ws, mem / 4) == -1) {
+	if ((rv = load_state(ws, mem / 4)) == -1) {
 		set_index_aside(ws);
-		if (load_state(ws, mem / 4) == -1)
+		rv = load_state(ws, mem / 4);
+		if (rv == -1)
 			fatal_status(PMQ_EXIT_NORESPAWN, "cannot rebuild the "
 			    "index from the log", "dir=%s", ws->index_dir);
 	}
+	/* a full or failing disk: the supervisor starts us again later */
+	if (rv == -2)
+		fatalx("the storage refused the index; trying again after the "
+		    "respawn delay", "dir=%s", ws->index_dir);
 
 	/* 3) serve */
 	ws->pending_limit = mem / 2;

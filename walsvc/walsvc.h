@@ -267,6 +267,8 @@ typedef int	(*index_will_fn)(void *arg, const uint8_t *id, size_t len,
 int	 index_open(struct index **, const char *dir, uint64_t cache_bytes,
 	    char *err, size_t errlen);
 void	 index_close(struct index *);
+int	 index_storage_error(int);
+int	 index_error(const struct index *);
 uint64_t index_applied_lsn(const struct index *);
 uint64_t index_worker_generation(const struct index *);
 uint64_t index_clock(const struct index *);

@@ -338,13 +338,15 @@ class Broker:
             tail = self.log().splitlines()[-80:]
             print("--- last %d lines of %s ---\n%s\n--- end of log ---" %
                   (len(tail), self.logpath, "\n".join(tail)))
+        # listed first: once the supervisor is gone they belong to init
+        orphans = list(children_of(self.proc.pid) if self.proc else [])
         try:
             if self.proc and self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait(5)
         finally:
             # children die on control-channel EOF; make sure, then remove
-            for pid in list(children_of(self.proc.pid) if self.proc else []):
+            for pid in orphans:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
