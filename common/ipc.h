@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		5
+#define IPC_VERSION		6
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -95,7 +95,8 @@ enum ipc_type {
 				   PUBLISH at the claim's level */
 	IPC_REG_RELEASE = 0x0302,	/* body: IPC_RELEASE_HEADER (u8 flags, u8 0,
 				   u16 0, u32 session expiry, u64 last append
-				   sequence), client id */
+				   sequence, u64 highest session sequence
+				   sent to the client), client id */
 	IPC_RET_LOOKUP = 0x0304,	/* corr: lookup id; the retained messages
 				   for a SUBSCRIBE: u16 n, (u16 slot, u64
 				   gen, u64 seq) x n barriers, then (u8
@@ -175,7 +176,7 @@ enum wal_record_type {
 #define IPC_CLAIM_HEADER	8
 #define IPC_CLAIM_CLEAN_START	0x01
 #define IPC_CLAIM_WILL		0x02
-#define IPC_RELEASE_HEADER	16
+#define IPC_RELEASE_HEADER	24
 #define IPC_RELEASE_EXPIRY	0x01	/* the expiry field is set */
 #define IPC_SYNC_LAST		0x01	/* the worker's list is complete */
 #define IPC_SYNC_ENTRY		34	/* without the client id */

@@ -62,6 +62,8 @@ struct parked {
 	struct claim_params	 params;	/* a claim */
 	int64_t			 expiry;	/* a release: -1 none */
 	uint64_t		 last_seq;	/* a release */
+	uint64_t		 sent;		/* a release: the highest sequence
+					   its client was sent */
 	uint16_t		 len;
 	uint8_t			 id[];
 };
@@ -318,28 +320,32 @@ pass_on(struct walsvc *ws, struct reg_entry **ep)
 		remove_entry(ws->registry, ep);
 }
 
-/* Connection h is gone (released, or its worker died). */
+/*
+ * Connection h is gone (released, or its worker died: expiry -1 and
+ * sent UINT64_MAX, not known).
+ */
 static void
-holder_gone(struct walsvc *ws, struct reg_entry **ep, int64_t expiry)
+holder_gone(struct walsvc *ws, struct reg_entry **ep, int64_t expiry,
+    uint64_t sent)
 {
 	struct reg_entry	*e = *ep;
 
 	wills_gone(ws, &e->holder, (const uint8_t *)e->id, e->len, expiry);
 	sessions_disconnect(ws, &e->holder, (const uint8_t *)e->id, e->len,
-	    expiry);
+	    expiry, sent);
 	pass_on(ws, ep);
 }
 
 static void
 release(struct walsvc *ws, const struct reg_holder *h, const void *id,
-    size_t len, int64_t expiry)
+    size_t len, int64_t expiry, uint64_t sent)
 {
 	struct reg_entry	**ep = find(ws->registry, id, len), *e = *ep;
 
 	if (e == NULL)
 		return;
 	if (reg_same(&e->holder, h))
-		holder_gone(ws, ep, expiry);
+		holder_gone(ws, ep, expiry, sent);
 	else if (reg_same(&e->waiting, h))
 		waiting_clear(e);
 }
@@ -362,7 +368,7 @@ registry_progress(struct walsvc *ws)
 		r->releases.head = p->next;
 		if (r->releases.head == NULL)
 			r->releases.tail = NULL;
-		release(ws, &p->holder, p->id, p->len, p->expiry);
+		release(ws, &p->holder, p->id, p->len, p->expiry, p->sent);
 		free(p);
 	}
 	sync_check(ws);
@@ -378,7 +384,7 @@ handle_release(struct walsvc *ws, const struct reg_holder *h,
 	struct parked			*p;
 	uint8_t				 flags;
 	uint32_t			 expiry;
-	uint64_t			 last;
+	uint64_t			 last, sent;
 	size_t				 len;
 
 	buf_reader_init(&rd, rec->body, rec->len);
@@ -386,6 +392,7 @@ handle_release(struct walsvc *ws, const struct reg_holder *h,
 	buf_read_skip(&rd, 3);
 	expiry = buf_read_u32(&rd);
 	last = buf_read_u64(&rd);
+	sent = buf_read_u64(&rd);
 	len = buf_read_left(&rd);
 	if (rd.failed || len == 0 || len > 65535) {
 		log_limited(&rl, LOG_LEVEL_WARN, "malformed release dropped",
@@ -396,11 +403,12 @@ handle_release(struct walsvc *ws, const struct reg_holder *h,
 	    len)) == NULL) {
 		log_error("registry out of memory; release handled early", "");
 		release(ws, h, rec->body + IPC_RELEASE_HEADER, len,
-		    flags & IPC_RELEASE_EXPIRY ? (int64_t)expiry : -1);
+		    flags & IPC_RELEASE_EXPIRY ? (int64_t)expiry : -1, sent);
 		return;
 	}
 	p->expiry = flags & IPC_RELEASE_EXPIRY ? (int64_t)expiry : -1;
 	p->last_seq = last;
+	p->sent = sent;
 	registry_progress(ws);
 }
 
@@ -627,7 +635,7 @@ registry_peers_changed(struct walsvc *ws)
 			if (e->waiting.conn && !holder_live(ws, &e->waiting))
 				waiting_clear(e);
 			if (!holder_live(ws, &e->holder)) {
-				holder_gone(ws, ep, -1);
+				holder_gone(ws, ep, -1, UINT64_MAX);
 				if (*ep != e)
 					continue;	/* removed */
 			}
@@ -664,7 +672,7 @@ tick(evutil_socket_t fd, short what, void *arg)
 				log_warnx("client id holder did not release; "
 				    "taking over anyway", "client=%.*s slot=%u",
 				    (int)e->len, e->id, e->holder.slot);
-				holder_gone(ws, ep, -1);
+				holder_gone(ws, ep, -1, UINT64_MAX);
 				if (*ep != e)
 					continue;
 			}

@@ -119,7 +119,9 @@ struct session {
 	uint64_t		 sent_seq;	/* highest sequence ever sent (a
 						   lower one was sent, or
 						   acknowledged): UINT64_MAX
-						   unknown */
+						   unknown; while a connection
+						   holds it, what was shipped */
+	uint64_t		 sent_before;	/* sent_seq when it was granted */
 	struct ssub		*subs;
 	/* the queue: a ring of entries with consecutive sequences */
 	struct entry		*q;
@@ -1140,6 +1142,7 @@ grants_run(struct walsvc *ws)
 		    reg_same(&s->owner, &g->holder) && s->epoch == g->epoch) {
 			send_grant(ws, &g->holder, g->present, s, g->will);
 			s->granted = 1;
+			s->sent_before = s->sent_seq;
 			mark_ready(ss, s);
 		}
 		free(g);
@@ -1353,17 +1356,32 @@ sessions_id_of(struct walsvc *ws, const uint8_t *id, size_t len,
 /*
  * Connection h, which held client id `id`, ended.  expiry: the Session
  * Expiry Interval in force at the end (the worker's, after DISCONNECT);
- * -1: the session's own (the worker died).
+ * -1: the session's own (the worker died).  sent: the highest sequence
+ * the connection wrote to its client (0: none; UINT64_MAX: not known,
+ * so everything shipped to it counts as sent).
  */
 void
 sessions_disconnect(struct walsvc *ws, const struct reg_holder *h,
-    const uint8_t *id, size_t len, int64_t expiry)
+    const uint8_t *id, size_t len, int64_t expiry, uint64_t sent)
 {
 	struct session	*s = find_cid(ws->sessions, id, len);
 	uint32_t	 e;
+	size_t		 i;
 
 	if (s == NULL || !s->owned || !reg_same(&s->owner, h))
 		return;
+	if (sent != UINT64_MAX && s->sent_seq != UINT64_MAX) {
+		/* shipped is not sent: what the worker still held when the
+		 * connection ended never began its delivery */
+		if (s->sent_before == UINT64_MAX || sent > s->sent_before)
+			s->sent_seq = sent;
+		else
+			s->sent_seq = s->sent_before;
+		for (i = 0; i < s->qlen; i++)
+			entry_at(s, i)->dup = entry_at(s, i)->seq <=
+			    s->sent_seq;
+		mark_dirty(ws->sessions, s);
+	}
 	e = expiry < 0 ? s->expiry : (uint32_t)expiry;
 	if (e == 0)
 		append_end(ws, s, WALREC_END_DISCONNECT);
@@ -1392,6 +1410,7 @@ sessions_resync(struct walsvc *ws, const struct reg_holder *h,
 	s->granted = 1;
 	s->owner = *h;
 	s->window = window;
+	s->sent_before = s->sent_seq;
 	/* the worker drops what it already has, by sequence */
 	entries_reset(s);
 	mark_ready(ws->sessions, s);

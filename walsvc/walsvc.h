@@ -225,7 +225,7 @@ void	 sessions_durable(struct walsvc *);
 int	 sessions_connect(struct walsvc *, const struct reg_holder *,
 	    const uint8_t *id, size_t len, const struct claim_params *);
 void	 sessions_disconnect(struct walsvc *, const struct reg_holder *,
-	    const uint8_t *id, size_t len, int64_t expiry);
+	    const uint8_t *id, size_t len, int64_t expiry, uint64_t sent);
 int	 sessions_resync(struct walsvc *, const struct reg_holder *,
 	    const uint8_t *id, size_t len, uint64_t sid, uint32_t epoch,
 	    uint16_t window);

@@ -436,6 +436,8 @@ registry_release(struct conn *c)
 	buf_add_u16(b, 0);
 	buf_add_u32(b, c->expiry);
 	buf_add_u64(b, walc_last(c->w->walc));
+	/* what walsvc shipped beyond it never reached the client */
+	buf_add_u64(b, c->sent_seq);
 	buf_add(b, c->client_id, c->client_id_len);
 	if (buf_failed(b))
 		buf_truncate(b, start);

@@ -132,6 +132,8 @@ send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 		return -1;
 	id = seq != 0 ? (uint16_t)((seq - 1) % SEQ_ID_SPACE + 1) :
 	    alloc_packet_id(c);
+	if (seq > c->sent_seq)
+		c->sent_seq = seq;
 	if (encode_to(c, m, qos, id, dup, retain) == -1) {
 		/* never delivered: done as far as the session goes */
 		if (seq != 0)
@@ -314,6 +316,8 @@ deliver_release(struct conn *c, uint64_t seq)
 	f->id = (uint16_t)((seq - 1) % SEQ_ID_SPACE + 1);
 	f->qos = 2;
 	f->released = 1;
+	if (seq > c->sent_seq)
+		c->sent_seq = seq;
 	deliver_ack(c, MQTT_PUBREL, f->id, 0);
 }
 

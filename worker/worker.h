@@ -161,6 +161,8 @@ struct conn {
 	struct conn_sub		*granted_subs;	/* stored, before the grant */
 	struct conn_will	*will;		/* until the grant */
 	uint64_t		 will_id;	/* walsvc's name for it, 0: none */
+	uint64_t		 sent_seq;	/* highest session sequence written
+						   to the client */
 	struct conn		*prev, *next;	/* all connections */
 	struct conn		*dirty_next;	/* flush list */
 	struct conn		*ack_next;	/* acks to append */

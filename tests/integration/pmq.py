@@ -107,8 +107,25 @@ def children_of(pid):
         comm = stat[stat.find("(") + 1:rparen]
         fields = stat[rparen + 2:].split()
         if int(fields[1]) == pid and fields[0] != "Z":
-            out[int(entry)] = comm
+            out[int(entry)] = program_of(int(entry), comm)
     return out
+
+
+def program_of(pid, comm):
+    """comm, or under valgrind (whose tool names the process) the first
+    15 characters of the program it runs, as the kernel would name it."""
+    if not comm.startswith(("memcheck", "valgrind")):
+        return comm
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return comm
+    for a in args:
+        name = os.path.basename(a.decode(errors="replace"))
+        if name.startswith("promptmq"):
+            return name[:15]
+    return comm
 
 
 def pid_alive(pid):
