@@ -233,6 +233,11 @@ deliver_retained(struct conn *c, uint8_t level, const uint8_t *raw,
 
 	if (c->state != CONN_ACTIVE)
 		return;
+	/* published while the lookup was out: it waits here live too */
+	for (q = c->qhead; q; q = q->next)
+		if (q->len == rawlen && q->level == level &&
+		    memcmp(q->packet, raw, rawlen) == 0)
+			return;
 	if (c->rqueued >= (uint64_t)config_num(cfg,
 	    OPT_mqtt_max_queued_messages)) {
 		drop(c, qos, "too many retained messages at once");

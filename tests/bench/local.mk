@@ -1,9 +1,11 @@
-# tests/bench - codec throughput, outside the test framework.
+# tests/bench - benchmarks, outside the test framework.
 #
-#   make bench [BENCH_SECONDS=s]   build and run bench_mqtt
+#   make bench [BENCH_SECONDS=s]   build and run bench_mqtt (codec throughput)
+#   make backlog                   build the client of tests/bench/backlog.py
 #
-# Built with the library's own optimisation flags (CFLAGS) and linked
-# against libpromptmq.a; not part of `make all` nor `make check`.
+# Built with the library's own optimisation flags (CFLAGS); bench_mqtt is
+# linked against libpromptmq.a, backlog needs only libc.  Neither is part
+# of `make all` nor `make check`.
 BENCH_SECONDS = 0.5
 
 EXTRA_DIST += tests/bench/bench_mqtt.c
@@ -18,3 +20,12 @@ bench: bench_mqtt
 	./bench_mqtt $(BENCH_SECONDS)
 
 .PHONY: bench
+
+# backlog: the MQTT client of tests/bench/backlog.py (a backlog drained
+# on reconnect).
+EXTRA_DIST += tests/bench/backlog.c
+CLEANFILES += backlog
+
+backlog: $(top_srcdir)/tests/bench/backlog.c
+	$(CC) $(WARN_CFLAGS) $(SAN_CFLAGS) $(CFLAGS) -o $@ \
+		$(top_srcdir)/tests/bench/backlog.c

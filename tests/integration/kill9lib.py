@@ -252,27 +252,20 @@ class PersistentMosquitto(pmq.Mosquitto):
         pmq.Mosquitto.__init__(self, name="kill9mosq")
         self.fixed_port, self.autosave, self.on_changes = port, autosave, on_changes
 
+    def config_lines(self):
+        return ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
+                "max_qos 2", "max_queued_messages %d" % MAX_QUEUED,
+                "persistence true", "persistence_location %s/" % self.base,
+                "persistence_file mosquitto.db",
+                "autosave_interval %d" % self.autosave,
+                "autosave_on_changes %s" % str(self.on_changes).lower(),
+                # as root it would run as user mosquitto, who cannot write here
+                "user %s" % pwd.getpwuid(os.geteuid()).pw_name,
+                "log_dest stderr", "log_type all",
+                "log_timestamp_format %Y-%m-%dT%H:%M:%S"]
+
     def start(self, wait_ready=True, timeout=START_WITHIN):
-        self.port = self.fixed_port
-        lines = ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
-                 "max_qos 2", "max_queued_messages %d" % MAX_QUEUED,
-                 "persistence true", "persistence_location %s/" % self.base,
-                 "persistence_file mosquitto.db",
-                 "autosave_interval %d" % self.autosave,
-                 "autosave_on_changes %s" % str(self.on_changes).lower(),
-                 # as root it would run as user mosquitto, who cannot write here
-                 "user %s" % pwd.getpwuid(os.geteuid()).pw_name,
-                 "log_dest stderr", "log_type all", "log_timestamp_format %Y-%m-%dT%H:%M:%S"]
-        with open(self.confpath, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        mark = len(self.log()) if os.path.exists(self.logpath) else 0
-        pmq.Broker.start(self, wait_ready=False)
-        rx = re.compile(r"mosquitto version \S+ running|Error:[^\n]*")
-        m = pmq.wait_for(lambda: rx.search(self.log(), mark) or self.proc.poll() is not None,
-                         timeout, "mosquitto to start")
-        pmq.check(m is not True and m.group(0).startswith("mosquitto version"),
-                  "mosquitto did not start: %s" % self.log()[mark:][-2000:])
-        return self
+        return pmq.Mosquitto.start(self, wait_ready, timeout)
 
 
 class MosquittoTarget:

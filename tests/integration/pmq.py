@@ -623,23 +623,30 @@ class Mosquitto(Broker):
     def command(self, extra=()):
         return [MOSQUITTO, "-c", self.confpath] + list(extra)
 
+    fixed_port = None   # a port to start on every time (None: a free one)
+
+    def config_lines(self):
+        """mosquitto.conf for self.port; a subclass (a benchmark's
+        persistent Mosquitto) gives its own."""
+        lines = ["listener %d 127.0.0.1" % self.port,
+                 "max_qos %d" % self.max_qos, "max_topic_alias 0",
+                 "allow_anonymous true",
+                 "retain_available %s" % str(self.retain_available).lower(),
+                 "max_queued_messages %d" % self.max_queued,
+                 "persistence false",
+                 # the default, stated: QoS 0 messages are not queued
+                 # for an offline session (mqtt_sessions checks it)
+                 "queue_qos0_messages %s" % str(self.queue_qos0).lower(),
+                 "log_dest stderr", "log_type all"]
+        if self.max_packet_size:
+            lines.append("max_packet_size %d" % self.max_packet_size)
+        return lines
+
     def start(self, wait_ready=True, timeout=15):
         for attempt in range(5):
-            self.port = free_port()
-            lines = ["listener %d 127.0.0.1" % self.port,
-                     "max_qos %d" % self.max_qos, "max_topic_alias 0",
-                     "allow_anonymous true",
-                     "retain_available %s" % str(self.retain_available).lower(),
-                     "max_queued_messages %d" % self.max_queued,
-                     "persistence false",
-                     # the default, stated: QoS 0 messages are not queued
-                     # for an offline session (mqtt_sessions checks it)
-                     "queue_qos0_messages %s" % str(self.queue_qos0).lower(),
-                     "log_dest stderr", "log_type all"]
-            if self.max_packet_size:
-                lines.append("max_packet_size %d" % self.max_packet_size)
+            self.port = self.fixed_port or free_port()
             with open(self.confpath, "w") as f:
-                f.write("\n".join(lines) + "\n")
+                f.write("\n".join(self.config_lines()) + "\n")
             mark = len(self.log()) if os.path.exists(self.logpath) else 0
             Broker.start(self, wait_ready=False)
             if not wait_ready:
