@@ -1,19 +1,24 @@
 /*
- * crc32c.c - table-driven CRC-32C, slicing by 8 (see crc32c.h).
+ * crc32c.c - CRC-32C (see crc32c.h): the SSE4.2 crc32 instruction where
+ * the CPU has it, else table-driven, slicing by 8.
  *
- * Slicing by 8 folds eight input bytes per step through eight 256-entry
- * tables: about eight times the byte-at-a-time speed, without depending
- * on the SSE4.2 crc32 instruction, so the checksum is the same code on
- * every machine that may read the log.  Input bytes are combined one by
- * one, never loaded as words, so the result does not depend on the
- * host's byte order or on alignment.
+ * Both compute the same function, so a log written on one machine reads
+ * on any other.  The portable version folds eight input bytes per step
+ * through eight 256-entry tables (about eight times the byte-at-a-time
+ * speed); its input bytes are combined one by one, never loaded as
+ * words, so the result does not depend on the host's byte order or on
+ * alignment.  The instruction is several times faster again: every log
+ * record is checksummed as walsvc appends it, and it was a tenth of
+ * walsvc's CPU under load.
  *
- * The tables are computed once, on first use; pthread_once makes that
- * safe in the processes that run threads (nng starts its own).
+ * The choice and the tables are made once, on first use; pthread_once
+ * makes that safe in the processes that run threads (nng starts its
+ * own).
  */
 #include "config.h"
 
 #include <pthread.h>
+#include <string.h>
 
 #include "crc32c.h"
 
@@ -21,6 +26,8 @@
 
 static uint32_t		 crc32c_table[8][256];
 static pthread_once_t	 crc32c_once = PTHREAD_ONCE_INIT;
+static pthread_once_t	 crc32c_pick_once = PTHREAD_ONCE_INIT;
+static uint32_t		(*crc32c_impl)(uint32_t, const void *, size_t);
 
 static void
 crc32c_init_tables(void)
@@ -45,7 +52,7 @@ crc32c_init_tables(void)
 }
 
 uint32_t
-crc32c(uint32_t crc, const void *data, size_t len)
+crc32c_portable(uint32_t crc, const void *data, size_t len)
 {
 	const uint8_t	*p = data;
 	uint32_t	 lo, hi;
@@ -71,4 +78,44 @@ crc32c(uint32_t crc, const void *data, size_t len)
 	while (len-- > 0)
 		crc = (crc >> 8) ^ crc32c_table[0][(crc ^ *p++) & 0xff];
 	return ~crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CRC32C_HAVE_SSE42 1
+
+/* The instruction takes words in the host's (little-endian) order. */
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_sse42(uint32_t crc, const void *data, size_t len)
+{
+	const uint8_t	*p = data;
+	uint64_t	 c = ~crc, w;
+
+	while (len >= 8) {
+		memcpy(&w, p, 8);
+		c = __builtin_ia32_crc32di(c, w);
+		p += 8;
+		len -= 8;
+	}
+	while (len-- > 0)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return ~(uint32_t)c;
+}
+#endif
+
+static void
+crc32c_pick(void)
+{
+	crc32c_impl = crc32c_portable;
+#ifdef CRC32C_HAVE_SSE42
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("sse4.2"))
+		crc32c_impl = crc32c_sse42;
+#endif
+}
+
+uint32_t
+crc32c(uint32_t crc, const void *data, size_t len)
+{
+	pthread_once(&crc32c_pick_once, crc32c_pick);
+	return crc32c_impl(crc, data, len);
 }

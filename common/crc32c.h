@@ -18,5 +18,8 @@
 #include <stdint.h>
 
 uint32_t	 crc32c(uint32_t crc, const void *data, size_t len);
+/* The table-driven version crc32c() uses where the CPU has no crc32
+ * instruction (tests compare the two). */
+uint32_t	 crc32c_portable(uint32_t crc, const void *data, size_t len);
 
 #endif /* PMQ_CRC32C_H */

@@ -45,12 +45,18 @@
 #define REGISTRY_KICK_MS	3000
 #define REGISTRY_SYNC_MS	2000
 
+/* A claim waiting for the holder to go (a takeover). */
+struct reg_wait {
+	struct reg_holder	 holder;
+	struct claim_params	 params;
+	int64_t			 since;		/* monotonic ms */
+};
+
+/* One per connected client id: kept small, there are as many. */
 struct reg_entry {
 	struct reg_entry	*next;
 	struct reg_holder	 holder;
-	struct reg_holder	 waiting;	/* conn 0: nobody waits */
-	struct claim_params	 waiting_params;
-	int64_t			 waiting_since;
+	struct reg_wait		*waiting;	/* NULL: nobody waits */
 	uint16_t		 len;
 	char			 id[];
 };
@@ -102,8 +108,17 @@ params_free(struct claim_params *cp)
 static void
 waiting_clear(struct reg_entry *e)
 {
-	params_free(&e->waiting_params);
-	memset(&e->waiting, 0, sizeof(e->waiting));
+	if (e->waiting == NULL)
+		return;
+	params_free(&e->waiting->params);
+	free(e->waiting);
+	e->waiting = NULL;
+}
+
+static int
+waiting_is(const struct reg_entry *e, const struct reg_holder *h)
+{
+	return e->waiting != NULL && reg_same(&e->waiting->holder, h);
 }
 
 static uint32_t
@@ -200,7 +215,7 @@ remove_entry(struct registry *r, struct reg_entry **ep)
 	struct reg_entry	*e = *ep;
 
 	*ep = e->next;
-	params_free(&e->waiting_params);
+	waiting_clear(e);
 	free(e);
 	r->count--;
 }
@@ -288,17 +303,24 @@ claim(struct walsvc *ws, const struct reg_holder *h, const uint8_t *id,
 		params_free(cp);
 		return;
 	}
-	if (reg_same(&e->waiting, h)) {
+	if (waiting_is(e, h)) {
 		params_free(cp);
 		return;		/* a repeat while it waits */
 	}
-	if (e->waiting.conn != 0) {
-		kick(ws, e, &e->waiting);	/* the newer claim displaces it */
-		params_free(&e->waiting_params);
+	if (e->waiting != NULL) {
+		/* the newer claim displaces it */
+		kick(ws, e, &e->waiting->holder);
+		waiting_clear(e);
 	}
-	e->waiting = *h;
-	e->waiting_params = *cp;
-	e->waiting_since = clock_mono_ms();
+	if ((e->waiting = calloc(1, sizeof(*e->waiting))) == NULL) {
+		log_warnx("out of memory: claim not taken", "client=%.*s",
+		    (int)len, (const char *)id);
+		params_free(cp);
+		return;		/* the worker asks again */
+	}
+	e->waiting->holder = *h;
+	e->waiting->params = *cp;
+	e->waiting->since = clock_mono_ms();
 	kick(ws, e, &e->holder);
 	log_info("client id taken over", "client=%.*s from=%u/%llu to=%u",
 	    (int)len, (const char *)id, e->holder.slot,
@@ -310,12 +332,14 @@ static void
 pass_on(struct walsvc *ws, struct reg_entry **ep)
 {
 	struct reg_entry	*e = *ep;
+	struct reg_wait		*wt = e->waiting;
 
-	if (e->waiting.conn != 0 && holder_live(ws, &e->waiting)) {
-		e->holder = e->waiting;
-		memset(&e->waiting, 0, sizeof(e->waiting));
-		decide(ws, &e->holder, e->id, e->len, &e->waiting_params);
-		params_free(&e->waiting_params);
+	if (wt != NULL && holder_live(ws, &wt->holder)) {
+		e->waiting = NULL;
+		e->holder = wt->holder;
+		decide(ws, &e->holder, e->id, e->len, &wt->params);
+		params_free(&wt->params);
+		free(wt);
 	} else
 		remove_entry(ws->registry, ep);
 }
@@ -346,7 +370,7 @@ release(struct walsvc *ws, const struct reg_holder *h, const void *id,
 		return;
 	if (reg_same(&e->holder, h))
 		holder_gone(ws, ep, expiry, sent);
-	else if (reg_same(&e->waiting, h))
+	else if (waiting_is(e, h))
 		waiting_clear(e);
 }
 
@@ -632,7 +656,8 @@ registry_peers_changed(struct walsvc *ws)
 		while (*ep) {
 			struct reg_entry *e = *ep;
 
-			if (e->waiting.conn && !holder_live(ws, &e->waiting))
+			if (e->waiting != NULL &&
+			    !holder_live(ws, &e->waiting->holder))
 				waiting_clear(e);
 			if (!holder_live(ws, &e->holder)) {
 				holder_gone(ws, ep, -1, UINT64_MAX);
@@ -667,8 +692,8 @@ tick(evutil_socket_t fd, short what, void *arg)
 		while (*ep) {
 			struct reg_entry *e = *ep;
 
-			if (e->waiting.conn &&
-			    now - e->waiting_since > REGISTRY_KICK_MS) {
+			if (e->waiting != NULL &&
+			    now - e->waiting->since > REGISTRY_KICK_MS) {
 				log_warnx("client id holder did not release; "
 				    "taking over anyway", "client=%.*s slot=%u",
 				    (int)e->len, e->id, e->holder.slot);

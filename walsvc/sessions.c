@@ -862,7 +862,24 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 	int				 queue0;
 
 	if (walrec_publish_decode(rec->payload, rec->length, &p) == -1 ||
-	    mqtt_decode_stored_publish(p.packet, p.len, p.level, &pkt) == -1) {
+	    p.len < 2) {
+		log_limited(&rl, LOG_LEVEL_WARN, "malformed publish record not "
+		    "queued", "lsn=%llu", (unsigned long long)rec->lsn);
+		return;
+	}
+	/*
+	 * Most records concern no stored session: not a will, not retained,
+	 * not a stored session's QoS 2 message, and nothing to match (or
+	 * QoS 0 that is not queued).  The fixed header says so without
+	 * decoding the packet, which under load is much of walsvc's work.
+	 */
+	qos = (p.packet[0] >> 1) & 3;
+	queue0 = config_num(&ws->proc->cfg, OPT_mqtt_queue_qos0) != 0;
+	if (p.will == 0 && (p.packet[0] & 1) == 0 && (qos != 2 ||
+	    p.sid == 0) && (sub_local_count(ss->table) == 0 || (qos == 0 &&
+	    !queue0)))
+		return;
+	if (mqtt_decode_stored_publish(p.packet, p.len, p.level, &pkt) == -1) {
 		log_limited(&rl, LOG_LEVEL_WARN, "malformed publish record not "
 		    "queued", "lsn=%llu", (unsigned long long)rec->lsn);
 		return;
@@ -882,7 +899,6 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 	if (pkt.publish.retain && pkt.publish.topic.len > 0 &&
 	    config_num(&ws->proc->cfg, OPT_mqtt_retain_available))
 		retained_apply(ws, rec, &p, &pkt.publish);
-	queue0 = config_num(&ws->proc->cfg, OPT_mqtt_queue_qos0) != 0;
 	if (sub_local_count(ss->table) == 0 || (pkt.publish.qos == 0 &&
 	    !queue0) || pkt.publish.topic.len == 0)
 		return;

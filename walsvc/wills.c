@@ -512,9 +512,15 @@ wills_durable(struct walsvc *ws)
 			buf_add(b, r->packet, r->len);
 			if (buf_failed(b))
 				buf_truncate(b, start);
-			else
+			else {
 				ipc_link_record_end(link, start);
-		}
+				log_debug("will sent to a worker to route",
+				    "lsn=%llu slot=%u", (unsigned long long)
+				    r->lsn, p->slot);
+			}
+		} else
+			log_debug("will not routed: no worker running",
+			    "lsn=%llu", (unsigned long long)r->lsn);
 		/* no worker running: no client online to route it to */
 		wl->routes = r->next;
 		if (wl->routes == NULL)

@@ -123,6 +123,19 @@ write_out(struct conn *c)
 	return 0;
 }
 
+static void conn_writable(evutil_socket_t, short, void *);
+
+/* Wait until the socket takes more output. */
+static int
+want_write(struct conn *c)
+{
+	if (c->wev == NULL && (c->wev = event_new(c->w->base, c->fd,
+	    EV_WRITE, conn_writable, c)) == NULL)
+		return -1;
+	c->want_write = 1;
+	return event_add(c->wev, NULL);
+}
+
 static void
 conn_writable(evutil_socket_t fd, short what, void *arg)
 {
@@ -133,10 +146,9 @@ conn_writable(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, NO_REASON, "write failed");
 		return;
 	}
-	if (c->out.len > 0) {
-		c->want_write = 1;
-		event_add(&c->wev, NULL);
-	} else
+	if (c->out.len > 0)
+		(void)want_write(c);	/* it exists: adding cannot fail */
+	else
 		conn_pause(c, PAUSE_OUTPUT, 0);
 }
 
@@ -187,8 +199,10 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		if (c->out.len > 0) {
-			c->want_write = 1;
-			event_add(&c->wev, NULL);
+			if (want_write(c) == -1) {
+				conn_close(c, NO_REASON, "out of memory");
+				continue;
+			}
 			/* a client that does not read stops being read */
 			if (c->out.len > OUT_PAUSE)
 				conn_pause(c, PAUSE_OUTPUT, 1);
@@ -331,6 +345,8 @@ process(struct conn *c, const uint8_t *data, size_t len)
 	opts.direction = MQTT_TO_SERVER;
 	opts.max_packet_size = (uint32_t)config_num(&c->w->proc->cfg,
 	    OPT_mqtt_max_packet_size);
+	c->w->rx_mono_ms = clock_mono_ms();
+	c->w->rx_wall_ms = 0;
 	while (off < len && c->state != CONN_CLOSING && !c->paused &&
 	    !c->w->ipc_paused) {
 		opts.level = c->level;
@@ -349,10 +365,11 @@ process(struct conn *c, const uint8_t *data, size_t len)
 			protocol_error(c, res.reason, res.what);
 			break;
 		}
-		c->last_rx = clock_mono_ms();
+		c->last_rx = c->w->rx_mono_ms;
 		dispatch(c, &pkt, &res, data + off);
 		off += res.size;
 	}
+	c->w->rx_mono_ms = 0;
 	return off;
 }
 
@@ -487,8 +504,7 @@ conn_accept(struct worker *w, int fd)
 	buf_init(&c->out);
 	if (event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST,
 	    conn_readable, c) == -1 ||
-	    event_assign(&c->wev, w->base, fd, EV_WRITE, conn_writable, c) ==
-	    -1 || event_priority_set(&c->rev, EVLOOP_PRIO_IO) == -1 ||
+	    event_priority_set(&c->rev, EVLOOP_PRIO_IO) == -1 ||
 	    idmap_put(&w->conns_by_id, c->id, c) == -1) {
 		log_warnx("cannot set up connection", "fd=%d", fd);
 		close(fd);
@@ -544,7 +560,10 @@ conn_close(struct conn *c, uint8_t reason, const char *why)
 		registry_release(c);
 	c->state = CONN_CLOSING;
 	event_del(&c->rev);
-	event_del(&c->wev);
+	if (c->wev != NULL) {
+		event_free(c->wev);
+		c->wev = NULL;
+	}
 	close(c->fd);
 	c->fd = -1;
 	idmap_remove(&w->conns_by_id, c->id);

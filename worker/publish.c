@@ -176,7 +176,7 @@ push_pending(struct worker *w, uint64_t seq, struct conn *c,
 	a = &w->acks[w->acks_tail];
 	memset(a, 0, sizeof(*a));
 	a->seq = seq;
-	a->since = clock_mono_ms();
+	a->since = worker_mono_ms(w);
 	a->conn_id = c->id;
 	a->packet_id = packet_id;
 	a->kind = kind;
@@ -315,7 +315,7 @@ log_message(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
     size_t rawlen)
 {
 	struct walrec_publish	 lr;
-	struct buf		 rec = BUF_INITIALIZER;
+	struct buf		*rec = &c->w->record;
 	uint64_t		 seq;
 
 	memset(&lr, 0, sizeof(lr));
@@ -325,12 +325,13 @@ log_message(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
 	lr.sid = c->sid;
 	lr.epoch = c->epoch;
 	lr.packet_id = m->packet_id;
-	lr.received = clock_wall_ms();
+	lr.received = worker_wall_ms(c->w);
 	lr.packet = raw;
 	lr.len = rawlen;
-	seq = walrec_publish_encode(&rec, &lr) == -1 ? 0 :
-	    walc_append(c->w->walc, WAL_TYPE_PUBLISH, rec.data, rec.len);
-	buf_free(&rec);
+	buf_truncate(rec, 0);
+	seq = walrec_publish_encode(rec, &lr) == -1 ? 0 :
+	    walc_append(c->w->walc, WAL_TYPE_PUBLISH, rec->data, rec->len);
+	rec->failed = 0;
 	return seq;
 }
 

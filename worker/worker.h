@@ -113,6 +113,7 @@ struct conn {
 	uint8_t			 ack_dirty;	/* acks to append this turn */
 	uint8_t			 match_qos;	/* during one delivery */
 	uint8_t			 match_rap;	/* ... retain as published */
+	uint32_t		 epoch;
 	uint64_t		 match_stamp;
 	uint16_t		 keep_alive;	/* seconds, 0: none */
 	uint16_t		 next_packet_id;
@@ -121,7 +122,7 @@ struct conn {
 	uint16_t		 q2_logging;	/* QoS 2 received, PUBREC owed */
 	uint16_t		 send_max;	/* client's receive maximum */
 	uint16_t		 node;		/* stored session: its name */
-	uint32_t		 epoch;
+	uint16_t		 client_id_len;
 	uint64_t		 sid;
 	uint32_t		 expiry;	/* Session Expiry Interval in force */
 	uint32_t		 connect_expiry;	/* as CONNECT gave it */
@@ -140,16 +141,15 @@ struct conn {
 		struct sockaddr_in	 in4;
 		struct sockaddr_in6	 in6;
 	}			 peer;
+	uint32_t		 queued;
 	int64_t			 created;
 	int64_t			 claim_sent;	/* monotonic ms of the last claim */
 	char			*client_id;
-	uint16_t		 client_id_len;
 	struct inflight		*inflight;	/* send_max entries, inflight_out
 						   of them in use */
 	struct buf		 in;		/* an incomplete packet */
 	struct buf		 out;		/* bytes to write */
 	struct queued_msg	*qhead, *qtail;
-	uint32_t		 queued;
 	size_t			 queued_bytes;
 	/* retained messages for a new subscription: sent before the rest,
 	 * which waits while a lookup is out (ret_pending) */
@@ -168,7 +168,9 @@ struct conn {
 	struct conn		*ack_next;	/* acks to append */
 	struct conn		*dead_next;	/* free list */
 	struct event		 rev;
-	struct event		 wev;
+	struct event		*wev;		/* made when first needed: most
+						   connections never wait to
+						   write */
 };
 
 /* A retained lookup sent to walsvc and not yet answered whole. */
@@ -287,6 +289,10 @@ struct worker {
 	struct pending_ack	*acks;
 	size_t			 acks_head, acks_tail, acks_cap;
 	uint8_t			*scratch;	/* read buffer of the loop */
+	struct buf		 record;	/* a log record being encoded */
+	/* the clocks read once per batch of a client's packets (0: not in
+	 * one; worker_mono_ms() and worker_wall_ms() read them then) */
+	int64_t			 rx_mono_ms, rx_wall_ms;
 	struct conn		**targets;	/* local receivers of one message */
 	size_t			 targets_cap;
 	struct worker_stats	 stats;
@@ -295,6 +301,24 @@ struct worker {
 #define WORKER_READ_CHUNK	65536
 #define WORKER_IPC_HIGH		(16u << 20)	/* pause reading clients */
 #define WORKER_IPC_LOW		(4u << 20)	/* resume */
+
+/* The clocks as of the packets being handled, read at most once per
+ * batch; outside one, now. */
+static inline int64_t
+worker_mono_ms(struct worker *w)
+{
+	return w->rx_mono_ms != 0 ? w->rx_mono_ms : clock_mono_ms();
+}
+
+static inline int64_t
+worker_wall_ms(struct worker *w)
+{
+	if (w->rx_mono_ms == 0)
+		return clock_wall_ms();
+	if (w->rx_wall_ms == 0)
+		w->rx_wall_ms = clock_wall_ms();
+	return w->rx_wall_ms;
+}
 
 /* accept.c */
 int	 accept_start(struct worker *);

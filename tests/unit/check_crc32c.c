@@ -68,9 +68,12 @@ START_TEST(test_matches_reference)
 		buf[len] = (uint8_t)(len * 131 + 7);
 	/* Every alignment, every tail length of the 8-byte loop. */
 	for (start = 0; start < 9; start++)
-		for (len = 0; len + start <= sizeof(buf); len++)
+		for (len = 0; len + start <= sizeof(buf); len++) {
 			ck_assert_uint_eq(crc32c(0, buf + start, len),
 			    reference_crc32c(buf + start, len));
+			ck_assert_uint_eq(crc32c_portable(0, buf + start, len),
+			    reference_crc32c(buf + start, len));
+		}
 }
 END_TEST
 
@@ -80,9 +83,12 @@ START_TEST(test_chaining)
 	size_t		 len = strlen(s), cut;
 	uint32_t	 whole = crc32c(0, s, len);
 
-	for (cut = 0; cut <= len; cut++)
+	for (cut = 0; cut <= len; cut++) {
 		ck_assert_uint_eq(crc32c(crc32c(0, s, cut), s + cut, len - cut),
 		    whole);
+		ck_assert_uint_eq(crc32c_portable(crc32c(0, s, cut), s + cut,
+		    len - cut), whole);
+	}
 }
 END_TEST
 
