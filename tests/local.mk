@@ -114,7 +114,8 @@ tests_tools_ipcbench_SOURCES = tests/tools/ipcbench.c
 tests_tools_ipcbench_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 tests_tools_ipcbench_LDADD = $(PMQ_LIBS)
 EXTRA_DIST += tests/bench/platform.py tests/bench/kill9.py \
-	tests/bench/backlog.py
+	tests/bench/backlog.py tests/bench/sessions.py tests/bench/recovery.py \
+	tests/bench/loadgen.py
 
 # MQTT codec (common/mqtt*, utf8, topic): Check suites; the fuzz target
 # and the benchmark have their own make targets (tests/fuzz, tests/bench).
