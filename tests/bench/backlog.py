@@ -46,7 +46,6 @@ run lost, duplicated or reordered a message or failed.
 
 import argparse
 import os
-import pwd
 import random
 import resource
 import statistics
@@ -130,29 +129,11 @@ def main():
     if "promptmq" in brokers and not os.access(pmq.PROMPTMQD, os.X_OK):
         sys.exit("%s is not built" % pmq.PROMPTMQD)
 
-    class PersistentMosquitto(pmq.Mosquitto):
-        """Mosquitto on a free port configured as suite.sh's mosq-persist;
-        it logs starts, connections and failures, not packets (every packet
-        logged would weigh on the figures)."""
-
-        def config_lines(self):
-            db = os.path.join(self.base, "db")
-            os.makedirs(db, exist_ok=True)
-            lines = ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
-                     "persistence true", "persistence_location %s/" % db,
-                     "autosave_interval 1", "max_queued_messages 1000000",
-                     # as root it would run as user mosquitto, who
-                     # cannot write in this directory
-                     "user %s" % pwd.getpwuid(os.geteuid()).pw_name,
-                     "log_dest stderr", "log_type error", "log_type warning",
-                     "log_type notice", "log_type information"]
-            if args.max_inflight:
-                lines.append("max_inflight_messages %d" % args.max_inflight)
-            return lines
-
     def start_broker(name):
         if name == "mosquitto":
-            b = PersistentMosquitto(name="backlog-mosq")
+            b = pmq.PersistentMosquitto(
+                name="backlog-mosq", extra=["max_inflight_messages %d" % args.max_inflight]
+                if args.max_inflight else [])
             try:
                 return b.start()
             except pmq.TestFailure:

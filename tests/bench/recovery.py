@@ -23,7 +23,6 @@ Loopback and free ports only; every broker is stopped at the end.
 
 import argparse
 import os
-import pwd
 import re
 import signal
 import statistics
@@ -62,15 +61,8 @@ def main():
         pmq.check(started and ready, "no walsvc start in the log")
         return ms(ready[-1]) - ms(started[-1])
 
-    class PersistentMosquitto(pmq.Mosquitto):
-        def config_lines(self):
-            return ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
-                    "persistence true", "persistence_location %s/" % self.base,
-                    "autosave_interval 1", "max_queued_messages 5000000",
-                    "user %s" % pwd.getpwuid(os.geteuid()).pw_name,
-                    "log_dest stderr", "log_type error",
-                    "log_type warning", "log_type notice",
-                    "log_type information"]
+    class PersistentMosquitto(pmq.PersistentMosquitto):
+        max_queued = 5000000    # more than --count
 
     def publish(port, n, size=64, subs=0, topic="r"):
         out = subprocess.run([args.bench, "-m", "fanin", "-S", str(subs), "-P", "4",

@@ -24,7 +24,6 @@ the ratio to Mosquitto in the same repetition.
 
 import argparse
 import os
-import pwd
 import statistics
 import subprocess
 import sys
@@ -58,18 +57,9 @@ def main():
     sys.path.insert(0, os.path.join(HERE, "..", "integration"))
     import pmq
 
-    class PersistentMosquitto(pmq.Mosquitto):
-        def config_lines(self):
-            return ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
-                    "persistence true", "persistence_location %s/" % self.base,
-                    "autosave_interval 1", "max_queued_messages 1000000",
-                    "user %s" % pwd.getpwuid(os.geteuid()).pw_name,
-                    "log_dest stderr", "log_type error", "log_type warning",
-                    "log_type notice", "log_type information"]
-
     def run(broker, scenario):
         if broker == "mosquitto":
-            b = PersistentMosquitto(name="sess-mosq")
+            b = pmq.PersistentMosquitto(name="sess-mosq")
         else:
             b = pmq.PromptMQ(workers=2, name="sess-pmq", conf=CONF,
                              bind="127.0.0.1:%d" % pmq.free_port(), log_level=None,

@@ -55,7 +55,6 @@ of that time about the clients involved."""
 import collections
 import datetime
 import os
-import pwd
 import random
 import re
 import signal
@@ -243,26 +242,16 @@ def process_state(pid):
     return "pid %d (%s, threads: %s)" % (pid, read("/proc/%d/comm" % pid), ", ".join(threads))
 
 
-class PersistentMosquitto(pmq.Mosquitto):
-    """Mosquitto on a fixed port with persistence true (its database in
-    the broker's directory, saved every autosave seconds, or after that
-    many changes with on_changes), for the comparison."""
+class PersistentMosquitto(pmq.PersistentMosquitto):
+    """Mosquitto with persistence on a fixed port (it restarts on the
+    same one after every kill), every packet logged."""
+
+    max_queued = MAX_QUEUED
 
     def __init__(self, port, autosave, on_changes=False):
-        pmq.Mosquitto.__init__(self, name="kill9mosq")
-        self.fixed_port, self.autosave, self.on_changes = port, autosave, on_changes
-
-    def config_lines(self):
-        return ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
-                "max_qos 2", "max_queued_messages %d" % MAX_QUEUED,
-                "persistence true", "persistence_location %s/" % self.base,
-                "persistence_file mosquitto.db",
-                "autosave_interval %d" % self.autosave,
-                "autosave_on_changes %s" % str(self.on_changes).lower(),
-                # as root it would run as user mosquitto, who cannot write here
-                "user %s" % pwd.getpwuid(os.geteuid()).pw_name,
-                "log_dest stderr", "log_type all",
-                "log_timestamp_format %Y-%m-%dT%H:%M:%S"]
+        pmq.PersistentMosquitto.__init__(self, name="kill9mosq", autosave=autosave,
+                                         on_changes=on_changes, log_all=True)
+        self.fixed_port = port
 
     def start(self, wait_ready=True, timeout=START_WITHIN):
         return pmq.Mosquitto.start(self, wait_ready, timeout)

@@ -18,6 +18,7 @@ packet by packet.
 import contextlib
 import datetime
 import os
+import pwd
 import queue
 import random
 import re
@@ -674,6 +675,43 @@ class Mosquitto(Broker):
     def check_alive(self, what):
         check(self.proc.poll() is None,
               "%s: mosquitto exited with status %s" % (what, self.proc.returncode))
+
+
+class PersistentMosquitto(Mosquitto):
+    """Mosquitto with persistence true, the comparison of the durability
+    tests and benchmarks (../shared/bench/suite.sh's mosq-persist): its
+    database in its directory, saved every autosave seconds (or after
+    that many changes with on_changes), max_queued_messages max_queued,
+    extra lines appended.  It runs as the current user, who can write
+    there.  log_all logs every packet (tests read them); otherwise starts,
+    connections and failures only (a log of every packet would weigh on
+    a benchmark's figures)."""
+
+    max_queued = 1000000
+
+    def __init__(self, name="mosq-persist", autosave=1, on_changes=False,
+                 log_all=False, extra=(), **kw):
+        Mosquitto.__init__(self, name=name, **kw)
+        self.autosave, self.on_changes = autosave, on_changes
+        self.log_all, self.extra = log_all, list(extra)
+
+    def config_lines(self):
+        lines = ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
+                 "max_qos 2", "max_queued_messages %d" % self.max_queued,
+                 "persistence true", "persistence_location %s/" % self.base,
+                 "persistence_file mosquitto.db",
+                 "autosave_interval %d" % self.autosave,
+                 "autosave_on_changes %s" % str(self.on_changes).lower(),
+                 # as root it would run as user mosquitto, who cannot
+                 # write in this directory
+                 "user %s" % pwd.getpwuid(os.geteuid()).pw_name,
+                 "log_dest stderr"]
+        if self.log_all:
+            lines += ["log_type all", "log_timestamp_format %Y-%m-%dT%H:%M:%S"]
+        else:
+            lines += ["log_type error", "log_type warning", "log_type notice",
+                      "log_type information"]
+        return lines + self.extra
 
 
 def _accepted_inode(port, peer_port):
