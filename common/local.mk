@@ -1,6 +1,7 @@
 # common/ - the convenience library every process links.
 noinst_LIBRARIES += libpromptmq.a
-libpromptmq_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS) $(LIBCONFIG_CFLAGS)
+libpromptmq_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS) $(LIBCONFIG_CFLAGS) \
+	$(OPENSSL_CFLAGS)
 libpromptmq_a_SOURCES = \
 	common/buf.c common/buf.h \
 	common/log.c common/log.h \
@@ -34,3 +35,7 @@ libpromptmq_a_SOURCES += \
 
 # The subscription table of a worker: local subscribers, remote interest.
 libpromptmq_a_SOURCES += common/sub.c common/sub.h
+
+# Mosquitto-compatible password files; a program that uses them links
+# OpenSSL's libcrypto too ($(OPENSSL_LIBS)).
+libpromptmq_a_SOURCES += common/passwd.c common/passwd.h

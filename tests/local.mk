@@ -25,6 +25,7 @@ walappend_LDADD = $(PMQ_LIBS)
 # (those that need promptmqd's processes are then skipped).
 INTEGRATION_TESTS = \
 	tests/integration/startup_errors.py \
+	tests/integration/passwd_tool.py \
 	tests/integration/process_tree.py \
 	tests/integration/wal_durability.py \
 	tests/integration/mqtt_basic.py \
@@ -208,6 +209,14 @@ TESTS += tests/unit/check_log
 UNIT_TESTS += tests/unit/check_log
 
 # The log record payloads (common/walrec.c).
+check_PROGRAMS += tests/unit/check_passwd
+tests_unit_check_passwd_SOURCES = tests/unit/check_passwd.c
+tests_unit_check_passwd_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_check_passwd_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_passwd_LDADD = $(HARNESS_TEST_LIBS) $(OPENSSL_LIBS)
+TESTS += tests/unit/check_passwd
+UNIT_TESTS += tests/unit/check_passwd
+
 check_PROGRAMS += tests/unit/check_walrec
 tests_unit_check_walrec_SOURCES = tests/unit/check_walrec.c
 tests_unit_check_walrec_CFLAGS = $(CHECK_TEST_CFLAGS)

@@ -1,0 +1,350 @@
+/*
+ * passwd.c - promptmq-passwd: add, change and delete the users of a
+ * password file, in the format of Mosquitto 2.0's mosquitto_passwd
+ * (common/passwd.h), with its options.
+ *
+ * The file is rewritten whole: every other line is kept as it was
+ * (comments, other users, lines this tool cannot read), the new content
+ * goes to a temporary file beside it that is synced and renamed over the
+ * old one, so a crash leaves the old file or the new one, never half of
+ * either.  The mode of an existing file is kept; a new one is 0600.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "buf.h"
+#include "passwd.h"
+
+#define EXIT_USAGE	2
+#define PW_MAX		65535	/* an MQTT password's longest */
+
+/* the file as it was and as it will be (static: reachable at any exit) */
+static struct buf	 file_was, file_new;
+
+static const char manual[] =
+"NAME\n"
+"    promptmq-passwd - manage the users of a PromptMQ password file\n"
+"\n"
+"SYNOPSIS\n"
+"    promptmq-passwd [-H HASH] [-I ITERATIONS] [-c | -D] FILE USER\n"
+"    promptmq-passwd [-H HASH] [-I ITERATIONS] [-c] -b FILE USER PASSWORD\n"
+"    promptmq-passwd -h\n"
+"\n"
+"DESCRIPTION\n"
+"    Adds USER to FILE, or changes its password, asking for the password\n"
+"    twice on the terminal without echo (from standard input, one line,\n"
+"    when that is not a terminal).  The file has the format of\n"
+"    mosquitto_passwd from Mosquitto 2.0, and files written by either\n"
+"    tool work with both brokers:\n"
+"\n"
+"      USER:$7$ITERATIONS$SALT$HASH   PBKDF2-HMAC-SHA512 (the default)\n"
+"      USER:$6$SALT$HASH              SHA-512 (-H sha512; older files)\n"
+"\n"
+"    Every other line of FILE is kept as it was.  The file is replaced\n"
+"    atomically (a synced temporary file renamed over it) and keeps its\n"
+"    mode; a new file is made with mode 0600.  The broker reads it again\n"
+"    on SIGHUP.\n"
+"\n"
+"OPTIONS\n"
+"    -b   batch mode: the password is the last argument.  It is then\n"
+"         visible to other users of the machine (ps); prefer the prompt.\n"
+"    -c   create FILE, replacing any file of that name.\n"
+"    -D   delete USER from FILE.\n"
+"    -H HASH\n"
+"         sha512-pbkdf2 (the default) or sha512.\n"
+"    -I ITERATIONS\n"
+"         PBKDF2 iterations (default 101, as mosquitto_passwd).  Every\n"
+"         login costs that many; 10000 or more make a stolen file much\n"
+"         harder to crack.\n"
+"    -h   print this manual.\n"
+"\n"
+"EXIT STATUS\n"
+"    0 done; 1 the file could not be read or written, or the user was not\n"
+"    found (-D); 2 usage error.\n";
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: promptmq-passwd [-H HASH] [-I ITERATIONS] "
+	    "[-c | -D] FILE USER\n"
+	    "       promptmq-passwd [-H HASH] [-I ITERATIONS] [-c] -b FILE "
+	    "USER PASSWORD\n"
+	    "       promptmq-passwd -h\n");
+	exit(EXIT_USAGE);
+}
+
+/* One line from the terminal without echo, or from a pipe. */
+static int
+read_password(const char *prompt, char *out, size_t outlen)
+{
+	struct termios	 old, quiet;
+	int		 tty = isatty(STDIN_FILENO), ok;
+	size_t		 len;
+
+	if (tty) {
+		fputs(prompt, stderr);
+		fflush(stderr);
+		if (tcgetattr(STDIN_FILENO, &old) == -1)
+			return -1;
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		quiet.c_lflag |= ECHONL;
+		if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == -1)
+			return -1;
+	}
+	ok = fgets(out, (int)outlen, stdin) != NULL;
+	if (tty)
+		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	if (!ok)
+		return -1;
+	len = strlen(out);
+	if (len > 0 && out[len - 1] == '\n')
+		out[--len] = '\0';
+	else if (len == outlen - 1)
+		return -2;	/* longer than an MQTT password can be */
+	if (len > 0 && out[len - 1] == '\r')
+		out[--len] = '\0';
+	return 0;
+}
+
+/* The whole of path into b; 0, or -1 with errno (ENOENT: none). */
+static int
+read_file(const char *path, struct buf *b, mode_t *mode)
+{
+	struct stat	 st;
+	char		 chunk[8192];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		return -1;
+	}
+	*mode = st.st_mode & 07777;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		if (buf_add(b, chunk, (size_t)n) == -1) {
+			close(fd);
+			errno = ENOMEM;
+			return -1;
+		}
+	close(fd);
+	return n < 0 ? -1 : 0;
+}
+
+/* Write b to path through a synced temporary file renamed over it. */
+static int
+replace_file(const char *path, const struct buf *b, mode_t mode)
+{
+	char	 tmp[4096];
+	size_t	 off = 0;
+	ssize_t	 n;
+	int	 fd, saved;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >=
+	    sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = mkstemp(tmp)) == -1)
+		return -1;
+	if (fchmod(fd, mode) == -1)
+		goto fail;
+	while (off < b->len) {
+		if ((n = write(fd, b->data + off, b->len - off)) < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) == -1 || close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto fail;
+	return 0;
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	errno = saved;
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum passwd_type type = PASSWD_SHA512_PBKDF2;
+	unsigned long	 iterations = PASSWD_DEFAULT_ITERATIONS;
+	const char	*file, *user, *why, *line, *nl;
+	char		 pw[PW_MAX + 2], again[PW_MAX + 2], *end;
+	int		 ch, batch = 0, create = 0, delete = 0, found = 0, rv;
+	size_t		 userlen, len, ulen;
+	mode_t		 mode = 0600;
+
+	while ((ch = getopt(argc, argv, "bcDH:I:h")) != -1) {
+		switch (ch) {
+		case 'b':
+			batch = 1;
+			break;
+		case 'c':
+			create = 1;
+			break;
+		case 'D':
+			delete = 1;
+			break;
+		case 'H':
+			if (strcmp(optarg, "sha512-pbkdf2") == 0)
+				type = PASSWD_SHA512_PBKDF2;
+			else if (strcmp(optarg, "sha512") == 0)
+				type = PASSWD_SHA512;
+			else {
+				fprintf(stderr, "promptmq-passwd: unknown hash "
+				    "\"%s\" (sha512-pbkdf2 or sha512)\n",
+				    optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'I':
+			errno = 0;
+			iterations = strtoul(optarg, &end, 10);
+			if (*end != '\0' || optarg[0] < '0' || optarg[0] > '9' ||
+			    errno != 0 || iterations == 0 ||
+			    iterations > PASSWD_MAX_ITERATIONS) {
+				fprintf(stderr, "promptmq-passwd: -I wants a "
+				    "number from 1 to %u\n",
+				    PASSWD_MAX_ITERATIONS);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(manual, stdout);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != (batch ? 3 : 2) || (create && delete) || (batch &&
+	    delete))
+		usage();
+	file = argv[0];
+	user = argv[1];
+	userlen = strlen(user);
+	if (userlen == 0 || strchr(user, ':') != NULL || strpbrk(user,
+	    "\r\n") != NULL || userlen > 65535) {
+		fprintf(stderr, "promptmq-passwd: a user name is 1 to 65535 "
+		    "bytes without ':' or line breaks\n");
+		return EXIT_USAGE;
+	}
+
+	if (!create && read_file(file, &file_was, &mode) == -1) {
+		fprintf(stderr, "promptmq-passwd: cannot read %s: %s%s\n", file,
+		    strerror(errno), errno == ENOENT ? " (-c creates it)" : "");
+		return 1;
+	}
+	/* every line but USER's, as it was */
+	for (line = (const char *)file_was.data; line && line < (const char *)
+	    file_was.data + file_was.len; line = nl ? nl + 1 : NULL) {
+		len = (size_t)((const char *)file_was.data + file_was.len - line);
+		nl = memchr(line, '\n', len);
+		if (nl)
+			len = (size_t)(nl - line);
+		ulen = 0;
+		if (line[0] != '#' && passwd_parse_line(line, len, &ulen,
+		    &why) == -1) {
+			/* kept; it may be the user's anyway */
+			const char *colon = memchr(line, ':', len);
+
+			ulen = colon ? (size_t)(colon - line) : 0;
+		}
+		if (ulen == userlen && memcmp(line, user, userlen) == 0) {
+			found = 1;
+			continue;
+		}
+		buf_add(&file_new, line, len);
+		if (nl)
+			buf_add_u8(&file_new, '\n');
+	}
+	if (file_new.len > 0 && file_new.data[file_new.len - 1] != '\n')
+		buf_add_u8(&file_new, '\n');
+	if (delete && !found) {
+		fprintf(stderr, "promptmq-passwd: no user \"%s\" in %s\n", user,
+		    file);
+		return 1;
+	}
+
+	if (!delete) {
+		if (batch) {
+			if (strlen(argv[2]) > PW_MAX) {
+				fprintf(stderr, "promptmq-passwd: a password "
+				    "is at most %u bytes\n", PW_MAX);
+				return EXIT_USAGE;
+			}
+			snprintf(pw, sizeof(pw), "%s", argv[2]);
+		} else {
+			rv = read_password("Password: ", pw, sizeof(pw));
+			if (rv == 0 && isatty(STDIN_FILENO))
+				rv = read_password("Reenter password: ", again,
+				    sizeof(again));
+			if (rv == -2) {
+				fprintf(stderr, "promptmq-passwd: a password "
+				    "is at most %u bytes\n", PW_MAX);
+				return 1;
+			}
+			if (rv != 0) {
+				fprintf(stderr, "promptmq-passwd: no password "
+				    "read\n");
+				return 1;
+			}
+			if (isatty(STDIN_FILENO) && strcmp(pw, again) != 0) {
+				OPENSSL_cleanse(pw, sizeof(pw));
+				OPENSSL_cleanse(again, sizeof(again));
+				fprintf(stderr, "promptmq-passwd: the "
+				    "passwords do not match\n");
+				return 1;
+			}
+			OPENSSL_cleanse(again, sizeof(again));
+		}
+		buf_add(&file_new, user, userlen);
+		buf_add_u8(&file_new, ':');
+		rv = passwd_hash(&file_new, type, (uint32_t)iterations, pw,
+		    strlen(pw));
+		OPENSSL_cleanse(pw, sizeof(pw));
+		if (rv == -1) {
+			fprintf(stderr, "promptmq-passwd: cannot hash the "
+			    "password (no random bytes or memory)\n");
+			return 1;
+		}
+		buf_add_u8(&file_new, '\n');
+	}
+	if (buf_failed(&file_new)) {
+		fprintf(stderr, "promptmq-passwd: out of memory\n");
+		return 1;
+	}
+	if (replace_file(file, &file_new, mode) == -1) {
+		fprintf(stderr, "promptmq-passwd: cannot write %s: %s\n", file,
+		    strerror(errno));
+		return 1;
+	}
+	buf_free(&file_was);
+	buf_free(&file_new);
+	return 0;
+}
