@@ -323,6 +323,14 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 		p->receive_maximum = (uint16_t)config_num(cfg,
 		    OPT_mqtt_max_inflight);
 		mqtt_props_set(p, MQTT_PROP_RECEIVE_MAXIMUM);
+		/* the aliases this connection may set, whatever a reload
+		 * does later; absent means none */
+		c->alias_max = (uint16_t)config_num(cfg,
+		    OPT_mqtt_topic_alias_maximum);
+		if (c->alias_max > 0) {
+			p->topic_alias_maximum = c->alias_max;
+			mqtt_props_set(p, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+		}
 		/* absent means 2 */
 		if (maxqos < 2) {
 			p->maximum_qos = (uint8_t)maxqos;

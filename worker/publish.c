@@ -375,12 +375,75 @@ publish_qos2(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
 	waiting_changed(c);
 }
 
+/*
+ * A PUBLISH with a Topic Alias (MQTT 5): set the alias when it names a
+ * topic, else take the topic the alias stands for.  Everything after
+ * this (routing, forwards, the log, queues) sees the message with its
+ * topic and without the alias, as if it had come so: *out and the packet
+ * in w->resolved.  Returns 0, or -1 with the connection closed (0x94
+ * beyond our maximum; 0x82 an alias never set).
+ */
+static int
+resolve_alias(struct conn *c, const struct mqtt_publish *m,
+    struct mqtt_publish *out)
+{
+	struct buf		*b = &c->w->resolved;
+	struct topic_alias	*a;
+	struct mqtt_delivery	 d;
+	uint16_t		 alias = m->props.topic_alias;
+
+	if (alias == 0 || alias > c->alias_max) {
+		conn_close(c, MQTT_RC_TOPIC_ALIAS_INVALID, alias == 0 ?
+		    "topic alias 0" : "topic alias above our maximum");
+		return -1;
+	}
+	if (c->aliases == NULL && (c->aliases = calloc(c->alias_max,
+	    sizeof(*c->aliases))) == NULL) {
+		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+		return -1;
+	}
+	a = &c->aliases[alias - 1];
+	if (m->topic.len > 0) {
+		free(a->topic);
+		if ((a->topic = malloc(m->topic.len)) == NULL) {
+			a->len = 0;
+			conn_close(c, MQTT_RC_UNSPECIFIED_ERROR,
+			    "out of memory");
+			return -1;
+		}
+		memcpy(a->topic, m->topic.data, m->topic.len);
+		a->len = (uint16_t)m->topic.len;
+	} else if (a->topic == NULL) {
+		conn_close(c, MQTT_RC_PROTOCOL_ERROR, "topic alias not set");
+		return -1;
+	}
+	*out = *m;
+	out->topic.data = a->topic;
+	out->topic.len = a->len;
+	out->props.present &= ~MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+	out->props.topic_alias = 0;
+	memset(&d, 0, sizeof(d));
+	d.qos = m->qos;
+	d.dup = m->dup;
+	d.retain = m->retain;
+	d.packet_id = m->packet_id;
+	buf_truncate(b, 0);
+	if (mqtt_encode_publish_header(b, out, MQTT_LEVEL_5, &d, NULL) ==
+	    -1 || buf_add(b, m->payload.data, m->payload.len) == -1) {
+		b->failed = 0;
+		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 void
 publish_handle(struct conn *c, const struct mqtt_packet *pkt,
     const uint8_t *raw, size_t rawlen)
 {
 	static struct log_ratelimit	 rl;
 	const struct mqtt_publish	*m = &pkt->publish;
+	struct mqtt_publish		 resolved;
 	struct worker			*w = c->w;
 	const struct config		*cfg = &w->proc->cfg;
 	uint64_t			 seq;
@@ -406,9 +469,11 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 		    (int)c->client_id_len, c->client_id);
 	}
 	if (mqtt_props_has(&m->props, MQTT_PROP_TOPIC_ALIAS)) {
-		conn_close(c, MQTT_RC_TOPIC_ALIAS_INVALID,
-		    "topic alias not offered");
-		return;
+		if (resolve_alias(c, m, &resolved) == -1)
+			return;
+		m = &resolved;
+		raw = w->resolved.data;
+		rawlen = w->resolved.len;
 	}
 	/* MQTT 5: our Receive Maximum counts QoS 1 until PUBACK, QoS 2
 	 * until PUBCOMP; a resend of a QoS 2 message already counted */

@@ -156,6 +156,9 @@ struct conn {
 	struct queued_msg	*rhead, *rtail;
 	uint32_t		 rqueued;
 	uint16_t		 ret_pending;	/* lookups out */
+	uint16_t		 alias_max;	/* Topic Alias Maximum we gave */
+	struct topic_alias	*aliases;	/* alias_max entries, made when
+						   the client sets one */
 	struct ret_lookup	*lookups, *lookups_tail;
 	struct conn_sub		*subs;
 	struct conn_sub		*granted_subs;	/* stored, before the grant */
@@ -171,6 +174,12 @@ struct conn {
 	struct event		*wev;		/* made when first needed: most
 						   connections never wait to
 						   write */
+};
+
+/* A topic the client named by an alias (MQTT 5, 3.3.2.3.4). */
+struct topic_alias {
+	uint8_t			*topic;		/* NULL: not set */
+	uint16_t		 len;
 };
 
 /* A retained lookup sent to walsvc and not yet answered whole. */
@@ -290,6 +299,8 @@ struct worker {
 	size_t			 acks_head, acks_tail, acks_cap;
 	uint8_t			*scratch;	/* read buffer of the loop */
 	struct buf		 record;	/* a log record being encoded */
+	struct buf		 resolved;	/* a PUBLISH with its alias
+						   replaced by its topic */
 	/* the clocks read once per batch of a client's packets (0: not in
 	 * one; worker_mono_ms() and worker_wall_ms() read them then) */
 	int64_t			 rx_mono_ms, rx_wall_ms;

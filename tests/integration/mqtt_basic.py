@@ -13,7 +13,7 @@ workers is mqtt_cross_worker's business):
 - the 5.0 CONNACK advertises what this phase offers (the target's
   maximum QoS: no Maximum QoS property for QoS 2, no retain where the
   target has none, no $share, no subscription identifiers, wildcards,
-  no topic aliases);
+  a Topic Alias Maximum of 10);
 - the empty client id rules: 5.0 gets an Assigned Client Identifier,
   3.1.1 with clean session gets in, 3.1.1 without clean session gets
   return code 2;
@@ -154,7 +154,7 @@ def connack_properties(b):
     # Maximum QoS may only be 0 or 1; absent means 2 (MQTT 5.0 3.2.2.3.4)
     want = {"maximum-qos": (b.max_qos,) if b.max_qos < 2 else (ABSENT,),
             "retain-available": (0,),
-            "wildcard-sub-available": (ABSENT, 1), "topic-alias-maximum": (ABSENT, 0),
+            "wildcard-sub-available": (ABSENT, 1), "topic-alias-maximum": (10,),
             "shared-sub-available": (0,), "subscription-id-available": (0,)}
     # absent means available: Mosquitto offers these and says nothing
     if b.retain_available:

@@ -579,8 +579,8 @@ def restarted(b, name):
 
 
 class Mosquitto(Broker):
-    """Mosquitto on a free port, configured like promptmqd in this phase
-    where it can be (promptmqd's maximum QoS and retain availability, no
+    """Mosquitto on a free port, configured like promptmqd where it can
+    be (promptmqd's maximum QoS and retain availability; both offer 10
     topic aliases)."""
     kind = "mosquitto"
     max_qos = PromptMQ.max_qos
@@ -630,7 +630,7 @@ class Mosquitto(Broker):
         """mosquitto.conf for self.port; a subclass (a benchmark's
         persistent Mosquitto) gives its own."""
         lines = ["listener %d 127.0.0.1" % self.port,
-                 "max_qos %d" % self.max_qos, "max_topic_alias 0",
+                 "max_qos %d" % self.max_qos, "max_topic_alias 10",
                  "allow_anonymous true",
                  "retain_available %s" % str(self.retain_available).lower(),
                  "max_queued_messages %d" % self.max_queued,
