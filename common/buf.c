@@ -4,8 +4,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 
@@ -185,6 +187,32 @@ buf_truncate(struct buf *b, size_t n)
 {
 	if (n < b->len)
 		b->len = n;
+}
+
+int
+buf_load_file(struct buf *b, const char *path)
+{
+	char	 chunk[8192];
+	size_t	 start = b->len;
+	ssize_t	 n;
+	int	 fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || buf_add(b, chunk, (size_t)n) == -1) {
+			saved = n < 0 ? errno : ENOMEM;
+			buf_truncate(b, start);
+			b->failed = 0;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+	}
+	close(fd);
+	return 0;
 }
 
 int

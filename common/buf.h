@@ -47,6 +47,8 @@ void	 buf_set_u32(struct buf *, size_t, uint32_t);
 void	 buf_consume(struct buf *, size_t);
 void	 buf_truncate(struct buf *, size_t);
 int	 buf_failed(const struct buf *);
+/* Append the whole of a file; 0, or -1 with errno (nothing appended). */
+int	 buf_load_file(struct buf *, const char *path);
 
 /* Number of bytes buf_add_vbi() uses for a value (1..4), 0 if too large. */
 size_t	 buf_vbi_size(uint32_t);

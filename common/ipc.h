@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		6
+#define IPC_VERSION		7
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -70,6 +70,7 @@ enum ipc_type {
 	IPC_CTL_LISTEN_ADD = 0x0107,	/* body: address; fd: the slot's socket */
 	IPC_CTL_LISTEN_REMOVE = 0x0108,	/* body: address no longer served */
 	IPC_CTL_ADOPT = 0x0109,	/* body: empty; fd: a client connection */
+	IPC_CTL_AUTH = 0x010a,	/* body: u8 kind, file name; fd: its bytes */
 
 	/* child -> supervisor, control channel */
 	IPC_CTL_READY = 0x0181,	/* body: u64 max worker generation in the log */

@@ -46,6 +46,7 @@ static const struct {
 		    "privileges, daemon." },
 	{ "mqtt", "Limits and features of the MQTT protocol offered to "
 		  "clients." },
+	{ "auth", "Who may connect." },
 	{ "storage", "The durable state: the message log (WAL) and its "
 		     "index." },
 	{ "metrics", "The Prometheus metrics and health endpoint." },

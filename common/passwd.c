@@ -34,6 +34,7 @@ struct passwd_entry {
 struct passwd_db {
 	struct passwd_entry	*users;
 	size_t			 n, cap;
+	unsigned		 refs;
 	/* what an unknown user costs: the work of a known one */
 	struct passwd_entry	 dummy;
 };
@@ -263,9 +264,26 @@ int
 passwd_load(struct passwd_db **out, const char *path, passwd_bad_line_fn *bad,
     void *arg, char *err, size_t errlen)
 {
+	FILE	*f;
+	int	 rv;
+
+	*out = NULL;
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	rv = passwd_read(out, f, path, bad, arg, err, errlen);
+	fclose(f);
+	return rv;
+}
+
+int
+passwd_read(struct passwd_db **out, FILE *f, const char *path,
+    passwd_bad_line_fn *bad, void *arg, char *err, size_t errlen)
+{
 	struct passwd_db	*db;
 	struct passwd_entry	 e;
-	FILE			*f;
 	char			*line = NULL, msg[128];
 	size_t			 cap = 0, len, i;
 	ssize_t			 n;
@@ -277,12 +295,7 @@ passwd_load(struct passwd_db **out, const char *path, passwd_bad_line_fn *bad,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if ((f = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-		    strerror(errno));
-		free(db);
-		return -1;
-	}
+	db->refs = 1;
 	while ((n = getline(&line, &cap, f)) != -1) {
 		lineno++;
 		len = (size_t)n;
@@ -309,7 +322,6 @@ passwd_load(struct passwd_db **out, const char *path, passwd_bad_line_fn *bad,
 		    strerror(errno));
 		goto fail;
 	}
-	fclose(f);
 	free(line);
 	line = NULL;
 	qsort(db->users, db->n, sizeof(*db->users), sort_cmp);
@@ -340,10 +352,16 @@ passwd_load(struct passwd_db **out, const char *path, passwd_bad_line_fn *bad,
 	*out = db;
 	return 0;
 fail:
-	fclose(f);
 	free(line);
 	passwd_free(db);
 	return -1;
+}
+
+struct passwd_db *
+passwd_ref(struct passwd_db *db)
+{
+	db->refs++;
+	return db;
 }
 
 void
@@ -351,7 +369,7 @@ passwd_free(struct passwd_db *db)
 {
 	size_t	 i;
 
-	if (db == NULL)
+	if (db == NULL || --db->refs > 0)
 		return;
 	for (i = 0; i < db->n; i++)
 		free(db->users[i].user);

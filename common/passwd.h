@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct buf;
 struct passwd_db;
@@ -47,6 +48,11 @@ typedef void	 passwd_bad_line_fn(void *arg, const char *path,
  */
 int	 passwd_load(struct passwd_db **out, const char *path,
 	    passwd_bad_line_fn *bad, void *arg, char *err, size_t errlen);
+/* The same from an open file; `name` is what messages call it. */
+int	 passwd_read(struct passwd_db **out, FILE *f, const char *name,
+	    passwd_bad_line_fn *bad, void *arg, char *err, size_t errlen);
+/* A database is counted: passwd_free() drops one reference. */
+struct passwd_db *passwd_ref(struct passwd_db *);
 void	 passwd_free(struct passwd_db *);
 size_t	 passwd_count(const struct passwd_db *);
 

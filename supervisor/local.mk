@@ -10,3 +10,8 @@ promptmqd_LDADD = $(PMQ_LIBS)
 promptmqd_SOURCES += \
 	supervisor/daemon.c \
 	supervisor/privs.c
+
+# The files workers authenticate with, read here (as root) and handed on.
+promptmqd_SOURCES += supervisor/auth.c
+promptmqd_CPPFLAGS += $(OPENSSL_CFLAGS)
+promptmqd_LDADD += $(OPENSSL_LIBS)

@@ -230,10 +230,13 @@ spawn_child(struct child *c)
 	    ipc_role_name(c->role), c->slot, (long)pid,
 	    (unsigned long long)c->gen);
 
-	/* HELLO, then the whole configuration: the child starts on it */
+	/* HELLO, a worker's password file, then the whole configuration:
+	 * the child starts on it */
 	buf_store_u32(hello, (uint32_t)sup->nworkers);
 	buf_store_u32(hello + 4, 0);
 	ctl_send(c->ctl, IPC_CTL_HELLO, 0, hello, sizeof(hello), -1);
+	if (c->role == IPC_ROLE_WORKER)
+		auth_send(sup, c);
 	spawn_send_config(c, IPC_CTL_CONFIG, &sup->cfg, NULL, 0);
 	spawn_broadcast_peers(sup);
 	return 0;

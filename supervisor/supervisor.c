@@ -395,6 +395,37 @@ apply_logging(struct supervisor *s)
 }
 
 /*
+ * The password file is read again on every reload, changed name or not
+ * (it is edited in place); workers get it when its bytes or its name
+ * changed.  One that cannot be read leaves the running one in force.
+ */
+static void
+reload_auth(struct supervisor *s)
+{
+	struct buf	 was = s->passwd;
+	char		 was_name[sizeof(s->passwd_name)], err[512];
+	int		 c, same;
+
+	memcpy(was_name, s->passwd_name, sizeof(was_name));
+	buf_init(&s->passwd);
+	if (auth_load(s, &s->cfg, err, sizeof(err)) == -1) {
+		log_error("reload: password file not changed", "error=\"%s\"",
+		    err);
+		s->passwd = was;
+		return;
+	}
+	same = strcmp(was_name, s->passwd_name) == 0 && was.len ==
+	    s->passwd.len && (was.len == 0 || memcmp(was.data,
+	    s->passwd.data, was.len) == 0);
+	buf_free(&was);
+	if (same)
+		return;
+	for (c = 0; c < s->nworkers; c++)
+		if (spawn_alive(&s->workers[c]))
+			auth_send(s, &s->workers[c]);
+}
+
+/*
  * SIGHUP: build the new configuration completely first; on any error
  * keep the running one.  Options that can change live go to every
  * child; the others are named as needing a restart.
@@ -451,6 +482,7 @@ reload(struct supervisor *s)
 		live[nlive++] = changed[i];
 	}
 	apply_logging(s);
+	reload_auth(s);
 	if (nlive) {
 		if (spawn_alive(&s->walsvc))
 			spawn_send_config(&s->walsvc, IPC_CTL_RELOAD, &s->cfg,
@@ -567,7 +599,16 @@ main(int argc, char *argv[])
 	}
 	print_messages(&msgs);
 	config_messages_free(&msgs);
+	if (!config_num(&sup.cfg, OPT_mqtt_allow_anonymous) &&
+	    *config_str(&sup.cfg, OPT_auth_password_file) == '\0')
+		log_warnx("mqtt.allow-anonymous is off and auth.password-file "
+		    "is not set: every client will be refused", "");
 	if (sup.cfg.check_only) {
+		if (auth_load(&sup, &sup.cfg, err, sizeof(err)) == -1) {
+			fprintf(stderr, "promptmqd: %s\n", err);
+			fprintf(stderr, "promptmqd: configuration has errors\n");
+			return 1;
+		}
 		if (privs_resolve(&sup.cfg, &sup.privs, err, sizeof(err)) == -1) {
 			fprintf(stderr, "promptmqd: %s\n", err);
 			fprintf(stderr, "promptmqd: configuration has errors\n");
@@ -603,6 +644,7 @@ main(int argc, char *argv[])
 		pidfile = defpid;
 	}
 	if (privs_resolve(&sup.cfg, &sup.privs, err, sizeof(err)) == -1 ||
+	    auth_load(&sup, &sup.cfg, err, sizeof(err)) == -1 ||
 	    rundir_prepare(config_str(&sup.cfg, OPT_server_runtime_dir),
 	    sup.nworkers, sup.privs.uid, err, sizeof(err)) == -1 ||
 	    (sup.lock_fd = rundir_lock(config_str(&sup.cfg,

@@ -90,7 +90,15 @@ struct supervisor {
 	char			 fail_reason[512];
 	struct privs		 privs;
 	struct event		*stop_timer;
+	/* auth.password-file as last read (auth.c) */
+	struct buf		 passwd;
+	char			 passwd_name[PATH_MAX];
 };
+
+/* auth.c */
+int	 auth_load(struct supervisor *, const struct config *, char *err,
+	    size_t errlen);
+void	 auth_send(struct supervisor *, struct child *);
 
 /* listen.c */
 int	 listen_open(struct listen_set *, const char *binds, int nslots,

@@ -26,6 +26,7 @@ walappend_LDADD = $(PMQ_LIBS)
 INTEGRATION_TESTS = \
 	tests/integration/startup_errors.py \
 	tests/integration/passwd_tool.py \
+	tests/integration/auth_password.py \
 	tests/integration/process_tree.py \
 	tests/integration/wal_durability.py \
 	tests/integration/mqtt_basic.py \

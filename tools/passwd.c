@@ -92,20 +92,21 @@ read_password(const char *prompt, char *out, size_t outlen)
 	int		 tty = isatty(STDIN_FILENO), ok;
 	size_t		 len;
 
+	/* echo off before the prompt: nothing typed after it is shown */
 	if (tty) {
-		fputs(prompt, stderr);
-		fflush(stderr);
 		if (tcgetattr(STDIN_FILENO, &old) == -1)
 			return -1;
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		quiet.c_lflag |= ECHONL;
-		if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == -1)
+		if (tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == -1)
 			return -1;
+		fputs(prompt, stderr);
+		fflush(stderr);
 	}
 	ok = fgets(out, (int)outlen, stdin) != NULL;
 	if (tty)
-		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		(void)tcsetattr(STDIN_FILENO, TCSANOW, &old);
 	if (!ok)
 		return -1;
 	len = strlen(out);
@@ -118,30 +119,16 @@ read_password(const char *prompt, char *out, size_t outlen)
 	return 0;
 }
 
-/* The whole of path into b; 0, or -1 with errno (ENOENT: none). */
+/* The whole of path into b and its mode; 0, or -1 with errno. */
 static int
 read_file(const char *path, struct buf *b, mode_t *mode)
 {
 	struct stat	 st;
-	char		 chunk[8192];
-	ssize_t		 n;
-	int		 fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if (stat(path, &st) == -1 || buf_load_file(b, path) == -1)
 		return -1;
-	if (fstat(fd, &st) == -1) {
-		close(fd);
-		return -1;
-	}
 	*mode = st.st_mode & 07777;
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		if (buf_add(b, chunk, (size_t)n) == -1) {
-			close(fd);
-			errno = ENOMEM;
-			return -1;
-		}
-	close(fd);
-	return n < 0 ? -1 : 0;
+	return 0;
 }
 
 /* Write b to path through a synced temporary file renamed over it. */

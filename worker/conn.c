@@ -635,6 +635,10 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 			if (now - c->created > connect_ms)
 				conn_close(c, NO_REASON, "no CONNECT in time");
 			break;
+		case CONN_AUTH:
+			if (now - c->created > connect_ms)
+				connect_authenticated(c, -1);
+			break;
 		case CONN_CLAIMING:
 			if (now - c->created > connect_ms)
 				registry_timeout(c);

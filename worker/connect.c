@@ -139,14 +139,18 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 	const uint8_t			*id = cn->client_id.data;
 	size_t				 idlen = cn->client_id.len;
 	uint16_t			 inflight;
+	const char			*why;
+	int				 auth;
 
 	c->level = pkt->level;
 
-	/* 1) who may connect: no authentication backend exists yet */
-	if (!config_num(cfg, OPT_mqtt_allow_anonymous)) {
-		refuse(c, cn->has_username ? MQTT_RC_BAD_USER_NAME_OR_PASSWORD :
-		    MQTT_RC_NOT_AUTHORIZED, "anonymous access is off and no "
-		    "password file is configured");
+	/* 1) who may connect (a password is checked on the side, below) */
+	switch ((auth = auth_connect(c, cn, &why))) {
+	case AUTH_REFUSED:
+		refuse(c, MQTT_RC_NOT_AUTHORIZED, why);
+		return;
+	case AUTH_BUSY:
+		refuse(c, MQTT_RC_SERVER_BUSY, why);
 		return;
 	}
 
@@ -223,9 +227,28 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 	if (mqtt_props_has(&cn->props, MQTT_PROP_MAXIMUM_PACKET_SIZE))
 		c->max_out_packet = cn->props.maximum_packet_size;
 
-	/* 6) ask the registry; reading waits for the answer */
-	c->state = CONN_CLAIMING;
+	/* 6) ask the registry; reading waits for the answer (and first
+	 * for the password's) */
 	conn_pause(c, PAUSE_CLAIM, 1);
+	if (auth == AUTH_PENDING) {
+		c->state = CONN_AUTH;
+		return;
+	}
+	c->state = CONN_CLAIMING;
+	send_claim(c);
+}
+
+void
+connect_authenticated(struct conn *c, int ok)
+{
+	if (ok != 1) {
+		refuse(c, ok == 0 ? MQTT_RC_NOT_AUTHORIZED :
+		    MQTT_RC_SERVER_BUSY, ok == 0 ? "user name or password "
+		    "not accepted" : "password not checked within "
+		    "server.connect-timeout");
+		return;
+	}
+	c->state = CONN_CLAIMING;
 	send_claim(c);
 }
 

@@ -12,3 +12,8 @@ promptmq_worker_SOURCES += \
 	worker/publish.c worker/deliver.c worker/session.c \
 	worker/route.c \
 	worker/subscribe.c
+
+# Passwords are checked on a thread of the worker's own (OpenSSL's PBKDF2).
+promptmq_worker_SOURCES += worker/auth.c
+promptmq_worker_CPPFLAGS += $(OPENSSL_CFLAGS)
+promptmq_worker_LDADD += $(OPENSSL_LIBS) -lpthread

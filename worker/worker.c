@@ -18,6 +18,7 @@
 #include "ctl.h"
 #include "ipc_link.h"
 #include "log.h"
+#include "passwd.h"
 #include "proc.h"
 #include "worker.h"
 
@@ -46,6 +47,8 @@ worker_start(struct proc *p)
 	worker.base = p->base;
 	worker.reserve_fd = -1;
 	conn_start(&worker);
+	if (auth_start(&worker) == -1)
+		fatalx("cannot check passwords", "");
 	if (peers_start(&worker) == -1)
 		fatal_status(PMQ_EXIT_NORESPAWN, "cannot set up IPC", "");
 	if (accept_start(&worker) == -1)
@@ -80,6 +83,9 @@ worker_stop(struct proc *p)
 {
 	accept_stop(&worker);
 	conn_close_all(&worker, MQTT_RC_SERVER_SHUTTING_DOWN);
+	auth_stop(&worker);
+	passwd_free(worker.passwd);
+	worker.passwd = NULL;
 	peers_flush(&worker);
 	if (p->orphaned)
 		ipc_endpoint_abandon(worker.endpoint);
@@ -103,6 +109,21 @@ worker_control(struct proc *p, const struct ipc_record *rec, int fd)
 {
 	char	 name[ADDR_TEXT_MAX];
 
+	if (rec->type == IPC_CTL_AUTH) {
+		/* body: u8 kind (1: the password file), its name */
+		if (rec->len >= 1 && rec->len < sizeof(name) &&
+		    rec->body[0] == 1) {
+			memcpy(name, rec->body + 1, rec->len - 1);
+			name[rec->len - 1] = '\0';
+			auth_set_password_file(&worker, fd, name);
+		} else {
+			log_warnx("malformed authentication message",
+			    "len=%u", rec->len);
+			if (fd != -1)
+				close(fd);
+		}
+		return;
+	}
 	if (rec->type == IPC_CTL_ADOPT) {
 		/* a client from a throttled slot's queue */
 		if (fd != -1 && rec->len == 0) {

@@ -34,6 +34,7 @@ struct walc;
 
 enum conn_state {
 	CONN_NEW = 0,		/* waiting for CONNECT */
+	CONN_AUTH,		/* CONNECT read; its password is checked */
 	CONN_CLAIMING,		/* CONNECT read; the registry decides */
 	CONN_ACTIVE,		/* CONNACK sent */
 	CONN_CLOSING,		/* being closed; freed at the end of the turn */
@@ -298,6 +299,8 @@ struct worker {
 	struct pending_ack	*acks;
 	size_t			 acks_head, acks_tail, acks_cap;
 	uint8_t			*scratch;	/* read buffer of the loop */
+	struct auth		*auth;		/* the password checking thread */
+	struct passwd_db	*passwd;	/* auth.password-file, or NULL */
 	struct buf		 record;	/* a log record being encoded */
 	struct buf		 resolved;	/* a PUBLISH with its alias
 						   replaced by its topic */
@@ -350,9 +353,24 @@ void	 conn_pause(struct conn *, uint8_t reason, int on);
 void	 conn_start(struct worker *);
 const char *conn_addr(const struct conn *, char *, size_t);
 
+/* auth.c */
+enum {
+	AUTH_OK,		/* in */
+	AUTH_REFUSED,		/* CONNACK 0x87 */
+	AUTH_BUSY,		/* CONNACK 0x89 */
+	AUTH_PENDING,		/* connect_authenticated() says later */
+};
+int	 auth_start(struct worker *);
+void	 auth_stop(struct worker *);
+void	 auth_set_password_file(struct worker *, int fd, const char *name);
+int	 auth_connect(struct conn *, const struct mqtt_connect *,
+	    const char **why);
+
 /* connect.c */
 void	 connect_handle(struct conn *, const struct mqtt_packet *,
 	    const struct mqtt_result *);
+/* The password check's answer: 1 in, 0 refused, -1 not in time. */
+void	 connect_authenticated(struct conn *, int ok);
 void	 registry_granted(struct worker *, uint64_t conn_id,
 	    const uint8_t *body);
 void	 registry_session_sub(struct worker *, uint64_t conn_id,

@@ -71,7 +71,7 @@ def with_terminal(args, answers):
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(TOOL, [TOOL] + list(args))
-    shown, pending = b"", list(answers)
+    shown, pending, answered = b"", list(answers), 0
     deadline = pmq.patience(10)
     while True:
         ready, _, _ = select.select([fd], [], [], deadline)
@@ -83,8 +83,10 @@ def with_terminal(args, answers):
         if not data:
             break
         shown += data
-        if pending and shown.rstrip().lower().endswith(b"password:"):
+        # each answer after its own prompt, none typed ahead
+        if pending and shown.lower().count(b"password:") > answered:
             os.write(fd, pending.pop(0).encode() + b"\n")
+            answered += 1
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
@@ -92,12 +94,7 @@ def with_terminal(args, answers):
 
 def mosquitto_accepts(path, user, password):
     """Whether a Mosquitto with password_file path lets user in."""
-    class Guarded(pmq.Mosquitto):
-        def config_lines(self):
-            return ["listener %d 127.0.0.1" % self.port, "allow_anonymous false",
-                    "password_file %s" % path, "log_dest stderr", "log_type all"]
-
-    b = Guarded(name="passwd-mosq")
+    b = pmq.GuardedMosquitto(path, name="passwd-mosq")
     try:
         b.start()
         r = subprocess.run([MOSQUITTO_PUB, "-p", str(b.port), "-u", user, "-P", password,

@@ -677,6 +677,20 @@ class Mosquitto(Broker):
               "%s: mosquitto exited with status %s" % (what, self.proc.returncode))
 
 
+class GuardedMosquitto(Mosquitto):
+    """Mosquitto that lets in only the users of a password file (which
+    it reads as its own user: the file and its directory must let it)."""
+
+    def __init__(self, password_file, name="mosq-auth", **kw):
+        Mosquitto.__init__(self, name=name, **kw)
+        self.password_file = password_file
+
+    def config_lines(self):
+        return ["listener %d 127.0.0.1" % self.port, "allow_anonymous false",
+                "password_file %s" % self.password_file, "log_dest stderr",
+                "log_type all"]
+
+
 class PersistentMosquitto(Mosquitto):
     """Mosquitto with persistence true, the comparison of the durability
     tests and benchmarks (../shared/bench/suite.sh's mosq-persist): its
@@ -818,14 +832,20 @@ def packet(ptype, flags, body, length=None):
 
 
 def connect_packet(client_id, version=4, clean=True, keepalive=60, props=None,
-                   protocol=None):
-    """CONNECT; protocol=(name, level) overrides what version implies."""
+                   protocol=None, username=None, password=None):
+    """CONNECT; protocol=(name, level) overrides what version implies;
+    username and password (str or bytes) are sent when not None."""
     name, level = protocol or PROTOCOLS[version]
-    body = mqtt_str(name) + bytes([level, 0x02 if clean else 0]) + \
-        struct.pack("!H", keepalive)
+    flags = (0x02 if clean else 0) | (0x80 if username is not None else 0) | \
+        (0x40 if password is not None else 0)
+    body = mqtt_str(name) + bytes([level, flags]) + struct.pack("!H", keepalive)
     if version == 5:
         body += encode_props(props)
-    return packet(CONNECT, 0, body + mqtt_str(client_id))
+    payload = mqtt_str(client_id)
+    for field in (username, password):
+        if field is not None:
+            payload += mqtt_str(field)
+    return packet(CONNECT, 0, body + payload)
 
 
 def publish_packet(topic, payload, qos=0, pid=1, retain=False, version=4, props=None,
@@ -1062,10 +1082,12 @@ class RawClient:
         finally:
             self.pending = kept + self.pending
 
-    def connect(self, client_id, clean=True, keepalive=60, props=None, expect_reason=0):
+    def connect(self, client_id, clean=True, keepalive=60, props=None, expect_reason=0,
+                username=None, password=None):
         """Send CONNECT and return the CONNACK, checking its return/reason code."""
         self.client_id = client_id
-        self.send(connect_packet(client_id, self.version, clean, keepalive, props))
+        self.send(connect_packet(client_id, self.version, clean, keepalive, props,
+                                 username=username, password=password))
         ack = self.expect(CONNACK, what="CONNACK")
         if expect_reason is not None:
             check(ack.reason == expect_reason,

@@ -1,0 +1,258 @@
+/*
+ * auth.c - who a client is.
+ *
+ * The supervisor reads auth.password-file (it may be readable by root
+ * alone) and hands its bytes to every worker as a sealed memory file
+ * (IPC_CTL_AUTH), before the configuration and again on every reload;
+ * a worker parses them (common/passwd.c) and keeps the result.
+ *
+ * A CONNECT with a user name is checked against it on a thread of the
+ * worker's own: PBKDF2 costs what the file's iteration counts say (an
+ * operator may choose 100,000), and the loop keeps serving every other
+ * client meanwhile.  The connection waits in CONN_AUTH, not read; the
+ * thread's answers come back through an eventfd, in order.  A password
+ * lives only in its job, and is wiped when the job is done.
+ *
+ * Every refusal is CONNACK 0x87 (3.x: 5, not authorized), whether the
+ * user is unknown, the password wrong or none was given, as Mosquitto
+ * answers: the answer says nothing about which users exist, and the
+ * check does the same work for an unknown user.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "passwd.h"
+#include "worker.h"
+
+#define AUTH_QUEUE_MAX	1024	/* checks waiting; beyond, 0x89 */
+
+struct auth_job {
+	struct auth_job		*next;
+	uint64_t		 conn_id;
+	struct passwd_db	*db;		/* a reference */
+	int			 ok;
+	size_t			 ulen, pwlen;
+	uint8_t			 data[];	/* user, then password */
+};
+
+struct auth {
+	pthread_t		 thread;
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cv;
+	struct auth_job		*todo, **todo_tail;
+	struct auth_job		*done, **done_tail;
+	int			 stop;
+	int			 started;
+	int			 efd;
+	struct event		*ev;
+	size_t			 queued;	/* loop side: jobs out */
+};
+
+static void *
+auth_thread(void *arg)
+{
+	struct auth	*a = arg;
+	struct auth_job	*j;
+	uint64_t	 one = 1;
+
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		while (a->todo == NULL && !a->stop)
+			pthread_cond_wait(&a->cv, &a->mu);
+		if (a->stop)
+			break;
+		j = a->todo;
+		if ((a->todo = j->next) == NULL)
+			a->todo_tail = &a->todo;
+		pthread_mutex_unlock(&a->mu);
+
+		j->ok = passwd_check(j->db, (const char *)j->data, j->ulen,
+		    j->data + j->ulen, j->pwlen);
+		OPENSSL_cleanse(j->data + j->ulen, j->pwlen);
+		j->next = NULL;
+
+		pthread_mutex_lock(&a->mu);
+		*a->done_tail = j;
+		a->done_tail = &j->next;
+		(void)!write(a->efd, &one, sizeof(one));
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+/* Answers from the thread, on the loop. */
+static void
+auth_answers(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct auth	*a = w->auth;
+	struct auth_job	*j, *next;
+	struct conn	*c;
+	uint64_t	 n;
+
+	(void)!read(a->efd, &n, sizeof(n));
+	pthread_mutex_lock(&a->mu);
+	j = a->done;
+	a->done = NULL;
+	a->done_tail = &a->done;
+	pthread_mutex_unlock(&a->mu);
+	for (; j; j = next) {
+		next = j->next;
+		a->queued--;
+		c = idmap_get(&w->conns_by_id, j->conn_id);
+		if (c != NULL && c->state == CONN_AUTH)
+			connect_authenticated(c, j->ok);
+		passwd_free(j->db);
+		free(j);
+	}
+}
+
+int
+auth_start(struct worker *w)
+{
+	struct auth	*a;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return -1;
+	a->todo_tail = &a->todo;
+	a->done_tail = &a->done;
+	a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (a->efd == -1 || pthread_mutex_init(&a->mu, NULL) != 0 ||
+	    pthread_cond_init(&a->cv, NULL) != 0 ||
+	    (a->ev = event_new(w->base, a->efd, EV_READ | EV_PERSIST,
+	    auth_answers, w)) == NULL || event_add(a->ev, NULL) == -1 ||
+	    pthread_create(&a->thread, NULL, auth_thread, a) != 0) {
+		log_error("cannot start the authentication thread",
+		    "error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	a->started = 1;
+	w->auth = a;
+	return 0;
+}
+
+void
+auth_stop(struct worker *w)
+{
+	struct auth	*a = w->auth;
+	struct auth_job	*j, *next;
+
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->stop = 1;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	if (a->started)
+		pthread_join(a->thread, NULL);
+	for (j = a->todo; j; j = next) {
+		next = j->next;
+		OPENSSL_cleanse(j->data, j->ulen + j->pwlen);
+		passwd_free(j->db);
+		free(j);
+	}
+	for (j = a->done; j; j = next) {
+		next = j->next;
+		passwd_free(j->db);
+		free(j);
+	}
+	if (a->ev)
+		event_free(a->ev);
+	close(a->efd);
+	free(a);
+	w->auth = NULL;
+}
+
+/*
+ * The password file the supervisor sent (fd: a sealed memory file;
+ * -1: none configured any more).  Connections already in are not
+ * asked again.
+ */
+void
+auth_set_password_file(struct worker *w, int fd, const char *name)
+{
+	struct passwd_db	*db = NULL;
+	FILE			*f;
+	char			 err[256];
+
+	if (fd != -1) {
+		if ((f = fdopen(fd, "r")) == NULL) {
+			log_error("cannot read the password file sent",
+			    "file=%s error=\"%s\"", name, strerror(errno));
+			close(fd);
+			return;
+		}
+		/* its bad lines: the supervisor logged them already */
+		if (passwd_read(&db, f, name, NULL, NULL, err,
+		    sizeof(err)) == -1) {
+			log_error("password file not taken; the previous one "
+			    "stays", "file=%s error=\"%s\"", name, err);
+			fclose(f);
+			return;
+		}
+		fclose(f);
+	}
+	passwd_free(w->passwd);
+	w->passwd = db;
+	log_debug("password file taken", "file=%s users=%zu", name,
+	    db ? passwd_count(db) : (size_t)0);
+}
+
+int
+auth_connect(struct conn *c, const struct mqtt_connect *cn, const char **why)
+{
+	struct worker	*w = c->w;
+	struct auth	*a = w->auth;
+	struct auth_job	*j;
+	int		 anonymous_ok = config_num(&w->proc->cfg,
+			    OPT_mqtt_allow_anonymous) != 0;
+
+	if (!cn->has_username) {
+		*why = "anonymous access is off (mqtt.allow-anonymous)";
+		return anonymous_ok ? AUTH_OK : AUTH_REFUSED;
+	}
+	if (w->passwd == NULL) {
+		*why = "a user name, but no auth.password-file";
+		return anonymous_ok ? AUTH_OK : AUTH_REFUSED;
+	}
+	if (!cn->has_password) {
+		*why = "a user name without a password";
+		return AUTH_REFUSED;
+	}
+	if (a == NULL || a->queued >= AUTH_QUEUE_MAX) {
+		*why = "too many logins being checked";
+		return AUTH_BUSY;
+	}
+	if ((j = malloc(sizeof(*j) + cn->username.len +
+	    cn->password.len)) == NULL) {
+		*why = "out of memory";
+		return AUTH_BUSY;
+	}
+	j->next = NULL;
+	j->conn_id = c->id;
+	j->db = passwd_ref(w->passwd);
+	j->ok = 0;
+	j->ulen = cn->username.len;
+	j->pwlen = cn->password.len;
+	memcpy(j->data, cn->username.data, j->ulen);
+	memcpy(j->data + j->ulen, cn->password.data, j->pwlen);
+	pthread_mutex_lock(&a->mu);
+	*a->todo_tail = j;
+	a->todo_tail = &j->next;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	a->queued++;
+	*why = NULL;
+	return AUTH_PENDING;
+}
