@@ -39,6 +39,7 @@
 
 #include "ipc_link.h"
 #include "log.h"
+#include "utf8.h"
 #include "walc.h"
 #include "walrec.h"
 #include "worker.h"
@@ -454,6 +455,23 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 	/* 1) what this broker grants */
 	if (m->qos > max_qos) {
 		conn_close(c, MQTT_RC_QOS_NOT_SUPPORTED, "QoS not supported");
+		return;
+	}
+	/* MQTT 5: a payload its format indicator calls UTF-8 that is not
+	 * (3.3.2.3.2), if we look (Mosquitto does not): refused */
+	if (config_num(cfg, OPT_mqtt_check_payload_format) &&
+	    mqtt_props_has(&m->props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR) &&
+	    m->props.payload_format_indicator == 1 &&
+	    utf8_check(m->payload.data, m->payload.len, 0) == -1) {
+		log_limited(&rl, LOG_LEVEL_INFO, "message refused: payload "
+		    "not the UTF-8 its format indicator says", "client=%.*s",
+		    (int)c->client_id_len, c->client_id);
+		if (m->qos == 0)
+			conn_close(c, MQTT_RC_PAYLOAD_FORMAT_INVALID,
+			    "payload not UTF-8");
+		else
+			deliver_ack(c, m->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+			    m->packet_id, MQTT_RC_PAYLOAD_FORMAT_INVALID);
 		return;
 	}
 	if (m->retain && !config_num(cfg, OPT_mqtt_retain_available)) {
