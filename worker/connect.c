@@ -42,6 +42,7 @@
 /* CONNACK details decided at CONNECT and sent at REG_GRANTED. */
 #define FLAG_ASSIGNED_ID	0x1
 #define FLAG_SERVER_KEEP_ALIVE	0x2
+#define FLAG_RESPONSE_INFO	0x4	/* asked for Response Information */
 
 static void
 refuse(struct conn *c, uint8_t reason, const char *why)
@@ -218,6 +219,11 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 		c->connack_flags |= FLAG_SERVER_KEEP_ALIVE;
 	}
 
+	/* the base of response topics, if the client asks and we say one */
+	if (mqtt_props_has(&cn->props, MQTT_PROP_REQUEST_RESPONSE_INFORMATION) &&
+	    cn->props.request_response_information == 1)
+		c->connack_flags |= FLAG_RESPONSE_INFO;
+
 	/* 5) flow control the client asked for (5.0) */
 	inflight = (uint16_t)config_num(cfg, OPT_mqtt_max_inflight);
 	c->send_max = inflight;
@@ -318,6 +324,7 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 	struct mqtt_packet	 pkt;
 	struct mqtt_props	*p = &pkt.connack.props;
 	int64_t			 maxqos;
+	const char		*info;
 	char			 addr[64];
 
 	if (c == NULL || c->state != CONN_CLAIMING)
@@ -387,6 +394,12 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 		if (c->connack_flags & FLAG_SERVER_KEEP_ALIVE) {
 			p->server_keep_alive = c->keep_alive;
 			mqtt_props_set(p, MQTT_PROP_SERVER_KEEP_ALIVE);
+		}
+		info = config_str(cfg, OPT_mqtt_response_information);
+		if ((c->connack_flags & FLAG_RESPONSE_INFO) && *info != '\0') {
+			p->response_information.data = (const uint8_t *)info;
+			p->response_information.len = strlen(info);
+			mqtt_props_set(p, MQTT_PROP_RESPONSE_INFORMATION);
 		}
 	}
 	conn_send_packet(c, &pkt);
