@@ -166,18 +166,12 @@ free_subs(struct conn_sub *s)
 static void
 free_conn(struct conn *c)
 {
-	uint16_t	 i;
-
 	deliver_free_queue(c);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c->client_id);
 	free(c->inflight);
-	if (c->aliases != NULL) {
-		for (i = 0; i < c->alias_max; i++)
-			free(c->aliases[i].topic);
-		free(c->aliases);
-	}
+	conn_aliases_free(c);
 	free(c->acks);
 	free(c->q2in);
 	retained_free(c);

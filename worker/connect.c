@@ -232,6 +232,18 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 		c->send_max = cn->props.receive_maximum;
 	if (mqtt_props_has(&cn->props, MQTT_PROP_MAXIMUM_PACKET_SIZE))
 		c->max_out_packet = cn->props.maximum_packet_size;
+	/* aliases for the topics it receives, if it takes any (capped: a
+	 * lookup walks them) */
+	if (mqtt_props_has(&cn->props, MQTT_PROP_TOPIC_ALIAS_MAXIMUM) &&
+	    cn->props.topic_alias_maximum > 0) {
+		if (conn_aliases(c) == NULL) {
+			refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+			return;
+		}
+		c->aliases->out_max = cn->props.topic_alias_maximum <
+		    ALIAS_OUT_MAX ? cn->props.topic_alias_maximum :
+		    ALIAS_OUT_MAX;
+	}
 
 	/* 6) ask the registry; reading waits for the answer (and first
 	 * for the password's) */

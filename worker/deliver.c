@@ -85,6 +85,86 @@ alloc_packet_id(struct conn *c)
 	}
 }
 
+struct conn_aliases *
+conn_aliases(struct conn *c)
+{
+	if (c->aliases == NULL)
+		c->aliases = calloc(1, sizeof(*c->aliases));
+	return c->aliases;
+}
+
+void
+conn_aliases_free(struct conn *c)
+{
+	struct conn_aliases	*ca = c->aliases;
+	uint16_t		 i;
+
+	if (ca == NULL)
+		return;
+	for (i = 0; ca->in && i < c->alias_max; i++)
+		free(ca->in[i].topic);
+	for (i = 0; ca->out && i < ca->out_max; i++)
+		free(ca->out[i].topic);
+	free(ca->in);
+	free(ca->out);
+	free(ca);
+	c->aliases = NULL;
+}
+
+/*
+ * Our alias for this topic to a client that takes them (its Topic Alias
+ * Maximum): the one it knows (*known), else a free one or the least
+ * recently used, to be sent with the topic.  0: none (the client takes
+ * none, or out of memory).  Nothing is committed: see alias_commit().
+ */
+static uint16_t
+alias_pick(struct conn *c, const struct mqtt_view *topic, int *known)
+{
+	struct conn_aliases	*ca = c->aliases;
+	struct topic_alias	*a;
+	uint16_t		 i, pick = 0;
+
+	*known = 0;
+	if (ca == NULL || ca->out_max == 0 || topic->len == 0)
+		return 0;
+	if (ca->out == NULL && (ca->out = calloc(ca->out_max,
+	    sizeof(*ca->out))) == NULL)
+		return 0;
+	for (i = 0; i < ca->out_max; i++) {
+		a = &ca->out[i];
+		if (a->topic == NULL) {
+			/* a free one before any in use */
+			if (pick == 0 || ca->out[pick - 1].topic != NULL)
+				pick = (uint16_t)(i + 1);
+			continue;
+		}
+		if (a->len == topic->len && memcmp(a->topic, topic->data,
+		    topic->len) == 0) {
+			*known = 1;
+			return (uint16_t)(i + 1);
+		}
+		if (pick == 0 || (ca->out[pick - 1].topic != NULL &&
+		    a->used < ca->out[pick - 1].used))
+			pick = (uint16_t)(i + 1);
+	}
+	return pick;
+}
+
+/* The PUBLISH with this alias is in the output: the client knows it. */
+static void
+alias_commit(struct conn *c, uint16_t alias, int known,
+    const struct mqtt_view *topic, uint8_t *copy)
+{
+	struct topic_alias	*a = &c->aliases->out[alias - 1];
+
+	if (!known) {
+		free(a->topic);
+		a->topic = copy;
+		a->len = (uint16_t)topic->len;
+	}
+	a->used = ++c->aliases->clock;
+}
+
 /* Encode one PUBLISH for this client; 0, or -1 if it cannot take it. */
 static int
 encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
@@ -93,23 +173,39 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	struct mqtt_delivery	 d;
 	struct buf		*out = conn_out(c);
 	size_t			 start = out->len;
+	uint8_t			*copy = NULL;
+	int			 known = 0;
 
 	memset(&d, 0, sizeof(d));
 	d.qos = qos;
 	d.dup = qos > 0 ? dup : 0;
 	d.retain = retain;
 	d.packet_id = packet_id;
+	/* in wire order: an alias is the client's once its PUBLISH is */
+	if (c->aliases != NULL && (d.topic_alias = alias_pick(c, &m->topic,
+	    &known)) != 0) {
+		d.alias_only = (uint8_t)known;
+		if (!known && (copy = malloc(m->topic.len)) == NULL)
+			d.topic_alias = 0;
+		else if (!known)
+			memcpy(copy, m->topic.data, m->topic.len);
+	}
 	if (mqtt_encode_publish_header(out, m, c->level, &d, NULL) == -1 ||
 	    buf_add(out, m->payload.data, m->payload.len) == -1) {
 		buf_truncate(out, start);
+		free(copy);
 		return -1;
 	}
 	if (c->max_out_packet && out->len - start > c->max_out_packet) {
-		/* MQTT 5: never send more than the client's maximum */
+		/* MQTT 5: never send more than the client's maximum (an
+		 * alias not sent is not the client's) */
 		buf_truncate(out, start);
+		free(copy);
 		drop(c, qos, "larger than the client's maximum packet size");
 		return -1;
 	}
+	if (d.topic_alias != 0)
+		alias_commit(c, d.topic_alias, known, &m->topic, copy);
 	c->out_msgs++;
 	c->w->stats.deliveries++;
 	return 0;

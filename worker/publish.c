@@ -389,6 +389,7 @@ resolve_alias(struct conn *c, const struct mqtt_publish *m,
     struct mqtt_publish *out)
 {
 	struct buf		*b = &c->w->resolved;
+	struct conn_aliases	*ca;
 	struct topic_alias	*a;
 	struct mqtt_delivery	 d;
 	uint16_t		 alias = m->props.topic_alias;
@@ -398,12 +399,12 @@ resolve_alias(struct conn *c, const struct mqtt_publish *m,
 		    "topic alias 0" : "topic alias above our maximum");
 		return -1;
 	}
-	if (c->aliases == NULL && (c->aliases = calloc(c->alias_max,
-	    sizeof(*c->aliases))) == NULL) {
+	if ((ca = conn_aliases(c)) == NULL || (ca->in == NULL &&
+	    (ca->in = calloc(c->alias_max, sizeof(*ca->in))) == NULL)) {
 		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 		return -1;
 	}
-	a = &c->aliases[alias - 1];
+	a = &ca->in[alias - 1];
 	if (m->topic.len > 0) {
 		free(a->topic);
 		if ((a->topic = malloc(m->topic.len)) == NULL) {

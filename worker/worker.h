@@ -158,8 +158,7 @@ struct conn {
 	uint32_t		 rqueued;
 	uint16_t		 ret_pending;	/* lookups out */
 	uint16_t		 alias_max;	/* Topic Alias Maximum we gave */
-	struct topic_alias	*aliases;	/* alias_max entries, made when
-						   the client sets one */
+	struct conn_aliases	*aliases;	/* made when first needed */
 	struct ret_lookup	*lookups, *lookups_tail;
 	struct conn_sub		*subs;
 	struct conn_sub		*granted_subs;	/* stored, before the grant */
@@ -177,11 +176,26 @@ struct conn {
 						   write */
 };
 
-/* A topic the client named by an alias (MQTT 5, 3.3.2.3.4). */
+/* A topic named by an alias (MQTT 5, 3.3.2.3.4). */
 struct topic_alias {
 	uint8_t			*topic;		/* NULL: not set */
 	uint16_t		 len;
+	uint64_t		 used;		/* ours: when last sent (LRU) */
 };
+
+/*
+ * A connection's topic aliases, both ways: the client's (alias_max of
+ * them, as our CONNACK allowed) and ours (at most the client's Topic
+ * Alias Maximum, capped at ALIAS_OUT_MAX).
+ */
+struct conn_aliases {
+	struct topic_alias	*in;		/* alias_max entries, or NULL */
+	struct topic_alias	*out;		/* out_max entries, or NULL */
+	uint16_t		 out_max;
+	uint64_t		 clock;		/* deliveries through ours */
+};
+
+#define ALIAS_OUT_MAX	64
 
 /* A retained lookup sent to walsvc and not yet answered whole. */
 struct ret_lookup {
@@ -336,6 +350,11 @@ worker_wall_ms(struct worker *w)
 
 /* accept.c */
 int	 accept_start(struct worker *);
+
+/* deliver.c: the connection's alias tables, made if need be (NULL:
+ * out of memory); and freed */
+struct conn_aliases *conn_aliases(struct conn *);
+void	 conn_aliases_free(struct conn *);
 int	 accept_add(struct worker *, int fd);
 void	 accept_remove(struct worker *, const char *name);
 void	 accept_enable(struct worker *);

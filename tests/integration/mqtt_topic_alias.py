@@ -6,7 +6,10 @@ stored session's offline queue and for retained messages, and
 subscribers get the topic, never the alias; an alias may be set again to
 another topic; the table is the connection's and is gone at reconnect.
 Bad aliases end the connection: 0 or above the maximum with 0x94, one
-never set with 0x82.  Runs against Mosquitto with PMQ_TARGET=mosquitto."""
+never set with 0x82.  Towards a subscriber that takes aliases (Topic
+Alias Maximum in its CONNECT), PromptMQ sends its own, least recently
+used first to go, and none to one that takes none.  Runs against
+Mosquitto with PMQ_TARGET=mosquitto (which sends no aliases)."""
 
 import contextlib
 
@@ -42,6 +45,53 @@ def expect_message(sub, topic, payload, qos, what):
 def acked(r, ptype, pid, what):
     ack = r.expect(ptype, what=what)
     check(ack.pid == pid and ack.reason < 0x80, "%s: %r" % (what, ack))
+
+
+def towards_subscriber(b, done, u):
+    """Our aliases to a subscriber that takes two (Mosquitto sends none):
+    a topic goes with a new alias once, then the alias alone; a third
+    topic takes the least recently used alias, with its topic; a topic
+    whose alias was taken goes with its topic again."""
+    sub, slot = pmq.raw_elsewhere(b, 5, "aliased subscriber", None)
+    done.callback(sub.close)
+    sub.connect(u + "-asub", props={"topic-alias-maximum": 2})
+    check(sub.subscribe([(u + "-out/#", 1)]) == [1], "SUBACK")
+    plain, _ = pmq.raw_elsewhere(b, 5, "plain subscriber", None)
+    done.callback(plain.close)
+    plain.connect(u + "-psub")
+    check(plain.subscribe([(u + "-out/#", 0)]) == [0], "plain SUBACK")
+    pub, _ = pmq.raw_elsewhere(b, 5, "publisher of aliased topics", slot)
+    done.callback(pub.close)
+    pub.connect(u + "-apub")
+    aliases = {}
+
+    def send(leaf, want_topic, what):
+        topic = "%s-out/%s" % (u, leaf)
+        pub.send(pmq.publish_packet(topic, leaf.encode(), 1, 20, version=5))
+        acked(pub, pmq.PUBACK, 20, what + ": PUBACK")
+        m = sub.message(what=what)
+        alias = m.props.get("topic-alias")
+        check(alias in (1, 2), "%s: alias %r (the client takes 1 and 2)" % (what, alias))
+        check(m.topic == (topic if want_topic else ""),
+              "%s: topic %r, expected %s" % (what, m.topic,
+                                             repr(topic) if want_topic else "none"))
+        check(m.payload == leaf.encode(), "%s: payload %r" % (what, m.payload))
+        p = plain.message(what=what + " (plain subscriber)")
+        check(p.topic == topic and "topic-alias" not in p.props,
+              "%s: a subscriber that takes no aliases got %r %r" % (what, p.topic, p.props))
+        return alias
+
+    aliases["a"] = send("a", True, "a new topic")
+    check(send("a", False, "the same topic again") == aliases["a"], "alias of a changed")
+    aliases["b"] = send("b", True, "a second topic")
+    check(aliases["b"] != aliases["a"], "two topics, one alias")
+    check(send("b", False, "the second topic again") == aliases["b"], "alias of b changed")
+    check(send("a", False, "the first topic again") == aliases["a"], "alias of a changed")
+    # b is now the least recently used: c takes its alias
+    check(send("c", True, "a third topic") == aliases["b"], "c did not take b's alias")
+    check(send("b", True, "b, its alias taken") == aliases["a"],
+          "b did not take the least recently used alias (a's)")
+    check(send("c", False, "c by its alias") == aliases["b"], "alias of c changed")
 
 
 def test():
@@ -114,6 +164,9 @@ def test():
             expect_message(back, u + "/q/x", b"queued", 1, "queued with its topic")
             expect_message(back, u + "/q/x", b"queued too", 1,
                            "queued alias-only message with its topic")
+
+            if b.kind == "promptmqd":
+                towards_subscriber(b, done, u)
 
             # a reconnection forgets every alias
             pub.send(pmq.disconnect_packet(5))
