@@ -39,3 +39,6 @@ libpromptmq_a_SOURCES += common/sub.c common/sub.h
 # Mosquitto-compatible password files; a program that uses them links
 # OpenSSL's libcrypto too ($(OPENSSL_LIBS)).
 libpromptmq_a_SOURCES += common/passwd.c common/passwd.h
+
+# Mosquitto-compatible access control lists.
+libpromptmq_a_SOURCES += common/acl.c common/acl.h common/lines.h

@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "buf.h"
+#include "lines.h"
 #include "passwd.h"
 
 #define SALT_MAX	64
@@ -286,7 +287,6 @@ passwd_read(struct passwd_db **out, FILE *f, const char *path,
 	struct passwd_entry	 e;
 	char			*line = NULL, msg[128];
 	size_t			 cap = 0, len, i;
-	ssize_t			 n;
 	unsigned		 lineno = 0;
 	const char		*why;
 
@@ -296,12 +296,7 @@ passwd_read(struct passwd_db **out, FILE *f, const char *path,
 		return -1;
 	}
 	db->refs = 1;
-	while ((n = getline(&line, &cap, f)) != -1) {
-		lineno++;
-		len = (size_t)n;
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] ==
-		    '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
-			len--;
+	while (lines_next(f, &line, &cap, &len, &lineno)) {
 		if (len == 0 || line[0] == '#')
 			continue;
 		memset(&e, 0, sizeof(e));

@@ -11,7 +11,8 @@ promptmqd_SOURCES += \
 	supervisor/daemon.c \
 	supervisor/privs.c
 
-# The files workers authenticate with, read here (as root) and handed on.
+# The files workers authenticate and authorize with, read here (as root)
+# and handed on.
 promptmqd_SOURCES += supervisor/auth.c
 promptmqd_CPPFLAGS += $(OPENSSL_CFLAGS)
 promptmqd_LDADD += $(OPENSSL_LIBS)

@@ -395,37 +395,6 @@ apply_logging(struct supervisor *s)
 }
 
 /*
- * The password file is read again on every reload, changed name or not
- * (it is edited in place); workers get it when its bytes or its name
- * changed.  One that cannot be read leaves the running one in force.
- */
-static void
-reload_auth(struct supervisor *s)
-{
-	struct buf	 was = s->passwd;
-	char		 was_name[sizeof(s->passwd_name)], err[512];
-	int		 c, same;
-
-	memcpy(was_name, s->passwd_name, sizeof(was_name));
-	buf_init(&s->passwd);
-	if (auth_load(s, &s->cfg, err, sizeof(err)) == -1) {
-		log_error("reload: password file not changed", "error=\"%s\"",
-		    err);
-		s->passwd = was;
-		return;
-	}
-	same = strcmp(was_name, s->passwd_name) == 0 && was.len ==
-	    s->passwd.len && (was.len == 0 || memcmp(was.data,
-	    s->passwd.data, was.len) == 0);
-	buf_free(&was);
-	if (same)
-		return;
-	for (c = 0; c < s->nworkers; c++)
-		if (spawn_alive(&s->workers[c]))
-			auth_send(s, &s->workers[c]);
-}
-
-/*
  * SIGHUP: build the new configuration completely first; on any error
  * keep the running one.  Options that can change live go to every
  * child; the others are named as needing a restart.
@@ -482,7 +451,7 @@ reload(struct supervisor *s)
 		live[nlive++] = changed[i];
 	}
 	apply_logging(s);
-	reload_auth(s);
+	auth_reload(s);
 	if (nlive) {
 		if (spawn_alive(&s->walsvc))
 			spawn_send_config(&s->walsvc, IPC_CTL_RELOAD, &s->cfg,

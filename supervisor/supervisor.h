@@ -90,15 +90,23 @@ struct supervisor {
 	char			 fail_reason[512];
 	struct privs		 privs;
 	struct event		*stop_timer;
-	/* auth.password-file as last read (auth.c) */
-	struct buf		 passwd;
-	char			 passwd_name[PATH_MAX];
+	/* auth.password-file and auth.acl-file as last read (auth.c),
+	 * indexed by kind */
+	struct auth_file {
+		struct buf	 bytes;
+		char		 name[PATH_MAX];
+	}			 auth[3];
 };
+
+/* The kinds of IPC_CTL_AUTH. */
+#define AUTH_PASSWORD_FILE	1
+#define AUTH_ACL_FILE		2
 
 /* auth.c */
 int	 auth_load(struct supervisor *, const struct config *, char *err,
 	    size_t errlen);
 void	 auth_send(struct supervisor *, struct child *);
+void	 auth_reload(struct supervisor *);
 
 /* listen.c */
 int	 listen_open(struct listen_set *, const char *binds, int nslots,

@@ -27,6 +27,7 @@ INTEGRATION_TESTS = \
 	tests/integration/startup_errors.py \
 	tests/integration/passwd_tool.py \
 	tests/integration/auth_password.py \
+	tests/integration/auth_acl.py \
 	tests/integration/process_tree.py \
 	tests/integration/wal_durability.py \
 	tests/integration/mqtt_basic.py \
@@ -213,6 +214,14 @@ TESTS += tests/unit/check_log
 UNIT_TESTS += tests/unit/check_log
 
 # The log record payloads (common/walrec.c).
+check_PROGRAMS += tests/unit/check_acl
+tests_unit_check_acl_SOURCES = tests/unit/check_acl.c
+tests_unit_check_acl_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_check_acl_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_acl_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_acl
+UNIT_TESTS += tests/unit/check_acl
+
 check_PROGRAMS += tests/unit/check_passwd
 tests_unit_check_passwd_SOURCES = tests/unit/check_passwd.c
 tests_unit_check_passwd_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)

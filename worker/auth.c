@@ -31,6 +31,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "acl.h"
 #include "log.h"
 #include "passwd.h"
 #include "worker.h"
@@ -175,38 +176,64 @@ auth_stop(struct worker *w)
 }
 
 /*
- * The password file the supervisor sent (fd: a sealed memory file;
- * -1: none configured any more).  Connections already in are not
- * asked again.
+ * A file the supervisor sent (kind 1: the password file, 2: the ACL
+ * file; fd: a sealed memory file, -1: none configured any more).  The
+ * supervisor checked it; its bad lines were logged there.  A password
+ * file applies to the next logins; an ACL file to everything from now
+ * on, the connections already in included.
  */
 void
-auth_set_password_file(struct worker *w, int fd, const char *name)
+auth_set_file(struct worker *w, int kind, int fd, const char *name)
 {
 	struct passwd_db	*db = NULL;
-	FILE			*f;
-	char			 err[256];
+	struct acl		*acl = NULL;
+	FILE			*f = NULL;
+	char			 err[512];
+	int			 rv = 0;
 
-	if (fd != -1) {
-		if ((f = fdopen(fd, "r")) == NULL) {
-			log_error("cannot read the password file sent",
-			    "file=%s error=\"%s\"", name, strerror(errno));
-			close(fd);
-			return;
-		}
-		/* its bad lines: the supervisor logged them already */
-		if (passwd_read(&db, f, name, NULL, NULL, err,
-		    sizeof(err)) == -1) {
-			log_error("password file not taken; the previous one "
-			    "stays", "file=%s error=\"%s\"", name, err);
-			fclose(f);
-			return;
-		}
+	if (fd != -1 && (f = fdopen(fd, "r")) == NULL) {
+		log_error("cannot read a file sent", "file=%s error=\"%s\"",
+		    name, strerror(errno));
+		close(fd);
+		return;
+	}
+	if (f != NULL) {
+		rv = kind == 1 ? passwd_read(&db, f, name, NULL, NULL, err,
+		    sizeof(err)) : acl_read(&acl, f, name, err, sizeof(err));
 		fclose(f);
 	}
-	passwd_free(w->passwd);
-	w->passwd = db;
-	log_debug("password file taken", "file=%s users=%zu", name,
-	    db ? passwd_count(db) : (size_t)0);
+	if (rv == -1) {
+		log_error("file not taken; the previous one stays",
+		    "file=%s error=\"%s\"", name, err);
+		return;
+	}
+	if (kind == 1) {
+		passwd_free(w->passwd);
+		w->passwd = db;
+	} else {
+		acl_free(w->acl);
+		w->acl = acl;
+	}
+	log_debug("authentication file taken", "kind=%d file=%s", kind,
+	    name);
+}
+
+int
+auth_may(const struct conn *c, const void *topic, size_t len, int access)
+{
+	const char	*u = c->username;
+
+	return c->w->acl == NULL || acl_check(c->w->acl, u, u ? strlen(u) : 0,
+	    c->client_id, c->client_id_len, topic, len, access);
+}
+
+int
+auth_may_subscribe(const struct conn *c, const void *filter, size_t len)
+{
+	const char	*u = c->username;
+
+	return c->w->acl == NULL || acl_may_subscribe(c->w->acl, u, u ?
+	    strlen(u) : 0, c->client_id, c->client_id_len, filter, len);
 }
 
 int

@@ -170,6 +170,7 @@ free_conn(struct conn *c)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c->client_id);
+	free(c->username);
 	free(c->inflight);
 	conn_aliases_free(c);
 	free(c->acks);

@@ -154,6 +154,15 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 		refuse(c, MQTT_RC_SERVER_BUSY, why);
 		return;
 	}
+	/* the name the ACL file knows it by */
+	if (cn->has_username && (c->username = malloc(cn->username.len +
+	    1)) != NULL) {
+		memcpy(c->username, cn->username.data, cn->username.len);
+		c->username[cn->username.len] = '\0';
+	} else if (cn->has_username) {
+		refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	}
 
 	/* 2) the client id: assigned when empty and allowed */
 	if (idlen == 0) {

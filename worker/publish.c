@@ -38,6 +38,7 @@
 #include <event2/event.h>
 
 #include "ipc_link.h"
+#include "acl.h"
 #include "log.h"
 #include "utf8.h"
 #include "walc.h"
@@ -137,6 +138,9 @@ publish_route(struct worker *w, struct conn *origin, int from_here,
 	}
 	for (i = 0; i < n; i++) {
 		c = w->targets[i];
+		/* auth.acl-file: only what the subscriber may read */
+		if (!auth_may(c, m->topic.data, m->topic.len, ACL_READ))
+			continue;
 		qos = m->qos < c->match_qos ? m->qos : c->match_qos;
 		/* a stored session gets that from walsvc, in log order */
 		if (c->stored && qos > 0)
@@ -493,6 +497,20 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 		m = &resolved;
 		raw = w->resolved.data;
 		rawlen = w->resolved.len;
+	}
+	/* auth.acl-file: a topic the client may not write goes nowhere; an
+	 * MQTT 5 client is told at QoS 1 and 2, as Mosquitto does (a 3.x
+	 * client cannot be) */
+	if (!auth_may(c, m->topic.data, m->topic.len, ACL_WRITE)) {
+		log_limited(&rl, LOG_LEVEL_INFO, "publish not allowed by "
+		    "auth.acl-file", "client=%.*s topic=%.*s",
+		    (int)c->client_id_len, c->client_id, (int)m->topic.len,
+		    m->topic.data);
+		if (m->qos > 0)
+			deliver_ack(c, m->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+			    m->packet_id, c->level == MQTT_LEVEL_5 ?
+			    MQTT_RC_NOT_AUTHORIZED : 0);
+		return;
 	}
 	/* MQTT 5: our Receive Maximum counts QoS 1 until PUBACK, QoS 2
 	 * until PUBCOMP; a resend of a QoS 2 message already counted */

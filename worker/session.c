@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "log.h"
 #include "walc.h"
 #include "walrec.h"
@@ -100,6 +101,12 @@ session_message(struct worker *w, uint64_t conn_id, uint64_t seq,
 		log_limited(&rl, LOG_LEVEL_ERROR, "undecodable session message "
 		    "dropped", "client=%.*s seq=%llu", (int)c->client_id_len,
 		    c->client_id, (unsigned long long)seq);
+		session_ack(c, seq, WALREC_ACK_DONE, 0, 0);
+		return;
+	}
+	/* auth.acl-file: what the client may not read is written off */
+	if (!auth_may(c, pkt.publish.topic.data, pkt.publish.topic.len,
+	    ACL_READ)) {
 		session_ack(c, seq, WALREC_ACK_DONE, 0, 0);
 		return;
 	}

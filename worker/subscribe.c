@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "ipc_link.h"
+#include "acl.h"
 #include "log.h"
 #include "walc.h"
 #include "walrec.h"
@@ -182,6 +183,11 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 		    !config_num(cfg, OPT_mqtt_wildcard_available)) {
 			ps->reasons[i++] = refusal(c,
 			    MQTT_RC_WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED);
+			continue;
+		}
+		/* auth.acl-file: a filter that could never deliver */
+		if (!auth_may_subscribe(c, s.filter.data, s.filter.len)) {
+			ps->reasons[i++] = refusal(c, MQTT_RC_NOT_AUTHORIZED);
 			continue;
 		}
 		memset(&opts, 0, sizeof(opts));
@@ -351,9 +357,16 @@ void
 retained_message(struct worker *w, uint64_t conn_id, const uint8_t *body,
     size_t len)
 {
-	struct conn	*c = idmap_get(&w->conns_by_id, conn_id);
+	struct conn		*c = idmap_get(&w->conns_by_id, conn_id);
+	struct mqtt_packet	 pkt;
 
 	if (c == NULL || c->state != CONN_ACTIVE || c->ret_pending == 0)
+		return;
+	/* auth.acl-file: only what the subscriber may read */
+	if (w->acl != NULL && (mqtt_decode_stored_publish(body +
+	    IPC_RET_MSG_HEADER, len - IPC_RET_MSG_HEADER, body[1], &pkt) ==
+	    -1 || !auth_may(c, pkt.publish.topic.data, pkt.publish.topic.len,
+	    ACL_READ)))
 		return;
 	deliver_retained(c, body[1], body + IPC_RET_MSG_HEADER,
 	    len - IPC_RET_MSG_HEADER, body[0], buf_load_u32(body + 4));

@@ -17,6 +17,7 @@
 
 #include "ctl.h"
 #include "ipc_link.h"
+#include "acl.h"
 #include "log.h"
 #include "passwd.h"
 #include "proc.h"
@@ -86,6 +87,8 @@ worker_stop(struct proc *p)
 	auth_stop(&worker);
 	passwd_free(worker.passwd);
 	worker.passwd = NULL;
+	acl_free(worker.acl);
+	worker.acl = NULL;
 	peers_flush(&worker);
 	if (p->orphaned)
 		ipc_endpoint_abandon(worker.endpoint);
@@ -110,12 +113,13 @@ worker_control(struct proc *p, const struct ipc_record *rec, int fd)
 	char	 name[ADDR_TEXT_MAX];
 
 	if (rec->type == IPC_CTL_AUTH) {
-		/* body: u8 kind (1: the password file), its name */
+		/* body: u8 kind (1: the password file, 2: the ACL
+		 * file), its name */
 		if (rec->len >= 1 && rec->len < sizeof(name) &&
-		    rec->body[0] == 1) {
+		    (rec->body[0] == 1 || rec->body[0] == 2)) {
 			memcpy(name, rec->body + 1, rec->len - 1);
 			name[rec->len - 1] = '\0';
-			auth_set_password_file(&worker, fd, name);
+			auth_set_file(&worker, rec->body[0], fd, name);
 		} else {
 			log_warnx("malformed authentication message",
 			    "len=%u", rec->len);

@@ -146,6 +146,7 @@ struct conn {
 	int64_t			 created;
 	int64_t			 claim_sent;	/* monotonic ms of the last claim */
 	char			*client_id;
+	char			*username;	/* as CONNECT gave it, or NULL */
 	struct inflight		*inflight;	/* send_max entries, inflight_out
 						   of them in use */
 	struct buf		 in;		/* an incomplete packet */
@@ -315,6 +316,7 @@ struct worker {
 	uint8_t			*scratch;	/* read buffer of the loop */
 	struct auth		*auth;		/* the password checking thread */
 	struct passwd_db	*passwd;	/* auth.password-file, or NULL */
+	struct acl		*acl;		/* auth.acl-file, or NULL */
 	struct buf		 record;	/* a log record being encoded */
 	struct buf		 resolved;	/* a PUBLISH with its alias
 						   replaced by its topic */
@@ -381,7 +383,12 @@ enum {
 };
 int	 auth_start(struct worker *);
 void	 auth_stop(struct worker *);
-void	 auth_set_password_file(struct worker *, int fd, const char *name);
+void	 auth_set_file(struct worker *, int kind, int fd, const char *name);
+/* With no auth.acl-file, always 1; else what it allows the client. */
+int	 auth_may(const struct conn *, const void *topic, size_t len,
+	    int access);
+int	 auth_may_subscribe(const struct conn *, const void *filter,
+	    size_t len);
 int	 auth_connect(struct conn *, const struct mqtt_connect *,
 	    const char **why);
 

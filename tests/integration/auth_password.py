@@ -181,7 +181,7 @@ def test():
         shutil.move(path, path + ".away")
         mark = len(b.log())
         os.kill(b.proc.pid, signal.SIGHUP)
-        b.wait_log(r"reload: password file not changed.*No such file", start=mark)
+        b.wait_log(r"reload: file not changed.*auth.password-file.*No such file", start=mark)
         expect_in(b, 5, "new", "n3w").close()
         shutil.move(path + ".away", path)
         for c in subs.values():

@@ -678,17 +678,25 @@ class Mosquitto(Broker):
 
 
 class GuardedMosquitto(Mosquitto):
-    """Mosquitto that lets in only the users of a password file (which
-    it reads as its own user: the file and its directory must let it)."""
+    """Mosquitto that lets in the users of a password file (anonymous
+    clients too with allow_anonymous), with an ACL file if given; it
+    reads them as its own user: the files and their directory must let
+    it."""
 
-    def __init__(self, password_file, name="mosq-auth", **kw):
+    def __init__(self, password_file, name="mosq-auth", acl_file=None,
+                 allow_anonymous=False, **kw):
         Mosquitto.__init__(self, name=name, **kw)
-        self.password_file = password_file
+        self.password_file, self.acl_file = password_file, acl_file
+        self.allow_anonymous = allow_anonymous
 
     def config_lines(self):
-        return ["listener %d 127.0.0.1" % self.port, "allow_anonymous false",
-                "password_file %s" % self.password_file, "log_dest stderr",
-                "log_type all"]
+        lines = ["listener %d 127.0.0.1" % self.port,
+                 "allow_anonymous %s" % str(self.allow_anonymous).lower(),
+                 "password_file %s" % self.password_file, "log_dest stderr",
+                 "log_type all"]
+        if self.acl_file:
+            lines.append("acl_file %s" % self.acl_file)
+        return lines
 
 
 class PersistentMosquitto(Mosquitto):
