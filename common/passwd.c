@@ -380,6 +380,20 @@ passwd_count(const struct passwd_db *db)
 }
 
 int
+passwd_same_user(const struct passwd_db *a, const struct passwd_db *b,
+    const char *user, size_t userlen)
+{
+	const struct passwd_entry	*x, *y;
+
+	if (a == NULL || b == NULL || (x = find(a, user, userlen)) == NULL ||
+	    (y = find(b, user, userlen)) == NULL)
+		return 0;
+	return x->type == y->type && x->iterations == y->iterations &&
+	    x->saltlen == y->saltlen && memcmp(x->salt, y->salt,
+	    x->saltlen) == 0 && memcmp(x->hash, y->hash, PASSWD_HASH_LEN) == 0;
+}
+
+int
 passwd_check(const struct passwd_db *db, const char *user, size_t userlen,
     const void *password, size_t pwlen)
 {

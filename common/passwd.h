@@ -56,6 +56,10 @@ struct passwd_db *passwd_ref(struct passwd_db *);
 void	 passwd_free(struct passwd_db *);
 size_t	 passwd_count(const struct passwd_db *);
 
+/* 1 when both have `user` (b may be NULL), with the same hash. */
+int	 passwd_same_user(const struct passwd_db *a, const struct passwd_db *b,
+	    const char *user, size_t userlen);
+
 /* 1 when `user` exists and `password` is its password, else 0. */
 int	 passwd_check(const struct passwd_db *, const char *user,
 	    size_t userlen, const void *password, size_t pwlen);

@@ -176,6 +176,28 @@ auth_stop(struct worker *w)
 }
 
 /*
+ * A new password file: a client that logged in as a user it no longer
+ * has, or whose password it changed, is disconnected (MQTT 5: 0x98,
+ * administrative action).
+ */
+static void
+drop_changed_users(struct worker *w, const struct passwd_db *next)
+{
+	struct conn	*c, *nextc;
+
+	for (c = w->conns; c; c = nextc) {
+		nextc = c->next;
+		if (!(c->connack_flags & CONN_BY_PASSWORD) || c->username ==
+		    NULL || c->state == CONN_CLOSING)
+			continue;
+		if (!passwd_same_user(w->passwd, next, c->username,
+		    strlen(c->username)))
+			conn_close(c, MQTT_RC_ADMINISTRATIVE_ACTION, "its user "
+			    "was removed or its password changed");
+	}
+}
+
+/*
  * A file the supervisor sent (kind 1: the password file, 2: the ACL
  * file; fd: a sealed memory file, -1: none configured any more).  The
  * supervisor checked it; its bad lines were logged there.  A password
@@ -208,6 +230,7 @@ auth_set_file(struct worker *w, int kind, int fd, const char *name)
 		return;
 	}
 	if (kind == 1) {
+		drop_changed_users(w, db);
 		passwd_free(w->passwd);
 		w->passwd = db;
 	} else {

@@ -275,6 +275,7 @@ connect_authenticated(struct conn *c, int ok)
 		    "server.connect-timeout");
 		return;
 	}
+	c->connack_flags |= CONN_BY_PASSWORD;
 	c->state = CONN_CLAIMING;
 	send_claim(c);
 }

@@ -108,7 +108,8 @@ struct conn {
 	uint8_t			 dirty;		/* on the flush list */
 	uint8_t			 normal_close;	/* DISCONNECT 0x00: no will */
 	uint8_t			 want_write;	/* write event armed */
-	uint8_t			 connack_flags;	/* decided at CONNECT */
+	uint8_t			 connack_flags;	/* decided at CONNECT; and
+						   CONN_BY_PASSWORD */
 	uint8_t			 clean_start;
 	uint8_t			 stored;	/* its session is walsvc's */
 	uint8_t			 ack_dirty;	/* acks to append this turn */
@@ -373,6 +374,9 @@ void	 conn_pause_all(struct worker *, int);
 void	 conn_pause(struct conn *, uint8_t reason, int on);
 void	 conn_start(struct worker *);
 const char *conn_addr(const struct conn *, char *, size_t);
+
+/* In connack_flags: logged in with a user of auth.password-file. */
+#define CONN_BY_PASSWORD	0x80
 
 /* auth.c */
 enum {

@@ -161,8 +161,17 @@ def test():
             r.close()
         expect_in(b, 5, "slow", "slow pw").close()
 
-        # reload: a user added, one removed, a bad line; those in stay in
+        # reload: a user added, one removed, one's password changed, a
+        # bad line; the removed and the changed one's clients are
+        # disconnected (0x98), the others stay
+        add_user(path, "chg", "before")
+        mark = len(b.log())
+        os.kill(b.proc.pid, signal.SIGHUP)
+        b.wait_log(r"configuration reloaded", start=mark)
+        gone = [expect_in(b, 5, "iot", "k3y"), expect_in(b, 4, "iot", "k3y"),
+                expect_in(b, 5, "chg", "before")]
         add_user(path, "new", "n3w")
+        add_user(path, "chg", "after")
         subprocess.run([TOOL, "-D", path, "iot"], check=True)
         with open(path, "a") as f:
             f.write("broken line without a hash\n")
@@ -176,6 +185,9 @@ def test():
         expect_in(b, 4, "dev", "s3cret").close()
         for c in subs.values():
             c.ping()
+        for c in gone:
+            c.expect_closed(disconnect=0x98 if c.version == 5 else None)
+        expect_in(b, 5, "chg", "after").close()
 
         # a file gone at reload: the running one stays
         shutil.move(path, path + ".away")
