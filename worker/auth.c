@@ -17,6 +17,13 @@
  * user is unknown, the password wrong or none was given, as Mosquitto
  * answers: the answer says nothing about which users exist, and the
  * check does the same work for an unknown user.
+ *
+ * Failed logins slow down their address: after one, the next check of a
+ * login from the same address waits 250 ms before it starts, doubling
+ * with each failure up to auth.failed-login-delay (and half of
+ * server.connect-timeout), for a minute after the last one.  A delay, not a lockout: the right password
+ * still gets in, only later; guesses from one address come at most a
+ * few a second.  Per worker, in a table of AUTH_FAIL_SLOTS addresses.
  */
 #include "config.h"
 
@@ -32,15 +39,31 @@
 #include <openssl/crypto.h>
 
 #include "acl.h"
+#include "clock.h"
+#include "hash.h"
 #include "log.h"
 #include "passwd.h"
 #include "worker.h"
 
 #define AUTH_QUEUE_MAX	1024	/* checks waiting; beyond, 0x89 */
+#define AUTH_FAIL_SLOTS	4096	/* addresses with recent failures */
+#define AUTH_FAIL_MS	60000	/* how long a failure counts */
+#define AUTH_DELAY_MS	250	/* after the first failure */
+
+/* An address: family, then its bytes (IPv4 in the first 4). */
+#define ADDR_KEY	17
+
+struct auth_fail {
+	uint8_t			 key[ADDR_KEY];
+	uint32_t		 count;
+	int64_t			 last;		/* monotonic ms */
+};
 
 struct auth_job {
 	struct auth_job		*next;
 	uint64_t		 conn_id;
+	uint8_t			 addr[ADDR_KEY];
+	int64_t			 due;		/* deferred: monotonic ms */
 	struct passwd_db	*db;		/* a reference */
 	int			 ok;
 	size_t			 ulen, pwlen;
@@ -58,7 +81,103 @@ struct auth {
 	int			 efd;
 	struct event		*ev;
 	size_t			 queued;	/* loop side: jobs out */
+	/* loop side: jobs that wait for their address's delay, by due */
+	struct auth_job		*deferred;
+	struct event		*defer_ev;
+	struct auth_fail	 fails[AUTH_FAIL_SLOTS];
 };
+
+static void
+addr_key(const struct conn *c, uint8_t key[ADDR_KEY])
+{
+	memset(key, 0, ADDR_KEY);
+	key[0] = (uint8_t)c->peer.sa.sa_family;
+	if (c->peer.sa.sa_family == AF_INET)
+		memcpy(key + 1, &c->peer.in4.sin_addr, 4);
+	else if (c->peer.sa.sa_family == AF_INET6)
+		memcpy(key + 1, &c->peer.in6.sin6_addr, 16);
+}
+
+static struct auth_fail *
+fail_slot(struct auth *a, const uint8_t key[ADDR_KEY])
+{
+	uint64_t	 h = 0;
+	size_t		 i;
+
+	for (i = 0; i < ADDR_KEY; i++)
+		h = hash_mix64(h ^ key[i]);
+	return &a->fails[h % AUTH_FAIL_SLOTS];
+}
+
+/* How long a login from this address waits before it is checked. */
+static int64_t
+fail_delay(struct auth *a, const uint8_t key[ADDR_KEY], int64_t now,
+    int64_t bound)
+{
+	struct auth_fail	*f = fail_slot(a, key);
+	int64_t			 d;
+
+	if (memcmp(f->key, key, ADDR_KEY) != 0 || f->count == 0 ||
+	    now - f->last > AUTH_FAIL_MS)
+		return 0;
+	d = f->count > 16 ? bound : (int64_t)AUTH_DELAY_MS << (f->count - 1);
+	return d < bound ? d : bound;
+}
+
+static void
+fail_note(struct auth *a, const uint8_t key[ADDR_KEY], int64_t now)
+{
+	struct auth_fail	*f = fail_slot(a, key);
+
+	/* another address in the slot, or an old count: start again */
+	if (memcmp(f->key, key, ADDR_KEY) != 0 || now - f->last >
+	    AUTH_FAIL_MS) {
+		memcpy(f->key, key, ADDR_KEY);
+		f->count = 0;
+	}
+	f->count++;
+	f->last = now;
+}
+
+static void
+submit(struct auth *a, struct auth_job *j)
+{
+	j->next = NULL;
+	pthread_mutex_lock(&a->mu);
+	*a->todo_tail = j;
+	a->todo_tail = &j->next;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void
+arm_deferred(struct auth *a, int64_t now)
+{
+	struct timeval	 tv;
+	int64_t		 wait;
+
+	if (a->deferred == NULL)
+		return;
+	wait = a->deferred->due > now ? a->deferred->due - now : 0;
+	tv.tv_sec = (time_t)(wait / 1000);
+	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+	evtimer_add(a->defer_ev, &tv);
+}
+
+/* Deferred checks whose time came go to the thread. */
+static void
+deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct auth	*a = arg;
+	struct auth_job	*j;
+	int64_t		 now = clock_mono_ms();
+
+	while ((j = a->deferred) != NULL && j->due <= now) {
+		a->deferred = j->next;
+		submit(a, j);
+	}
+	arm_deferred(a, now);
+}
 
 static void *
 auth_thread(void *arg)
@@ -111,6 +230,8 @@ auth_answers(evutil_socket_t fd, short what, void *arg)
 	for (; j; j = next) {
 		next = j->next;
 		a->queued--;
+		if (!j->ok)
+			fail_note(a, j->addr, clock_mono_ms());
 		c = idmap_get(&w->conns_by_id, j->conn_id);
 		if (c != NULL && c->state == CONN_AUTH)
 			connect_authenticated(c, j->ok);
@@ -133,6 +254,7 @@ auth_start(struct worker *w)
 	    pthread_cond_init(&a->cv, NULL) != 0 ||
 	    (a->ev = event_new(w->base, a->efd, EV_READ | EV_PERSIST,
 	    auth_answers, w)) == NULL || event_add(a->ev, NULL) == -1 ||
+	    (a->defer_ev = evtimer_new(w->base, deferred_cb, a)) == NULL ||
 	    pthread_create(&a->thread, NULL, auth_thread, a) != 0) {
 		log_error("cannot start the authentication thread",
 		    "error=\"%s\"", strerror(errno));
@@ -168,6 +290,14 @@ auth_stop(struct worker *w)
 		passwd_free(j->db);
 		free(j);
 	}
+	for (j = a->deferred; j; j = next) {
+		next = j->next;
+		OPENSSL_cleanse(j->data, j->ulen + j->pwlen);
+		passwd_free(j->db);
+		free(j);
+	}
+	if (a->defer_ev)
+		event_free(a->defer_ev);
 	if (a->ev)
 		event_free(a->ev);
 	close(a->efd);
@@ -264,7 +394,8 @@ auth_connect(struct conn *c, const struct mqtt_connect *cn, const char **why)
 {
 	struct worker	*w = c->w;
 	struct auth	*a = w->auth;
-	struct auth_job	*j;
+	struct auth_job	*j, **jp;
+	int64_t		 now, delay, bound;
 	int		 anonymous_ok = config_num(&w->proc->cfg,
 			    OPT_mqtt_allow_anonymous) != 0;
 
@@ -297,12 +428,24 @@ auth_connect(struct conn *c, const struct mqtt_connect *cn, const char **why)
 	j->pwlen = cn->password.len;
 	memcpy(j->data, cn->username.data, j->ulen);
 	memcpy(j->data + j->ulen, cn->password.data, j->pwlen);
-	pthread_mutex_lock(&a->mu);
-	*a->todo_tail = j;
-	a->todo_tail = &j->next;
-	pthread_cond_signal(&a->cv);
-	pthread_mutex_unlock(&a->mu);
+	addr_key(c, j->addr);
 	a->queued++;
+	now = clock_mono_ms();
+	bound = config_num(&w->proc->cfg, OPT_auth_failed_login_delay);
+	if (bound > config_num(&w->proc->cfg, OPT_server_connect_timeout) / 2)
+		bound = config_num(&w->proc->cfg,
+		    OPT_server_connect_timeout) / 2;
+	if ((delay = fail_delay(a, j->addr, now, bound)) > 0) {
+		/* after this address's recent failures: later */
+		j->due = now + delay;
+		for (jp = &a->deferred; *jp && (*jp)->due <= j->due;
+		    jp = &(*jp)->next)
+			;
+		j->next = *jp;
+		*jp = j;
+		arm_deferred(a, now);
+	} else
+		submit(a, j);
 	*why = NULL;
 	return AUTH_PENDING;
 }

@@ -47,11 +47,14 @@
 static void
 refuse(struct conn *c, uint8_t reason, const char *why)
 {
-	struct mqtt_packet	 pkt;
-	int			 code;
-	char			 addr[64];
+	static struct log_ratelimit	 rl;
+	struct mqtt_packet		 pkt;
+	int				 code;
+	char				 addr[64];
 
-	log_info("client refused", "client=%.*s addr=%s proto=%u "
+	/* clients choose to be refused: a flood of them is summed up */
+	log_limited(&rl, LOG_LEVEL_INFO, "client refused", "client=%.*s "
+	    "addr=%s proto=%u "
 	    "reason=\"%s\" code=0x%02x", (int)c->client_id_len,
 	    c->client_id ? c->client_id : "", conn_addr(c, addr, sizeof(addr)),
 	    c->level, why, reason);

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 
 import pmq
 from pmq import check
@@ -91,6 +92,31 @@ def mosquitto_agrees(path):
         m.cleanup()
 
 
+def slowdown(path):
+    """Failed logins from an address slow its next ones down (250 ms after
+    the first failure, doubling), the right password included: a delay,
+    not a lockout.  Only lower bounds are checked: a busy machine makes
+    everything later, never earlier."""
+    b = pmq.PromptMQ(workers=1, name="authslow", args=[
+        "--mqtt-allow-anonymous=false", "--auth-password-file", path]).start()
+    try:
+        took = []
+        for i in range(3):
+            t0 = time.monotonic()
+            expect_refused(b, 5, "dev", "guess %d" % i, "guess %d" % i)
+            took.append(time.monotonic() - t0)
+        # waits before the 2nd and 3rd checks: 250 ms, then 500 ms
+        check(took[1] >= 0.25 and took[2] >= 0.5,
+              "failed logins not slowed down: %s" % ["%.3f" % t for t in took])
+        t0 = time.monotonic()
+        expect_in(b, 5, "dev", "s3cret").close()
+        check(time.monotonic() - t0 >= 1.0, "the login after 3 failures was not delayed")
+        b.check_alive("after the slowed logins")
+    finally:
+        b.stop()
+        b.cleanup()
+
+
 def test():
     tmp = tempfile.mkdtemp(prefix="auth.", dir="/tmp")
     os.chmod(tmp, 0o755)
@@ -118,8 +144,12 @@ def test():
         check(r.returncode == 0 and "every client will be refused" in r.stderr,
               "-t without a way in: no warning\n%s" % r.stderr)
 
+        # (the slowdown of failed logins is checked on its own, below)
         b = pmq.PromptMQ(workers=2, name="auth", args=[
-            "--mqtt-allow-anonymous=false", "--auth-password-file", path]).start()
+            "--mqtt-allow-anonymous=false", "--auth-password-file", path,
+            "--auth-failed-login-delay", "0s",
+            # the costly checks below, on a slow machine (valgrind)
+            "--server-connect-timeout", "120s"]).start()
         b.wait_log(r"password file read file=%s users=\d" % path)
 
         # in, on both workers, at both levels; messages flow between them
@@ -199,6 +229,11 @@ def test():
         for c in subs.values():
             c.close()
         b.check_alive("after the logins")
+
+        b.stop()
+        b.cleanup()
+        b = None
+        slowdown(path)
 
         os.chmod(path, 0o644)   # Mosquitto reads it as its own user
         if pmq.MOSQUITTO and os.access(pmq.MOSQUITTO, os.X_OK):
