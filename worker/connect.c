@@ -30,6 +30,7 @@
 
 #include <event2/event.h>
 
+#include "acl.h"
 #include "ipc_link.h"
 #include "log.h"
 #include "walc.h"
@@ -215,7 +216,13 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 			    "mqtt.retain-available is off");
 			return;
 		}
-		if (keep_will(c, cn) == -1) {
+		/* auth.acl-file: a will the client may not publish is not
+		 * kept (the connection is, as Mosquitto does) */
+		if (!auth_may(c, cn->will_topic.data, cn->will_topic.len,
+		    ACL_WRITE))
+			log_info("will not kept: its topic is not allowed by "
+			    "auth.acl-file", "client=%.*s", (int)idlen, id);
+		else if (keep_will(c, cn) == -1) {
 			refuse(c, MQTT_RC_SERVER_UNAVAILABLE,
 			    "cannot keep the will");
 			return;

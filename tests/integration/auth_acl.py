@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 
@@ -69,6 +70,35 @@ def drain(r, markers):
         else:
             got.append(p.topic)
     return got
+
+
+def will_connect(b, cid, topic, avoid):
+    """alice, with a QoS 1 will on topic, on a worker other than avoid's."""
+    r, slot = pmq.raw_elsewhere(b, 5, cid, avoid)
+    vh = pmq.mqtt_str("MQTT") + bytes([5, 0x02 | 0x04 | 0x08 | 0x80 | 0x40]) + \
+        struct.pack("!H", 60) + b"\x00"
+    pl = pmq.mqtt_str(cid) + b"\x00" + pmq.mqtt_str(topic) + pmq.mqtt_str("gone") + \
+        pmq.mqtt_str("alice") + pmq.mqtt_str(USERS["alice"])
+    r.send(pmq.packet(pmq.CONNECT, 0, vh + pl))
+    check(r.expect(pmq.CONNACK).reason == 0, "%s refused" % cid)
+    return r, slot
+
+
+def wills(b):
+    """A will on a topic its client may not write is not published, and
+    the client still gets in (as Mosquitto)."""
+    u = pmq.unique("wills")
+    root = client(b, "root", u + "-root")
+    check(root.subscribe([("other/#", 1), ("alice/#", 1)]) == [1, 1], "SUBACK")
+    # on one worker, ended in order: a will that went out would come first
+    denied, slot = will_connect(b, u + "-denied", "other/w", root.slot)
+    allowed, _ = will_connect(b, u + "-allowed", "alice/w", root.slot)
+    for r in (denied, allowed):
+        r.sock.close()
+        b.wait_closed(r.local_port)
+    got = root.message(what="the allowed will")
+    check(got.topic == "alice/w", "will received: %r (the denied one is other/w)" % got.topic)
+    root.close()
 
 
 def behaviour(b):
@@ -138,6 +168,7 @@ def test():
             try:
                 m.start()
                 want = behaviour(m)
+                wills(m)
             finally:
                 m.stop()
                 m.cleanup()
@@ -146,6 +177,7 @@ def test():
             "--mqtt-allow-anonymous=true", "--auth-password-file", pw,
             "--auth-acl-file", acl]).start()
         got = behaviour(b)
+        wills(b)
         if want is not None:
             for k in want:
                 check(got[k] == want[k], "%s: promptmqd %r, Mosquitto %r" %
