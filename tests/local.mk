@@ -41,6 +41,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_topic_alias.py \
 	tests/integration/mqtt_payload_format.py \
 	tests/integration/mqtt_response_info.py \
+	tests/integration/mqtt_auth_method.py \
 	tests/integration/mqtt_queue_qos0.py \
 	tests/integration/storage_compaction.py \
 	tests/integration/storage_faults.py \

@@ -149,7 +149,13 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 
 	c->level = pkt->level;
 
-	/* 1) who may connect (a password is checked on the side, below) */
+	/* 1) who may connect (a password is checked on the side, below);
+	 * no MQTT 5 enhanced authentication method is known yet (4.12) */
+	if (mqtt_props_has(&cn->props, MQTT_PROP_AUTHENTICATION_METHOD)) {
+		refuse(c, MQTT_RC_BAD_AUTHENTICATION_METHOD, "unsupported "
+		    "authentication method");
+		return;
+	}
 	switch ((auth = auth_connect(c, cn, &why))) {
 	case AUTH_REFUSED:
 		refuse(c, MQTT_RC_NOT_AUTHORIZED, why);
