@@ -9,7 +9,9 @@ PY_LOG_COMPILER = $(PYTHON3)
 AM_TESTS_ENVIRONMENT = \
 	PMQ_BUILDDIR='$(abs_top_builddir)'; export PMQ_BUILDDIR; \
 	PMQ_SRCDIR='$(abs_top_srcdir)'; export PMQ_SRCDIR; \
-	CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60}; export CK_DEFAULT_TIMEOUT;
+	CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60}; export CK_DEFAULT_TIMEOUT; \
+	LSAN_OPTIONS="suppressions=$(abs_top_srcdir)/tests/unit/lsan.supp:print_suppressions=0$${LSAN_OPTIONS:+:$$LSAN_OPTIONS}"; \
+	export LSAN_OPTIONS;
 
 CHECK_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 CHECK_TEST_LIBS = $(PMQ_LIBS) $(CHECK_LIBS)
@@ -120,6 +122,7 @@ EXTRA_PROGRAMS += tests/tools/ipcbench
 tests_tools_ipcbench_SOURCES = tests/tools/ipcbench.c
 tests_tools_ipcbench_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 tests_tools_ipcbench_LDADD = $(PMQ_LIBS)
+EXTRA_DIST += tests/unit/lsan.supp
 EXTRA_DIST += tests/bench/platform.py tests/bench/kill9.py \
 	tests/bench/backlog.py tests/bench/sessions.py tests/bench/recovery.py \
 	tests/bench/loadgen.py
