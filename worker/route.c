@@ -39,6 +39,7 @@
 #include "worker.h"
 
 #define ROUTE_RESYNC_MS	1000
+#define ROUTE_RECONNECT_AFTER	2	/* unanswered resends, then a new link */
 
 static void
 send_set(struct worker *w, unsigned slot, const uint8_t *filter, size_t len,
@@ -161,6 +162,7 @@ route_check_acks(struct worker *w)
 		if (slot == w->proc->self.slot || p->gen == 0 ||
 		    p->acked >= need) {
 			p->waited_id = 0;
+			p->resends = 0;
 			continue;
 		}
 		if (p->waited_id != need) {
@@ -173,6 +175,16 @@ route_check_acks(struct worker *w)
 		log_notice("worker did not acknowledge our routes; sending "
 		    "them again", "slot=%u acked=%llu needed=%llu", slot,
 		    (unsigned long long)p->acked, (unsigned long long)need);
+		/*
+		 * Silent twice over: start the link over rather than trust
+		 * the transport (seen once, under load, after the peer's
+		 * worker had restarted: nothing sent on the link arrived).
+		 */
+		if (++p->resends % ROUTE_RECONNECT_AFTER == 0) {
+			log_notice("worker link silent; reconnecting it",
+			    "slot=%u", slot);
+			ipc_link_reconnect(p->link);
+		}
 		send_table(w, slot);
 		p->waited_since = now;
 	}

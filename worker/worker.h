@@ -264,6 +264,7 @@ struct peer {
 						   ROUTE_ACK said */
 	uint64_t		 waited_id;	/* an id a SUBACK waits for */
 	int64_t			 waited_since;	/* ... since (monotonic ms) */
+	uint32_t		 resends;	/* tables sent again unanswered */
 };
 
 struct worker_stats {
