@@ -372,12 +372,13 @@ auth_set_file(struct worker *w, int kind, int fd, const char *name)
 }
 
 int
-auth_may(const struct conn *c, const void *topic, size_t len, int access)
+auth_acl_allows(const struct conn *c, const void *topic, size_t len,
+    int access)
 {
 	const char	*u = c->username;
 
-	return c->w->acl == NULL || acl_check(c->w->acl, u, u ? strlen(u) : 0,
-	    c->client_id, c->client_id_len, topic, len, access);
+	return acl_check(c->w->acl, u, u ? strlen(u) : 0, c->client_id,
+	    c->client_id_len, topic, len, access);
 }
 
 int

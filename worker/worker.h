@@ -389,9 +389,12 @@ enum {
 int	 auth_start(struct worker *);
 void	 auth_stop(struct worker *);
 void	 auth_set_file(struct worker *, int kind, int fd, const char *name);
-/* With no auth.acl-file, always 1; else what it allows the client. */
-int	 auth_may(const struct conn *, const void *topic, size_t len,
+/* With no auth.acl-file, always 1; else what it allows the client
+ * (checked on every delivery: the common case costs one test). */
+int	 auth_acl_allows(const struct conn *, const void *topic, size_t len,
 	    int access);
+#define auth_may(c, topic, len, access)					\
+	((c)->w->acl == NULL || auth_acl_allows((c), (topic), (len), (access)))
 int	 auth_may_subscribe(const struct conn *, const void *filter,
 	    size_t len);
 int	 auth_connect(struct conn *, const struct mqtt_connect *,
