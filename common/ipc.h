@@ -70,7 +70,8 @@ enum ipc_type {
 	IPC_CTL_LISTEN_ADD = 0x0107,	/* body: address; fd: the slot's socket */
 	IPC_CTL_LISTEN_REMOVE = 0x0108,	/* body: address no longer served */
 	IPC_CTL_ADOPT = 0x0109,	/* body: empty; fd: a client connection */
-	IPC_CTL_AUTH = 0x010a,	/* body: u8 kind, file name; fd: its bytes */
+	IPC_CTL_AUTH = 0x010a,	/* body: u8 IPC_AUTH_*, file name; fd: its
+				   bytes */
 
 	/* child -> supervisor, control channel */
 	IPC_CTL_READY = 0x0181,	/* body: u64 max worker generation in the log */
@@ -148,6 +149,10 @@ enum ipc_type {
 	IPC_FWD_PUBLISH = 0x0405,	/* body: u8 level, u8 0, u64 origin conn,
 					   the PUBLISH packet as received */
 };
+
+/* The files IPC_CTL_AUTH hands from the supervisor to a worker. */
+#define IPC_AUTH_PASSWORD_FILE	1	/* auth.password-file */
+#define IPC_AUTH_ACL_FILE	2	/* auth.acl-file */
 
 /*
  * Types of message log records: the u8 that starts a WAL_APPEND body and

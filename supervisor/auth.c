@@ -44,7 +44,7 @@ check_file(int kind, const char *path, FILE *f, char *err, size_t errlen)
 	struct passwd_db	*db;
 	struct acl		*acl;
 
-	if (kind == AUTH_PASSWORD_FILE) {
+	if (kind == IPC_AUTH_PASSWORD_FILE) {
 		if (passwd_read(&db, f, path, bad_line, NULL, err, errlen) == -1)
 			return -1;
 		log_info("password file read", "file=%s users=%zu", path,
@@ -66,7 +66,7 @@ load_one(struct auth_file *af, int kind, const char *path, char *err,
     size_t errlen)
 {
 	struct buf	 bytes = BUF_INITIALIZER;
-	const char	*opt = kind == AUTH_PASSWORD_FILE ?
+	const char	*opt = kind == IPC_AUTH_PASSWORD_FILE ?
 			    "auth.password-file" : "auth.acl-file";
 	char		 why[512];
 	FILE		*f;
@@ -102,9 +102,9 @@ int
 auth_load(struct supervisor *s, const struct config *cfg, char *err,
     size_t errlen)
 {
-	if (load_one(&s->auth[AUTH_PASSWORD_FILE], AUTH_PASSWORD_FILE,
+	if (load_one(&s->auth[IPC_AUTH_PASSWORD_FILE], IPC_AUTH_PASSWORD_FILE,
 	    config_str(cfg, OPT_auth_password_file), err, errlen) == -1 ||
-	    load_one(&s->auth[AUTH_ACL_FILE], AUTH_ACL_FILE,
+	    load_one(&s->auth[IPC_AUTH_ACL_FILE], IPC_AUTH_ACL_FILE,
 	    config_str(cfg, OPT_auth_acl_file), err, errlen) == -1)
 		return -1;
 	return 0;
@@ -155,8 +155,8 @@ fail:
 void
 auth_send(struct supervisor *s, struct child *c)
 {
-	send_one(&s->auth[AUTH_PASSWORD_FILE], AUTH_PASSWORD_FILE, c);
-	send_one(&s->auth[AUTH_ACL_FILE], AUTH_ACL_FILE, c);
+	send_one(&s->auth[IPC_AUTH_PASSWORD_FILE], IPC_AUTH_PASSWORD_FILE, c);
+	send_one(&s->auth[IPC_AUTH_ACL_FILE], IPC_AUTH_ACL_FILE, c);
 }
 
 /*
@@ -171,8 +171,8 @@ auth_reload(struct supervisor *s)
 		int		 kind;
 		enum option_id	 opt;
 	} files[] = {
-		{ AUTH_PASSWORD_FILE, OPT_auth_password_file },
-		{ AUTH_ACL_FILE, OPT_auth_acl_file },
+		{ IPC_AUTH_PASSWORD_FILE, OPT_auth_password_file },
+		{ IPC_AUTH_ACL_FILE, OPT_auth_acl_file },
 	};
 	struct auth_file	 was;
 	char			 err[768];

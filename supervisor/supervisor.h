@@ -95,12 +95,8 @@ struct supervisor {
 	struct auth_file {
 		struct buf	 bytes;
 		char		 name[PATH_MAX];
-	}			 auth[3];
+	}			 auth[3];	/* by IPC_AUTH_* */
 };
-
-/* The kinds of IPC_CTL_AUTH. */
-#define AUTH_PASSWORD_FILE	1
-#define AUTH_ACL_FILE		2
 
 /* auth.c */
 int	 auth_load(struct supervisor *, const struct config *, char *err,

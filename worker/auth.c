@@ -328,8 +328,8 @@ drop_changed_users(struct worker *w, const struct passwd_db *next)
 }
 
 /*
- * A file the supervisor sent (kind 1: the password file, 2: the ACL
- * file; fd: a sealed memory file, -1: none configured any more).  The
+ * A file the supervisor sent (kind IPC_AUTH_PASSWORD_FILE or
+ * IPC_AUTH_ACL_FILE; fd: a sealed memory file, -1: none configured any more).  The
  * supervisor checked it; its bad lines were logged there.  A password
  * file applies to the next logins; an ACL file to everything from now
  * on, the connections already in included.
@@ -350,7 +350,7 @@ auth_set_file(struct worker *w, int kind, int fd, const char *name)
 		return;
 	}
 	if (f != NULL) {
-		rv = kind == 1 ? passwd_read(&db, f, name, NULL, NULL, err,
+		rv = kind == IPC_AUTH_PASSWORD_FILE ? passwd_read(&db, f, name, NULL, NULL, err,
 		    sizeof(err)) : acl_read(&acl, f, name, err, sizeof(err));
 		fclose(f);
 	}
@@ -359,7 +359,7 @@ auth_set_file(struct worker *w, int kind, int fd, const char *name)
 		    "file=%s error=\"%s\"", name, err);
 		return;
 	}
-	if (kind == 1) {
+	if (kind == IPC_AUTH_PASSWORD_FILE) {
 		drop_changed_users(w, db);
 		passwd_free(w->passwd);
 		w->passwd = db;

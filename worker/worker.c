@@ -113,10 +113,10 @@ worker_control(struct proc *p, const struct ipc_record *rec, int fd)
 	char	 name[ADDR_TEXT_MAX];
 
 	if (rec->type == IPC_CTL_AUTH) {
-		/* body: u8 kind (1: the password file, 2: the ACL
-		 * file), its name */
+		/* body: u8 IPC_AUTH_*, the file's name */
 		if (rec->len >= 1 && rec->len < sizeof(name) &&
-		    (rec->body[0] == 1 || rec->body[0] == 2)) {
+		    (rec->body[0] == IPC_AUTH_PASSWORD_FILE ||
+		    rec->body[0] == IPC_AUTH_ACL_FILE)) {
 			memcpy(name, rec->body + 1, rec->len - 1);
 			name[rec->len - 1] = '\0';
 			auth_set_file(&worker, rec->body[0], fd, name);
