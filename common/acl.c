@@ -140,7 +140,7 @@ filter_covers(const char *d, size_t dlen, const char *f, size_t flen)
 }
 
 /*
- * The rule's filter for this client into buf: %c and %u levels
+ * A pattern's filter for this client into buf: %c and %u levels
  * replaced.  Returns its length, or -1 when the rule is not for it (no
  * user name, a value that is not one level, too long).
  */
@@ -151,12 +151,6 @@ expand(const struct acl_rule *r, const char *user, size_t userlen,
 	const char	*lvl = NULL, *v;
 	size_t		 pos = 0, n = 0, vn, out = 0;
 
-	if (!r->substitutes) {
-		if (r->len > bufmax)
-			return -1;
-		memcpy(buf, r->filter, r->len);
-		return (ssize_t)r->len;
-	}
 	while (next_level(r->filter, r->len, &pos, &lvl, &n)) {
 		v = lvl;
 		vn = n;
@@ -208,6 +202,7 @@ decide(const struct acl *acl, const char *user, size_t userlen,
     int (*denies)(const char *, size_t, const char *, size_t))
 {
 	char		 buf[65536];
+	const char	*f;
 	size_t		 i;
 	ssize_t		 n;
 	int		 granted = 0;
@@ -215,14 +210,23 @@ decide(const struct acl *acl, const char *user, size_t userlen,
 	for (i = 0; i < acl->n; i++) {
 		const struct acl_rule *r = &acl->rules[i];
 
-		if (!applies(r, user, userlen) || (n = expand(r, user,
-		    userlen, cid, cidlen, buf, sizeof(buf))) < 0)
+		if (!applies(r, user, userlen))
 			continue;
+		/* only a pattern with %c or %u is rewritten per client */
+		if (r->substitutes) {
+			if ((n = expand(r, user, userlen, cid, cidlen, buf,
+			    sizeof(buf))) < 0)
+				continue;
+			f = buf;
+		} else {
+			f = r->filter;
+			n = (ssize_t)r->len;
+		}
 		if (r->access == ACL_DENY) {
-			if (denies(buf, (size_t)n, s, len))
+			if (denies(f, (size_t)n, s, len))
 				return 0;
 		} else if ((r->access & access) && !granted &&
-		    grants(buf, (size_t)n, s, len))
+		    grants(f, (size_t)n, s, len))
 			granted = 1;
 	}
 	return granted;
