@@ -355,13 +355,9 @@ def across_restart():
                       "published with %d: not reduced by the time the broker was down" %
                       (what, left, long_))
                 check_none(mine[1], "%s, the message without one" % what)
-        again.check_alive("after the restart")
-        status = again.stop()
-        check(status == 0, "promptmqd (started again) exit status %s" % status)
+        pmq.stop_restarted(again)
     finally:
-        if again is not None:
-            again.cleanup(keep=True)    # the base is b's, removed below
-        b.cleanup()
+        pmq.cleanup_restarted(again, b)
 
 
 def test():

@@ -458,13 +458,9 @@ def survives_restarts():
         again = pmq.restarted(b, "retdur")
         expect_retained(again, {kept: (b"replaced", 1)}, [zero, gone],
                         "after the broker was stopped and started again")
-        again.check_alive("after the restart")
-        status = again.stop()
-        check(status == 0, "promptmqd (started again) exit status %s" % status)
+        pmq.stop_restarted(again)
     finally:
-        if again is not None:
-            again.cleanup(keep=True)    # the base is b's, removed below
-        b.cleanup()
+        pmq.cleanup_restarted(again, b)
 
 
 def test():

@@ -633,13 +633,9 @@ def survives_restart():
             check((p.topic, p.payload, p.retain) == (w.topic, w.payload, True),
                   "%s: a new subscriber expected the will retained, got %r RETAIN %d" %
                   (what, p, p.retain))
-        again.check_alive("after the restart")
-        status = again.stop()
-        check(status == 0, "promptmqd (started again) exit status %s" % status)
+        pmq.stop_restarted(again)
     finally:
-        if again is not None:
-            again.cleanup(keep=True)    # the base is b's, removed below
-        b.cleanup()
+        pmq.cleanup_restarted(again, b)
 
 
 def test():

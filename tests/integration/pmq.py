@@ -578,6 +578,21 @@ def restarted(b, name):
     return again
 
 
+def stop_restarted(again):
+    """The end of a test of a broker restarted(): still up, and it stops
+    cleanly."""
+    again.check_alive("after the restart")
+    status = again.stop()
+    check(status == 0, "promptmqd (started again) exit status %s" % status)
+
+
+def cleanup_restarted(again, b):
+    """Remove b, and a broker restarted() from it (None: never started)."""
+    if again is not None:
+        again.cleanup(keep=True)    # the base is b's
+    b.cleanup()
+
+
 class Mosquitto(Broker):
     """Mosquitto on a free port, configured like promptmqd where it can
     be (promptmqd's maximum QoS and retain availability; both offer 10
