@@ -316,7 +316,10 @@ proc_main(int argc, char *argv[], uint8_t role, const struct proc_ops *ops)
 	struct sigaction	 sa;
 	int			 ch, i;
 
-	/* 1) identity from the command line */
+	/* 1) identity from the command line; the name first (promptmqd
+	 * executes a descriptor, which the kernel names by its number) */
+	prctl(PR_SET_NAME, strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 :
+	    argv[0], 0, 0, 0);
 	log_init(ops->name, -1);
 	p.self.role = role;
 	p.ops = ops;

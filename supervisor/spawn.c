@@ -38,12 +38,6 @@ extern char **environ;
 static void dispatch_child(struct ctl_channel *, int, struct ipc_batch *, int,
     void *);
 
-static const char *
-child_program(uint8_t role)
-{
-	return role == IPC_ROLE_WALSVC ? "promptmq-walsvc" : "promptmq-worker";
-}
-
 static void
 respawn_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -153,17 +147,17 @@ spawn_child(struct child *c)
 {
 	struct supervisor	*sup = c->sup;
 	struct ipc_identity	 self = { IPC_ROLE_SUPERVISOR, 0, 0 };
-	char			 path[PATH_MAX + 32], slot[16], gen[32], nl[16];
+	const struct child_exe	*exe;
+	char			 slot[16], gen[32], nl[16];
 	char			 execfail[PATH_MAX + 64];
 	char			*argv[8];
-	int			 sv[2], fds[PROC_MAX_LISTEN], nfds = 0, i;
+	int			 sv[2], fds[PROC_MAX_LISTEN], nfds = 0, i, xfd;
 	int			 high[PROC_MAX_LISTEN + 1];
 	uint8_t			 hello[8];
 	sigset_t		 none;
 	pid_t			 pid;
 
-	snprintf(path, sizeof(path), "%s/%s", sup->exe_dir,
-	    child_program(c->role));
+	exe = &sup->exe[c->role == IPC_ROLE_WALSVC ? 0 : 1];
 	if (c->role == IPC_ROLE_WORKER)
 		nfds = listen_slot_fds(&sup->listeners, c->slot, fds,
 		    PROC_MAX_LISTEN);
@@ -171,7 +165,7 @@ spawn_child(struct child *c)
 	snprintf(slot, sizeof(slot), "%u", c->slot);
 	snprintf(gen, sizeof(gen), "%llu", (unsigned long long)c->gen);
 	snprintf(nl, sizeof(nl), "%d", nfds);
-	argv[0] = path;
+	argv[0] = (char *)exe->path;
 	argv[1] = "-s";
 	argv[2] = slot;
 	argv[3] = "-g";
@@ -180,7 +174,7 @@ spawn_child(struct child *c)
 	argv[6] = nl;
 	argv[7] = NULL;
 	snprintf(execfail, sizeof(execfail), "promptmqd: cannot execute %s\n",
-	    path);
+	    exe->path);
 	sigemptyset(&none);
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
@@ -201,6 +195,7 @@ spawn_child(struct child *c)
 		 * move every descriptor above the target range, so that a
 		 * source that happens to sit on a target is not clobbered.
 		 */
+		xfd = fcntl(exe->fd, F_DUPFD_CLOEXEC, 100);
 		high[0] = fcntl(sv[1], F_DUPFD_CLOEXEC, 100);
 		for (i = 0; i < nfds; i++)
 			high[i + 1] = fcntl(fds[i], F_DUPFD_CLOEXEC, 100);
@@ -210,7 +205,10 @@ spawn_child(struct child *c)
 			if (dup2(high[i + 1], PROC_LISTEN_FD0 + i) == -1)
 				_exit(PMQ_EXIT_NORESPAWN);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		execve(path, argv, environ);
+		/* the program opened at start-up, whatever is at its path
+		 * now; the child names itself (the kernel would call it by
+		 * the descriptor's number) */
+		execveat(xfd, "", argv, environ, AT_EMPTY_PATH);
 		/* a missing or broken binary: respawning cannot help */
 		(void)!write(STDERR_FILENO, execfail, strlen(execfail));
 		_exit(PMQ_EXIT_NORESPAWN);

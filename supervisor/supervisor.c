@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,22 +55,58 @@ static void	check_stopped(struct supervisor *);
 /*
  * Children are found beside promptmqd when they are there (the build
  * tree, a relocated install), else in the package's libexec directory.
+ * Each program is opened once, here, and every spawn executes what was
+ * opened (spawn.c): a package upgrade that renames new binaries over
+ * these while the broker runs cannot give a respawned child a program
+ * of another version.  The new ones run after a restart.
  */
-static void
-find_children(struct supervisor *s)
+static int
+open_children(struct supervisor *s, char *err, size_t errlen)
 {
-	char	 self[PATH_MAX], probe[PATH_MAX + 32];
+	char	 self[PATH_MAX], dir[PATH_MAX], *here;
 	ssize_t	 n;
+	int	 i;
 
+	snprintf(dir, sizeof(dir), "%s", PKGLIBEXECDIR);
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
 		self[n] = '\0';
-		snprintf(s->exe_dir, sizeof(s->exe_dir), "%s", dirname(self));
-		snprintf(probe, sizeof(probe), "%s/promptmq-worker", s->exe_dir);
-		if (access(probe, X_OK) == 0)
-			return;
+		here = dirname(self);
+		snprintf(s->exe[1].path, sizeof(s->exe[1].path),
+		    "%s/promptmq-worker", here);
+		if (access(s->exe[1].path, X_OK) == 0)
+			snprintf(dir, sizeof(dir), "%s", here);
 	}
-	snprintf(s->exe_dir, sizeof(s->exe_dir), "%s", PKGLIBEXECDIR);
+	for (i = 0; i < 2; i++) {
+		snprintf(s->exe[i].path, sizeof(s->exe[i].path), "%s/%s", dir,
+		    i == 0 ? "promptmq-walsvc" : "promptmq-worker");
+		if (access(s->exe[i].path, X_OK) == -1 ||
+		    (s->exe[i].fd = open(s->exe[i].path, O_PATH |
+		    O_CLOEXEC)) == -1) {
+			snprintf(err, errlen, "%s: %s", s->exe[i].path,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A reload is when an operator who upgraded in place may expect new
+ * programs: say that the running ones stay until a restart.
+ */
+static void
+check_children_replaced(struct supervisor *s)
+{
+	struct stat	 st;
+	int		 i;
+
+	for (i = 0; i < 2; i++)
+		if (fstat(s->exe[i].fd, &st) == 0 && st.st_nlink == 0)
+			log_warnx("program replaced on disk; children keep "
+			    "running the one promptmqd started with: restart "
+			    "promptmqd to run the new one", "program=%s",
+			    s->exe[i].path);
 }
 
 /*
@@ -452,6 +489,7 @@ reload(struct supervisor *s)
 	}
 	apply_logging(s);
 	auth_reload(s);
+	check_children_replaced(s);
 	if (nlive) {
 		if (spawn_alive(&s->walsvc))
 			spawn_send_config(&s->walsvc, IPC_CTL_RELOAD, &s->cfg,
@@ -603,7 +641,6 @@ main(int argc, char *argv[])
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		sup.nworkers = ncpu > 0 ? (int)ncpu : 1;
 	}
-	find_children(&sup);
 	raise_nofile(&sup.cfg);
 	daemonize = config_num(&sup.cfg, OPT_server_daemon) != 0;
 	pidfile = config_str(&sup.cfg, OPT_server_pidfile);
@@ -612,7 +649,8 @@ main(int argc, char *argv[])
 		    config_str(&sup.cfg, OPT_server_runtime_dir));
 		pidfile = defpid;
 	}
-	if (privs_resolve(&sup.cfg, &sup.privs, err, sizeof(err)) == -1 ||
+	if (open_children(&sup, err, sizeof(err)) == -1 ||
+	    privs_resolve(&sup.cfg, &sup.privs, err, sizeof(err)) == -1 ||
 	    auth_load(&sup, &sup.cfg, err, sizeof(err)) == -1 ||
 	    rundir_prepare(config_str(&sup.cfg, OPT_server_runtime_dir),
 	    sup.nworkers, sup.privs.uid, err, sizeof(err)) == -1 ||

@@ -76,7 +76,11 @@ struct supervisor {
 	struct config		 cfg;
 	int			 argc;
 	char			**argv;
-	char			 exe_dir[PATH_MAX];
+	/* the children's programs, opened once at start-up (spawn.c) */
+	struct child_exe {
+		char		 path[PATH_MAX + 32];
+		int		 fd;
+	}			 exe[2];	/* 0 walsvc, 1 worker */
 	struct child		 walsvc;
 	struct child		*workers;
 	int			 nworkers;

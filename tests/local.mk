@@ -59,6 +59,7 @@ INTEGRATION_TESTS = \
 	tests/integration/daemon_supervision.py \
 	tests/integration/daemon_detach.py \
 	tests/integration/daemon_privileges.py \
+	tests/integration/daemon_upgrade.py \
 	tests/integration/daemon_syslog.py \
 	tests/integration/init_script.py
 TESTS += $(INTEGRATION_TESTS)

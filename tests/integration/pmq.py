@@ -215,11 +215,12 @@ class Broker:
     with these options set, written to BASE/promptmq.conf; write_conf()
     rewrites it before a reload()).  wrap: a command that runs promptmqd
     (its arguments follow), e.g. one that sets up a namespace first and
-    then execs it, so that the process started is promptmqd itself."""
+    then execs it, so that the process started is promptmqd itself.
+    program: a copy of promptmqd to run instead of the build tree's."""
 
     def __init__(self, workers=2, args=(), conf=DEV_CONF, env=None, name="pmq",
                  preexec=None, base=None, bind="127.0.0.1:0", log_level="debug",
-                 conf_values=None, wrap=()):
+                 conf_values=None, wrap=(), program=None):
         self.base = base or tempfile.mkdtemp(prefix=name + ".", dir="/tmp")
         self.rundir = os.path.join(self.base, "run")
         self.datadir = os.path.join(self.base, "data")
@@ -233,6 +234,7 @@ class Broker:
             self.env.update(env)
         self.preexec = preexec
         self.wrap = list(wrap)
+        self.program = program or PROMPTMQD
         self.bind, self.log_level = bind, log_level
         self.proc = None
         self.port = None
@@ -251,7 +253,7 @@ class Broker:
         return text
 
     def command(self, extra=()):
-        cmd = self.wrap + [PROMPTMQD]
+        cmd = self.wrap + [self.program]
         if self.conf:
             cmd += ["-c", self.conf]
         if self.bind:
