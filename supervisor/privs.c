@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "supervisor.h"
 
 int
@@ -74,6 +75,18 @@ static int
 chown_entry(const char *path, const struct stat *st, int flag,
     struct FTW *ftw)
 {
+	if (st->st_uid == walk_uid && st->st_gid == walk_gid)
+		return 0;
+	/*
+	 * A file with other links may be one the children's user linked
+	 * here from elsewhere (where fs.protected_hardlinks is off), to
+	 * have root give it away: leave it as it is.
+	 */
+	if (flag != FTW_D && flag != FTW_DNR && st->st_nlink > 1) {
+		log_warnx("not handing over a file with several links",
+		    "path=%s links=%lu", path, (unsigned long)st->st_nlink);
+		return 0;
+	}
 	if (lchown(path, walk_uid, walk_gid) == -1)
 		return errno;
 	return 0;

@@ -7,6 +7,8 @@
   the gid of its primary group (nogroup on Debian) as real, effective,
   saved and filesystem ids, with no supplementary group and no
   capability left.
+- A file with several links in the data directory is left to its owner
+  (the hand-over of the directory skips it and says so).
 - The broker still works: an MQTT round trip at QoS 1, the message in the
   log (so walsvc could write the data directory, handed to nobody with
   the runtime directory), and a new walsvc reopens that log and
@@ -63,7 +65,19 @@ def test():
     b = pmq.PromptMQ(workers=2, name="priv", args=["--server-user", "nobody"])
     try:
         os.chmod(b.base, 0o755)     # as /run and /var/lib are
+        # a root file linked into the data directory (by its user, where
+        # fs.protected_hardlinks is off) is not given away
+        secret = os.path.join(b.base, "root-only")
+        with open(secret, "w") as f:
+            f.write("root's\n")
+        os.chmod(secret, 0o600)
+        os.makedirs(b.datadir)
+        os.link(secret, os.path.join(b.datadir, "planted"))
         b.start()
+        st = os.stat(secret)
+        check(st.st_uid == 0 and st.st_gid == 0, "a file linked into the data directory was "
+              "handed to uid %d gid %d" % (st.st_uid, st.st_gid))
+        b.wait_log(r"not handing over a file with several links path=\S*/planted")
         uid, gid, _, _, _ = ids(b.pid)
         check(uid == [0] * 4 and gid == [0] * 4, "the supervisor is not root: Uid %s Gid %s" %
               (uid, gid))
