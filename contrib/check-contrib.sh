@@ -2,7 +2,8 @@
 # check-contrib.sh - lint contrib/ with whatever tools are installed:
 #
 # - sh -n: the init script parses (always);
-# - shellcheck: the init script, its defaults file and this script;
+# - shellcheck: the init script, its defaults file, this script, the
+#   Debian maintainer scripts and the version check;
 # - systemd-analyze verify: the unit, with the build's promptmqd in place
 #   of /usr/sbin/promptmqd and the man pages of man/ for its
 #   Documentation= lines;
@@ -31,8 +32,13 @@ skip() {
 sh -n "$src/contrib/init.d/promptmq" || fail "contrib/init.d/promptmq does not parse"
 
 if command -v shellcheck >/dev/null 2>&1; then
+	# debian/ is in the git tree only, not in the release tarball
+	more=
+	[ -f "$src/debian/postinst" ] && more="debian/postinst debian/postrm"
+	# shellcheck disable=SC2086
 	(cd "$src" && shellcheck -x -s sh contrib/init.d/promptmq \
-		contrib/default/promptmq contrib/check-contrib.sh) ||
+		contrib/default/promptmq contrib/check-contrib.sh \
+		tests/packaging/check-version.sh $more) ||
 		fail "shellcheck"
 else
 	skip shellcheck

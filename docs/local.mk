@@ -26,4 +26,5 @@ CLEANFILES += configuration.md.tmp configuration.md.generated \
 
 # Reference documents shipped with the source.
 EXTRA_DIST += docs/wal-format.md docs/architecture.md docs/benchmarks.md \
-	docs/protocol.md docs/fuzzing.md docs/mosquitto.md docs/security.md
+	docs/protocol.md docs/fuzzing.md docs/mosquitto.md docs/security.md \
+	docs/packaging.md
