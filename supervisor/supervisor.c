@@ -83,7 +83,7 @@ open_children(struct supervisor *s, char *err, size_t errlen)
 		if (access(s->exe[i].path, X_OK) == -1 ||
 		    (s->exe[i].fd = open(s->exe[i].path, O_PATH |
 		    O_CLOEXEC)) == -1) {
-			snprintf(err, errlen, "%s: %s", s->exe[i].path,
+			snprintf(err, errlen, "%.300s: %s", s->exe[i].path,
 			    strerror(errno));
 			return -1;
 		}

@@ -1,7 +1,8 @@
 """Bad configurations and environments are refused before anything
 starts: a clear message naming the file, line and option (or the path or
 address), a non-zero exit, and no child process.  A second instance is
-refused too, on the same runtime directory and on the same port."""
+refused too, on the same runtime directory and on the same port, and a
+missing child program is named."""
 
 import os
 import pwd
@@ -108,6 +109,12 @@ def test():
         args = base_args(tmp, good)
         args[args.index("--runtime-dir") + 1] = "/tmp/" + "r" * 120
         expect_refused(tmp, "", "server.runtime-dir", "too long", args=args)
+
+        # a child's program missing: named before anything starts
+        program = pmq.copy_for_others(os.path.join(tmp, "bin-partial"))
+        os.unlink(os.path.join(tmp, "bin-partial", "promptmq-walsvc"))
+        expect_refused(tmp, "", os.path.join(tmp, "bin-partial", "promptmq-walsvc"),
+                       "No such file", args=base_args(tmp, good), program=program)
 
         # a second instance: same runtime directory, then same port
         b = pmq.Broker(workers=1, name="first")
