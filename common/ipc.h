@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		7
+#define IPC_VERSION		8
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -67,9 +67,11 @@ enum ipc_type {
 	IPC_CTL_STOP = 0x0104,	/* body: empty */
 	IPC_CTL_RELOAD = 0x0105,	/* body: (name\0value\0)* changed options */
 	IPC_CTL_REOPEN_LOGS = 0x0106,	/* body: empty */
-	IPC_CTL_LISTEN_ADD = 0x0107,	/* body: address; fd: the slot's socket */
+	IPC_CTL_LISTEN_ADD = 0x0107,	/* body: u8 IPC_LISTEN_*, address;
+					 * fd: the slot's socket */
 	IPC_CTL_LISTEN_REMOVE = 0x0108,	/* body: address no longer served */
-	IPC_CTL_ADOPT = 0x0109,	/* body: empty; fd: a client connection */
+	IPC_CTL_ADOPT = 0x0109,	/* body: u8 IPC_LISTEN_*; fd: a client
+				 * connection */
 	IPC_CTL_AUTH = 0x010a,	/* body: u8 IPC_AUTH_*, file name; fd: its
 				   bytes */
 
@@ -153,6 +155,16 @@ enum ipc_type {
 /* The files IPC_CTL_AUTH hands from the supervisor to a worker. */
 #define IPC_AUTH_PASSWORD_FILE	1	/* auth.password-file */
 #define IPC_AUTH_ACL_FILE	2	/* auth.acl-file */
+/* tls.cert-file, tls.key-file and the CAs of tls.ca-file and tls.ca-dir
+ * in one memory file, each as u32 length then bytes, in that order */
+#define IPC_AUTH_TLS		3
+#define IPC_AUTH_KINDS		4
+
+/* What a listening socket speaks (CTL_LISTEN_ADD, CTL_ADOPT, and -k on
+ * a worker's command line: one letter per inherited socket, m or t). */
+#define IPC_LISTEN_MQTT		0	/* server.bind */
+#define IPC_LISTEN_TLS		1	/* tls.bind */
+#define IPC_LISTEN_KINDS	2
 
 /*
  * Types of message log records: the u8 that starts a WAL_APPEND body and

@@ -1025,6 +1025,12 @@ finish_addresses(struct finish *f)
 		if (check_address(p, len, err, sizeof(err)) == -1)
 			finish_problem(f, OPT_server_bind, "%s", err);
 	}
+	for (p = config_text(f->cfg, OPT_tls_bind); *p != '\0';
+	     p += len + (p[len] == ',')) {
+		len = strcspn(p, ",");
+		if (check_address(p, len, err, sizeof(err)) == -1)
+			finish_problem(f, OPT_tls_bind, "%s", err);
+	}
 	p = config_text(f->cfg, OPT_metrics_bind);
 	if (check_address(p, strlen(p), err, sizeof(err)) == -1)
 		finish_problem(f, OPT_metrics_bind, "%s", err);
@@ -1035,6 +1041,32 @@ finish_addresses(struct finish *f)
 	if (config_num(f->cfg, OPT_metrics_enabled))
 		finish_problem(f, OPT_metrics_enabled, "the metrics endpoint "
 		    "is not available in this version");
+}
+
+/* TLS options that make no sense without others are refused. */
+static void
+finish_tls(struct finish *f)
+{
+	struct config	*cfg = f->cfg;
+	int		 listening = config_text(cfg, OPT_tls_bind)[0] != '\0';
+
+	if (listening && config_text(cfg, OPT_tls_cert_file)[0] == '\0')
+		finish_problem(f, OPT_tls_cert_file, "needed by tls.bind: the "
+		    "server's certificate");
+	if (listening && config_text(cfg, OPT_tls_key_file)[0] == '\0')
+		finish_problem(f, OPT_tls_key_file, "needed by tls.bind: the "
+		    "key of tls.cert-file");
+	if (config_num(cfg, OPT_tls_require_certificate) &&
+	    config_text(cfg, OPT_tls_ca_file)[0] == '\0' &&
+	    config_text(cfg, OPT_tls_ca_dir)[0] == '\0')
+		finish_problem(f, OPT_tls_require_certificate, "needs "
+		    "tls.ca-file or tls.ca-dir to verify client certificates "
+		    "against");
+	if (config_num(cfg, OPT_tls_use_identity_as_username) &&
+	    !config_num(cfg, OPT_tls_require_certificate))
+		finish_problem(f, OPT_tls_use_identity_as_username, "needs "
+		    "tls.require-certificate: without a certificate there is "
+		    "no identity");
 }
 
 int
@@ -1052,6 +1084,7 @@ config_finish(struct config *cfg, struct config_messages *msgs)
 	finish_paths(&f);
 	finish_log_target(&f);
 	finish_addresses(&f);
+	finish_tls(&f);
 	if (config_num(cfg, OPT_server_respawn_delay) >
 	    config_num(cfg, OPT_server_respawn_delay_max))
 		finish_problem(&f, OPT_server_respawn_delay,

@@ -49,7 +49,8 @@ report_fatal(const char *why)
 static void
 usage(const char *name)
 {
-	fprintf(stderr, "usage: %s -s SLOT -g GENERATION [-n LISTENERS]\n"
+	fprintf(stderr, "usage: %s -s SLOT -g GENERATION [-n LISTENERS "
+	    "-k KINDS]\n"
 	    "This program is started by promptmqd, not by hand.\n", name);
 	exit(PMQ_EXIT_NORESPAWN);
 }
@@ -312,6 +313,7 @@ void
 proc_main(int argc, char *argv[], uint8_t role, const struct proc_ops *ops)
 {
 	static struct proc	 p;
+	const char		*kinds = "";
 	struct stat		 st;
 	struct sigaction	 sa;
 	int			 ch, i;
@@ -323,7 +325,7 @@ proc_main(int argc, char *argv[], uint8_t role, const struct proc_ops *ops)
 	log_init(ops->name, -1);
 	p.self.role = role;
 	p.ops = ops;
-	while ((ch = getopt(argc, argv, "s:g:n:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:g:n:k:")) != -1) {
 		switch (ch) {
 		case 's':
 			p.self.slot = (uint16_t)parse_number(optarg, 65535,
@@ -336,12 +338,20 @@ proc_main(int argc, char *argv[], uint8_t role, const struct proc_ops *ops)
 			p.nlisten = (int)parse_number(optarg, PROC_MAX_LISTEN,
 			    argv[0]);
 			break;
+		case 'k':
+			/* what each socket speaks: m MQTT, t MQTT over TLS */
+			kinds = optarg;
+			break;
 		default:
 			usage(argv[0]);
 		}
 	}
-	if (p.self.gen == 0)
+	if (p.self.gen == 0 || strlen(kinds) != (size_t)p.nlisten ||
+	    strspn(kinds, "mt") != strlen(kinds))
 		usage(argv[0]);
+	for (i = 0; i < p.nlisten; i++)
+		p.listen_kinds[i] = kinds[i] == 't' ? IPC_LISTEN_TLS :
+		    IPC_LISTEN_MQTT;
 	if (role == IPC_ROLE_WORKER)
 		log_set_slot(p.self.slot);
 	fatal_self = p.self;

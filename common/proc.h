@@ -47,6 +47,7 @@ struct proc {
 	int			 orphaned;	/* the supervisor is gone */
 	uint32_t		 nworkers;
 	int			 listen_fds[PROC_MAX_LISTEN];
+	uint8_t			 listen_kinds[PROC_MAX_LISTEN]; /* IPC_LISTEN_* */
 	int			 nlisten;
 	struct proc_peer	*peers;
 	size_t			 npeers;

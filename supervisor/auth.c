@@ -1,6 +1,7 @@
 /*
  * auth.c - the files the workers authenticate and authorize clients
- * with: auth.password-file and auth.acl-file.
+ * with, auth.password-file and auth.acl-file, and serve TLS with,
+ * tls.cert-file, tls.key-file, tls.ca-file and tls.ca-dir.
  *
  * The supervisor reads them, as root, before it starts the workers and
  * again on every reload: they may be readable by root alone, and a file
@@ -20,11 +21,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "acl.h"
 #include "ctl.h"
 #include "log.h"
 #include "passwd.h"
 #include "supervisor.h"
+#include "tls.h"
 
 static void
 bad_line(void *arg, const char *path, unsigned line, const char *why)
@@ -60,17 +64,61 @@ check_file(int kind, const char *path, FILE *f, char *err, size_t errlen)
 	return 0;
 }
 
+/* A bundle holds a private key: it leaves memory wiped. */
+static void
+forget(struct buf *b)
+{
+	if (b->data != NULL)
+		OPENSSL_cleanse(b->data, b->cap);
+	buf_free(b);
+}
+
+/*
+ * The TLS files (certificate, key, CAs) in one bundle, checked by
+ * making the context a worker will make from it.
+ */
+static int
+load_tls(struct auth_file *af, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	struct buf	 bytes;
+	const char	*cert = config_str(cfg, OPT_tls_cert_file);
+	SSL_CTX		*ctx;
+
+	if (*cert == '\0') {
+		forget(&af->bytes);
+		af->name[0] = '\0';
+		return 0;
+	}
+	if (tls_bundle_read(cfg, &bytes, err, errlen) == -1)
+		return -1;
+	if ((ctx = tls_ctx_new(bytes.data, bytes.len, cfg, err, errlen)) ==
+	    NULL) {
+		forget(&bytes);
+		return -1;
+	}
+	SSL_CTX_free(ctx);
+	forget(&af->bytes);
+	af->bytes = bytes;
+	snprintf(af->name, sizeof(af->name), "%s", cert);
+	return 0;
+}
+
 /* Read and check one file as cfg names it into *af. */
 static int
-load_one(struct auth_file *af, int kind, const char *path, char *err,
-    size_t errlen)
+load_one(struct auth_file *af, int kind, const struct config *cfg,
+    char *err, size_t errlen)
 {
 	struct buf	 bytes = BUF_INITIALIZER;
 	const char	*opt = kind == IPC_AUTH_PASSWORD_FILE ?
 			    "auth.password-file" : "auth.acl-file";
+	const char	*path = config_str(cfg, kind == IPC_AUTH_PASSWORD_FILE ?
+			    OPT_auth_password_file : OPT_auth_acl_file);
 	char		 why[512];
 	FILE		*f;
 
+	if (kind == IPC_AUTH_TLS)
+		return load_tls(af, cfg, err, errlen);
 	if (*path == '\0') {
 		buf_free(&af->bytes);
 		af->name[0] = '\0';
@@ -102,11 +150,14 @@ int
 auth_load(struct supervisor *s, const struct config *cfg, char *err,
     size_t errlen)
 {
-	if (load_one(&s->auth[IPC_AUTH_PASSWORD_FILE], IPC_AUTH_PASSWORD_FILE,
-	    config_str(cfg, OPT_auth_password_file), err, errlen) == -1 ||
-	    load_one(&s->auth[IPC_AUTH_ACL_FILE], IPC_AUTH_ACL_FILE,
-	    config_str(cfg, OPT_auth_acl_file), err, errlen) == -1)
-		return -1;
+	int	 kind;
+
+	for (kind = 1; kind < IPC_AUTH_KINDS; kind++)
+		if (load_one(&s->auth[kind], kind, cfg, err, errlen) == -1)
+			return -1;
+	if (s->auth[IPC_AUTH_TLS].name[0] != '\0')
+		log_info("TLS certificate loaded", "file=%s",
+		    s->auth[IPC_AUTH_TLS].name);
 	return 0;
 }
 
@@ -155,8 +206,10 @@ fail:
 void
 auth_send(struct supervisor *s, struct child *c)
 {
-	send_one(&s->auth[IPC_AUTH_PASSWORD_FILE], IPC_AUTH_PASSWORD_FILE, c);
-	send_one(&s->auth[IPC_AUTH_ACL_FILE], IPC_AUTH_ACL_FILE, c);
+	int	 kind;
+
+	for (kind = 1; kind < IPC_AUTH_KINDS; kind++)
+		send_one(&s->auth[kind], kind, c);
 }
 
 /*
@@ -167,39 +220,33 @@ auth_send(struct supervisor *s, struct child *c)
 void
 auth_reload(struct supervisor *s)
 {
-	static const struct {
-		int		 kind;
-		enum option_id	 opt;
-	} files[] = {
-		{ IPC_AUTH_PASSWORD_FILE, OPT_auth_password_file },
-		{ IPC_AUTH_ACL_FILE, OPT_auth_acl_file },
-	};
 	struct auth_file	 was;
 	char			 err[768];
-	size_t			 i;
-	int			 w, same;
+	int			 kind, w, same;
 
-	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		struct auth_file *af = &s->auth[files[i].kind];
+	for (kind = 1; kind < IPC_AUTH_KINDS; kind++) {
+		struct auth_file *af = &s->auth[kind];
 
 		was = *af;
 		buf_init(&af->bytes);
-		if (load_one(af, files[i].kind, config_str(&s->cfg,
-		    files[i].opt), err, sizeof(err)) == -1) {
+		if (load_one(af, kind, &s->cfg, err, sizeof(err)) == -1) {
 			log_error("reload: file not changed", "error=\"%s\"",
 			    err);
-			buf_free(&af->bytes);
+			forget(&af->bytes);
 			*af = was;
 			continue;
 		}
 		same = strcmp(was.name, af->name) == 0 && was.bytes.len ==
 		    af->bytes.len && (was.bytes.len == 0 ||
 		    memcmp(was.bytes.data, af->bytes.data, was.bytes.len) == 0);
-		buf_free(&was.bytes);
+		forget(&was.bytes);
 		if (same)
 			continue;
+		if (kind == IPC_AUTH_TLS && af->name[0] != '\0')
+			log_notice("TLS certificate loaded", "file=%s",
+			    af->name);
 		for (w = 0; w < s->nworkers; w++)
 			if (spawn_alive(&s->workers[w]))
-				send_one(af, files[i].kind, &s->workers[w]);
+				send_one(af, kind, &s->workers[w]);
 	}
 }

@@ -127,7 +127,7 @@ add_address(struct listen_set *set, const char *spec,
 	int		 i, fd;
 
 	if (set->n == LISTEN_MAX) {
-		snprintf(err, errlen, "server.bind: at most %d addresses",
+		snprintf(err, errlen, "%s: at most %d addresses", set->option,
 		    LISTEN_MAX);
 		return -1;
 	}
@@ -147,7 +147,7 @@ add_address(struct listen_set *set, const char *spec,
 	/* 1) the probe: fails if anyone holds the port, REUSEPORT or not */
 	if (get_port(&l->addr) != 0) {
 		if ((fd = open_socket(&l->addr, salen, 0, 0)) == -1) {
-			snprintf(err, errlen, "server.bind: %s (%s): %s%s",
+			snprintf(err, errlen, "%s: %s (%s): %s%s", set->option,
 			    name, spec, strerror(errno), errno == EADDRINUSE ?
 			    " (is another broker running?)" : "");
 			return -1;
@@ -165,8 +165,8 @@ add_address(struct listen_set *set, const char *spec,
 	set->n++;
 	for (i = 0; i < set->nslots; i++) {
 		if ((l->fds[i] = open_socket(&l->addr, salen, 1, 1)) == -1) {
-			snprintf(err, errlen, "server.bind: %s (%s): %s", name,
-			    spec, strerror(errno));
+			snprintf(err, errlen, "%s: %s (%s): %s", set->option,
+			    name, spec, strerror(errno));
 			return -1;
 		}
 		if (i == 0 && get_port(&l->addr) == 0) {
@@ -183,11 +183,12 @@ add_address(struct listen_set *set, const char *spec,
 		}
 	}
 	addr_format((struct sockaddr *)&l->addr, l->name, sizeof(l->name));
-	log_notice("listening", "addr=%s slots=%d", l->name, set->nslots);
+	log_notice("listening", "addr=%s slots=%d kind=%s", l->name, set->nslots,
+	    set->kind == IPC_LISTEN_TLS ? "tls" : "mqtt");
 	return 0;
 }
 
-/* Resolve one "HOST:PORT" of server.bind and open all it names. */
+/* Resolve one "HOST:PORT" of the set's option and open all it names. */
 static int
 add_spec(struct listen_set *set, const char *tok, char *err, size_t errlen)
 {
@@ -196,8 +197,8 @@ add_spec(struct listen_set *set, const char *tok, char *err, size_t errlen)
 	int		 rv;
 
 	if (split_spec(tok, host, sizeof(host), port, sizeof(port)) == -1) {
-		snprintf(err, errlen, "server.bind: '%s' is not HOST:PORT or "
-		    "[IPV6]:PORT", tok);
+		snprintf(err, errlen, "%s: '%s' is not HOST:PORT or "
+		    "[IPV6]:PORT", set->option, tok);
 		return -1;
 	}
 	memset(&hints, 0, sizeof(hints));
@@ -207,7 +208,7 @@ add_spec(struct listen_set *set, const char *tok, char *err, size_t errlen)
 	rv = getaddrinfo(strcmp(host, "*") == 0 || host[0] == '\0' ? NULL :
 	    host, port, &hints, &res);
 	if (rv != 0) {
-		snprintf(err, errlen, "server.bind: '%s': %s", tok,
+		snprintf(err, errlen, "%s: '%s': %s", set->option, tok,
 		    gai_strerror(rv));
 		return -1;
 	}
@@ -272,13 +273,15 @@ close_listener(struct listen_set *set, struct listener *l)
 }
 
 int
-listen_open(struct listen_set *set, const char *binds, int nslots, char *err,
-    size_t errlen)
+listen_open(struct listen_set *set, uint8_t kind, const char *option,
+    const char *binds, int nslots, char *err, size_t errlen)
 {
 	struct open_ctx	 oc = { set, err, errlen };
 	int		 i;
 
 	memset(set, 0, sizeof(*set));
+	set->kind = kind;
+	set->option = option;
 	set->nslots = nslots;
 	if ((set->l = calloc(LISTEN_MAX, sizeof(*set->l))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -288,8 +291,10 @@ listen_open(struct listen_set *set, const char *binds, int nslots, char *err,
 		listen_close(set);
 		return -1;
 	}
-	if (set->n == 0) {
-		snprintf(err, errlen, "server.bind: no address to listen on");
+	/* plain MQTT is always served; TLS where it is configured */
+	if (set->n == 0 && kind == IPC_LISTEN_MQTT) {
+		snprintf(err, errlen, "%s: no address to listen on",
+		    set->option);
 		listen_close(set);
 		return -1;
 	}
@@ -353,8 +358,9 @@ listen_update(struct listen_set *set, const char *binds, char removed[][80],
 		set->l[j++] = set->l[i];
 	}
 	set->n = j;
-	if (set->n == 0) {
-		snprintf(err, errlen, "server.bind: no address to listen on");
+	if (set->n == 0 && set->kind == IPC_LISTEN_MQTT) {
+		snprintf(err, errlen, "%s: no address to listen on",
+		    set->option);
 		return -1;
 	}
 	return 0;
@@ -366,8 +372,8 @@ listen_update(struct listen_set *set, const char *binds, char removed[][80],
  * are accepted first and handed to `adopt` (another worker).
  */
 void
-listen_close_slot(struct listen_set *set, int slot, void (*adopt)(int, void *),
-    void *arg)
+listen_close_slot(struct listen_set *set, int slot,
+    void (*adopt)(int, uint8_t, void *), void *arg)
 {
 	int	 i, fd;
 
@@ -376,7 +382,7 @@ listen_close_slot(struct listen_set *set, int slot, void (*adopt)(int, void *),
 			continue;
 		while ((fd = accept4(set->l[i].fds[slot], NULL, NULL,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1)
-			adopt(fd, arg);
+			adopt(fd, set->kind, arg);
 		close(set->l[i].fds[slot]);
 		set->l[i].fds[slot] = -1;
 	}
@@ -410,7 +416,8 @@ listen_close(struct listen_set *set)
 	for (i = 0; i < set->n; i++)
 		close_listener(set, &set->l[i]);
 	free(set->l);
-	memset(set, 0, sizeof(*set));
+	set->l = NULL;
+	set->n = 0;
 }
 
 /* The descriptors of one slot, in bind order. */

@@ -47,8 +47,10 @@ respawn_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->sup->stopping || c->state != CHILD_WAITING)
 		return;
 	if (c->throttled) {
-		if (listen_reopen_slot(&c->sup->listeners, c->slot, err,
-		    sizeof(err)) == -1) {
+		if (listen_reopen_slot(&c->sup->listeners[IPC_LISTEN_MQTT],
+		    c->slot, err, sizeof(err)) == -1 ||
+		    listen_reopen_slot(&c->sup->listeners[IPC_LISTEN_TLS],
+		    c->slot, err, sizeof(err)) == -1) {
 			log_error("cannot reopen a throttled worker slot; "
 			    "trying again later", "slot=%u error=\"%s\"",
 			    c->slot, err);
@@ -150,17 +152,26 @@ spawn_child(struct child *c)
 	const struct child_exe	*exe;
 	char			 slot[16], gen[32], nl[16];
 	char			 execfail[PATH_MAX + 64];
-	char			*argv[8];
-	int			 sv[2], fds[PROC_MAX_LISTEN], nfds = 0, i, xfd;
+	char			*argv[10], kinds[PROC_MAX_LISTEN + 1];
+	int			 sv[2], fds[PROC_MAX_LISTEN], nfds = 0, i, k, n;
+	int			 xfd;
 	int			 high[PROC_MAX_LISTEN + 1];
 	uint8_t			 hello[8];
 	sigset_t		 none;
 	pid_t			 pid;
 
 	exe = &sup->exe[c->role == IPC_ROLE_WALSVC ? 0 : 1];
-	if (c->role == IPC_ROLE_WORKER)
-		nfds = listen_slot_fds(&sup->listeners, c->slot, fds,
-		    PROC_MAX_LISTEN);
+	/* each socket's kind, by letter: m plain MQTT, t TLS */
+	if (c->role == IPC_ROLE_WORKER) {
+		for (k = 0; k < IPC_LISTEN_KINDS; k++) {
+			n = listen_slot_fds(&sup->listeners[k], c->slot,
+			    fds + nfds, PROC_MAX_LISTEN - nfds);
+			memset(kinds + nfds, k == IPC_LISTEN_TLS ? 't' : 'm',
+			    (size_t)n);
+			nfds += n;
+		}
+	}
+	kinds[nfds] = '\0';
 	c->gen = sup->next_gen++;
 	snprintf(slot, sizeof(slot), "%u", c->slot);
 	snprintf(gen, sizeof(gen), "%llu", (unsigned long long)c->gen);
@@ -172,7 +183,9 @@ spawn_child(struct child *c)
 	argv[4] = gen;
 	argv[5] = "-n";
 	argv[6] = nl;
-	argv[7] = NULL;
+	argv[7] = "-k";
+	argv[8] = kinds;
+	argv[9] = NULL;
 	snprintf(execfail, sizeof(execfail), "promptmqd: cannot execute %s\n",
 	    exe->path);
 	sigemptyset(&none);

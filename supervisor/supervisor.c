@@ -204,7 +204,7 @@ supervisor_child_ready(struct child *c, const struct ipc_record *rec)
  * worker, round robin; with none running it is closed.
  */
 static void
-adopt_elsewhere(int fd, void *arg)
+adopt_elsewhere(int fd, uint8_t kind, void *arg)
 {
 	static int		 next;
 	struct supervisor	*s = arg;
@@ -214,7 +214,7 @@ adopt_elsewhere(int fd, void *arg)
 		w = (next + i) % s->nworkers;
 		if (s->workers[w].state == CHILD_READY) {
 			next = w + 1;
-			ctl_send(s->workers[w].ctl, IPC_CTL_ADOPT, 0, NULL, 0,
+			ctl_send(s->workers[w].ctl, IPC_CTL_ADOPT, 0, &kind, 1,
 			    fd);
 			break;
 		}
@@ -228,7 +228,7 @@ supervisor_child_exited(struct child *c, int status)
 	struct supervisor	*s = c->sup;
 	const struct config	*cfg = &s->cfg;
 	int64_t			 uptime, base, max;
-	int			 stop_status;
+	int			 stop_status, k;
 
 	spawn_broadcast_peers(s);
 	if (s->stopping) {
@@ -281,7 +281,9 @@ supervisor_child_exited(struct child *c, int status)
 		c->throttled = 1;
 		c->delay_ms = base;
 		/* the kernel then gives this slot's connections to the others */
-		listen_close_slot(&s->listeners, c->slot, adopt_elsewhere, s);
+		for (k = 0; k < IPC_LISTEN_KINDS; k++)
+			listen_close_slot(&s->listeners[k], c->slot,
+			    adopt_elsewhere, s);
 		log_warnx("worker slot throttled", "slot=%u seconds=%lld "
 		    "reason=\"died %lld times in a row before serving\"",
 		    c->slot, (long long)config_num(cfg,
@@ -335,7 +337,7 @@ arm_stop_timer(struct supervisor *s)
 static void
 check_stopped(struct supervisor *s)
 {
-	int	 i;
+	int	 i, k;
 
 	for (i = 0; i < s->nworkers; i++)
 		if (spawn_alive(&s->workers[i]))
@@ -348,7 +350,8 @@ check_stopped(struct supervisor *s)
 		}
 		return;
 	}
-	listen_close(&s->listeners);
+	for (k = 0; k < IPC_LISTEN_KINDS; k++)
+		listen_close(&s->listeners[k]);
 	if (!s->ready_logged)
 		daemon_failed(s->fail_reason[0] ? s->fail_reason :
 		    "stopped before it was ready; see the log");
@@ -381,36 +384,42 @@ supervisor_stop(struct supervisor *s, int status)
 
 /* Hand a listener opened on reload to every running worker. */
 static void
-send_listener(struct supervisor *s, const struct listener *l)
+send_listener(struct supervisor *s, uint8_t kind, const struct listener *l)
 {
+	uint8_t	 body[1 + sizeof(l->name)];
+	size_t	 len = strlen(l->name);
 	int	 w;
 
+	body[0] = kind;
+	memcpy(body + 1, l->name, len);
 	for (w = 0; w < s->nworkers; w++)
 		if (spawn_alive(&s->workers[w]) && l->fds[w] != -1)
 			ctl_send(s->workers[w].ctl, IPC_CTL_LISTEN_ADD, 0,
-			    l->name, strlen(l->name), l->fds[w]);
+			    body, 1 + len, l->fds[w]);
 }
 
 /*
- * server.bind changed: open what is new (all of it or nothing) and
- * close what is gone, in the supervisor and in every worker.  Clients
- * already connected through a removed address stay connected.
+ * server.bind or tls.bind changed: open what is new (all of it or
+ * nothing) and close what is gone, in the supervisor and in every
+ * worker.  Clients already connected through a removed address stay
+ * connected.
  */
 static int
-reload_bind(struct supervisor *s, const char *binds)
+reload_bind(struct supervisor *s, uint8_t kind, const char *binds)
 {
-	char	 removed[LISTEN_MAX][80], err[512];
-	int	 nremoved, i, w;
+	struct listen_set	*set = &s->listeners[kind];
+	char			 removed[LISTEN_MAX][80], err[512];
+	int			 nremoved, i, w;
 
-	if (listen_update(&s->listeners, binds, removed, &nremoved, err,
+	if (listen_update(set, binds, removed, &nremoved, err,
 	    sizeof(err)) == -1) {
 		log_error("reload: bind addresses not changed", "error=\"%s\"",
 		    err);
 		return -1;
 	}
-	for (i = 0; i < s->listeners.n; i++)
-		if (s->listeners.l[i].fresh)
-			send_listener(s, &s->listeners.l[i]);
+	for (i = 0; i < set->n; i++)
+		if (set->l[i].fresh)
+			send_listener(s, kind, &set->l[i]);
 	for (i = 0; i < nremoved; i++)
 		for (w = 0; w < s->nworkers; w++)
 			if (spawn_alive(&s->workers[w]))
@@ -473,8 +482,10 @@ reload(struct supervisor *s)
 			    config_text(&next, changed[i]));
 			continue;
 		}
-		if (changed[i] == OPT_server_bind &&
-		    reload_bind(s, config_text(&next, changed[i])) == -1)
+		if ((changed[i] == OPT_server_bind ||
+		    changed[i] == OPT_tls_bind) && reload_bind(s,
+		    changed[i] == OPT_tls_bind ? IPC_LISTEN_TLS :
+		    IPC_LISTEN_MQTT, config_text(&next, changed[i])) == -1)
 			continue;
 		if (config_set(&s->cfg, changed[i], config_text(&next,
 		    changed[i]), next.v[changed[i]].origin, err,
@@ -607,7 +618,9 @@ main(int argc, char *argv[])
 	print_messages(&msgs);
 	config_messages_free(&msgs);
 	if (!config_num(&sup.cfg, OPT_mqtt_allow_anonymous) &&
-	    *config_str(&sup.cfg, OPT_auth_password_file) == '\0')
+	    *config_str(&sup.cfg, OPT_auth_password_file) == '\0' &&
+	    !(*config_str(&sup.cfg, OPT_tls_bind) != '\0' &&
+	    config_num(&sup.cfg, OPT_tls_use_identity_as_username)))
 		log_warnx("mqtt.allow-anonymous is off and auth.password-file "
 		    "is not set: every client will be refused", "");
 	if (sup.cfg.check_only) {
@@ -665,8 +678,12 @@ main(int argc, char *argv[])
 	    privs_hand_over(&sup.privs, "storage.wal-dir", config_str(&sup.cfg,
 	    OPT_storage_wal_dir), err, sizeof(err)) == -1 ||
 	    (*pidfile && daemon_pidfile_lock(pidfile, err, sizeof(err)) == -1) ||
-	    listen_open(&sup.listeners, config_str(&sup.cfg, OPT_server_bind),
-	    sup.nworkers, err, sizeof(err)) == -1) {
+	    listen_open(&sup.listeners[IPC_LISTEN_MQTT], IPC_LISTEN_MQTT,
+	    "server.bind", config_str(&sup.cfg, OPT_server_bind), sup.nworkers,
+	    err, sizeof(err)) == -1 ||
+	    listen_open(&sup.listeners[IPC_LISTEN_TLS], IPC_LISTEN_TLS,
+	    "tls.bind", config_str(&sup.cfg, OPT_tls_bind), sup.nworkers, err,
+	    sizeof(err)) == -1) {
 		log_error("cannot start", "error=\"%s\"", err);
 		daemon_pidfile_remove();
 		return 1;

@@ -58,10 +58,13 @@ struct listener {
 	int			*fds;		/* one per slot */
 };
 
+/* The addresses of one option (server.bind, tls.bind). */
 struct listen_set {
 	struct listener		*l;
 	int			 n;
 	int			 nslots;
+	uint8_t			 kind;		/* IPC_LISTEN_* */
+	const char		*option;	/* its name, for messages */
 };
 
 /* The user the children run as. */
@@ -84,7 +87,7 @@ struct supervisor {
 	struct child		 walsvc;
 	struct child		*workers;
 	int			 nworkers;
-	struct listen_set	 listeners;
+	struct listen_set	 listeners[IPC_LISTEN_KINDS];
 	uint64_t		 next_gen;
 	int			 stopping;
 	int64_t			 stop_requested;	/* monotonic ms */
@@ -99,7 +102,7 @@ struct supervisor {
 	struct auth_file {
 		struct buf	 bytes;
 		char		 name[PATH_MAX];
-	}			 auth[3];	/* by IPC_AUTH_* */
+	}			 auth[IPC_AUTH_KINDS];	/* by IPC_AUTH_* */
 };
 
 /* auth.c */
@@ -109,13 +112,13 @@ void	 auth_send(struct supervisor *, struct child *);
 void	 auth_reload(struct supervisor *);
 
 /* listen.c */
-int	 listen_open(struct listen_set *, const char *binds, int nslots,
-	    char *err, size_t errlen);
+int	 listen_open(struct listen_set *, uint8_t kind, const char *option,
+	    const char *binds, int nslots, char *err, size_t errlen);
 void	 listen_close(struct listen_set *);
 int	 listen_update(struct listen_set *, const char *binds,
 	    char removed[][80], int *nremoved, char *err, size_t errlen);
 void	 listen_close_slot(struct listen_set *, int slot,
-	    void (*adopt)(int fd, void *), void *arg);
+	    void (*adopt)(int fd, uint8_t kind, void *), void *arg);
 int	 listen_reopen_slot(struct listen_set *, int slot, char *err,
 	    size_t errlen);
 int	 listen_slot_fds(const struct listen_set *, int slot, int *fds, int max);

@@ -29,9 +29,13 @@ accepted(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int len, void *arg)
 {
 	struct worker	*w = arg;
+	int		 i;
 
 	w->stats.accepted++;
-	conn_accept(w, fd);
+	for (i = 0; i < w->nlisteners && w->listeners[i] != l; i++)
+		;
+	conn_accept(w, fd, i < w->nlisteners ? w->listener_kinds[i] :
+	    IPC_LISTEN_MQTT);
 }
 
 static void
@@ -66,7 +70,7 @@ accept_start(struct worker *w)
 
 	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	for (i = 0; i < p->nlisten; i++) {
-		if (accept_add(w, p->listen_fds[i]) == -1)
+		if (accept_add(w, p->listen_fds[i], p->listen_kinds[i]) == -1)
 			return -1;
 	}
 	return 0;
@@ -74,7 +78,7 @@ accept_start(struct worker *w)
 
 /* Watch one listening socket (inherited, or passed on reload). */
 int
-accept_add(struct worker *w, int fd)
+accept_add(struct worker *w, int fd, uint8_t kind)
 {
 	struct evconnlistener	*l;
 	int			 i = w->nlisteners;
@@ -101,8 +105,10 @@ accept_add(struct worker *w, int fd)
 	evconnlistener_set_error_cb(l, accept_error);
 	addr_local(fd, w->listener_names[i], sizeof(w->listener_names[i]));
 	w->listeners[i] = l;
+	w->listener_kinds[i] = kind;
 	w->nlisteners++;
-	log_info("listening socket added", "addr=%s", w->listener_names[i]);
+	log_info("listening socket added", "addr=%s kind=%s",
+	    w->listener_names[i], kind == IPC_LISTEN_TLS ? "tls" : "mqtt");
 	return 0;
 }
 
@@ -120,6 +126,7 @@ accept_remove(struct worker *w, const char *name)
 		w->listeners[i] = w->listeners[w->nlisteners];
 		memcpy(w->listener_names[i], w->listener_names[w->nlisteners],
 		    sizeof(w->listener_names[i]));
+		w->listener_kinds[i] = w->listener_kinds[w->nlisteners];
 		log_info("listening socket removed", "addr=%s", name);
 		return;
 	}

@@ -100,14 +100,25 @@ conn_send_disconnect(struct conn *c, uint8_t reason)
 	conn_send_packet(c, &pkt);
 }
 
+/* Write what the connection has; 0 also when the rest has to wait. */
 static int
 write_out(struct conn *c)
 {
 	ssize_t	 n;
+	int	 st;
 
 	while (c->out.len > 0) {
-		n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
-		if (n == -1) {
+		if (c->ssl != NULL) {
+			if (c->tls_hs)
+				return 0;	/* after the handshake */
+			if ((n = tls_write(c, c->out.data, c->out.len, &st)) ==
+			    -1) {
+				if (st == TLS_WANT_READ)
+					c->tls_write_wr = 1;
+				return st == TLS_FAILED ? -1 : 0;
+			}
+		} else if ((n = send(c->fd, c->out.data, c->out.len,
+		    MSG_NOSIGNAL)) == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -129,6 +140,9 @@ static void conn_writable(evutil_socket_t, short, void *);
 static int
 want_write(struct conn *c)
 {
+	/* TLS that must read before it writes: the read event resumes it */
+	if (c->tls_write_wr && !c->tls_read_ww && !c->tls_hs)
+		return 0;
 	if (c->wev == NULL && (c->wev = event_new(c->w->base, c->fd,
 	    EV_WRITE, conn_writable, c)) == NULL)
 		return -1;
@@ -136,12 +150,26 @@ want_write(struct conn *c)
 	return event_add(c->wev, NULL);
 }
 
+static int tls_handshake_step(struct conn *);
+
 static void
 conn_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn	*c = arg;
 
 	c->want_write = 0;
+	if (c->ssl != NULL) {
+		if (c->tls_hs) {
+			/* the handshake's reply went out: read what follows */
+			if (tls_handshake_step(c))
+				event_active(&c->rev, EV_READ, 1);
+			return;
+		}
+		if (c->tls_read_ww) {
+			c->tls_read_ww = 0;
+			event_active(&c->rev, EV_READ, 1);
+		}
+	}
 	if (write_out(c) == -1) {
 		conn_close(c, NO_REASON, "write failed");
 		return;
@@ -396,6 +424,9 @@ read_again(struct conn *c)
 	c->last_rx = clock_mono_ms();
 	event_add(&c->rev, NULL);
 	process_kept(c);
+	/* bytes decrypted before the pause are not on the socket any more */
+	if (tls_has_pending(c) && c->state != CONN_CLOSING && !c->paused)
+		event_active(&c->rev, EV_READ, 1);
 }
 
 /*
@@ -422,18 +453,92 @@ conn_pause(struct conn *c, uint8_t reason, int on)
 		read_again(c);
 }
 
+/*
+ * One step of a TLS handshake; 1 when it is done (reading may go on),
+ * 0 while it waits (its event armed) or when it failed (closed).
+ */
+static int
+tls_handshake_step(struct conn *c)
+{
+	switch (tls_handshake(c)) {
+	case TLS_DONE:
+		/* a reply that waited for the handshake */
+		if (c->out.len > 0)
+			(void)conn_out(c);	/* written at the end of the turn */
+		return 1;
+	case TLS_WANT_WRITE:
+		if (want_write(c) == -1)
+			conn_close(c, NO_REASON, "out of memory");
+		return 0;
+	case TLS_WANT_READ:
+		return 0;
+	default:
+		conn_close(c, NO_REASON, errno == EACCES ?
+		    "no user name in the client certificate" :
+		    "TLS handshake failed");
+		return 0;
+	}
+}
+
+/* recv() for either kind of connection: -1 with EAGAIN to wait. */
+static ssize_t
+conn_recv(struct conn *c, void *dst, size_t len)
+{
+	ssize_t	 n;
+	int	 st;
+
+	if (c->ssl == NULL)
+		return recv(c->fd, dst, len, 0);
+	if ((n = tls_read(c, dst, len, &st)) >= 0)
+		return n;
+	if (st == TLS_WANT_WRITE) {
+		/* a key update or ticket to send first */
+		c->tls_read_ww = 1;
+		if (want_write(c) == -1)
+			return -1;
+	}
+	if (st != TLS_FAILED)
+		errno = EAGAIN;
+	return -1;
+}
+
+static void read_some(struct conn *, struct worker *);
+
 static void
 conn_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn	*c = arg;
 	struct worker	*w = c->w;
+
+	if (c->ssl != NULL) {
+		/* a write that waited for the peer's bytes */
+		if (c->tls_write_wr && !c->tls_hs) {
+			c->tls_write_wr = 0;
+			(void)conn_out(c);	/* written at the end of the turn */
+		}
+		if (c->tls_hs && !tls_handshake_step(c))
+			return;
+	}
+	read_some(c, w);
+	/*
+	 * OpenSSL may hold more than it handed out (a record is read
+	 * whole); no event would announce those bytes.
+	 */
+	if (tls_has_pending(c) && c->state != CONN_CLOSING && !c->paused &&
+	    !w->ipc_paused)
+		event_active(&c->rev, EV_READ, 1);
+}
+
+static void
+read_some(struct conn *c, struct worker *w)
+{
 	uint8_t		*dst;
 	ssize_t		 n;
 	size_t		 used;
 
 	if (c->in.len == 0) {
 		/* the usual case: decode straight from the loop's buffer */
-		n = recv(fd, w->scratch, WORKER_READ_CHUNK, 0);
+		n = conn_recv(c, w->scratch, WORKER_READ_CHUNK);
 		if (n <= 0)
 			goto eof;
 		used = process(c, w->scratch, (size_t)n);
@@ -448,7 +553,7 @@ conn_readable(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	dst = c->in.data + c->in.len;
-	n = recv(fd, dst, WORKER_READ_CHUNK, 0);
+	n = conn_recv(c, dst, WORKER_READ_CHUNK);
 	if (n <= 0)
 		goto eof;
 	c->in.len += (size_t)n;
@@ -461,11 +566,11 @@ eof:
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	conn_close(c, NO_REASON, n == 0 ? "connection closed by client" :
-	    strerror(errno));
+	    errno == EPROTO ? "TLS error" : strerror(errno));
 }
 
 void
-conn_accept(struct worker *w, int fd)
+conn_accept(struct worker *w, int fd, uint8_t kind)
 {
 	struct conn	*c;
 	socklen_t	 sl;
@@ -504,11 +609,21 @@ conn_accept(struct worker *w, int fd)
 	c->next_packet_id = 1;
 	buf_init(&c->in);
 	buf_init(&c->out);
+	if (kind == IPC_LISTEN_TLS && tls_conn_start(c) == -1) {
+		static struct log_ratelimit	 trl;
+
+		log_limited(&trl, LOG_LEVEL_WARN, "TLS connection refused: no "
+		    "usable certificate", "fd=%d", fd);
+		close(fd);
+		free(c);
+		return;
+	}
 	if (event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST,
 	    conn_readable, c) == -1 ||
 	    event_priority_set(&c->rev, EVLOOP_PRIO_IO) == -1 ||
 	    idmap_put(&w->conns_by_id, c->id, c) == -1) {
 		log_warnx("cannot set up connection", "fd=%d", fd);
+		tls_conn_end(c);
 		close(fd);
 		free(c);
 		return;
@@ -566,6 +681,7 @@ conn_close(struct conn *c, uint8_t reason, const char *why)
 		event_free(c->wev);
 		c->wev = NULL;
 	}
+	tls_conn_end(c);
 	close(c->fd);
 	c->fd = -1;
 	idmap_remove(&w->conns_by_id, c->id);

@@ -156,7 +156,16 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 		    "authentication method");
 		return;
 	}
-	switch ((auth = auth_connect(c, cn, &why))) {
+	/* a certificate that names the user (tls.use-identity-as-username)
+	 * is the authentication: the name in CONNECT and any password are
+	 * not looked at */
+	if (c->tls_cn != NULL) {
+		c->username = c->tls_cn;
+		c->tls_cn = NULL;
+		auth = AUTH_OK;
+	} else
+		auth = auth_connect(c, cn, &why);
+	switch (auth) {
 	case AUTH_REFUSED:
 		refuse(c, MQTT_RC_NOT_AUTHORIZED, why);
 		return;
@@ -165,7 +174,9 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 		return;
 	}
 	/* the name the ACL file knows it by */
-	if (cn->has_username && (c->username = malloc(cn->username.len +
+	if (c->username != NULL)
+		;	/* the certificate's */
+	else if (cn->has_username && (c->username = malloc(cn->username.len +
 	    1)) != NULL) {
 		memcpy(c->username, cn->username.data, cn->username.len);
 		c->username[cn->username.len] = '\0';

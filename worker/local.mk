@@ -17,3 +17,7 @@ promptmq_worker_SOURCES += \
 promptmq_worker_SOURCES += worker/auth.c
 promptmq_worker_CPPFLAGS += $(OPENSSL_CFLAGS)
 promptmq_worker_LDADD += $(OPENSSL_LIBS) -lpthread
+
+# MQTT over TLS, on the connection's own descriptor (common/tls.c makes
+# the context).
+promptmq_worker_SOURCES += worker/tls.c

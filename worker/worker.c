@@ -9,6 +9,8 @@
  */
 #include "config.h"
 
+#include <limits.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,6 +50,8 @@ worker_start(struct proc *p)
 	worker.base = p->base;
 	worker.reserve_fd = -1;
 	conn_start(&worker);
+	/* the TLS files came before the configuration */
+	tls_start(&worker);
 	if (auth_start(&worker) == -1)
 		fatalx("cannot check passwords", "");
 	if (peers_start(&worker) == -1)
@@ -85,6 +89,7 @@ worker_stop(struct proc *p)
 	accept_stop(&worker);
 	conn_close_all(&worker, MQTT_RC_SERVER_SHUTTING_DOWN);
 	auth_stop(&worker);
+	tls_stop(&worker);
 	passwd_free(worker.passwd);
 	worker.passwd = NULL;
 	acl_free(worker.acl);
@@ -106,20 +111,34 @@ worker_stop(struct proc *p)
 	exit(0);
 }
 
-/* Listening sockets added or removed by a reload of server.bind. */
+static void
+worker_reload(struct proc *p, const enum option_id *ids, size_t n)
+{
+	tls_reload(&worker, ids, n);
+}
+
+/*
+ * The files of authentication and TLS; listening sockets added or
+ * removed by a reload of server.bind or tls.bind; clients adopted.
+ */
 static void
 worker_control(struct proc *p, const struct ipc_record *rec, int fd)
 {
-	char	 name[ADDR_TEXT_MAX];
+	char	 name[PATH_MAX];
+	size_t	 skip;
 
 	if (rec->type == IPC_CTL_AUTH) {
 		/* body: u8 IPC_AUTH_*, the file's name */
 		if (rec->len >= 1 && rec->len < sizeof(name) &&
 		    (rec->body[0] == IPC_AUTH_PASSWORD_FILE ||
-		    rec->body[0] == IPC_AUTH_ACL_FILE)) {
+		    rec->body[0] == IPC_AUTH_ACL_FILE ||
+		    rec->body[0] == IPC_AUTH_TLS)) {
 			memcpy(name, rec->body + 1, rec->len - 1);
 			name[rec->len - 1] = '\0';
-			auth_set_file(&worker, rec->body[0], fd, name);
+			if (rec->body[0] == IPC_AUTH_TLS)
+				tls_set_bundle(&worker, fd, name);
+			else
+				auth_set_file(&worker, rec->body[0], fd, name);
 		} else {
 			log_warnx("malformed authentication message",
 			    "len=%u", rec->len);
@@ -129,23 +148,27 @@ worker_control(struct proc *p, const struct ipc_record *rec, int fd)
 		return;
 	}
 	if (rec->type == IPC_CTL_ADOPT) {
-		/* a client from a throttled slot's queue */
-		if (fd != -1 && rec->len == 0) {
+		/* a client from a throttled slot's queue; body: its kind */
+		if (fd != -1 && rec->len == 1 &&
+		    rec->body[0] < IPC_LISTEN_KINDS) {
 			worker.stats.accepted++;
-			conn_accept(&worker, fd);
+			conn_accept(&worker, fd, rec->body[0]);
 		} else if (fd != -1)
 			close(fd);
 		return;
 	}
-	if (rec->len == 0 || rec->len >= sizeof(name)) {
+	/* LISTEN_ADD: u8 kind, address; LISTEN_REMOVE: address */
+	skip = rec->type == IPC_CTL_LISTEN_ADD;
+	if (rec->len <= skip || rec->len - skip >= sizeof(name) ||
+	    (skip && rec->body[0] >= IPC_LISTEN_KINDS)) {
 		log_warnx("malformed listener message", "type=0x%04x len=%u",
 		    rec->type, rec->len);
 		if (fd != -1)
 			close(fd);
 		return;
 	}
-	memcpy(name, rec->body, rec->len);
-	name[rec->len] = '\0';
+	memcpy(name, rec->body + skip, rec->len - skip);
+	name[rec->len - skip] = '\0';
 	switch (rec->type) {
 	case IPC_CTL_LISTEN_ADD:
 		if (fd == -1) {
@@ -153,7 +176,7 @@ worker_control(struct proc *p, const struct ipc_record *rec, int fd)
 			    "addr=%s", name);
 			return;
 		}
-		accept_add(&worker, fd);
+		accept_add(&worker, fd, rec->body[0]);
 		return;
 	case IPC_CTL_LISTEN_REMOVE:
 		accept_remove(&worker, name);
@@ -172,6 +195,7 @@ static const struct proc_ops worker_ops = {
 	.start = worker_start,
 	.peers = worker_peers,
 	.stop = worker_stop,
+	.reload = worker_reload,
 	.control = worker_control,
 };
 

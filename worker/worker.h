@@ -7,12 +7,14 @@
 #define PMQ_WORKER_H
 
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <netinet/in.h>
 
 #include <stdint.h>
 
 #include <event2/event_struct.h>
+#include <openssl/types.h>	/* SSL, SSL_CTX: tls.c has the rest */
 
 #include "addr.h"
 #include "buf.h"
@@ -176,6 +178,12 @@ struct conn {
 	struct event		*wev;		/* made when first needed: most
 						   connections never wait to
 						   write */
+	SSL			*ssl;		/* MQTT over TLS, else NULL */
+	char			*tls_cn;	/* its certificate's CN, when
+						   that is the user name */
+	uint8_t			 tls_hs;	/* handshake under way */
+	uint8_t			 tls_read_ww;	/* a read waits to write */
+	uint8_t			 tls_write_wr;	/* a write waits to read */
 };
 
 /* A topic named by an alias (MQTT 5, 3.3.2.3.4). */
@@ -292,6 +300,9 @@ struct worker {
 	uint64_t		 match_stamp;
 	struct evconnlistener	*listeners[PROC_MAX_LISTEN];
 	char			 listener_names[PROC_MAX_LISTEN][ADDR_TEXT_MAX];
+	uint8_t			 listener_kinds[PROC_MAX_LISTEN];
+	SSL_CTX			*tls_ctx;	/* NULL: TLS not served yet */
+	struct buf		 tls_bundle;	/* what it was made from */
 	int			 nlisteners;
 	int			 accepting;
 	int			 reserve_fd;	/* spare descriptor for EMFILE */
@@ -359,13 +370,13 @@ int	 accept_start(struct worker *);
  * out of memory); and freed */
 struct conn_aliases *conn_aliases(struct conn *);
 void	 conn_aliases_free(struct conn *);
-int	 accept_add(struct worker *, int fd);
+int	 accept_add(struct worker *, int fd, uint8_t kind);
 void	 accept_remove(struct worker *, const char *name);
 void	 accept_enable(struct worker *);
 void	 accept_stop(struct worker *);
 
 /* conn.c */
-void	 conn_accept(struct worker *, int fd);
+void	 conn_accept(struct worker *, int fd, uint8_t kind);
 void	 conn_close(struct conn *, uint8_t reason, const char *why);
 void	 conn_close_all(struct worker *, uint8_t reason);
 struct buf *conn_out(struct conn *);
@@ -386,6 +397,22 @@ enum {
 	AUTH_BUSY,		/* CONNACK 0x89 */
 	AUTH_PENDING,		/* connect_authenticated() says later */
 };
+/* tls.c */
+void	 tls_set_bundle(struct worker *, int fd, const char *name);
+void	 tls_start(struct worker *);
+void	 tls_reload(struct worker *, const enum option_id *, size_t);
+void	 tls_stop(struct worker *);
+int	 tls_conn_start(struct conn *);
+void	 tls_conn_end(struct conn *);
+#define TLS_DONE	1
+#define TLS_WANT_READ	2
+#define TLS_WANT_WRITE	3
+#define TLS_FAILED	(-1)
+int	 tls_handshake(struct conn *);
+ssize_t	 tls_read(struct conn *, void *, size_t, int *status);
+ssize_t	 tls_write(struct conn *, const void *, size_t, int *status);
+int	 tls_has_pending(const struct conn *);
+
 int	 auth_start(struct worker *);
 void	 auth_stop(struct worker *);
 void	 auth_set_file(struct worker *, int kind, int fd, const char *name);

@@ -27,7 +27,6 @@ Against Mosquitto (PMQ_TARGET=mosquitto) the same checks run; where
 Mosquitto legitimately differs (it supports $share and subscription
 identifiers, enforces keep alive late) the target says so."""
 
-import queue
 import subprocess
 import threading
 import time
@@ -253,31 +252,6 @@ def session_kept(b):
             pub.close()
 
 
-class Lines:
-    """The output lines of a process, read on a thread."""
-
-    def __init__(self, proc):
-        self.q = queue.Queue()
-        self.all = []
-        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
-
-    def _read(self, f):
-        for line in f:
-            self.q.put(line.rstrip("\n"))
-
-    def wait(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.q.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise pmq.TestFailure("timed out after %.1fs waiting for %s; output: %s" %
-                                      (timeout, what, self.all[-10:]))
-            self.all.append(line)
-            if pred(line):
-                return line
-
-
 def command_line_tools(b):
     """mosquitto_sub receives what mosquitto_pub sends, 3.1.1 and 5.0."""
     for v in ("311", "5"):
@@ -289,7 +263,7 @@ def command_line_tools(b):
             "-i", u + "-sub", "-t", topic, "-q", "1", "-C", "3", "-v", "-d", "-W", "20"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            out = Lines(sub)
+            out = pmq.Lines(sub)
             out.wait(lambda line: "received SUBACK" in line, 10, "mosquitto_sub's SUBACK")
             for qos, msg in ((1, "one"), (0, "two"), (1, "three four")):
                 r = subprocess.run(["mosquitto_pub"] + common + [

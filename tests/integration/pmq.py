@@ -279,7 +279,8 @@ class Broker:
     def _wait_ready(self, timeout):
         start = getattr(self, "start_mark", 0)
         self.wait_log(r"supervisor\[\d+\] notice: ready", timeout, start)
-        m = re.compile(r"listening addr=127\.0\.0\.1:(\d+)").search(self.log(), start)
+        m = re.compile(r"listening addr=127\.0\.0\.1:(\d+) slots=\d+ kind=mqtt").search(
+            self.log(), start)
         check(m, "no listening line in the log")
         self.port = int(m.group(1))
         self.started_children = self.children()
@@ -1527,6 +1528,33 @@ def spread(b, make, per_slot=1, tries=200, slots=None):
     finally:
         for c in extra:
             c.close()
+
+
+class Lines:
+    """The output lines of a process, read on a thread; wait() for one
+    (timeout stretched by SLOWDOWN)."""
+
+    def __init__(self, proc):
+        self.q = queue.Queue()
+        self.all = []
+        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+
+    def _read(self, f):
+        for line in f:
+            self.q.put(line.rstrip("\n"))
+
+    def wait(self, pred, timeout, what):
+        timeout = patience(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.q.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TestFailure("timed out after %.1fs waiting for %s; output: %s" %
+                                      (timeout, what, self.all[-10:]))
+            self.all.append(line)
+            if pred(line):
+                return line
 
 
 def unique(prefix="t"):

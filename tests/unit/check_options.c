@@ -743,11 +743,11 @@ END_TEST
 START_TEST(test_error_unknown_group)
 {
 	ck_assert_int_eq(load_text("sever: { workers = 2; };\n"
-				   "tls: { };\n"
+				   "mqtts: { };\n"
 				   "server = 1;\n"),
 	    -1);
 	ck_assert_error(":1: unknown group 'sever' (did you mean 'server'?)");
-	ck_assert_error(":2: unknown group 'tls'");
+	ck_assert_error(":2: unknown group 'mqtts'");
 	ck_assert_error(":3: 'server' must be a group: server: { ... };");
 	ck_assert_uint_eq(msgs.nerrors, 3);
 }

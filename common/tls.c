@@ -1,0 +1,383 @@
+/*
+ * tls.c - the material of MQTT over TLS (tls.*) and the OpenSSL context
+ * made from it.
+ *
+ * The supervisor reads the certificate, the key and the CAs, as root
+ * (the key may be readable by root alone), into one bundle; it builds a
+ * context from the bundle to check it, then hands the bundle to every
+ * worker (IPC_AUTH_TLS), which builds the same context with the same
+ * code to serve with.  What a worker serves is therefore exactly what
+ * the supervisor checked.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "buf.h"
+#include "log.h"
+#include "tls.h"
+#include "utf8.h"
+
+static int
+seterr(char *err, size_t errlen, const char *fmt, ...) LOG_PRINTF(3, 4);
+
+static int
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The reason OpenSSL gave last, for a message. */
+static const char *
+ssl_reason(char *buf, size_t len)
+{
+	unsigned long	 e = ERR_peek_last_error();
+
+	if (e == 0)
+		snprintf(buf, len, "not PEM");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+/* One file, as a length and its bytes, onto the bundle. */
+static int
+add_file(struct buf *out, const char *opt, const char *path, char *err,
+    size_t errlen)
+{
+	struct buf	 bytes = BUF_INITIALIZER;
+
+	if (buf_load_file(&bytes, path) == -1) {
+		seterr(err, errlen, "%s: cannot read %s: %s", opt, path,
+		    strerror(errno));
+		buf_free(&bytes);
+		return -1;
+	}
+	buf_add_u32(out, (uint32_t)bytes.len);
+	buf_add(out, bytes.data, bytes.len);
+	buf_free(&bytes);
+	return 0;
+}
+
+static int
+name_order(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * tls.ca-file, then every regular file of tls.ca-dir (by name; the
+ * links of a hashed directory are skipped: they name the same files).
+ */
+static int
+add_cas(struct buf *out, const char *file, const char *dir, char *err,
+    size_t errlen)
+{
+	struct buf	 cas = BUF_INITIALIZER;
+	struct dirent	*de;
+	struct stat	 st;
+	DIR		*d;
+	char		 path[PATH_MAX], **names = NULL;
+	size_t		 n = 0, i;
+	int		 rv = -1;
+
+	if (*file && buf_load_file(&cas, file) == -1) {
+		seterr(err, errlen, "tls.ca-file: cannot read %s: %s", file,
+		    strerror(errno));
+		goto done;
+	}
+	if (*dir) {
+		if ((d = opendir(dir)) == NULL) {
+			seterr(err, errlen, "tls.ca-dir: cannot read %s: %s",
+			    dir, strerror(errno));
+			goto done;
+		}
+		while ((de = readdir(d)) != NULL) {
+			char	**more;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			if (lstat(path, &st) == -1 || !S_ISREG(st.st_mode))
+				continue;
+			if ((more = realloc(names, (n + 1) * sizeof(*names))) ==
+			    NULL || (more[n] = strdup(de->d_name)) == NULL) {
+				if (more)
+					names = more;
+				closedir(d);
+				seterr(err, errlen, "out of memory");
+				goto done;
+			}
+			names = more;
+			n++;
+		}
+		closedir(d);
+		qsort(names, n, sizeof(*names), name_order);
+		for (i = 0; i < n; i++) {
+			struct buf	 one = BUF_INITIALIZER;
+
+			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+			if (buf_load_file(&one, path) == -1) {
+				seterr(err, errlen, "tls.ca-dir: cannot read "
+				    "%s: %s", path, strerror(errno));
+				buf_free(&one);
+				goto done;
+			}
+			buf_add(&cas, one.data, one.len);
+			buf_add_u8(&cas, '\n');
+			buf_free(&one);
+		}
+	}
+	buf_add_u32(out, (uint32_t)cas.len);
+	buf_add(out, cas.data, cas.len);
+	rv = 0;
+done:
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	buf_free(&cas);
+	return rv;
+}
+
+int
+tls_bundle_read(const struct config *cfg, struct buf *out, char *err,
+    size_t errlen)
+{
+	buf_init(out);
+	if (add_file(out, "tls.cert-file", config_str(cfg, OPT_tls_cert_file),
+	    err, errlen) == -1 ||
+	    add_file(out, "tls.key-file", config_str(cfg, OPT_tls_key_file),
+	    err, errlen) == -1 ||
+	    add_cas(out, config_str(cfg, OPT_tls_ca_file), config_str(cfg,
+	    OPT_tls_ca_dir), err, errlen) == -1) {
+		buf_free(out);
+		return -1;
+	}
+	if (buf_failed(out)) {
+		buf_free(out);
+		return seterr(err, errlen, "out of memory");
+	}
+	return 0;
+}
+
+/* The three parts of a bundle, each a BIO over the bundle's bytes. */
+static int
+bundle_parts(const uint8_t *data, size_t len, BIO *parts[3])
+{
+	struct buf_reader	 rd;
+	const uint8_t		*p;
+	uint32_t		 n;
+	int			 i;
+
+	buf_reader_init(&rd, data, len);
+	for (i = 0; i < 3; i++) {
+		n = buf_read_u32(&rd);
+		if ((p = buf_read_ptr(&rd, n)) == NULL)
+			break;
+		if ((parts[i] = BIO_new_mem_buf(p, (int)n)) == NULL)
+			break;
+	}
+	if (i == 3 && !rd.failed && buf_read_left(&rd) == 0)
+		return 0;
+	while (i-- > 0)
+		BIO_free(parts[i]);
+	return -1;
+}
+
+static int
+use_chain(SSL_CTX *ctx, BIO *bio, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	char	 why[256];
+	X509	*x;
+
+	if ((x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL)) == NULL)
+		return seterr(err, errlen, "tls.cert-file: no certificate in "
+		    "%s (%s)", config_str(cfg, OPT_tls_cert_file),
+		    ssl_reason(why, sizeof(why)));
+	if (SSL_CTX_use_certificate(ctx, x) != 1) {
+		X509_free(x);
+		return seterr(err, errlen, "tls.cert-file: %s: %s",
+		    config_str(cfg, OPT_tls_cert_file),
+		    ssl_reason(why, sizeof(why)));
+	}
+	X509_free(x);
+	/* the intermediates that follow it */
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+			X509_free(x);
+			return seterr(err, errlen, "tls.cert-file: %s: %s",
+			    config_str(cfg, OPT_tls_cert_file),
+			    ssl_reason(why, sizeof(why)));
+		}
+	ERR_clear_error();	/* the end of the file */
+	return 0;
+}
+
+static int
+use_key(SSL_CTX *ctx, BIO *bio, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	char		 why[256];
+	EVP_PKEY	*k;
+	int		 ok;
+
+	if ((k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL)
+		return seterr(err, errlen, "tls.key-file: no private key in %s "
+		    "(%s)", config_str(cfg, OPT_tls_key_file),
+		    ssl_reason(why, sizeof(why)));
+	ok = SSL_CTX_use_PrivateKey(ctx, k) == 1;
+	EVP_PKEY_free(k);
+	if (!ok || SSL_CTX_check_private_key(ctx) != 1)
+		return seterr(err, errlen, "tls.key-file: %s does not match the "
+		    "certificate of tls.cert-file %s", config_str(cfg,
+		    OPT_tls_key_file), config_str(cfg, OPT_tls_cert_file));
+	return 0;
+}
+
+/* The CAs client certificates are verified against, and only those. */
+static int
+use_cas(SSL_CTX *ctx, BIO *bio, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	X509_STORE	*store = SSL_CTX_get_cert_store(ctx);
+	char		 why[256];
+	X509		*x;
+	int		 n = 0;
+
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_cert(store, x) != 1 ||
+		    SSL_CTX_add_client_CA(ctx, x) != 1) {
+			X509_free(x);
+			return seterr(err, errlen, "tls.ca-file/tls.ca-dir: %s",
+			    ssl_reason(why, sizeof(why)));
+		}
+		X509_free(x);
+		n++;
+	}
+	ERR_clear_error();
+	if (n == 0 && config_num(cfg, OPT_tls_require_certificate))
+		return seterr(err, errlen, "tls.require-certificate: no CA "
+		    "certificate in tls.ca-file %s or tls.ca-dir %s",
+		    config_str(cfg, OPT_tls_ca_file), config_str(cfg,
+		    OPT_tls_ca_dir));
+	return 0;
+}
+
+SSL_CTX *
+tls_ctx_new(const uint8_t *bundle, size_t len, const struct config *cfg,
+    char *err, size_t errlen)
+{
+	static const unsigned char	 sid[] = "promptmq";
+	const char			*ciphers, *suites;
+	SSL_CTX				*ctx;
+	BIO				*parts[3];
+	char				 why[256];
+	int				 rv = -1;
+
+	if (bundle_parts(bundle, len, parts) == -1) {
+		seterr(err, errlen, "malformed TLS bundle");
+		return NULL;
+	}
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		seterr(err, errlen, "cannot create a TLS context: %s",
+		    ssl_reason(why, sizeof(why)));
+		goto done;
+	}
+	SSL_CTX_set_min_proto_version(ctx, strcmp(config_text(cfg,
+	    OPT_tls_min_version), "1.3") == 0 ? TLS1_3_VERSION :
+	    TLS1_2_VERSION);
+	/*
+	 * No renegotiation (a client could make the worker redo handshakes
+	 * at will); a peer that closes without close_notify is an end of
+	 * stream like any other, as for plain MQTT.
+	 */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_NO_COMPRESSION);
+	/*
+	 * The output buffer grows and moves between the tries of one write;
+	 * idle connections give their read and write buffers back.
+	 */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+	ciphers = config_str(cfg, OPT_tls_ciphers);
+	suites = config_str(cfg, OPT_tls_ciphersuites);
+	if (*ciphers && SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+		seterr(err, errlen, "tls.ciphers: '%s': %s", ciphers,
+		    ssl_reason(why, sizeof(why)));
+		goto done;
+	}
+	if (*suites && SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
+		seterr(err, errlen, "tls.ciphersuites: '%s': %s", suites,
+		    ssl_reason(why, sizeof(why)));
+		goto done;
+	}
+	if (use_chain(ctx, parts[0], cfg, err, errlen) == -1 ||
+	    use_key(ctx, parts[1], cfg, err, errlen) == -1 ||
+	    use_cas(ctx, parts[2], cfg, err, errlen) == -1)
+		goto done;
+	SSL_CTX_set_verify(ctx, config_num(cfg, OPT_tls_require_certificate) ?
+	    SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE,
+	    NULL);
+	rv = 0;
+done:
+	BIO_free(parts[0]);
+	BIO_free(parts[1]);
+	BIO_free(parts[2]);
+	if (rv == -1) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+int
+tls_peer_cn(SSL *ssl, char *out, size_t len)
+{
+	X509_NAME_ENTRY	*e;
+	X509_NAME	*subject;
+	X509		*peer;
+	unsigned char	*utf8 = NULL;
+	int		 i, n;
+
+	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL ||
+	    (subject = X509_get_subject_name(peer)) == NULL)
+		return -1;
+	/* exactly one CN: with two, which one is the user is a guess */
+	if ((i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1)) < 0 ||
+	    X509_NAME_get_index_by_NID(subject, NID_commonName, i) >= 0)
+		return -1;
+	e = X509_NAME_get_entry(subject, i);
+	if ((n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e))) <= 0)
+		return -1;
+	if ((size_t)n >= len || memchr(utf8, '\0', (size_t)n) != NULL ||
+	    utf8_check(utf8, (size_t)n, UTF8_STRICT) != 0) {
+		OPENSSL_free(utf8);
+		return -1;
+	}
+	memcpy(out, utf8, (size_t)n);
+	out[n] = '\0';
+	OPENSSL_free(utf8);
+	return 0;
+}

@@ -1,0 +1,38 @@
+/*
+ * tls.h - the material of MQTT over TLS and the OpenSSL context made
+ * from it (tls.c).
+ */
+#ifndef PMQ_TLS_H
+#define PMQ_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "buf.h"
+#include "options.h"
+
+/*
+ * Read tls.cert-file, tls.key-file, tls.ca-file and the files of
+ * tls.ca-dir into one bundle (the body of IPC_AUTH_TLS).  -1 with a
+ * message naming the option and the file.
+ */
+int	 tls_bundle_read(const struct config *, struct buf *out, char *err,
+	    size_t errlen);
+
+/*
+ * A server context from a bundle and the tls.* options: the chain, the
+ * key (checked against the certificate), the CAs client certificates
+ * are verified against, versions, ciphers.  NULL with a message.
+ */
+SSL_CTX	*tls_ctx_new(const uint8_t *bundle, size_t len, const struct config *,
+	    char *err, size_t errlen);
+
+/*
+ * The peer certificate's common name (there must be exactly one), as a
+ * valid UTF-8 string without NUL: 0, or -1 when there is none.
+ */
+int	 tls_peer_cn(SSL *, char *out, size_t len);
+
+#endif /* PMQ_TLS_H */
