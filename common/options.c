@@ -1049,13 +1049,21 @@ finish_tls(struct finish *f)
 {
 	struct config	*cfg = f->cfg;
 	int		 listening = config_text(cfg, OPT_tls_bind)[0] != '\0';
+	int		 cert = config_text(cfg, OPT_tls_cert_file)[0] != '\0';
+	int		 key = config_text(cfg, OPT_tls_key_file)[0] != '\0';
+	int		 psk = config_text(cfg, OPT_tls_psk_file)[0] != '\0';
 
-	if (listening && config_text(cfg, OPT_tls_cert_file)[0] == '\0')
+	/* a certificate with its key, or pre-shared keys, or both */
+	if (listening && !cert && !psk)
 		finish_problem(f, OPT_tls_cert_file, "needed by tls.bind: the "
-		    "server's certificate");
-	if (listening && config_text(cfg, OPT_tls_key_file)[0] == '\0')
-		finish_problem(f, OPT_tls_key_file, "needed by tls.bind: the "
-		    "key of tls.cert-file");
+		    "server's certificate (or tls.psk-file: pre-shared keys "
+		    "only)");
+	else if (key && !cert)
+		finish_problem(f, OPT_tls_cert_file, "needed by tls.key-file: "
+		    "the certificate of that key");
+	if (cert && !key)
+		finish_problem(f, OPT_tls_key_file, "needed by tls.cert-file: "
+		    "its private key");
 	if (config_num(cfg, OPT_tls_require_certificate) &&
 	    config_text(cfg, OPT_tls_ca_file)[0] == '\0' &&
 	    config_text(cfg, OPT_tls_ca_dir)[0] == '\0')
@@ -1063,10 +1071,10 @@ finish_tls(struct finish *f)
 		    "tls.ca-file or tls.ca-dir to verify client certificates "
 		    "against");
 	if (config_num(cfg, OPT_tls_use_identity_as_username) &&
-	    !config_num(cfg, OPT_tls_require_certificate))
+	    !config_num(cfg, OPT_tls_require_certificate) && !psk)
 		finish_problem(f, OPT_tls_use_identity_as_username, "needs "
-		    "tls.require-certificate: without a certificate there is "
-		    "no identity");
+		    "tls.require-certificate or tls.psk-file: without a "
+		    "certificate or a key there is no identity");
 }
 
 int

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -59,21 +60,24 @@ ssl_reason(char *buf, size_t len)
 	return buf;
 }
 
-/* One file, as a length and its bytes, onto the bundle. */
+/* One file, as a length and its bytes, onto the bundle (none: 0). */
 static int
 add_file(struct buf *out, const char *opt, const char *path, char *err,
     size_t errlen)
 {
 	struct buf	 bytes = BUF_INITIALIZER;
 
-	if (buf_load_file(&bytes, path) == -1) {
+	if (*path != '\0' && buf_load_file(&bytes, path) == -1) {
 		seterr(err, errlen, "%s: cannot read %s: %s", opt, path,
 		    strerror(errno));
 		buf_free(&bytes);
 		return -1;
 	}
 	buf_add_u32(out, (uint32_t)bytes.len);
-	buf_add(out, bytes.data, bytes.len);
+	if (bytes.len > 0)
+		buf_add(out, bytes.data, bytes.len);
+	if (bytes.data != NULL)
+		OPENSSL_cleanse(bytes.data, bytes.cap);
 	buf_free(&bytes);
 	return 0;
 }
@@ -148,7 +152,8 @@ add_cas(struct buf *out, const char *file, const char *dir, char *err,
 		}
 	}
 	buf_add_u32(out, (uint32_t)cas.len);
-	buf_add(out, cas.data, cas.len);
+	if (cas.len > 0)
+		buf_add(out, cas.data, cas.len);
 	rv = 0;
 done:
 	for (i = 0; i < n; i++)
@@ -168,7 +173,9 @@ tls_bundle_read(const struct config *cfg, struct buf *out, char *err,
 	    add_file(out, "tls.key-file", config_str(cfg, OPT_tls_key_file),
 	    err, errlen) == -1 ||
 	    add_cas(out, config_str(cfg, OPT_tls_ca_file), config_str(cfg,
-	    OPT_tls_ca_dir), err, errlen) == -1) {
+	    OPT_tls_ca_dir), err, errlen) == -1 ||
+	    add_file(out, "tls.psk-file", config_str(cfg, OPT_tls_psk_file),
+	    err, errlen) == -1) {
 		buf_free(out);
 		return -1;
 	}
@@ -179,9 +186,12 @@ tls_bundle_read(const struct config *cfg, struct buf *out, char *err,
 	return 0;
 }
 
-/* The three parts of a bundle, each a BIO over the bundle's bytes. */
+/* The parts of a bundle, each a BIO over the bundle's bytes. */
+#define BUNDLE_PARTS	4	/* certificates, key, CAs, PSKs */
+
 static int
-bundle_parts(const uint8_t *data, size_t len, BIO *parts[3])
+bundle_parts(const uint8_t *data, size_t len, BIO *parts[BUNDLE_PARTS],
+    size_t lens[BUNDLE_PARTS])
 {
 	struct buf_reader	 rd;
 	const uint8_t		*p;
@@ -189,14 +199,16 @@ bundle_parts(const uint8_t *data, size_t len, BIO *parts[3])
 	int			 i;
 
 	buf_reader_init(&rd, data, len);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < BUNDLE_PARTS; i++) {
 		n = buf_read_u32(&rd);
 		if ((p = buf_read_ptr(&rd, n)) == NULL)
 			break;
-		if ((parts[i] = BIO_new_mem_buf(p, (int)n)) == NULL)
+		if ((parts[i] = BIO_new_mem_buf(n ? p : (const uint8_t *)"",
+		    (int)n)) == NULL)
 			break;
+		lens[i] = n;
 	}
-	if (i == 3 && !rd.failed && buf_read_left(&rd) == 0)
+	if (i == BUNDLE_PARTS && !rd.failed && buf_read_left(&rd) == 0)
 		return 0;
 	while (i-- > 0)
 		BIO_free(parts[i]);
@@ -283,6 +295,202 @@ use_cas(SSL_CTX *ctx, BIO *bio, const struct config *cfg, char *err,
 	return 0;
 }
 
+/* tls.psk-file: identities and their keys, kept with the context. */
+struct psk {
+	char		*identity;
+	uint8_t		*key;
+	size_t		 keylen;
+};
+
+struct psk_table {
+	struct psk	*v;
+	size_t		 n;
+};
+
+static int	 psk_index = -1;	/* SSL_CTX: its psk_table */
+static int	 psk_id_index = -1;	/* SSL: the identity it used */
+
+static void
+psk_table_free(struct psk_table *t)
+{
+	size_t	 i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->n; i++) {
+		free(t->v[i].identity);
+		OPENSSL_cleanse(t->v[i].key, t->v[i].keylen);
+		free(t->v[i].key);
+	}
+	free(t->v);
+	free(t);
+}
+
+static void
+psk_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	psk_table_free(ptr);
+}
+
+static void
+psk_id_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	free(ptr);
+}
+
+static int
+hex_value(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* One line of the file: IDENTITY:HEXKEY onto the table. */
+static int
+psk_line(struct psk_table *t, const char *line, size_t len, char *why,
+    size_t whylen)
+{
+	const char	*colon = memchr(line, ':', len);
+	struct psk	*more, *e;
+	size_t		 idlen, hexlen, i;
+	int		 hi, lo;
+
+	if (colon == NULL || colon == line)
+		return seterr(why, whylen, "not IDENTITY:KEY");
+	idlen = (size_t)(colon - line);
+	hexlen = len - idlen - 1;
+	if (utf8_check((const uint8_t *)line, idlen, UTF8_STRICT) != 0)
+		return seterr(why, whylen, "the identity is not valid UTF-8");
+	if (hexlen == 0 || hexlen % 2 != 0 || hexlen / 2 > PSK_MAX_PSK_LEN)
+		return seterr(why, whylen, "the key must be an even number of "
+		    "hexadecimal digits, at most %d bytes", PSK_MAX_PSK_LEN);
+	if ((more = realloc(t->v, (t->n + 1) * sizeof(*t->v))) == NULL)
+		return seterr(why, whylen, "out of memory");
+	t->v = more;
+	e = &t->v[t->n];
+	if ((e->identity = strndup(line, idlen)) == NULL ||
+	    (e->key = malloc(hexlen / 2)) == NULL) {
+		free(e->identity);
+		return seterr(why, whylen, "out of memory");
+	}
+	e->keylen = hexlen / 2;
+	t->n++;
+	for (i = 0; i < e->keylen; i++) {
+		hi = hex_value((unsigned char)colon[1 + 2 * i]);
+		lo = hex_value((unsigned char)colon[2 + 2 * i]);
+		if (hi < 0 || lo < 0)
+			return seterr(why, whylen, "the key is not hexadecimal");
+		e->key[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+static struct psk_table *
+psk_parse(BIO *bio, const struct config *cfg, char *err, size_t errlen)
+{
+	struct psk_table	*t;
+	const char		*path = config_str(cfg, OPT_tls_psk_file);
+	char			 line[2048], why[128];
+	unsigned		 lineno = 0;
+	size_t			 n;
+	int			 got;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	while ((got = BIO_gets(bio, line, sizeof(line))) > 0) {
+		lineno++;
+		n = (size_t)got;
+		if (line[n - 1] != '\n' && BIO_pending(bio) > 0) {
+			seterr(err, errlen, "tls.psk-file: %s:%u: line too long",
+			    path, lineno);
+			goto fail;
+		}
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' ||
+		    line[n - 1] == ' ' || line[n - 1] == '\t'))
+			n--;
+		if (n == 0 || line[0] == '#')
+			continue;
+		if (psk_line(t, line, n, why, sizeof(why)) == -1) {
+			seterr(err, errlen, "tls.psk-file: %s:%u: %s", path,
+			    lineno, why);
+			goto fail;
+		}
+	}
+	OPENSSL_cleanse(line, sizeof(line));
+	if (t->n == 0) {
+		seterr(err, errlen, "tls.psk-file: %s: no key in it", path);
+		goto fail;
+	}
+	return t;
+fail:
+	OPENSSL_cleanse(line, sizeof(line));
+	psk_table_free(t);
+	return NULL;
+}
+
+/* A PSK client named its identity: its key, 0 when it has none. */
+static unsigned int
+psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,
+    unsigned int max)
+{
+	const struct psk_table	*t;
+	size_t			 i;
+
+	t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), psk_index);
+	if (t == NULL || identity == NULL)
+		return 0;
+	for (i = 0; i < t->n; i++) {
+		if (strcmp(t->v[i].identity, identity) != 0)
+			continue;
+		if (t->v[i].keylen > max)
+			return 0;
+		/* kept for tls_peer_cn: OpenSSL does not keep it under 1.3 */
+		free(SSL_get_ex_data(ssl, psk_id_index));
+		SSL_set_ex_data(ssl, psk_id_index, strdup(identity));
+		memcpy(psk, t->v[i].key, t->v[i].keylen);
+		return (unsigned int)t->v[i].keylen;
+	}
+	return 0;
+}
+
+static int
+use_psks(SSL_CTX *ctx, BIO *bio, size_t len, const struct config *cfg,
+    char *err, size_t errlen)
+{
+	struct psk_table	*t;
+	const char		*hint = config_str(cfg, OPT_tls_psk_hint);
+	char			 why[256];
+
+	if (len == 0)
+		return 0;
+	if (psk_index == -1 && ((psk_index = SSL_CTX_get_ex_new_index(0, NULL,
+	    NULL, NULL, psk_ex_free)) == -1 || (psk_id_index =
+	    SSL_get_ex_new_index(0, NULL, NULL, NULL, psk_id_free)) == -1))
+		return seterr(err, errlen, "tls.psk-file: %s",
+		    ssl_reason(why, sizeof(why)));
+	if ((t = psk_parse(bio, cfg, err, errlen)) == NULL)
+		return -1;
+	if (SSL_CTX_set_ex_data(ctx, psk_index, t) != 1) {
+		psk_table_free(t);
+		return seterr(err, errlen, "tls.psk-file: %s",
+		    ssl_reason(why, sizeof(why)));
+	}
+	SSL_CTX_set_psk_server_callback(ctx, psk_server_cb);
+	if (*hint && SSL_CTX_use_psk_identity_hint(ctx, hint) != 1)
+		return seterr(err, errlen, "tls.psk-hint: %s",
+		    ssl_reason(why, sizeof(why)));
+	return 0;
+}
+
 SSL_CTX *
 tls_ctx_new(const uint8_t *bundle, size_t len, const struct config *cfg,
     char *err, size_t errlen)
@@ -290,11 +498,12 @@ tls_ctx_new(const uint8_t *bundle, size_t len, const struct config *cfg,
 	static const unsigned char	 sid[] = "promptmq";
 	const char			*ciphers, *suites;
 	SSL_CTX				*ctx;
-	BIO				*parts[3];
+	BIO				*parts[BUNDLE_PARTS];
+	size_t				 lens[BUNDLE_PARTS];
 	char				 why[256];
-	int				 rv = -1;
+	int				 rv = -1, i;
 
-	if (bundle_parts(bundle, len, parts) == -1) {
+	if (bundle_parts(bundle, len, parts, lens) == -1) {
 		seterr(err, errlen, "malformed TLS bundle");
 		return NULL;
 	}
@@ -333,18 +542,24 @@ tls_ctx_new(const uint8_t *bundle, size_t len, const struct config *cfg,
 		    ssl_reason(why, sizeof(why)));
 		goto done;
 	}
-	if (use_chain(ctx, parts[0], cfg, err, errlen) == -1 ||
-	    use_key(ctx, parts[1], cfg, err, errlen) == -1 ||
-	    use_cas(ctx, parts[2], cfg, err, errlen) == -1)
+	/* a certificate, pre-shared keys, or both */
+	if ((lens[0] > 0 && (use_chain(ctx, parts[0], cfg, err, errlen) == -1 ||
+	    use_key(ctx, parts[1], cfg, err, errlen) == -1)) ||
+	    use_cas(ctx, parts[2], cfg, err, errlen) == -1 ||
+	    use_psks(ctx, parts[3], lens[3], cfg, err, errlen) == -1)
 		goto done;
+	if (lens[0] == 0 && lens[3] == 0) {
+		seterr(err, errlen, "tls.cert-file: no certificate and no "
+		    "pre-shared key to serve TLS with");
+		goto done;
+	}
 	SSL_CTX_set_verify(ctx, config_num(cfg, OPT_tls_require_certificate) ?
 	    SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE,
 	    NULL);
 	rv = 0;
 done:
-	BIO_free(parts[0]);
-	BIO_free(parts[1]);
-	BIO_free(parts[2]);
+	for (i = 0; i < BUNDLE_PARTS; i++)
+		BIO_free(parts[i]);
 	if (rv == -1) {
 		SSL_CTX_free(ctx);
 		return NULL;
@@ -358,9 +573,18 @@ tls_peer_cn(SSL *ssl, char *out, size_t len)
 	X509_NAME_ENTRY	*e;
 	X509_NAME	*subject;
 	X509		*peer;
+	const char	*psk;
 	unsigned char	*utf8 = NULL;
 	int		 i, n;
 
+	/* a PSK session: the identity it used (checked at parse time) */
+	if (psk_id_index != -1 &&
+	    (psk = SSL_get_ex_data(ssl, psk_id_index)) != NULL) {
+		if (strlen(psk) >= len)
+			return -1;
+		snprintf(out, len, "%s", psk);
+		return 0;
+	}
 	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL ||
 	    (subject = X509_get_subject_name(peer)) == NULL)
 		return -1;

@@ -15,7 +15,8 @@
 
 /*
  * Read tls.cert-file, tls.key-file, tls.ca-file and the files of
- * tls.ca-dir into one bundle (the body of IPC_AUTH_TLS).  -1 with a
+ * tls.ca-dir, and tls.psk-file, into one bundle (the body of
+ * IPC_AUTH_TLS); an option not set is an empty part.  -1 with a
  * message naming the option and the file.
  */
 int	 tls_bundle_read(const struct config *, struct buf *out, char *err,
@@ -30,8 +31,9 @@ SSL_CTX	*tls_ctx_new(const uint8_t *bundle, size_t len, const struct config *,
 	    char *err, size_t errlen);
 
 /*
- * The peer certificate's common name (there must be exactly one), as a
- * valid UTF-8 string without NUL: 0, or -1 when there is none.
+ * The client's identity: its PSK identity, or its certificate's common
+ * name (there must be exactly one), as a valid UTF-8 string without
+ * NUL: 0, or -1 when there is none.
  */
 int	 tls_peer_cn(SSL *, char *out, size_t len);
 

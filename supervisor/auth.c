@@ -74,8 +74,8 @@ forget(struct buf *b)
 }
 
 /*
- * The TLS files (certificate, key, CAs) in one bundle, checked by
- * making the context a worker will make from it.
+ * The TLS files (certificate, key, CAs, pre-shared keys) in one bundle,
+ * checked by making the context a worker will make from it.
  */
 static int
 load_tls(struct auth_file *af, const struct config *cfg, char *err,
@@ -85,6 +85,9 @@ load_tls(struct auth_file *af, const struct config *cfg, char *err,
 	const char	*cert = config_str(cfg, OPT_tls_cert_file);
 	SSL_CTX		*ctx;
 
+	/* named after the certificate, or the keys when there is none */
+	if (*cert == '\0')
+		cert = config_str(cfg, OPT_tls_psk_file);
 	if (*cert == '\0') {
 		forget(&af->bytes);
 		af->name[0] = '\0';

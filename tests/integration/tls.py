@@ -32,7 +32,7 @@ Skipped (77) without the openssl command.
   TLS 1.2; then tls.ciphers and tls.ciphersuites, set by reload, are
   what TLS 1.2 and 1.3 connections negotiate, and a TLS 1.2 client
   offering none of tls.ciphers fails.
-- Mutual TLS (require-certificate, ca-file, use-identity-as-username,
+- Mutual TLS (require-certificate, ca-dir, use-identity-as-username,
   mqtt.allow-anonymous false, no password file; as root, the children
   run as nobody and the key, certificate and CA are root's alone): an
   anonymous client on the plain port is refused; no client certificate
@@ -43,6 +43,12 @@ Skipped (77) without the openssl command.
   a subscription outside is refused (5.0 SUBACK 0x87, 3.1.1 0x80;
   Mosquitto 2.0.11 would grant it and filter the messages).
   mosquitto_pub --cert gets in the same way.
+- Pre-shared keys (tls.psk-file in Mosquitto's format, no certificate,
+  use-identity-as-username, an ACL file): mosquitto_pub and
+  mosquitto_sub with --psk get in as their identity (3.1.1 and 5.0)
+  and its ACL applies; a wrong key or an unknown identity fails; a TLS
+  1.2 PSK suite works (openssl s_client); a file with a line that is not
+  IDENTITY:HEXKEY stops the start, naming the file and the line.
 """
 
 import os
@@ -784,11 +790,17 @@ def mutual(tmp, certs):
     private = os.path.join(tmp, "private")
     os.mkdir(private, 0o700)
     files = {}
-    for opt, src in (("cert-file", certs.pem("server1")), ("key-file", certs.key("server1")),
-                     ("ca-file", certs.pem("ca"))):
+    for opt, src in (("cert-file", certs.pem("server1")), ("key-file", certs.key("server1"))):
         files[opt] = os.path.join(private, os.path.basename(src))
         shutil.copy(src, files[opt])
         os.chmod(files[opt], 0o600)
+    # the CA through tls.ca-dir, with a hashed directory's link beside it
+    cas = os.path.join(private, "cas")
+    os.mkdir(cas, 0o700)
+    shutil.copy(certs.pem("ca"), os.path.join(cas, "ca.pem"))
+    os.chmod(os.path.join(cas, "ca.pem"), 0o600)
+    os.symlink("ca.pem", os.path.join(cas, "0badc0de.0"))
+    files["ca-dir"] = cas
     acl = os.path.join(tmp, "acl")
     with open(acl, "w") as f:
         f.write(ACL)
@@ -812,6 +824,74 @@ def mutual(tmp, certs):
                   "the worker runs as uid %s, not as nobody" % uid)
         mutual_checks(b, certs)
         b.check_alive("after mutual TLS")
+        check(b.stop() == 0, "promptmqd did not stop cleanly")
+    finally:
+        b.cleanup()
+
+
+# ---------------------------------------------------------------------------
+# Pre-shared keys
+
+PSKS = "# sensors\nsensor-1:00112233445566778899aabbccddeeff\n\nsensor-2:0badc0de0badc0de\n"
+PSK_ACL = "user sensor-1\ntopic readwrite psk/#\n"
+
+
+def mosquitto_psk(b, identity, key, v="5"):
+    return ["-h", "127.0.0.1", "-p", str(b.tls_port), "-V", v, "--psk", key,
+            "--psk-identity", identity]
+
+
+def psk(tmp, certs):
+    """tls.psk-file only (no certificate), with use-identity-as-username,
+    an ACL file and no password file: a client with a listed identity and
+    its key gets in as that user; a wrong key or an unknown identity
+    fails the handshake; TLS 1.2 PSK suites work (openssl s_client)."""
+    keys = os.path.join(tmp, "psk")
+    with open(keys, "w") as f:
+        f.write(PSKS)
+    os.chmod(keys, 0o600)
+    acl = os.path.join(tmp, "psk-acl")
+    with open(acl, "w") as f:
+        f.write(PSK_ACL)
+    port = pmq.free_port()
+    b = pmq.PromptMQ(workers=2, name="psk", conf_values={})
+    b.write_conf(text=tls_conf(
+        {"mqtt.allow-anonymous": False, "auth.acl-file": acl},
+        {"bind": addr(port), "psk-file": keys, "psk-hint": "promptmq",
+         "use-identity-as-username": True}))
+    try:
+        b.start()
+        b.tls_port = port
+        found_listeners(b, port)
+        good = mosquitto_psk(b, "sensor-1", "00112233445566778899aabbccddeeff")
+        for v in ("5", "311"):
+            topic = "psk/%s/%s" % (v, pmq.unique("m"))
+            sub, out = mosquitto_sub(mosquitto_psk(b, "sensor-1",
+                                                   "00112233445566778899aabbccddeeff", v),
+                                     topic, 1, "PSK -V %s" % v)
+            mosquitto_pub(good + ["-t", topic, "-m", "over-psk", "-q", "1"], "PSK publish")
+            end_sub(sub, out, topic, ["over-psk"], "PSK -V %s" % v)
+        # the identity is the user: outside its ACL nothing is delivered
+        r = subprocess.run(["mosquitto_sub"] + good + ["-t", "other/x", "-C", "1", "-W", "2",
+                                                      "-d"],
+                           capture_output=True, text=True, timeout=pmq.patience(10))
+        check(re.search(r"Subscribed \(mid: \d+\): 135\b", r.stdout + r.stderr),
+              "a subscription outside sensor-1's ACL was not refused with 0x87:\n%s" %
+              (r.stdout + r.stderr))
+        for identity, key, what in (("sensor-1", "0badc0de0badc0de", "a wrong key"),
+                                    ("sensor-9", "00112233445566778899aabbccddeeff",
+                                     "an unknown identity")):
+            r = subprocess.run(["mosquitto_pub"] + mosquitto_psk(b, identity, key) + [
+                "-t", "psk/x", "-m", "no"], capture_output=True, text=True,
+                timeout=pmq.patience(10))
+            check(r.returncode != 0, "%s got in: %s" % (what, r.stdout + r.stderr))
+        r = subprocess.run([OPENSSL, "s_client", "-connect", addr(port), "-tls1_2", "-brief",
+                            "-psk_identity", "sensor-2", "-psk", "0badc0de0badc0de"],
+                           input="", capture_output=True, text=True, timeout=pmq.patience(10))
+        check("CONNECTION ESTABLISHED" in r.stdout + r.stderr and
+              "PSK" in r.stdout + r.stderr, "TLS 1.2 with a PSK suite failed:\n%s" %
+              (r.stdout + r.stderr))
+        b.check_alive("after the PSK clients")
         check(b.stop() == 0, "promptmqd did not stop cleanly")
     finally:
         b.cleanup()
@@ -872,6 +952,11 @@ def configurations(tmp, certs):
     check(r.returncode == 0 and "configuration OK" in r.stdout,
           "-t on a good TLS configuration: %d %s" % (r.returncode, r.stdout + r.stderr))
 
+    bad = os.path.join(tmp, "bad-psk")
+    with open(bad, "w") as f:
+        f.write("# keys\nsensor-1:0011\nsensor-2:xyz1\n")
+    start_refused(tmp, {"bind": addr(port), "psk-file": bad},
+                  ("tls.psk-file", bad + ":3", "hexadecimal"))
     missing = os.path.join(tmp, "missing.pem")
     start_refused(tmp, dict(pair, **{"cert-file": missing}), ("tls.cert-file", missing))
     start_refused(tmp, dict(pair, **{"key-file": certs.key("server2")}),
@@ -890,6 +975,7 @@ def test():
         configurations(tmp, certs)
         serving(tmp, certs)
         mutual(tmp, certs)
+        psk(tmp, certs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
