@@ -24,6 +24,8 @@
  */
 #include "config.h"
 
+#include <sys/random.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +143,7 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 	const struct config		*cfg = &c->w->proc->cfg;
 	int64_t				 max_ka;
 	char				 assigned[64];
+	uint8_t				 rnd[16];
 	const uint8_t			*id = cn->client_id.data;
 	size_t				 idlen = cn->client_id.len;
 	uint16_t			 inflight;
@@ -192,11 +195,20 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 			    "empty client id needs a clean session");
 			return;
 		}
-		/* worker generations never repeat, so neither do these */
+		/*
+		 * 128 random bits in Mosquitto's form (auto-UUID): an id a
+		 * client could guess would let it take over that session.
+		 */
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "no random bytes "
+			    "for a client id");
+			return;
+		}
 		idlen = (size_t)snprintf(assigned, sizeof(assigned),
-		    "pmq-%u-%llx-%llx", c->w->proc->self.slot,
-		    (unsigned long long)c->w->proc->self.gen,
-		    (unsigned long long)++c->w->next_assigned);
+		    "auto-%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-"
+		    "%02X%02X%02X%02X%02X%02X", rnd[0], rnd[1], rnd[2], rnd[3],
+		    rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9], rnd[10],
+		    rnd[11], rnd[12], rnd[13], rnd[14], rnd[15]);
 		id = (const uint8_t *)assigned;
 		if (c->level == MQTT_LEVEL_5)
 			c->connack_flags |= FLAG_ASSIGNED_ID;

@@ -312,7 +312,6 @@ struct worker {
 	struct conn		*conns;
 	uint64_t		 nconns;
 	uint64_t		 next_conn_id;
-	uint64_t		 next_assigned;
 	struct conn		*dirty;		/* output to flush this turn */
 	struct conn		*acks_due;	/* stored sessions with acks */
 	struct conn		*dead;		/* to free at the end of the turn */

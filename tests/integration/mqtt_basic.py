@@ -27,6 +27,7 @@ Against Mosquitto (PMQ_TARGET=mosquitto) the same checks run; where
 Mosquitto legitimately differs (it supports $share and subscription
 identifiers, enforces keep alive late) the target says so."""
 
+import re
 import subprocess
 import threading
 import time
@@ -181,7 +182,8 @@ def connack_properties(b):
 
 
 def empty_client_id(b):
-    """5.0: assigned; 3.1.1 clean: accepted; 3.1.1 not clean: code 2."""
+    """5.0: assigned, random (auto-UUID, as Mosquitto); 3.1.1 clean:
+    accepted; 3.1.1 not clean: code 2."""
     assigned = []
     for _ in range(2):
         c = pmq.RawClient(b.port, 5, "5.0 client with an empty id")
@@ -194,6 +196,15 @@ def empty_client_id(b):
         finally:
             c.close()
     check(assigned[0] != assigned[1], "two clients got the same assigned id %r" % assigned[0])
+    # Mosquitto's form, and not to be guessed from the one before: a
+    # client that could would take that session over
+    form = re.compile(r"^auto-[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
+    for cid in assigned:
+        check(form.match(cid), "assigned id %r is not auto-UUID" % cid)
+    differ = sum(x != y for x, y in zip(assigned[0][5:].replace("-", ""),
+                                        assigned[1][5:].replace("-", "")))
+    check(differ >= 16, "consecutive assigned ids differ in only %d of 32 hex digits: %s" %
+          (differ, assigned))
 
     c = pmq.RawClient(b.port, 4, "3.1.1 clean-session client with an empty id")
     try:
