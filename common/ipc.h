@@ -156,8 +156,9 @@ enum ipc_type {
 #define IPC_AUTH_PASSWORD_FILE	1	/* auth.password-file */
 #define IPC_AUTH_ACL_FILE	2	/* auth.acl-file */
 /* tls.cert-file, tls.key-file, the CAs of tls.ca-file and tls.ca-dir,
- * and tls.psk-file in one memory file, each as u32 length then bytes,
- * in that order (length 0: not configured) */
+ * tls.psk-file and the session ticket keys (80 bytes) in one memory
+ * file, each as u32 length then bytes, in that order (length 0: not
+ * configured) */
 #define IPC_AUTH_TLS		3
 #define IPC_AUTH_KINDS		4
 

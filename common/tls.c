@@ -187,7 +187,7 @@ tls_bundle_read(const struct config *cfg, struct buf *out, char *err,
 }
 
 /* The parts of a bundle, each a BIO over the bundle's bytes. */
-#define BUNDLE_PARTS	4	/* certificates, key, CAs, PSKs */
+#define BUNDLE_PARTS	5	/* certificates, key, CAs, PSKs, tickets */
 
 static int
 bundle_parts(const uint8_t *data, size_t len, BIO *parts[BUNDLE_PARTS],
@@ -200,7 +200,9 @@ bundle_parts(const uint8_t *data, size_t len, BIO *parts[BUNDLE_PARTS],
 
 	buf_reader_init(&rd, data, len);
 	for (i = 0; i < BUNDLE_PARTS; i++) {
-		n = buf_read_u32(&rd);
+		/* the ticket keys are the supervisor's addition: optional */
+		n = i == BUNDLE_PARTS - 1 && buf_read_left(&rd) == 0 ? 0 :
+		    buf_read_u32(&rd);
 		if ((p = buf_read_ptr(&rd, n)) == NULL)
 			break;
 		if ((parts[i] = BIO_new_mem_buf(n ? p : (const uint8_t *)"",
@@ -548,6 +550,15 @@ tls_ctx_new(const uint8_t *bundle, size_t len, const struct config *cfg,
 	    use_cas(ctx, parts[2], cfg, err, errlen) == -1 ||
 	    use_psks(ctx, parts[3], lens[3], cfg, err, errlen) == -1)
 		goto done;
+	/* the supervisor's ticket keys (without them, as from
+	 * tls_bundle_read alone, each context makes its own) */
+	if (lens[4] == TLS_TICKET_KEYS_LEN &&
+	    SSL_CTX_set_tlsext_ticket_keys(ctx, (void *)(bundle + len -
+	    TLS_TICKET_KEYS_LEN), TLS_TICKET_KEYS_LEN) != 1) {
+		seterr(err, errlen, "cannot set the session ticket keys: %s",
+		    ssl_reason(why, sizeof(why)));
+		goto done;
+	}
 	if (lens[0] == 0 && lens[3] == 0) {
 		seterr(err, errlen, "tls.cert-file: no certificate and no "
 		    "pre-shared key to serve TLS with");

@@ -22,6 +22,9 @@
 int	 tls_bundle_read(const struct config *, struct buf *out, char *err,
 	    size_t errlen);
 
+/* The session ticket keys the supervisor adds to a bundle, last. */
+#define TLS_TICKET_KEYS_LEN	80
+
 /*
  * A server context from a bundle and the tls.* options: the chain, the
  * key (checked against the certificate), the CAs client certificates

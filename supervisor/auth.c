@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "acl.h"
 #include "ctl.h"
@@ -64,6 +65,9 @@ check_file(int kind, const char *path, FILE *f, char *err, size_t errlen)
 	return 0;
 }
 
+static uint8_t	 ticket_keys[TLS_TICKET_KEYS_LEN];
+static int	 have_ticket_keys;
+
 /* A bundle holds a private key: it leaves memory wiped. */
 static void
 forget(struct buf *b)
@@ -95,6 +99,23 @@ load_tls(struct auth_file *af, const struct config *cfg, char *err,
 	}
 	if (tls_bundle_read(cfg, &bytes, err, errlen) == -1)
 		return -1;
+	/*
+	 * One session ticket key for every worker, for as long as the
+	 * broker runs: a client resumes whichever worker it comes back to
+	 * (each worker's own key would send most of them through a full
+	 * handshake), and a reload does not throw every ticket away.
+	 */
+	if (!have_ticket_keys) {
+		if (RAND_bytes(ticket_keys, sizeof(ticket_keys)) != 1) {
+			forget(&bytes);
+			snprintf(err, errlen, "no random bytes for TLS session "
+			    "tickets");
+			return -1;
+		}
+		have_ticket_keys = 1;
+	}
+	buf_add_u32(&bytes, sizeof(ticket_keys));
+	buf_add(&bytes, ticket_keys, sizeof(ticket_keys));
 	if ((ctx = tls_ctx_new(bytes.data, bytes.len, cfg, err, errlen)) ==
 	    NULL) {
 		forget(&bytes);

@@ -17,6 +17,8 @@ Skipped (77) without the openssl command.
   clients to plain ones and back, and through mosquitto_pub and
   mosquitto_sub with --cafile.  TLS 1.2 and 1.3 are both accepted by
   default, MQTT over TLS 1.2 included.
+- A client that comes back with its session ticket (TLS 1.3 and 1.2)
+  resumes its session on either worker (the workers share the key).
 - A client that does not trust the CA fails the handshake; a plain MQTT
   CONNECT sent to the TLS port gets no CONNACK; the broker goes on.
 - Handshakes that stall (TCP only, a ClientHello only, a handshake done
@@ -214,6 +216,51 @@ def tls_socket(port, ctx, host="localhost"):
     except BaseException:
         s.close()
         raise
+
+
+def mqtt_over(s, what):
+    """A clean 3.1.1 CONNECT and its CONNACK over TLS socket s (the
+    broker's session tickets come after the handshake: reading the
+    CONNACK reads them too)."""
+    s.settimeout(pmq.patience(5))
+    s.sendall(pmq.connect_packet(pmq.unique("resume"), 4))
+    data = b""
+    while len(data) < 4:
+        chunk = s.recv(4 - len(data))
+        check(chunk, "%s: closed before the CONNACK" % what)
+        data += chunk
+    check(data == b"\x20\x02\x00\x00", "%s: CONNACK %r" % (what, data))
+
+
+def resumption(b, certs):
+    """A client that comes back with its session ticket resumes the TLS
+    session, whichever worker takes the new connection: the workers share
+    the ticket key.  TLS 1.3 and 1.2."""
+    for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+        ctx = client_ctx(certs, min_version=version, max_version=version)
+        s = tls_socket(b.tls_port, ctx)
+        try:
+            mqtt_over(s, "the first connection")
+            session, first = s.session, b.slot_of_socket(s.getsockname()[1])
+        finally:
+            s.close()
+        check(session is not None, "%s: no session to resume" % version.name)
+        seen = set()
+        for i in range(40):
+            s = pmq.tcp_connect(b.tls_port)
+            try:
+                s = ctx.wrap_socket(s, server_hostname="localhost", session=session)
+                mqtt_over(s, "a resumed connection")
+                check(s.session_reused, "%s: reconnection %d (worker %d, the first on %d) "
+                      "made a full handshake" % (version.name, i, b.slot_of_socket(
+                          s.getsockname()[1]), first))
+                seen.add(b.slot_of_socket(s.getsockname()[1]))
+            finally:
+                s.close()
+            if len(seen) == b.slots:
+                break
+        check(len(seen) == b.slots, "%s: 40 reconnections all landed on workers %s" %
+              (version.name, sorted(seen)))
 
 
 def served_der(port, certs):
@@ -714,6 +761,7 @@ def serving(tmp, certs):
         b.tls_port = port
         found_listeners(b, port)
         slots = pubsub(b, certs)
+        resumption(b, certs)
         command_line_tools(b, certs)
         refusals(b, certs)
         talk(slots[0][0], slots[b.slots - 1][0], "after the refusals")
