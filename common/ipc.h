@@ -160,7 +160,8 @@ enum ipc_type {
  * file, each as u32 length then bytes, in that order (length 0: not
  * configured) */
 #define IPC_AUTH_TLS		3
-#define IPC_AUTH_KINDS		4
+#define IPC_AUTH_JWT_KEY	4	/* auth.jwt-key-file */
+#define IPC_AUTH_KINDS		5
 
 /* What a listening socket speaks (CTL_LISTEN_ADD, CTL_ADOPT, and -k on
  * a worker's command line: one letter per inherited socket, m or t). */

@@ -1,7 +1,7 @@
 # common/ - the convenience library every process links.
 noinst_LIBRARIES += libpromptmq.a
 libpromptmq_a_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS) $(LIBCONFIG_CFLAGS) \
-	$(OPENSSL_CFLAGS)
+	$(OPENSSL_CFLAGS) $(JANSSON_CFLAGS)
 libpromptmq_a_SOURCES = \
 	common/buf.c common/buf.h \
 	common/log.c common/log.h \
@@ -43,6 +43,9 @@ libpromptmq_a_SOURCES += common/passwd.c common/passwd.h
 # MQTT over TLS: the bundle of certificate, key and CAs, and the
 # context made from it (supervisor and workers; they link OpenSSL).
 libpromptmq_a_SOURCES += common/tls.c common/tls.h
+
+# JSON Web Tokens as passwords (auth.jwt-*): OpenSSL and jansson.
+libpromptmq_a_SOURCES += common/jwt.c common/jwt.h
 
 # Mosquitto-compatible access control lists.
 libpromptmq_a_SOURCES += common/acl.c common/acl.h common/lines.h

@@ -518,3 +518,16 @@ log_limited(struct log_ratelimit *rl, enum log_level level, const char *msg,
 	log_vlog(level, 0, msg, fmt, ap);
 	va_end(ap);
 }
+
+int
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}

@@ -46,6 +46,9 @@ void	log_close(void);
 int	log_level_parse(const char *);
 int	log_enabled(enum log_level);
 
+/* A problem for a caller's message buffer (err may be NULL): -1. */
+int	seterr(char *err, size_t errlen, const char *fmt, ...) LOG_PRINTF(3, 4);
+
 void	log_error(const char *msg, const char *fmt, ...) LOG_PRINTF(2, 3);
 void	log_warn(const char *msg, const char *fmt, ...) LOG_PRINTF(2, 3);
 void	log_warnx(const char *msg, const char *fmt, ...) LOG_PRINTF(2, 3);

@@ -111,23 +111,6 @@ static const struct {
 #define PARSE_BAD	-1
 #define PARSE_NOMEM	-2
 
-static int
-seterr(char *err, size_t errlen, const char *fmt, ...) LOG_PRINTF(3, 4);
-
-/* Writes the problem into err (when there is one); always returns -1. */
-static int
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static const struct unit_family *
 unit_family(enum option_type type)
 {

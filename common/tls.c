@@ -32,20 +32,6 @@
 #include "tls.h"
 #include "utf8.h"
 
-static int
-seterr(char *err, size_t errlen, const char *fmt, ...) LOG_PRINTF(3, 4);
-
-static int
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* The reason OpenSSL gave last, for a message. */
 static const char *
 ssl_reason(char *buf, size_t len)

@@ -26,6 +26,7 @@
 
 #include "acl.h"
 #include "ctl.h"
+#include "jwt.h"
 #include "log.h"
 #include "passwd.h"
 #include "supervisor.h"
@@ -44,10 +45,22 @@ bad_line(void *arg, const char *path, unsigned line, const char *why)
 
 /* Whether the bytes make a file of this kind; err otherwise. */
 static int
-check_file(int kind, const char *path, FILE *f, char *err, size_t errlen)
+check_file(int kind, const char *path, const struct buf *bytes, FILE *f,
+    char *err, size_t errlen)
 {
 	struct passwd_db	*db;
 	struct acl		*acl;
+	struct jwt_key		*k;
+
+	if (kind == IPC_AUTH_JWT_KEY) {
+		if (jwt_key_load(bytes->data, bytes->len, &k, err, errlen) ==
+		    -1)
+			return -1;
+		log_info("token key read", "file=%s algorithm=%s", path,
+		    jwt_key_alg(k));
+		jwt_key_free(k);
+		return 0;
+	}
 
 	if (kind == IPC_AUTH_PASSWORD_FILE) {
 		if (passwd_read(&db, f, path, bad_line, NULL, err, errlen) == -1)
@@ -134,10 +147,13 @@ load_one(struct auth_file *af, int kind, const struct config *cfg,
     char *err, size_t errlen)
 {
 	struct buf	 bytes = BUF_INITIALIZER;
+	enum option_id	 id = kind == IPC_AUTH_PASSWORD_FILE ?
+			    OPT_auth_password_file : kind == IPC_AUTH_JWT_KEY ?
+			    OPT_auth_jwt_key_file : OPT_auth_acl_file;
 	const char	*opt = kind == IPC_AUTH_PASSWORD_FILE ?
-			    "auth.password-file" : "auth.acl-file";
-	const char	*path = config_str(cfg, kind == IPC_AUTH_PASSWORD_FILE ?
-			    OPT_auth_password_file : OPT_auth_acl_file);
+			    "auth.password-file" : kind == IPC_AUTH_JWT_KEY ?
+			    "auth.jwt-key-file" : "auth.acl-file";
+	const char	*path = config_str(cfg, id);
 	char		 why[512];
 	FILE		*f;
 
@@ -155,8 +171,8 @@ load_one(struct auth_file *af, int kind, const struct config *cfg,
 		return -1;
 	}
 	if ((f = fmemopen(bytes.data ? bytes.data : (uint8_t *)"", bytes.len,
-	    "r")) == NULL || check_file(kind, path, f, why, sizeof(why)) ==
-	    -1) {
+	    "r")) == NULL || check_file(kind, path, &bytes, f, why,
+	    sizeof(why)) == -1) {
 		snprintf(err, errlen, "%s: %s", opt, f ? why : strerror(errno));
 		if (f)
 			fclose(f);

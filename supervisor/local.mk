@@ -15,4 +15,4 @@ promptmqd_SOURCES += \
 # and handed on.
 promptmqd_SOURCES += supervisor/auth.c
 promptmqd_CPPFLAGS += $(OPENSSL_CFLAGS)
-promptmqd_LDADD += $(OPENSSL_LIBS)
+promptmqd_LDADD += $(OPENSSL_LIBS) $(JANSSON_LIBS)

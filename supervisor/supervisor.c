@@ -619,10 +619,12 @@ main(int argc, char *argv[])
 	config_messages_free(&msgs);
 	if (!config_num(&sup.cfg, OPT_mqtt_allow_anonymous) &&
 	    *config_str(&sup.cfg, OPT_auth_password_file) == '\0' &&
+	    *config_str(&sup.cfg, OPT_auth_jwt_key_file) == '\0' &&
 	    !(*config_str(&sup.cfg, OPT_tls_bind) != '\0' &&
 	    config_num(&sup.cfg, OPT_tls_use_identity_as_username)))
-		log_warnx("mqtt.allow-anonymous is off and auth.password-file "
-		    "is not set: every client will be refused", "");
+		log_warnx("mqtt.allow-anonymous is off and neither "
+		    "auth.password-file nor auth.jwt-key-file is set: every "
+		    "client will be refused", "");
 	if (sup.cfg.check_only) {
 		if (auth_load(&sup, &sup.cfg, err, sizeof(err)) == -1) {
 			fprintf(stderr, "promptmqd: %s\n", err);

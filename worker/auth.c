@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -41,6 +42,7 @@
 #include "acl.h"
 #include "clock.h"
 #include "hash.h"
+#include "jwt.h"
 #include "log.h"
 #include "passwd.h"
 #include "worker.h"
@@ -334,6 +336,39 @@ drop_changed_users(struct worker *w, const struct passwd_db *next)
  * file applies to the next logins; an ACL file to everything from now
  * on, the connections already in included.
  */
+/* The token key (kind IPC_AUTH_JWT_KEY; fd -1: none any more). */
+static void
+set_jwt_key(struct worker *w, int fd, const char *name)
+{
+	struct jwt_key	*k = NULL;
+	struct buf	 bytes = BUF_INITIALIZER;
+	uint8_t		 chunk[4096];
+	ssize_t		 n;
+	char		 err[512];
+
+	if (fd != -1) {
+		while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+			buf_add(&bytes, chunk, (size_t)n);
+		close(fd);
+		OPENSSL_cleanse(chunk, sizeof(chunk));
+		if (n == -1 || buf_failed(&bytes) || jwt_key_load(bytes.data,
+		    bytes.len, &k, err, sizeof(err)) == -1) {
+			log_error("token key not taken; the previous one stays",
+			    "file=%s error=\"%s\"", name, n == -1 ?
+			    strerror(errno) : err);
+			if (bytes.data)
+				OPENSSL_cleanse(bytes.data, bytes.cap);
+			buf_free(&bytes);
+			return;
+		}
+		OPENSSL_cleanse(bytes.data, bytes.cap);
+		buf_free(&bytes);
+	}
+	jwt_key_free(w->jwt);
+	w->jwt = k;
+	log_debug("token key taken", "file=%s", name);
+}
+
 void
 auth_set_file(struct worker *w, int kind, int fd, const char *name)
 {
@@ -342,6 +377,11 @@ auth_set_file(struct worker *w, int kind, int fd, const char *name)
 	FILE			*f = NULL;
 	char			 err[512];
 	int			 rv = 0;
+
+	if (kind == IPC_AUTH_JWT_KEY) {
+		set_jwt_key(w, fd, name);
+		return;
+	}
 
 	if (fd != -1 && (f = fdopen(fd, "r")) == NULL) {
 		log_error("cannot read a file sent", "file=%s error=\"%s\"",
@@ -390,6 +430,41 @@ auth_may_subscribe(const struct conn *c, const void *filter, size_t len)
 	    strlen(u) : 0, c->client_id, c->client_id_len, filter, len);
 }
 
+/*
+ * A token as the password (auth.jwt-key-file): checked here, on the
+ * loop (a signature costs tens of microseconds, not a PBKDF2); the user
+ * name is the token's.  A refusal is 0x87 like any other and counts as
+ * a failed login of its address (password checks from it slow down).
+ */
+static int
+token_login(struct conn *c, const struct mqtt_connect *cn, const char **why)
+{
+	const struct config	*cfg = &c->w->proc->cfg;
+	struct jwt_check	 chk;
+	uint8_t			 key[ADDR_KEY];
+	char			 user[256];
+	int64_t			 exp;
+
+	chk.username_claim = config_str(cfg, OPT_auth_jwt_username_claim);
+	chk.issuer = config_str(cfg, OPT_auth_jwt_issuer);
+	chk.audience = config_str(cfg, OPT_auth_jwt_audience);
+	chk.leeway = config_num(cfg, OPT_auth_jwt_leeway) / 1000;
+	if (jwt_verify(c->w->jwt, cn->password.data, cn->password.len, &chk,
+	    (int64_t)time(NULL), user, sizeof(user), &exp, why) == -1) {
+		if (c->w->auth != NULL) {
+			addr_key(c, key);
+			fail_note(c->w->auth, key, clock_mono_ms());
+		}
+		return AUTH_REFUSED;
+	}
+	if ((c->username = strdup(user)) == NULL) {
+		*why = "out of memory";
+		return AUTH_BUSY;
+	}
+	c->token_exp = exp;
+	return AUTH_OK;
+}
+
 int
 auth_connect(struct conn *c, const struct mqtt_connect *cn, const char **why)
 {
@@ -400,6 +475,10 @@ auth_connect(struct conn *c, const struct mqtt_connect *cn, const char **why)
 	int		 anonymous_ok = config_num(&w->proc->cfg,
 			    OPT_mqtt_allow_anonymous) != 0;
 
+	/* a password shaped like a token is one, user name or not */
+	if (w->jwt != NULL && cn->has_password &&
+	    jwt_looks_like(cn->password.data, cn->password.len))
+		return token_login(c, cn, why);
 	if (!cn->has_username) {
 		*why = "anonymous access is off (mqtt.allow-anonymous)";
 		return anonymous_ok ? AUTH_OK : AUTH_REFUSED;

@@ -724,9 +724,28 @@ conn_pause_all(struct worker *w, int pause)
 	}
 }
 
+/* 5.0: DISCONNECT 0x87 saying why (a client may log it); then close. */
+static void
+token_expired(struct conn *c)
+{
+	struct mqtt_packet	 pkt;
+
+	if (c->level == MQTT_LEVEL_5) {
+		memset(&pkt, 0, sizeof(pkt));
+		pkt.type = MQTT_DISCONNECT;
+		pkt.disconnect.reason = MQTT_RC_NOT_AUTHORIZED;
+		pkt.disconnect.props.reason_string =
+		    MQTT_VIEW_STR("token expired");
+		mqtt_props_set(&pkt.disconnect.props, MQTT_PROP_REASON_STRING);
+		conn_send_packet(c, &pkt);
+	}
+	conn_close(c, NO_REASON, "its token expired");
+}
+
 /*
  * Once a second: CONNECT time-outs, registry answers that never came,
- * and keep-alive (1.5 times what the client asked for, MQTT 3.1.2.10).
+ * keep-alive (1.5 times what the client asked for, MQTT 3.1.2.10), and
+ * logins whose token expired.
  */
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -757,6 +776,13 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 				registry_claim_again(c, now);
 			break;
 		case CONN_ACTIVE:
+			/* a token is good until its exp (auth.jwt-leeway) */
+			if (c->token_exp != 0 && (int64_t)time(NULL) >=
+			    c->token_exp + config_num(&w->proc->cfg,
+			    OPT_auth_jwt_leeway) / 1000) {
+				token_expired(c);
+				break;
+			}
 			/* not read by our choice: its pings wait unread */
 			if (c->paused || w->ipc_paused)
 				break;

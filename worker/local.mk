@@ -16,7 +16,7 @@ promptmq_worker_SOURCES += \
 # Passwords are checked on a thread of the worker's own (OpenSSL's PBKDF2).
 promptmq_worker_SOURCES += worker/auth.c
 promptmq_worker_CPPFLAGS += $(OPENSSL_CFLAGS)
-promptmq_worker_LDADD += $(OPENSSL_LIBS) -lpthread
+promptmq_worker_LDADD += $(OPENSSL_LIBS) $(JANSSON_LIBS) -lpthread
 
 # MQTT over TLS, on the connection's own descriptor (common/tls.c makes
 # the context).

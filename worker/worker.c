@@ -20,6 +20,7 @@
 #include "ctl.h"
 #include "ipc_link.h"
 #include "acl.h"
+#include "jwt.h"
 #include "log.h"
 #include "passwd.h"
 #include "proc.h"
@@ -94,6 +95,8 @@ worker_stop(struct proc *p)
 	worker.passwd = NULL;
 	acl_free(worker.acl);
 	worker.acl = NULL;
+	jwt_key_free(worker.jwt);
+	worker.jwt = NULL;
 	peers_flush(&worker);
 	if (p->orphaned)
 		ipc_endpoint_abandon(worker.endpoint);
@@ -130,9 +133,8 @@ worker_control(struct proc *p, const struct ipc_record *rec, int fd)
 	if (rec->type == IPC_CTL_AUTH) {
 		/* body: u8 IPC_AUTH_*, the file's name */
 		if (rec->len >= 1 && rec->len < sizeof(name) &&
-		    (rec->body[0] == IPC_AUTH_PASSWORD_FILE ||
-		    rec->body[0] == IPC_AUTH_ACL_FILE ||
-		    rec->body[0] == IPC_AUTH_TLS)) {
+		    rec->body[0] >= IPC_AUTH_PASSWORD_FILE &&
+		    rec->body[0] < IPC_AUTH_KINDS) {
 			memcpy(name, rec->body + 1, rec->len - 1);
 			name[rec->len - 1] = '\0';
 			if (rec->body[0] == IPC_AUTH_TLS)

@@ -178,6 +178,9 @@ struct conn {
 	struct event		*wev;		/* made when first needed: most
 						   connections never wait to
 						   write */
+	int64_t			 token_exp;	/* logged in with a token that
+						   expires then (s since 1970);
+						   0: no token */
 	SSL			*ssl;		/* MQTT over TLS, else NULL */
 	char			*tls_cn;	/* its certificate's CN, when
 						   that is the user name */
@@ -329,6 +332,7 @@ struct worker {
 	struct auth		*auth;		/* the password checking thread */
 	struct passwd_db	*passwd;	/* auth.password-file, or NULL */
 	struct acl		*acl;		/* auth.acl-file, or NULL */
+	struct jwt_key		*jwt;		/* auth.jwt-key-file, or NULL */
 	struct buf		 record;	/* a log record being encoded */
 	struct buf		 resolved;	/* a PUBLISH with its alias
 						   replaced by its topic */

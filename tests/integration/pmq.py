@@ -200,9 +200,12 @@ def conf_text(values, base=DEV_CONF):
             if name in todo:
                 line = "\t%s = %s;" % (m.group(1), conf_value(todo.pop(name)))
         out.append(line)
+    groups = {}
     for name, v in todo.items():
         g, leaf = name.split(".", 1)
-        out.append("%s: {\n\t%s = %s;\n};" % (g, leaf, conf_value(v)))
+        groups.setdefault(g, []).append("\t%s = %s;" % (leaf, conf_value(v)))
+    for g, settings in groups.items():
+        out.append("%s: {\n%s\n};" % (g, "\n".join(settings)))
     return "\n".join(out) + "\n"
 
 
