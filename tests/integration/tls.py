@@ -20,7 +20,10 @@ Skipped (77) without the openssl command.
 - A client that comes back with its session ticket (TLS 1.3 and 1.2)
   resumes its session on either worker (the workers share the key).
 - A client that does not trust the CA fails the handshake; a plain MQTT
-  CONNECT sent to the TLS port gets no CONNACK; the broker goes on.
+  CONNECT sent to the TLS port gets no CONNACK; random bytes, an
+  oversized record and a record shorter than its message on the TLS
+  port, and a ClientHello on the plain port, are closed; the broker
+  and its other clients go on.
 - Handshakes that stall (TCP only, a ClientHello only, a handshake done
   and no CONNECT) do not hold up the workers' other clients and are
   closed after server.connect-timeout (2s here), not before half of it.
@@ -481,6 +484,58 @@ def command_line_tools(b, certs):
         plain.close()
 
 
+def closed_by_broker(port, data, what):
+    """Send data (bytes the broker cannot take) and see the connection
+    closed, well before any time-out."""
+    s = pmq.tcp_connect(port)
+    got = b""
+    try:
+        try:
+            s.sendall(data)
+        except ConnectionError:
+            return
+        s.settimeout(pmq.patience(CONNECT_TIMEOUT + 1))
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except ConnectionError:
+        pass
+    except socket.timeout:
+        raise pmq.TestFailure("%s: still open after %.1fs" %
+                              (what, pmq.patience(CONNECT_TIMEOUT + 1)))
+    finally:
+        s.close()
+    check(not got.startswith(b"\x20"), "%s: a CONNACK came: %r" % (what, got[:20]))
+    print("%s: closed (%d bytes back)" % (what, len(got)))
+
+
+def client_hello(certs):
+    """The bytes of a real ClientHello."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    half = client_ctx(certs).wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        half.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def bad_input(b, certs, slots):
+    """Garbage, an oversized record, a ClientHello whose record length
+    lies, and a ClientHello sent to the plain port are all closed; the
+    workers' other clients notice nothing."""
+    hello = client_hello(certs)
+    closed_by_broker(b.tls_port, os.urandom(65536), "64 KiB of random bytes on the TLS port")
+    closed_by_broker(b.tls_port, b"\x16\x03\x03\xff\xff" + os.urandom(65535),
+                     "a 64 KiB handshake record (TLS allows 16 KiB)")
+    closed_by_broker(b.tls_port, hello[:3] + b"\x00\x08" + hello[5:13] + os.urandom(4096),
+                     "a ClientHello record shorter than its message")
+    closed_by_broker(b.port, hello, "a ClientHello on the plain port")
+    talk(slots[0][0], slots[b.slots - 1][0], "after bad TLS input")
+
+
 def refusals(b, certs):
     """A client that does not trust the CA, and plain MQTT on the TLS
     port, get nowhere."""
@@ -765,6 +820,7 @@ def serving(tmp, certs):
         command_line_tools(b, certs)
         refusals(b, certs)
         talk(slots[0][0], slots[b.slots - 1][0], "after the refusals")
+        bad_input(b, certs, slots)
         versions(b, certs)
         stuck_handshakes(b, certs, slots)
         before = [tls_client(b, certs, "before5"), tls_client(b, certs, "before4", 4)]
