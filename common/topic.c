@@ -97,3 +97,41 @@ topic_filter_parse(const uint8_t *s, size_t len, struct topic_filter *out)
 	out->filter_len = flen;
 	return filter_levels_check(f, flen, &out->wildcard);
 }
+
+int
+topic_match(const uint8_t *f, size_t flen, const uint8_t *n, size_t nlen)
+{
+	size_t	 fi = 0, ni = 0;
+
+	if (nlen > 0 && n[0] == '$' && flen > 0 && (f[0] == '+' || f[0] == '#'))
+		return 0;
+	for (;;) {
+		/* at the start of a level in both */
+		if (fi < flen && f[fi] == '#')
+			return 1;	/* the rest, and the parent level */
+		if (fi < flen && f[fi] == '+') {
+			while (ni < nlen && n[ni] != '/')
+				ni++;
+			fi++;
+		} else {
+			while (fi < flen && ni < nlen && f[fi] != '/' &&
+			    n[ni] != '/' && f[fi] == n[ni]) {
+				fi++;
+				ni++;
+			}
+			if ((fi < flen && f[fi] != '/') ||
+			    (ni < nlen && n[ni] != '/'))
+				return 0;
+		}
+		/* both at a '/' or at their end */
+		if (fi == flen && ni == nlen)
+			return 1;
+		if (fi == flen)
+			return 0;
+		if (ni == nlen)
+			/* "a/#" matches "a": '#' after this '/' */
+			return flen - fi == 2 && f[fi + 1] == '#';
+		fi++;
+		ni++;
+	}
+}

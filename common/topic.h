@@ -47,4 +47,12 @@ int		 topic_name_check(const uint8_t *, size_t);
 int		 topic_filter_parse(const uint8_t *, size_t, struct topic_filter *);
 const char	*topic_strerror(int);
 
+/*
+ * Whether a topic name matches a filter (both valid, the filter not
+ * shared): '+' one level, '#' the rest and the parent level; a filter
+ * starting with a wildcard does not match a name starting with '$'.
+ */
+int		 topic_match(const uint8_t *filter, size_t flen,
+		    const uint8_t *name, size_t nlen);
+
 #endif /* PMQ_TOPIC_H */

@@ -372,6 +372,8 @@ install_subscriptions(struct conn *c)
 		}
 		if (tf.share != NULL || count == 1)
 			route_announce(c->w, s->filter, s->len, count, 0);
+		if (s->options.sub_id != 0)
+			c->has_sub_ids = 1;
 		s->next = c->subs;
 		c->subs = s;
 	}
@@ -442,8 +444,6 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 		p->wildcard_subscription_available = config_num(cfg,
 		    OPT_mqtt_wildcard_available) ? 1 : 0;
 		mqtt_props_set(p, MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE);
-		p->subscription_identifier_available = 0;
-		mqtt_props_set(p, MQTT_PROP_SUBSCRIPTION_IDENTIFIER_AVAILABLE);
 		p->shared_subscription_available = 0;
 		mqtt_props_set(p, MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE);
 		if (c->connack_flags & FLAG_ASSIGNED_ID) {

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "topic.h"
 #include "walrec.h"
 #include "worker.h"
 
@@ -165,6 +166,10 @@ alias_commit(struct conn *c, uint16_t alias, int known,
 	a->used = ++c->aliases->clock;
 }
 
+/* Subscription Identifiers on one PUBLISH, at most (a client's
+ * overlapping subscriptions with identifiers are rarely more). */
+#define SUB_IDS_MAX	32
+
 /* Encode one PUBLISH for this client; 0, or -1 if it cannot take it. */
 static int
 encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
@@ -172,7 +177,9 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 {
 	struct mqtt_delivery	 d;
 	struct buf		*out = conn_out(c);
-	size_t			 start = out->len;
+	const struct conn_sub	*s;
+	uint32_t		 ids[SUB_IDS_MAX];
+	size_t			 start = out->len, nids = 0;
 	uint8_t			*copy = NULL;
 	int			 known = 0;
 
@@ -181,6 +188,16 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	d.dup = qos > 0 ? dup : 0;
 	d.retain = retain;
 	d.packet_id = packet_id;
+	/* 5.0: the identifiers of every subscription of the client's that
+	 * matches, whichever way the message came (MQTT-3.3.4-3) */
+	if (c->has_sub_ids && c->level == MQTT_LEVEL_5) {
+		for (s = c->subs; s && nids < SUB_IDS_MAX; s = s->next)
+			if (s->options.sub_id != 0 && topic_match(s->filter,
+			    s->len, m->topic.data, m->topic.len))
+				ids[nids++] = s->options.sub_id;
+		d.sub_ids = ids;
+		d.sub_id_count = nids;
+	}
 	/* in wire order: an alias is the client's once its PUBLISH is */
 	if (c->aliases != NULL && (d.topic_alias = alias_pick(c, &m->topic,
 	    &known)) != 0) {

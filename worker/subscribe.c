@@ -66,15 +66,21 @@ log_change(struct conn *c, uint8_t op, const uint8_t *filter, size_t len,
 }
 
 static int
-remember(struct conn *c, const uint8_t *filter, size_t len)
+remember(struct conn *c, const uint8_t *filter, size_t len,
+    const struct sub_options *opts)
 {
 	struct conn_sub	*s;
 
+	if (opts->sub_id != 0)
+		c->has_sub_ids = 1;
 	for (s = c->subs; s; s = s->next)
-		if (s->len == len && memcmp(s->filter, filter, len) == 0)
-			return 0;	/* a replacement: already there */
+		if (s->len == len && memcmp(s->filter, filter, len) == 0) {
+			s->options = *opts;	/* a replacement */
+			return 0;
+		}
 	if ((s = calloc(1, sizeof(*s) + len)) == NULL)
 		return -1;
+	s->options = *opts;
 	s->len = (uint16_t)len;
 	memcpy(s->filter, filter, len);
 	s->next = c->subs;
@@ -150,16 +156,17 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 	struct mqtt_subscription	 s;
 	struct sub_options		 opts;
 	struct pending_suback		*ps;
-	uint32_t			 count, i = 0;
+	uint32_t			 count, i = 0, sub_id = 0;
 	uint64_t			 seq = 0;
 	uint8_t				 maxqos;
 	int				 added, retain;
 
-	if (mqtt_props_has(&sl->props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER) ||
-	    sl->props.subscription_identifier_count > 0) {
-		conn_close(c, MQTT_RC_SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
-		    "subscription identifiers are not supported");
-		return;
+	/* 5.0: one Subscription Identifier for every filter of the packet
+	 * (the codec refuses 0 and a second one) */
+	if (sl->props.subscription_identifier_count > 0) {
+		mqtt_props_iter(&sl->props, &rd);
+		if (mqtt_subscription_id_next(&rd, &sub_id) != 1)
+			sub_id = 0;
 	}
 	if ((ps = calloc(1, sizeof(*ps) + sl->count)) == NULL) {
 		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
@@ -195,6 +202,7 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 		opts.no_local = s.no_local;
 		opts.retain_as_published = s.retain_as_published;
 		opts.retain_handling = s.retain_handling;
+		opts.sub_id = sub_id;
 		if (c->stored && (seq = log_change(c, WALREC_SUB_ADD,
 		    s.filter.data, s.filter.len, &opts)) == 0) {
 			ps->reasons[i++] = refusal(c, MQTT_RC_UNSPECIFIED_ERROR);
@@ -202,7 +210,7 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 		}
 		if (seq > ps->wal_seq)
 			ps->wal_seq = seq;
-		if (remember(c, s.filter.data, s.filter.len) == -1 ||
+		if (remember(c, s.filter.data, s.filter.len, &opts) == -1 ||
 		    (added = sub_add_local(w->subs, &s.parsed, c, &opts,
 		    &count)) == -1) {
 			ps->reasons[i++] = refusal(c, MQTT_RC_UNSPECIFIED_ERROR);

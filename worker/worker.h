@@ -184,6 +184,8 @@ struct conn {
 	SSL			*ssl;		/* MQTT over TLS, else NULL */
 	char			*tls_cn;	/* its certificate's CN, when
 						   that is the user name */
+	uint8_t			 has_sub_ids;	/* a subscription has had a
+						   Subscription Identifier */
 	uint8_t			 tls_hs;	/* handshake under way */
 	uint8_t			 tls_read_ww;	/* a read waits to write */
 	uint8_t			 tls_write_wr;	/* a write waits to read */

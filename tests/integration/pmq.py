@@ -468,7 +468,7 @@ class PromptMQ(Broker):
     max_qos = 2
     keeps_sessions = True       # clean-session=0 / session expiry are honoured
     shared_subs = False
-    subscription_ids = False
+    subscription_ids = True
     retain_available = True     # retained messages are kept and sent
     keepalive_grace = 1.0       # seconds past 1.5 x keep alive to drop a client
     says_taken_over = True      # DISCONNECT 0x8E to a 5.0 client taken over
@@ -887,9 +887,9 @@ def publish_packet(topic, payload, qos=0, pid=1, retain=False, version=4, props=
     return packet(PUBLISH, int(dup) << 3 | qos << 1 | int(retain), body + payload)
 
 
-def subscribe_packet(pid, topics, version=4):
+def subscribe_packet(pid, topics, version=4, props=None):
     """topics: [(filter, qos)]"""
-    body = struct.pack("!H", pid) + (encode_props(None) if version == 5 else b"")
+    body = struct.pack("!H", pid) + (encode_props(props) if version == 5 else b"")
     for t, q in topics:
         body += mqtt_str(t) + bytes([q])
     return packet(SUBSCRIBE, 2, body)
@@ -1017,8 +1017,8 @@ def decode_props(data):
                 v, i = (v.decode(), data[i + 2:i + 2 + ln2].decode()), i + 2 + ln2
             elif kind == "str":
                 v = v.decode("utf-8", "replace")
-        if kind == "pair":
-            props.setdefault(name, []).append(v)
+        if kind == "pair" or name == "subscription-id":
+            props.setdefault(name, []).append(v)      # they may repeat
         else:
             props[name] = v
     return props, end
@@ -1127,14 +1127,14 @@ class RawClient:
         self.next_pid = self.next_pid % 65535 + 1
         return self.next_pid
 
-    def subscribe(self, topics, qos=1):
+    def subscribe(self, topics, qos=1, props=None):
         """topics: a filter or a list of filters or (filter, qos); returns
         the SUBACK's codes."""
         if isinstance(topics, str):
             topics = [topics]
         topics = [t if isinstance(t, tuple) else (t, qos) for t in topics]
         pid = self.pid()
-        self.send(subscribe_packet(pid, topics, self.version))
+        self.send(subscribe_packet(pid, topics, self.version, props))
         ack = self.expect(SUBACK)
         check(ack.pid == pid and len(ack.codes) == len(topics),
               "%s: SUBACK for packet id %d and %d filters expected, got %r (pid %d)" %

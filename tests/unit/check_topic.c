@@ -130,6 +130,48 @@ START_TEST(test_share)
 }
 END_TEST
 
+/* Filter, name, whether it matches (MQTT 5.0 4.7.1 and 4.7.2). */
+static const struct {
+	const char	*filter, *name;
+	int		 match;
+} matches[] = {
+	{ "sport/tennis/player1/#", "sport/tennis/player1", 1 },
+	{ "sport/tennis/player1/#", "sport/tennis/player1/ranking", 1 },
+	{ "sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon", 1 },
+	{ "sport/#", "sport", 1 },
+	{ "#", "sport/tennis", 1 },
+	{ "#", "/", 1 },
+	{ "sport/tennis/+", "sport/tennis/player1", 1 },
+	{ "sport/tennis/+", "sport/tennis/player1/ranking", 0 },
+	{ "sport/+", "sport", 0 },
+	{ "sport/+", "sport/", 1 },
+	{ "+/+", "/finance", 1 },
+	{ "/+", "/finance", 1 },
+	{ "+", "/finance", 0 },
+	{ "+", "", 1 },
+	{ "a//b", "a//b", 1 },
+	{ "a/+/b", "a//b", 1 },
+	{ "a/b", "a/bc", 0 },
+	{ "a/bc", "a/b", 0 },
+	{ "a/b/#", "a/b", 1 },
+	{ "a/b/#", "a/bx", 0 },
+	{ "a/b", "a/b/c", 0 },
+	{ "#", "$SYS/broker", 0 },
+	{ "+/monitor/Clients", "$SYS/monitor/Clients", 0 },
+	{ "$SYS/#", "$SYS/broker", 1 },
+	{ "$SYS/monitor/+", "$SYS/monitor/Clients", 1 },
+};
+
+START_TEST(test_match)
+{
+	const char	*f = matches[_i].filter, *n = matches[_i].name;
+
+	ck_assert_msg(topic_match((const uint8_t *)f, strlen(f),
+	    (const uint8_t *)n, strlen(n)) == matches[_i].match,
+	    "filter '%s' and name '%s': expected %d", f, n, matches[_i].match);
+}
+END_TEST
+
 static Suite *
 topic_suite(void)
 {
@@ -142,6 +184,10 @@ topic_suite(void)
 	tcase_add_loop_test(tc, test_filters, 0,
 	    (int)(sizeof(filters) / sizeof(filters[0])));
 	tcase_add_test(tc, test_share);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("match");
+	tcase_add_loop_test(tc, test_match, 0,
+	    (int)(sizeof(matches) / sizeof(matches[0])));
 	suite_add_tcase(s, tc);
 	return s;
 }
