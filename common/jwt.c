@@ -28,6 +28,7 @@
 
 #define JWT_MAX_TOKEN	8192	/* bytes of a token we look at */
 #define HS256_MIN_KEY	32	/* RFC 7518 3.2: at least the hash size */
+#define NUMERIC_DATE_MAX	((int64_t)1 << 40)
 
 enum { JWT_HS256 = 1, JWT_RS256, JWT_ES256 };
 
@@ -235,11 +236,14 @@ numeric_date(json_t *claims, const char *name, int64_t *v)
 
 	if (j == NULL)
 		return 0;
-	if (json_is_integer(j)) {
+	/* seconds since 1970, up to year ~36800: no overflow downstream */
+	if (json_is_integer(j) && json_integer_value(j) >= 0 &&
+	    json_integer_value(j) < NUMERIC_DATE_MAX) {
 		*v = (int64_t)json_integer_value(j);
 		return 1;
 	}
-	if (json_is_real(j)) {
+	if (json_is_real(j) && json_real_value(j) >= 0 &&
+	    json_real_value(j) < (double)NUMERIC_DATE_MAX) {
 		*v = (int64_t)json_real_value(j);
 		return 1;
 	}

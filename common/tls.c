@@ -450,6 +450,48 @@ psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,
 	return 0;
 }
 
+/*
+ * A session ticket keeps the PSK identity it was issued for (encrypted
+ * with the ticket): a client that resumes is still that user, though the
+ * key callback does not run again.
+ */
+static int
+ticket_made(SSL *ssl, void *arg)
+{
+	const char	*id = SSL_get_ex_data(ssl, psk_id_index);
+	SSL_SESSION	*ss = SSL_get_session(ssl);
+
+	if (id != NULL && ss != NULL)
+		return SSL_SESSION_set1_ticket_appdata(ss, id, strlen(id));
+	return 1;
+}
+
+static SSL_TICKET_RETURN
+ticket_opened(SSL *ssl, SSL_SESSION *ss, const unsigned char *name,
+    size_t namelen, SSL_TICKET_STATUS status, void *arg)
+{
+	void	*data;
+	size_t	 len;
+	char	*id;
+
+	switch (status) {
+	case SSL_TICKET_SUCCESS:
+	case SSL_TICKET_SUCCESS_RENEW:
+		if (SSL_SESSION_get0_ticket_appdata(ss, &data, &len) == 1 &&
+		    len > 0 && (id = strndup(data, len)) != NULL) {
+			free(SSL_get_ex_data(ssl, psk_id_index));
+			SSL_set_ex_data(ssl, psk_id_index, id);
+		}
+		return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE :
+		    SSL_TICKET_RETURN_USE_RENEW;
+	case SSL_TICKET_FATAL_ERR_MALLOC:
+	case SSL_TICKET_FATAL_ERR_OTHER:
+		return SSL_TICKET_RETURN_ABORT;
+	default:
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
+}
+
 static int
 use_psks(SSL_CTX *ctx, BIO *bio, size_t len, const struct config *cfg,
     char *err, size_t errlen)
@@ -473,6 +515,7 @@ use_psks(SSL_CTX *ctx, BIO *bio, size_t len, const struct config *cfg,
 		    ssl_reason(why, sizeof(why)));
 	}
 	SSL_CTX_set_psk_server_callback(ctx, psk_server_cb);
+	SSL_CTX_set_session_ticket_cb(ctx, ticket_made, ticket_opened, NULL);
 	if (*hint && SSL_CTX_use_psk_identity_hint(ctx, hint) != 1)
 		return seterr(err, errlen, "tls.psk-hint: %s",
 		    ssl_reason(why, sizeof(why)));

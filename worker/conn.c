@@ -519,6 +519,9 @@ conn_readable(evutil_socket_t fd, short what, void *arg)
 		if (c->tls_hs && !tls_handshake_step(c))
 			return;
 	}
+	/* activated by hand (TLS) while reading stopped: later */
+	if (c->paused || w->ipc_paused || c->state == CONN_CLOSING)
+		return;
 	read_some(c, w);
 	/*
 	 * OpenSSL may hold more than it handed out (a record is read

@@ -60,6 +60,9 @@ tls_set_bundle(struct worker *w, int fd, const char *name)
 	struct stat	 st;
 	void		*map = NULL;
 
+	/* the old bundle holds a private key */
+	if (w->tls_bundle.data != NULL)
+		OPENSSL_cleanse(w->tls_bundle.data, w->tls_bundle.cap);
 	buf_free(&w->tls_bundle);
 	if (fd != -1) {
 		if (fstat(fd, &st) == -1 || (st.st_size > 0 && (map =
@@ -106,7 +109,8 @@ tls_stop(struct worker *w)
 {
 	SSL_CTX_free(w->tls_ctx);
 	w->tls_ctx = NULL;
-	OPENSSL_cleanse(w->tls_bundle.data, w->tls_bundle.len);
+	if (w->tls_bundle.data != NULL)
+		OPENSSL_cleanse(w->tls_bundle.data, w->tls_bundle.cap);
 	buf_free(&w->tls_bundle);
 }
 
@@ -161,7 +165,9 @@ status_of(struct conn *c, int ret)
 	case SSL_ERROR_SYSCALL:
 		/* no further SSL_shutdown on this one */
 		SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN);
-		if (errno == 0)
+		/* never a "try again": the connection is over */
+		if (errno == 0 || errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR)
 			errno = ECONNRESET;
 		return TLS_FAILED;
 	default:
@@ -185,6 +191,7 @@ tls_handshake(struct conn *c)
 	int				 ret;
 
 	ERR_clear_error();
+	errno = 0;
 	if ((ret = SSL_do_handshake(c->ssl)) != 1)
 		return status_of(c, ret);
 	c->tls_hs = 0;
@@ -211,6 +218,7 @@ tls_read(struct conn *c, void *buf, size_t len, int *status)
 	int	 ret;
 
 	ERR_clear_error();
+	errno = 0;
 	if ((ret = SSL_read_ex(c->ssl, buf, len, &n)) == 1)
 		return (ssize_t)n;
 	*status = status_of(c, ret);
@@ -224,6 +232,7 @@ tls_write(struct conn *c, const void *buf, size_t len, int *status)
 	int	 ret;
 
 	ERR_clear_error();
+	errno = 0;
 	if ((ret = SSL_write_ex(c->ssl, buf, len, &n)) == 1)
 		return (ssize_t)n;
 	*status = status_of(c, ret);
@@ -234,9 +243,13 @@ tls_write(struct conn *c, const void *buf, size_t len, int *status)
 	return -1;
 }
 
-/* Bytes OpenSSL decrypted and holds, which no read event announces. */
+/*
+ * Bytes OpenSSL decrypted and holds, which no read event announces.
+ * Not SSL_has_pending(): that also counts the start of a record still
+ * arriving, and re-reading for it would spin until the rest came.
+ */
 int
 tls_has_pending(const struct conn *c)
 {
-	return c->ssl != NULL && SSL_has_pending(c->ssl);
+	return c->ssl != NULL && !c->tls_hs && SSL_pending(c->ssl) > 0;
 }

@@ -533,7 +533,43 @@ def bad_input(b, certs, slots):
     closed_by_broker(b.tls_port, hello[:3] + b"\x00\x08" + hello[5:13] + os.urandom(4096),
                      "a ClientHello record shorter than its message")
     closed_by_broker(b.port, hello, "a ClientHello on the plain port")
+    half_record(b, certs)
     talk(slots[0][0], slots[b.slots - 1][0], "after bad TLS input")
+
+
+def cpu_ticks(pids):
+    t = 0
+    for p in pids:
+        with open("/proc/%d/stat" % p) as f:
+            st = f.read()
+        fields = st[st.rfind(")") + 2:].split()
+        t += int(fields[11]) + int(fields[12])
+    return t
+
+
+def half_record(b, certs):
+    """A record's first bytes after the handshake, and the rest never:
+    the worker waits for them without spinning (OpenSSL holds the start
+    of a record it cannot decrypt yet; re-reading for it would not end)."""
+    s = tls_socket(b.tls_port, client_ctx(certs))
+    try:
+        mqtt_over(s, "before the half record")
+        raw = socket.socket(fileno=os.dup(s.fileno()))
+        try:
+            raw.sendall(b"\x17\x03\x03")
+            workers = b.worker_pids()
+            before, t0 = cpu_ticks(workers), time.monotonic()
+            time.sleep(2)       # a measured interval, not a wait for a condition
+            used = cpu_ticks(workers) - before
+            secs = time.monotonic() - t0
+        finally:
+            raw.detach()
+        hz = os.sysconf("SC_CLK_TCK")
+        check(used < hz * secs * 0.25, "the workers used %.0f%% of a core for %.1fs while a "
+              "client held half a TLS record" % (100.0 * used / (hz * secs), secs))
+        print("half a TLS record: workers used %d ticks in %.1fs" % (used, secs))
+    finally:
+        s.close()
 
 
 def refusals(b, certs):
