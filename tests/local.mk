@@ -32,6 +32,7 @@ INTEGRATION_TESTS = \
 	tests/integration/auth_acl.py \
 	tests/integration/tls.py \
 	tests/integration/auth_jwt.py \
+	tests/integration/auth_flood.py \
 	tests/integration/process_tree.py \
 	tests/integration/wal_durability.py \
 	tests/integration/mqtt_basic.py \
