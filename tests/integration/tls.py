@@ -48,6 +48,8 @@ Skipped (77) without the openssl command.
   a subscription outside is refused (5.0 SUBACK 0x87, 3.1.1 0x80;
   Mosquitto 2.0.11 would grant it and filter the messages).
   mosquitto_pub --cert gets in the same way.
+- tls.bind added by a reload serves TLS clients; removed by another, it
+  refuses new TLS connections while a client connected before stays.
 - Pre-shared keys (tls.psk-file in Mosquitto's format, no certificate,
   use-identity-as-username, an ACL file): mosquitto_pub and
   mosquitto_sub with --psk get in as their identity (3.1.1 and 5.0)
@@ -970,6 +972,52 @@ def mutual(tmp, certs):
 
 
 # ---------------------------------------------------------------------------
+# tls.bind by reload
+
+def bind_reload(tmp, certs):
+    """A broker started without TLS gets its TLS listener by a reload
+    (tls.bind and the certificate set together), serves TLS clients on
+    both workers, and loses it by another reload: new TLS connections are
+    refused, a TLS client connected before stays and keeps talking."""
+    port = pmq.free_port()
+    b = pmq.PromptMQ(workers=2, name="tlsbind", conf_values={})
+    before = None
+    try:
+        b.write_conf(text=tls_conf({}, {}))
+        b.start()
+        b.tls_port = port
+        check(handshake_refused(port), "a TLS port before tls.bind was set")
+        b.write_conf(text=tls_conf({}, {"bind": addr(port), "cert-file": certs.pem("server1"),
+                                        "key-file": certs.key("server1")}))
+        out = b.reload()
+        check("reload rejected" not in out, "the reload adding tls.bind was rejected:\n" + out)
+        found_listeners(b, port)
+        before = tls_client(b, certs, "bound-by-reload")
+        round_trip(before, "a TLS client after tls.bind was added")
+        b.write_conf(text=tls_conf({}, {"cert-file": certs.pem("server1"),
+                                        "key-file": certs.key("server1")}))
+        out = b.reload()
+        check("no longer listening addr=127.0.0.1:%d" % port in out,
+              "the reload removing tls.bind did not close it:\n" + out)
+        pmq.wait_for(lambda: handshake_refused(port), 10, "the TLS port to close")
+        round_trip(before, "the TLS client connected before tls.bind was removed")
+        b.check_alive("after tls.bind reloads")
+    finally:
+        if before is not None:
+            before.close()
+        b.cleanup()
+
+
+def handshake_refused(port):
+    """Nothing listens on port (a connection is refused)."""
+    try:
+        pmq.tcp_connect(port).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+# ---------------------------------------------------------------------------
 # Pre-shared keys
 
 PSKS = "# sensors\nsensor-1:00112233445566778899aabbccddeeff\n\nsensor-2:0badc0de0badc0de\n"
@@ -1116,6 +1164,7 @@ def test():
         serving(tmp, certs)
         mutual(tmp, certs)
         psk(tmp, certs)
+        bind_reload(tmp, certs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
