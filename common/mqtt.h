@@ -432,6 +432,7 @@ struct mqtt_decode_opts {
 	uint8_t		 direction;	/* enum mqtt_direction */
 	uint8_t		 flags;		/* MQTT_DECODE_* */
 	uint32_t	 max_packet_size; /* whole packet; 0: MQTT_MAX_PACKET */
+	uint32_t	 max_topic_levels; /* topics and filters; 0: any */
 };
 
 struct mqtt_result {

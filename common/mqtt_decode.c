@@ -104,16 +104,39 @@ expect_end(const struct buf_reader *r, struct mqtt_result *res)
 	return 0;
 }
 
-/* The topic name rules, with the reason codes they lead to. */
+/* Whether a topic or filter has more levels than opts allow. */
 static int
-check_topic_name(const struct mqtt_view *t, struct mqtt_result *res)
+too_many_levels(const struct mqtt_view *t, const struct mqtt_decode_opts *opts)
+{
+	uint32_t	 levels = 1;
+	size_t		 i;
+
+	if (opts->max_topic_levels == 0)
+		return 0;
+	for (i = 0; i < t->len; i++)
+		if (t->data[i] == '/' && ++levels > opts->max_topic_levels)
+			return 1;
+	return 0;
+}
+
+/*
+ * The topic name rules, with the reason codes they lead to; past the
+ * levels limit, a protocol error, as Mosquitto answers (its limit is
+ * not a property a client can know).
+ */
+static int
+check_topic_name(const struct mqtt_view *t, const struct mqtt_decode_opts *opts,
+    struct mqtt_result *res)
 {
 	int	 e = topic_name_check(t->data, t->len);
 
-	if (e == TOPIC_OK)
-		return 0;
-	return mqtt_fail(res, e == TOPIC_BAD_UTF8 ? MALFORMED :
-	    MQTT_RC_TOPIC_NAME_INVALID, topic_strerror(e));
+	if (e != TOPIC_OK)
+		return mqtt_fail(res, e == TOPIC_BAD_UTF8 ? MALFORMED :
+		    MQTT_RC_TOPIC_NAME_INVALID, topic_strerror(e));
+	if (too_many_levels(t, opts))
+		return mqtt_fail(res, PROTOCOL, "topic name with more levels "
+		    "than mqtt.max-topic-levels");
+	return 0;
 }
 
 static int
@@ -223,7 +246,7 @@ decode_will(struct buf_reader *r, uint8_t level, struct mqtt_connect *c,
 	    opts->direction, &c->will_props, res) == -1)
 		return -1;
 	if (read_string(r, &c->will_topic, res) == -1 ||
-	    check_topic_name(&c->will_topic, res) == -1 ||
+	    check_topic_name(&c->will_topic, opts, res) == -1 ||
 	    read_binary(r, &c->will_payload, res) == -1)
 		return -1;
 	return check_payload_format(&c->will_props, &c->will_payload, opts, res);
@@ -309,7 +332,7 @@ decode_publish(struct buf_reader *r, struct mqtt_packet *pkt, uint8_t flags,
 		if (!mqtt_props_has(&p->props, MQTT_PROP_TOPIC_ALIAS))
 			return mqtt_fail(res, PROTOCOL,
 			    "empty topic name without a topic alias");
-	} else if (check_topic_name(&p->topic, res) == -1) {
+	} else if (check_topic_name(&p->topic, opts, res) == -1) {
 		return -1;
 	}
 	p->payload.len = buf_read_left(r);
@@ -372,7 +395,7 @@ check_options(uint8_t level, uint8_t o, const struct topic_filter *tf,
 
 static int
 read_filter(struct buf_reader *r, struct mqtt_view *f, struct topic_filter *tf,
-    struct mqtt_result *res)
+    const struct mqtt_decode_opts *opts, struct mqtt_result *res)
 {
 	int	 e;
 
@@ -381,6 +404,10 @@ read_filter(struct buf_reader *r, struct mqtt_view *f, struct topic_filter *tf,
 	if ((e = topic_filter_parse(f->data, f->len, tf)) != TOPIC_OK)
 		return mqtt_fail(res, e == TOPIC_BAD_UTF8 ? MALFORMED :
 		    MQTT_RC_TOPIC_FILTER_INVALID, topic_strerror(e));
+	/* past the levels limit: malformed, as Mosquitto answers */
+	if (too_many_levels(f, opts))
+		return mqtt_fail(res, MALFORMED, "topic filter with more "
+		    "levels than mqtt.max-topic-levels");
 	return 0;
 }
 
@@ -406,7 +433,7 @@ decode_filter_list(struct buf_reader *r, struct mqtt_packet *pkt, int sub,
 		    "SUBSCRIBE without a topic filter" :
 		    "UNSUBSCRIBE without a topic filter");
 	while (buf_read_left(r) > 0) {
-		if (read_filter(r, &f, &tf, res) == -1)
+		if (read_filter(r, &f, &tf, opts, res) == -1)
 			return -1;
 		if (sub) {
 			uint8_t	 o = buf_read_u8(r);

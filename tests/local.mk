@@ -45,6 +45,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_expiry.py \
 	tests/integration/mqtt_topic_alias.py \
 	tests/integration/mqtt_sub_ids.py \
+	tests/integration/mqtt_topic_levels.py \
 	tests/integration/mqtt_payload_format.py \
 	tests/integration/mqtt_response_info.py \
 	tests/integration/mqtt_auth_method.py \

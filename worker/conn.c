@@ -375,6 +375,8 @@ process(struct conn *c, const uint8_t *data, size_t len)
 	opts.direction = MQTT_TO_SERVER;
 	opts.max_packet_size = (uint32_t)config_num(&c->w->proc->cfg,
 	    OPT_mqtt_max_packet_size);
+	opts.max_topic_levels = (uint32_t)config_num(&c->w->proc->cfg,
+	    OPT_mqtt_max_topic_levels);
 	c->w->rx_mono_ms = clock_mono_ms();
 	c->w->rx_wall_ms = 0;
 	while (off < len && c->state != CONN_CLOSING && !c->paused &&

@@ -94,7 +94,7 @@ struct result {
 static struct result
 bench_decode(const struct buf *stream, uint8_t level)
 {
-	struct mqtt_decode_opts	 opts = { level, MQTT_TO_SERVER, 0, 0 };
+	struct mqtt_decode_opts	 opts = { level, MQTT_TO_SERVER, 0, 0, 0 };
 	struct mqtt_packet	 pkt;
 	struct mqtt_result	 res;
 	struct result		 r;

@@ -393,7 +393,7 @@ int
 decode_with(const uint8_t *p, size_t n, uint8_t level, uint8_t direction,
     struct mqtt_packet *pkt, struct mqtt_result *res)
 {
-	struct mqtt_decode_opts	 o = { level, direction, 0, 0 };
+	struct mqtt_decode_opts	 o = { level, direction, 0, 0, 0 };
 
 	return mqtt_decode(p, n, &o, pkt, res);
 }
@@ -405,7 +405,7 @@ decode_with(const uint8_t *p, size_t n, uint8_t level, uint8_t direction,
 static void
 check_bad(const struct bad *b)
 {
-	struct mqtt_decode_opts	 o = { b->level, b->dir, b->flags, b->max };
+	struct mqtt_decode_opts	 o = { b->level, b->dir, b->flags, b->max, 0 };
 	struct mqtt_packet	 pkt;
 	struct mqtt_result	 res;
 	uint8_t			 p[600];

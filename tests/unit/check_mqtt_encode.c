@@ -516,7 +516,7 @@ END_TEST
 
 START_TEST(test_bad_options)
 {
-	struct mqtt_decode_opts	 o = { 6, MQTT_TO_SERVER, 0, 0 };
+	struct mqtt_decode_opts	 o = { 6, MQTT_TO_SERVER, 0, 0, 0 };
 	struct mqtt_packet	 pkt;
 	struct mqtt_result	 res;
 	static const uint8_t	 ping[] = { 0xc0, 0x00 };
@@ -539,7 +539,7 @@ END_TEST
 /* A UTF-8 payload is checked only when asked to (it costs a scan). */
 START_TEST(test_payload_format_check)
 {
-	struct mqtt_decode_opts	 o = { MQTT_LEVEL_5, MQTT_TO_SERVER, 0, 0 };
+	struct mqtt_decode_opts	 o = { MQTT_LEVEL_5, MQTT_TO_SERVER, 0, 0, 0 };
 	struct mqtt_packet	 pkt;
 	struct mqtt_result	 res;
 	uint8_t			 p[32];
