@@ -166,9 +166,35 @@ alias_commit(struct conn *c, uint16_t alias, int known,
 	a->used = ++c->aliases->clock;
 }
 
-/* Subscription Identifiers on one PUBLISH, at most (a client's
- * overlapping subscriptions with identifiers are rarely more). */
-#define SUB_IDS_MAX	32
+/*
+ * The Subscription Identifiers of the client's subscriptions that match
+ * a topic, in the worker's array (grown as needed, kept for the next).
+ */
+static const uint32_t *
+matching_ids(struct conn *c, const struct mqtt_view *topic, size_t *n)
+{
+	struct worker		*w = c->w;
+	const struct conn_sub	*s;
+	uint32_t		*more;
+	size_t			 cap;
+
+	*n = 0;
+	for (s = c->subs; s; s = s->next) {
+		if (s->options.sub_id == 0 || !topic_match(s->filter, s->len,
+		    topic->data, topic->len))
+			continue;
+		if (*n == w->sub_ids_cap) {
+			cap = w->sub_ids_cap ? w->sub_ids_cap * 2 : 16;
+			if ((more = realloc(w->sub_ids, cap * sizeof(*more))) ==
+			    NULL)
+				break;	/* out of memory: those that fit */
+			w->sub_ids = more;
+			w->sub_ids_cap = cap;
+		}
+		w->sub_ids[(*n)++] = s->options.sub_id;
+	}
+	return w->sub_ids;
+}
 
 /* Encode one PUBLISH for this client; 0, or -1 if it cannot take it. */
 static int
@@ -177,9 +203,7 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 {
 	struct mqtt_delivery	 d;
 	struct buf		*out = conn_out(c);
-	const struct conn_sub	*s;
-	uint32_t		 ids[SUB_IDS_MAX];
-	size_t			 start = out->len, nids = 0;
+	size_t			 start = out->len;
 	uint8_t			*copy = NULL;
 	int			 known = 0;
 
@@ -190,14 +214,8 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	d.packet_id = packet_id;
 	/* 5.0: the identifiers of every subscription of the client's that
 	 * matches, whichever way the message came (MQTT-3.3.4-3) */
-	if (c->has_sub_ids && c->level == MQTT_LEVEL_5) {
-		for (s = c->subs; s && nids < SUB_IDS_MAX; s = s->next)
-			if (s->options.sub_id != 0 && topic_match(s->filter,
-			    s->len, m->topic.data, m->topic.len))
-				ids[nids++] = s->options.sub_id;
-		d.sub_ids = ids;
-		d.sub_id_count = nids;
-	}
+	if (c->has_sub_ids && c->level == MQTT_LEVEL_5)
+		d.sub_ids = matching_ids(c, &m->topic, &d.sub_id_count);
 	/* in wire order: an alias is the client's once its PUBLISH is */
 	if (c->aliases != NULL && (d.topic_alias = alias_pick(c, &m->topic,
 	    &known)) != 0) {

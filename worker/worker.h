@@ -335,6 +335,8 @@ struct worker {
 	struct passwd_db	*passwd;	/* auth.password-file, or NULL */
 	struct acl		*acl;		/* auth.acl-file, or NULL */
 	struct jwt_key		*jwt;		/* auth.jwt-key-file, or NULL */
+	uint32_t		*sub_ids;	/* deliver.c: one PUBLISH's */
+	size_t			 sub_ids_cap;
 	struct buf		 record;	/* a log record being encoded */
 	struct buf		 resolved;	/* a PUBLISH with its alias
 						   replaced by its topic */

@@ -8,7 +8,8 @@ subscriber on different workers:
   subscription without one (Mosquitto: one copy per subscription, each
   with its own identifier, which MQTT-3.3.4-4 allows too);
 - subscribing again to a filter replaces its identifier; unsubscribing
-  takes it away;
+  takes it away; a message under 40 overlapping subscriptions carries
+  all 40 identifiers;
 - a stored session keeps the identifiers: a message queued while the
   client was away carries them when it reconnects, on whichever worker;
 - a 3.1.1 subscriber gets no properties.
@@ -80,6 +81,16 @@ def test():
         sub.expect(pmq.UNSUBACK, what="UNSUBACK")
         pub.publish(base + "/c", b"after unsubscribe", 1)
         receive(sub, base + "/c", [5], "after UNSUBSCRIBE a/#")
+
+        # more overlapping subscriptions than a fixed array would hold
+        deep = "/".join("l%d" % i for i in range(40))
+        for k in range(40):
+            f = "/".join([base, "deep"] + deep.split("/")[:k] + ["#"])
+            check(sub.subscribe([(f, 0)], props={"subscription-id": 100 + k}) == [0],
+                  "SUBSCRIBE %d of 40" % k)
+        pub.publish(base + "/deep/" + deep, b"deep", 0)
+        receive(sub, base + "/deep/" + deep, [100 + k for k in range(40)],
+                "a message under 40 subscriptions", matching=40)
 
         # a 3.1.1 subscriber: no properties at all
         old, _ = pmq.raw_elsewhere(b, 4, "3.1.1 subscriber", None)
