@@ -40,9 +40,10 @@ Skipped (77) without the openssl command.
 - Mutual TLS (require-certificate, ca-dir, use-identity-as-username,
   mqtt.allow-anonymous false, no password file; as root, the children
   run as nobody and the key, certificate and CA are root's alone): an
-  anonymous client on the plain port is refused; no client certificate
-  and one from the other CA get no MQTT session; the CN=tls-user one
-  gets in with no user name and password, with the CN as its user name,
+  anonymous client on the plain port is refused; no client certificate,
+  one from the other CA and an expired one get no MQTT session; the
+  CN=tls-user one gets in with no user name and password, with the CN as
+  its user name,
   whatever user name and password CONNECT carries: the ACL file's `user
   tls-user` rules apply, a publish to tls/... reaches the subscribers and
   a subscription outside is refused (5.0 SUBACK 0x87, 3.1.1 0x80;
@@ -95,6 +96,16 @@ subjectAltName = IP:127.0.0.1, DNS:localhost
 basicConstraints = CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
+[ca_expired]
+database = index.txt
+new_certs_dir = .
+serial = serial.txt
+default_md = sha256
+policy = any
+copy_extensions = none
+unique_subject = no
+[any]
+commonName = supplied
 """
 
 
@@ -127,6 +138,7 @@ class Certs:
         self.leaf("client", "tls-user", "ca", "client", 2001)
         self.authority("other-ca", "Another test CA", 2)
         self.leaf("rogue", "tls-user", "other-ca", "client", 3001)
+        self.expired("expired", "tls-user", "ca")
 
     def pem(self, name):
         return os.path.join(self.dir, name + ".pem")
@@ -151,6 +163,23 @@ class Certs:
         openssl(["x509", "-req", "-in", csr, "-CA", self.pem(ca), "-CAkey", self.key(ca),
                  "-set_serial", str(serial), "-days", "2", "-extfile", self.cnf,
                  "-extensions", kind, "-out", self.pem(name)], self.dir)
+
+
+    def expired(self, name, cn, ca):
+        """A client certificate of ca whose validity ended in 2020
+        (openssl ca takes explicit dates, x509 -req does not)."""
+        csr = os.path.join(self.dir, name + ".csr")
+        openssl(["req", "-config", self.cnf, "-new"] + self.EC +
+                ["-keyout", self.key(name), "-out", csr, "-subj", "/CN=" + cn], self.dir)
+        with open(os.path.join(self.dir, "index.txt"), "w"):
+            pass
+        with open(os.path.join(self.dir, "serial.txt"), "w") as f:
+            f.write("0FA1\n")
+        openssl(["ca", "-batch", "-config", self.cnf, "-name", "ca_expired",
+                 "-cert", self.pem(ca), "-keyfile", self.key(ca), "-in", csr,
+                 "-out", self.pem(name), "-notext", "-extfile", self.cnf,
+                 "-extensions", "client", "-startdate", "20200101000000Z",
+                 "-enddate", "20200102000000Z"], self.dir)
 
 
 def describe(certs, der):
@@ -886,7 +915,8 @@ def mutual_checks(b, certs):
     """Client certificates (b requires them, takes the CN as user name,
     lets no anonymous client in, and has ACL's rules)."""
     for ctx, what in ((client_ctx(certs), "no client certificate"),
-                      (client_ctx(certs, cert="rogue"), "a certificate of another CA")):
+                      (client_ctx(certs, cert="rogue"), "a certificate of another CA"),
+                      (client_ctx(certs, cert="expired"), "an expired certificate")):
         print("%s: %s" % (what, no_session(b.tls_port, ctx, what)))
 
     u = pmq.unique("mtls")
