@@ -26,10 +26,7 @@
  * acknowledgement can be lost then.  A SUBACK that waits more than
  * ROUTE_RESYNC_MS for a worker's acknowledgement makes us send that
  * worker our whole table again, ending with a new id (the tables are
- * "set to", so sending one twice changes nothing).  Each side restarts
- * its own link when the other seems deaf: the sender after unanswered
- * resends, the receiver when the same table comes a second time (its
- * acknowledgements are what got lost).
+ * "set to", so sending one twice changes nothing).
  */
 #include "config.h"
 
@@ -313,18 +310,6 @@ worker_dispatch_worker(struct worker *w, struct ipc_batch *batch)
 		case IPC_ROUTE_SYNCED:
 			if (rec.len != 0)
 				goto bad;
-			/*
-			 * The same incarnation's table again: it did not
-			 * get our acknowledgement, so our link to it may be
-			 * the silent one (route_check_acks restarts only the
-			 * sender's); start ours over before answering.
-			 */
-			if (p->synced_in) {
-				log_notice("worker sent its routes again; "
-				    "reconnecting our link to it", "slot=%u",
-				    slot);
-				ipc_link_reconnect(p->link);
-			}
 			p->synced_in = 1;
 			send_ack(w, slot, rec.corr);
 			if (!w->accepting && route_ready(w))
