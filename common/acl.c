@@ -63,28 +63,11 @@ is(const char *lvl, size_t n, const char *word)
 	return n == strlen(word) && memcmp(lvl, word, n) == 0;
 }
 
-/* Does the filter match the topic (MQTT 4.7)? */
+/* Does the filter match the topic (MQTT 4.7)?  topic.c's rule. */
 static int
 filter_matches(const char *f, size_t flen, const char *t, size_t tlen)
 {
-	const char	*fl = NULL, *tl = NULL;
-	size_t		 fp = 0, tp = 0, fn = 0, tn = 0;
-
-	if (tlen > 0 && t[0] == '$' && flen > 0 && (f[0] == '+' ||
-	    f[0] == '#'))
-		return 0;
-	for (;;) {
-		if (!next_level(f, flen, &fp, &fl, &fn))
-			return !next_level(t, tlen, &tp, &tl, &tn);
-		if (is(fl, fn, "#"))
-			return 1;
-		if (!next_level(t, tlen, &tp, &tl, &tn))
-			/* "a/#" matches "a" */
-			return next_level(f, flen, &fp, &fl, &fn) &&
-			    is(fl, fn, "#");
-		if (!is(fl, fn, "+") && (fn != tn || memcmp(fl, tl, fn) != 0))
-			return 0;
-	}
+	return topic_match((const uint8_t *)f, flen, (const uint8_t *)t, tlen);
 }
 
 /* Could one topic match both filters? */
