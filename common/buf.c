@@ -3,6 +3,8 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -189,30 +191,62 @@ buf_truncate(struct buf *b, size_t n)
 		b->len = n;
 }
 
+/*
+ * Read straight into the buffer, sized from fstat() when the descriptor
+ * says: a key read this way leaves no copy on the stack or in a buffer
+ * outgrown on the way.
+ */
+int
+buf_load_fd(struct buf *b, int fd)
+{
+	struct stat	 st;
+	size_t		 start = b->len, room;
+	ssize_t		 n;
+	int		 saved;
+
+	room = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 :
+	    8192;
+	if (buf_reserve(b, room) == -1) {
+		saved = ENOMEM;
+		goto fail;
+	}
+	for (;;) {
+		/* grown only when full: a file of the size fstat gave ends
+		 * with a read of 0 into the byte left over */
+		if (b->len == b->cap && buf_reserve(b, 8192) == -1) {
+			saved = ENOMEM;
+			goto fail;
+		}
+		n = read(fd, b->data + b->len, b->cap - b->len);
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			saved = errno;
+			goto fail;
+		}
+		b->len += (size_t)n;
+	}
+fail:
+	buf_truncate(b, start);
+	b->failed = 0;
+	errno = saved;
+	return -1;
+}
+
 int
 buf_load_file(struct buf *b, const char *path)
 {
-	char	 chunk[8192];
-	size_t	 start = b->len;
-	ssize_t	 n;
-	int	 fd, saved;
+	int	 fd, rv, saved;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || buf_add(b, chunk, (size_t)n) == -1) {
-			saved = n < 0 ? errno : ENOMEM;
-			buf_truncate(b, start);
-			b->failed = 0;
-			close(fd);
-			errno = saved;
-			return -1;
-		}
-	}
+	rv = buf_load_fd(b, fd);
+	saved = errno;
 	close(fd);
-	return 0;
+	errno = saved;
+	return rv;
 }
 
 int

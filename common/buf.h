@@ -49,6 +49,8 @@ void	 buf_truncate(struct buf *, size_t);
 int	 buf_failed(const struct buf *);
 /* Append the whole of a file; 0, or -1 with errno (nothing appended). */
 int	 buf_load_file(struct buf *, const char *path);
+/* The same from an open descriptor, to its end (it stays open). */
+int	 buf_load_fd(struct buf *, int fd);
 
 /* Number of bytes buf_add_vbi() uses for a value (1..4), 0 if too large. */
 size_t	 buf_vbi_size(uint32_t);

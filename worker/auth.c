@@ -342,20 +342,17 @@ set_jwt_key(struct worker *w, int fd, const char *name)
 {
 	struct jwt_key	*k = NULL;
 	struct buf	 bytes = BUF_INITIALIZER;
-	uint8_t		 chunk[4096];
-	ssize_t		 n;
 	char		 err[512];
+	int		 rv;
 
 	if (fd != -1) {
-		while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-			buf_add(&bytes, chunk, (size_t)n);
+		if ((rv = buf_load_fd(&bytes, fd)) == -1)
+			snprintf(err, sizeof(err), "%s", strerror(errno));
 		close(fd);
-		OPENSSL_cleanse(chunk, sizeof(chunk));
-		if (n == -1 || buf_failed(&bytes) || jwt_key_load(bytes.data,
-		    bytes.len, &k, err, sizeof(err)) == -1) {
+		if (rv == -1 || jwt_key_load(bytes.data, bytes.len, &k, err,
+		    sizeof(err)) == -1) {
 			log_error("token key not taken; the previous one stays",
-			    "file=%s error=\"%s\"", name, n == -1 ?
-			    strerror(errno) : err);
+			    "file=%s error=\"%s\"", name, err);
 			if (bytes.data)
 				OPENSSL_cleanse(bytes.data, bytes.cap);
 			buf_free(&bytes);

@@ -20,8 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -57,24 +55,16 @@ rebuild(struct worker *w, const char *name)
 void
 tls_set_bundle(struct worker *w, int fd, const char *name)
 {
-	struct stat	 st;
-	void		*map = NULL;
-
 	/* the old bundle holds a private key */
 	if (w->tls_bundle.data != NULL)
 		OPENSSL_cleanse(w->tls_bundle.data, w->tls_bundle.cap);
 	buf_free(&w->tls_bundle);
 	if (fd != -1) {
-		if (fstat(fd, &st) == -1 || (st.st_size > 0 && (map =
-		    mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd,
-		    0)) == MAP_FAILED) || buf_add(&w->tls_bundle, map,
-		    (size_t)st.st_size) == -1) {
+		if (buf_load_fd(&w->tls_bundle, fd) == -1) {
 			log_error("cannot read the TLS files sent", "file=%s "
 			    "error=\"%s\"", name, strerror(errno));
 			buf_free(&w->tls_bundle);
 		}
-		if (map != NULL && map != MAP_FAILED)
-			munmap(map, (size_t)st.st_size);
 		close(fd);
 	}
 	/* before the configuration: made in tls_start */
