@@ -194,16 +194,10 @@ def describe(certs, der):
 
 def tls_conf(values, tls):
     """The development configuration with values ({"group.leaf": v}) set
-    and the tls group holding tls ({leaf: v}).  (conf_text() would write
-    each option of a group the file lacks as a group of its own.)"""
-    with open(pmq.DEV_CONF) as f:
-        has_tls = re.search(r"(?m)^tls\s*:", f.read())
-    if has_tls:
-        both = dict(values)
-        both.update(("tls." + k, v) for k, v in tls.items())
-        return pmq.conf_text(both)
-    return pmq.conf_text(values) + "tls: {\n%s};\n" % "".join(
-        "\t%s = %s;\n" % (k, pmq.conf_value(v)) for k, v in tls.items())
+    and the tls group holding tls ({leaf: v})."""
+    both = dict(values)
+    both.update(("tls." + k, v) for k, v in tls.items())
+    return pmq.conf_text(both)
 
 
 def addr(port):
