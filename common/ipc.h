@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		8
+#define IPC_VERSION		9
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -164,10 +164,21 @@ enum ipc_type {
 #define IPC_AUTH_KINDS		5
 
 /* What a listening socket speaks (CTL_LISTEN_ADD, CTL_ADOPT, and -k on
- * a worker's command line: one letter per inherited socket, m or t). */
+ * a worker's command line: one letter of IPC_LISTEN_LETTERS per
+ * inherited socket). */
 #define IPC_LISTEN_MQTT		0	/* server.bind */
 #define IPC_LISTEN_TLS		1	/* tls.bind */
-#define IPC_LISTEN_KINDS	2
+#define IPC_LISTEN_WS		2	/* websocket.bind (TLS or not) */
+#define IPC_LISTEN_KINDS	3
+#define IPC_LISTEN_LETTERS	"mtw"
+
+/* The name of a kind in the log. */
+static inline const char *
+ipc_listen_name(unsigned kind)
+{
+	return kind == IPC_LISTEN_TLS ? "tls" : kind == IPC_LISTEN_WS ?
+	    "websocket" : "mqtt";
+}
 
 /*
  * Types of message log records: the u8 that starts a WAL_APPEND body and

@@ -484,6 +484,32 @@ config_free(struct config *cfg)
 }
 
 int
+config_copy(struct config *dst, const struct config *src)
+{
+	size_t	 i;
+
+	*dst = *src;
+	for (i = 0; i < OPT__COUNT; i++)
+		dst->v[i].text = dst->v[i].str = NULL;
+	dst->file = dst->base_dir = NULL;
+	for (i = 0; i < OPT__COUNT; i++) {
+		if (src->v[i].text == NULL)
+			continue;
+		if ((dst->v[i].text = strdup(src->v[i].text)) == NULL)
+			goto fail;
+		if (src->v[i].str == src->v[i].text)
+			dst->v[i].str = dst->v[i].text;
+	}
+	if ((src->file && (dst->file = strdup(src->file)) == NULL) ||
+	    (src->base_dir && (dst->base_dir = strdup(src->base_dir)) == NULL))
+		goto fail;
+	return 0;
+fail:
+	config_free(dst);
+	return -1;
+}
+
+int
 config_set_base_dir(struct config *cfg, const char *dir)
 {
 	char	*copy;
@@ -1014,6 +1040,17 @@ finish_addresses(struct finish *f)
 		if (check_address(p, len, err, sizeof(err)) == -1)
 			finish_problem(f, OPT_tls_bind, "%s", err);
 	}
+	for (p = config_text(f->cfg, OPT_websocket_bind); *p != '\0';
+	     p += len + (p[len] == ',')) {
+		len = strcspn(p, ",");
+		if (check_address(p, len, err, sizeof(err)) == -1)
+			finish_problem(f, OPT_websocket_bind, "%s", err);
+	}
+	if (config_text(f->cfg, OPT_websocket_path)[0] != '/' ||
+	    strpbrk(config_text(f->cfg, OPT_websocket_path), "?# ") != NULL)
+		finish_problem(f, OPT_websocket_path, "'%s' must start with / "
+		    "and hold no '?', '#' or space",
+		    config_text(f->cfg, OPT_websocket_path));
 	p = config_text(f->cfg, OPT_metrics_bind);
 	if (check_address(p, strlen(p), err, sizeof(err)) == -1)
 		finish_problem(f, OPT_metrics_bind, "%s", err);
@@ -1031,15 +1068,17 @@ static void
 finish_tls(struct finish *f)
 {
 	struct config	*cfg = f->cfg;
-	int		 listening = config_text(cfg, OPT_tls_bind)[0] != '\0';
+	int		 listening = config_text(cfg, OPT_tls_bind)[0] != '\0' ||
+			    (config_num(cfg, OPT_websocket_tls) &&
+			    config_text(cfg, OPT_websocket_bind)[0] != '\0');
 	int		 cert = config_text(cfg, OPT_tls_cert_file)[0] != '\0';
 	int		 key = config_text(cfg, OPT_tls_key_file)[0] != '\0';
 	int		 psk = config_text(cfg, OPT_tls_psk_file)[0] != '\0';
 
 	/* a certificate with its key, or pre-shared keys, or both */
 	if (listening && !cert && !psk)
-		finish_problem(f, OPT_tls_cert_file, "needed by tls.bind: the "
-		    "server's certificate (or tls.psk-file: pre-shared keys "
+		finish_problem(f, OPT_tls_cert_file, "needed by tls.bind and "
+		    "websocket.tls: the server's certificate (or tls.psk-file: pre-shared keys "
 		    "only)");
 	else if (key && !cert)
 		finish_problem(f, OPT_tls_cert_file, "needed by tls.key-file: "

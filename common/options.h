@@ -141,6 +141,7 @@ struct config_messages {
  */
 int	 config_defaults(struct config *);
 void	 config_free(struct config *);
+int	 config_copy(struct config *dst, const struct config *src);
 void	 config_messages_free(struct config_messages *);
 int	 config_set_base_dir(struct config *, const char *dir);
 

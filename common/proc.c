@@ -347,11 +347,11 @@ proc_main(int argc, char *argv[], uint8_t role, const struct proc_ops *ops)
 		}
 	}
 	if (p.self.gen == 0 || strlen(kinds) != (size_t)p.nlisten ||
-	    strspn(kinds, "mt") != strlen(kinds))
+	    strspn(kinds, IPC_LISTEN_LETTERS) != strlen(kinds))
 		usage(argv[0]);
 	for (i = 0; i < p.nlisten; i++)
-		p.listen_kinds[i] = kinds[i] == 't' ? IPC_LISTEN_TLS :
-		    IPC_LISTEN_MQTT;
+		p.listen_kinds[i] = (uint8_t)(strchr(IPC_LISTEN_LETTERS,
+		    kinds[i]) - IPC_LISTEN_LETTERS);
 	if (role == IPC_ROLE_WORKER)
 		log_set_slot(p.self.slot);
 	fatal_self = p.self;

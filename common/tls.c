@@ -526,23 +526,34 @@ SSL_CTX *
 tls_ctx_new(const uint8_t *bundle, size_t len, const struct config *cfg,
     char *err, size_t errlen)
 {
+	SSL_CTX	*ctx;
+	char	 why[256];
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		seterr(err, errlen, "cannot create a TLS context: %s",
+		    ssl_reason(why, sizeof(why)));
+		return NULL;
+	}
+	if (tls_ctx_setup(ctx, bundle, len, cfg, err, errlen) == -1) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+int
+tls_ctx_setup(SSL_CTX *ctx, const uint8_t *bundle, size_t len,
+    const struct config *cfg, char *err, size_t errlen)
+{
 	static const unsigned char	 sid[] = "promptmq";
 	const char			*ciphers, *suites;
-	SSL_CTX				*ctx;
 	BIO				*parts[BUNDLE_PARTS];
 	size_t				 lens[BUNDLE_PARTS];
 	char				 why[256];
 	int				 rv = -1, i;
 
-	if (bundle_parts(bundle, len, parts, lens) == -1) {
-		seterr(err, errlen, "malformed TLS bundle");
-		return NULL;
-	}
-	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		seterr(err, errlen, "cannot create a TLS context: %s",
-		    ssl_reason(why, sizeof(why)));
-		goto done;
-	}
+	if (bundle_parts(bundle, len, parts, lens) == -1)
+		return seterr(err, errlen, "malformed TLS bundle");
 	SSL_CTX_set_min_proto_version(ctx, strcmp(config_text(cfg,
 	    OPT_tls_min_version), "1.3") == 0 ? TLS1_3_VERSION :
 	    TLS1_2_VERSION);
@@ -600,11 +611,7 @@ tls_ctx_new(const uint8_t *bundle, size_t len, const struct config *cfg,
 done:
 	for (i = 0; i < BUNDLE_PARTS; i++)
 		BIO_free(parts[i]);
-	if (rv == -1) {
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
+	return rv;
 }
 
 int

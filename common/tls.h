@@ -33,6 +33,10 @@ int	 tls_bundle_read(const struct config *, struct buf *out, char *err,
 SSL_CTX	*tls_ctx_new(const uint8_t *bundle, size_t len, const struct config *,
 	    char *err, size_t errlen);
 
+/* The same on a context made elsewhere (libwebsockets'): 0, or -1. */
+int	 tls_ctx_setup(SSL_CTX *, const uint8_t *bundle, size_t len,
+	    const struct config *, char *err, size_t errlen);
+
 /*
  * The client's identity: its PSK identity, or its certificate's common
  * name (there must be exactly one), as a valid UTF-8 string without

@@ -184,7 +184,7 @@ add_address(struct listen_set *set, const char *spec,
 	}
 	addr_format((struct sockaddr *)&l->addr, l->name, sizeof(l->name));
 	log_notice("listening", "addr=%s slots=%d kind=%s", l->name, set->nslots,
-	    set->kind == IPC_LISTEN_TLS ? "tls" : "mqtt");
+	    ipc_listen_name(set->kind));
 	return 0;
 }
 

@@ -43,14 +43,16 @@ respawn_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct child	*c = arg;
 	char		 err[256];
+	int		 k;
 
 	if (c->sup->stopping || c->state != CHILD_WAITING)
 		return;
 	if (c->throttled) {
-		if (listen_reopen_slot(&c->sup->listeners[IPC_LISTEN_MQTT],
-		    c->slot, err, sizeof(err)) == -1 ||
-		    listen_reopen_slot(&c->sup->listeners[IPC_LISTEN_TLS],
-		    c->slot, err, sizeof(err)) == -1) {
+		for (k = 0; k < IPC_LISTEN_KINDS; k++)
+			if (listen_reopen_slot(&c->sup->listeners[k], c->slot,
+			    err, sizeof(err)) == -1)
+				break;
+		if (k < IPC_LISTEN_KINDS) {
 			log_error("cannot reopen a throttled worker slot; "
 			    "trying again later", "slot=%u error=\"%s\"",
 			    c->slot, err);
@@ -166,8 +168,7 @@ spawn_child(struct child *c)
 		for (k = 0; k < IPC_LISTEN_KINDS; k++) {
 			n = listen_slot_fds(&sup->listeners[k], c->slot,
 			    fds + nfds, PROC_MAX_LISTEN - nfds);
-			memset(kinds + nfds, k == IPC_LISTEN_TLS ? 't' : 'm',
-			    (size_t)n);
+			memset(kinds + nfds, IPC_LISTEN_LETTERS[k], (size_t)n);
 			nfds += n;
 		}
 	}

@@ -398,8 +398,16 @@ send_listener(struct supervisor *s, uint8_t kind, const struct listener *l)
 			    body, 1 + len, l->fds[w]);
 }
 
+/* The listener kind an option's addresses open, or -1. */
+static int
+bind_kind(enum option_id id)
+{
+	return id == OPT_server_bind ? IPC_LISTEN_MQTT : id == OPT_tls_bind ?
+	    IPC_LISTEN_TLS : id == OPT_websocket_bind ? IPC_LISTEN_WS : -1;
+}
+
 /*
- * server.bind or tls.bind changed: open what is new (all of it or
+ * server.bind, tls.bind or websocket.bind changed: open what is new (all of it or
  * nothing) and close what is gone, in the supervisor and in every
  * worker.  Clients already connected through a removed address stay
  * connected.
@@ -453,7 +461,7 @@ reload(struct supervisor *s)
 	enum option_id		 changed[OPT__COUNT], live[OPT__COUNT];
 	size_t			 n, nlive = 0, i;
 	char			 name[128], err[256];
-	int			 c;
+	int			 c, k;
 
 	daemon_notify("RELOADING=1");
 	log_notice("reloading configuration", "file=%s",
@@ -482,10 +490,8 @@ reload(struct supervisor *s)
 			    config_text(&next, changed[i]));
 			continue;
 		}
-		if ((changed[i] == OPT_server_bind ||
-		    changed[i] == OPT_tls_bind) && reload_bind(s,
-		    changed[i] == OPT_tls_bind ? IPC_LISTEN_TLS :
-		    IPC_LISTEN_MQTT, config_text(&next, changed[i])) == -1)
+		if ((k = bind_kind(changed[i])) != -1 && reload_bind(s, k,
+		    config_text(&next, changed[i])) == -1)
 			continue;
 		if (config_set(&s->cfg, changed[i], config_text(&next,
 		    changed[i]), next.v[changed[i]].origin, err,
@@ -620,7 +626,9 @@ main(int argc, char *argv[])
 	if (!config_num(&sup.cfg, OPT_mqtt_allow_anonymous) &&
 	    *config_str(&sup.cfg, OPT_auth_password_file) == '\0' &&
 	    *config_str(&sup.cfg, OPT_auth_jwt_key_file) == '\0' &&
-	    !(*config_str(&sup.cfg, OPT_tls_bind) != '\0' &&
+	    !((*config_str(&sup.cfg, OPT_tls_bind) != '\0' ||
+	    (*config_str(&sup.cfg, OPT_websocket_bind) != '\0' &&
+	    config_num(&sup.cfg, OPT_websocket_tls))) &&
 	    config_num(&sup.cfg, OPT_tls_use_identity_as_username)))
 		log_warnx("mqtt.allow-anonymous is off and neither "
 		    "auth.password-file nor auth.jwt-key-file is set: every "
@@ -685,7 +693,10 @@ main(int argc, char *argv[])
 	    err, sizeof(err)) == -1 ||
 	    listen_open(&sup.listeners[IPC_LISTEN_TLS], IPC_LISTEN_TLS,
 	    "tls.bind", config_str(&sup.cfg, OPT_tls_bind), sup.nworkers, err,
-	    sizeof(err)) == -1) {
+	    sizeof(err)) == -1 ||
+	    listen_open(&sup.listeners[IPC_LISTEN_WS], IPC_LISTEN_WS,
+	    "websocket.bind", config_str(&sup.cfg, OPT_websocket_bind),
+	    sup.nworkers, err, sizeof(err)) == -1) {
 		log_error("cannot start", "error=\"%s\"", err);
 		daemon_pidfile_remove();
 		return 1;

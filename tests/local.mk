@@ -31,6 +31,7 @@ INTEGRATION_TESTS = \
 	tests/integration/auth_password.py \
 	tests/integration/auth_acl.py \
 	tests/integration/tls.py \
+	tests/integration/websocket.py \
 	tests/integration/auth_jwt.py \
 	tests/integration/auth_flood.py \
 	tests/integration/process_tree.py \
@@ -69,6 +70,7 @@ INTEGRATION_TESTS = \
 	tests/integration/init_script.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py tests/integration/kill9lib.py \
+	tests/integration/certs.py \
 	$(INTEGRATION_TESTS)
 
 check_PROGRAMS += tests/unit/check_options

@@ -108,7 +108,7 @@ accept_add(struct worker *w, int fd, uint8_t kind)
 	w->listener_kinds[i] = kind;
 	w->nlisteners++;
 	log_info("listening socket added", "addr=%s kind=%s",
-	    w->listener_names[i], kind == IPC_LISTEN_TLS ? "tls" : "mqtt");
+	    w->listener_names[i], ipc_listen_name(kind));
 	return 0;
 }
 

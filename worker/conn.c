@@ -37,8 +37,6 @@
 #include "log.h"
 #include "worker.h"
 
-/* No reason to send: the peer gets no DISCONNECT. */
-#define NO_REASON	0xff
 /* Output beyond this is written before more input is taken. */
 #define OUT_PAUSE	(1u << 20)
 /* sockets a worker accepts beyond mqtt.max-connections (see conn_accept) */
@@ -411,7 +409,8 @@ process_kept(struct conn *c)
 {
 	size_t	 used;
 
-	if (c->in.len == 0)
+	if (c->in.len == 0 || (c->ws_pre && ws_preamble(c) != 1) ||
+	    c->in.len == 0)
 		return;
 	used = process(c, c->in.data, c->in.len);
 	if (c->state != CONN_CLOSING)
@@ -541,7 +540,7 @@ read_some(struct conn *c, struct worker *w)
 	ssize_t		 n;
 	size_t		 used;
 
-	if (c->in.len == 0) {
+	if (c->in.len == 0 && !c->ws_pre) {
 		/* the usual case: decode straight from the loop's buffer */
 		n = conn_recv(c, w->scratch, WORKER_READ_CHUNK);
 		if (n <= 0)
@@ -578,8 +577,9 @@ void
 conn_accept(struct worker *w, int fd, uint8_t kind)
 {
 	struct conn	*c;
+	struct sockaddr_storage peer;
 	socklen_t	 sl;
-	int		 one = 1;
+	int		 one = 1, sv[2];
 	int64_t		 max = config_num(&w->proc->cfg,
 			    OPT_mqtt_max_connections);
 
@@ -600,15 +600,32 @@ conn_accept(struct worker *w, int fd, uint8_t kind)
 	}
 	/* Nagle would hold small packets back for tens of milliseconds */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sl = sizeof(peer);
+	if (getpeername(fd, (struct sockaddr *)&peer, &sl) == -1)
+		peer.ss_family = AF_UNSPEC;
+	if (kind == IPC_LISTEN_WS) {
+		/* the WebSocket thread takes the socket; MQTT comes to this
+		 * connection over a socketpair (ws.c) */
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0, sv) == -1) {
+			close(fd);
+			return;
+		}
+		if (ws_hand_off(w, fd, sv[1], config_num(&w->proc->cfg,
+		    OPT_websocket_tls) != 0) == -1) {
+			close(sv[0]);
+			return;
+		}
+		fd = sv[0];
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
 		return;
 	}
 	c->w = w;
 	c->fd = fd;
-	sl = sizeof(c->peer);
-	if (getpeername(fd, &c->peer.sa, &sl) == -1)
-		c->peer.sa.sa_family = AF_UNSPEC;
+	memcpy(&c->peer, &peer, sizeof(c->peer));
+	c->ws_pre = kind == IPC_LISTEN_WS;
 	c->id = ++w->next_conn_id;
 	c->created = c->last_rx = clock_mono_ms();
 	c->next_packet_id = 1;

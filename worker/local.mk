@@ -21,3 +21,9 @@ promptmq_worker_LDADD += $(OPENSSL_LIBS) $(JANSSON_LIBS) -lpthread
 # MQTT over TLS, on the connection's own descriptor (common/tls.c makes
 # the context).
 promptmq_worker_SOURCES += worker/tls.c
+
+# MQTT over WebSocket: libwebsockets on a thread, relayed over a
+# socketpair per client.
+promptmq_worker_SOURCES += worker/ws.c
+promptmq_worker_CPPFLAGS += $(LWS_CFLAGS)
+promptmq_worker_LDADD += $(LWS_LIBS)

@@ -39,6 +39,7 @@ rebuild(struct worker *w, const char *name)
 	if (w->tls_bundle.len == 0) {
 		SSL_CTX_free(w->tls_ctx);
 		w->tls_ctx = NULL;
+		ws_tls_changed(w);
 		return;
 	}
 	if ((ctx = tls_ctx_new(w->tls_bundle.data, w->tls_bundle.len,
@@ -50,6 +51,7 @@ rebuild(struct worker *w, const char *name)
 	SSL_CTX_free(w->tls_ctx);	/* live connections keep their own */
 	w->tls_ctx = ctx;
 	log_debug("TLS context made", "file=%s", name);
+	ws_tls_changed(w);
 }
 
 void

@@ -89,6 +89,7 @@ worker_stop(struct proc *p)
 {
 	accept_stop(&worker);
 	conn_close_all(&worker, MQTT_RC_SERVER_SHUTTING_DOWN);
+	ws_stop(&worker);
 	auth_stop(&worker);
 	tls_stop(&worker);
 	passwd_free(worker.passwd);
@@ -118,6 +119,7 @@ static void
 worker_reload(struct proc *p, const enum option_id *ids, size_t n)
 {
 	tls_reload(&worker, ids, n);
+	ws_reload(&worker, ids, n);
 }
 
 /*

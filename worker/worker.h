@@ -28,6 +28,7 @@ struct evconnlistener;
 struct ipc_endpoint;
 struct ipc_link;
 struct walc;
+struct ws_gate;
 
 /* Why a connection is not being read (several may hold at once). */
 #define PAUSE_CLAIM	0x01	/* CONNECT waits for the registry */
@@ -189,6 +190,8 @@ struct conn {
 	uint8_t			 tls_hs;	/* handshake under way */
 	uint8_t			 tls_read_ww;	/* a read waits to write */
 	uint8_t			 tls_write_wr;	/* a write waits to read */
+	uint8_t			 ws_pre;	/* WebSocket: the relay's
+						   preamble is still to come */
 };
 
 /* A topic named by an alias (MQTT 5, 3.3.2.3.4). */
@@ -307,6 +310,8 @@ struct worker {
 	char			 listener_names[PROC_MAX_LISTEN][ADDR_TEXT_MAX];
 	uint8_t			 listener_kinds[PROC_MAX_LISTEN];
 	SSL_CTX			*tls_ctx;	/* NULL: TLS not served yet */
+	struct ws_gate		*ws;		/* WebSocket thread, once
+						   needed */
 	struct buf		 tls_bundle;	/* what it was made from */
 	int			 nlisteners;
 	int			 accepting;
@@ -384,6 +389,8 @@ void	 accept_stop(struct worker *);
 
 /* conn.c */
 void	 conn_accept(struct worker *, int fd, uint8_t kind);
+/* conn_close's reason when the peer gets no DISCONNECT */
+#define NO_REASON	0xff
 void	 conn_close(struct conn *, uint8_t reason, const char *why);
 void	 conn_close_all(struct worker *, uint8_t reason);
 struct buf *conn_out(struct conn *);
@@ -404,6 +411,13 @@ enum {
 	AUTH_BUSY,		/* CONNACK 0x89 */
 	AUTH_PENDING,		/* connect_authenticated() says later */
 };
+/* ws.c */
+int	 ws_hand_off(struct worker *, int fd, int relay, int tls);
+void	 ws_reload(struct worker *, const enum option_id *, size_t);
+void	 ws_tls_changed(struct worker *);
+void	 ws_stop(struct worker *);
+int	 ws_preamble(struct conn *);
+
 /* tls.c */
 void	 tls_set_bundle(struct worker *, int fd, const char *name);
 void	 tls_start(struct worker *);

@@ -1267,10 +1267,11 @@ class Client:
     queued (messages), recorded (acknowledged publishes, disconnects) and
     waited for with deadlines.  version: 3 (3.1), 4 (3.1.1) or 5.
     resubscribe: on every (re)connection, subscribe again to what
-    subscribe() was given, as a client that keeps no session does."""
+    subscribe() was given, as a client that keeps no session does.
+    transport: "tcp", or "websockets" (MQTT over WebSocket)."""
 
     def __init__(self, port, client_id, version=5, clean=True, keepalive=60,
-                 reconnect=False, resubscribe=False):
+                 reconnect=False, resubscribe=False, transport="tcp"):
         import paho.mqtt.client as mqtt
         self.port, self.client_id, self.version = port, client_id, version
         self.clean, self.keepalive = clean, keepalive
@@ -1278,10 +1279,11 @@ class Client:
         proto = {3: mqtt.MQTTv31, 4: mqtt.MQTTv311, 5: mqtt.MQTTv5}[version]
         if version == 5:
             self.c = mqtt.Client(client_id=client_id, protocol=proto,
-                                 reconnect_on_failure=reconnect)
+                                 reconnect_on_failure=reconnect, transport=transport)
         else:
             self.c = mqtt.Client(client_id=client_id, clean_session=clean,
-                                 protocol=proto, reconnect_on_failure=reconnect)
+                                 protocol=proto, reconnect_on_failure=reconnect,
+                                 transport=transport)
         self.c.reconnect_delay_set(0.05, 0.5)
         self.lock = threading.Condition()
         self.messages = queue.Queue()
@@ -1298,6 +1300,12 @@ class Client:
         self.c.on_unsubscribe = self._on_unsubscribe
         self.c.on_publish = self._on_publish
 
+    def tcp_socket(self):
+        """The connection's socket (under WebSocket, inside paho's
+        wrapper)."""
+        sock = self.c.socket()
+        return getattr(sock, "_socket", sock)
+
     def _event(self, fn):
         with self.lock:
             fn()
@@ -1305,7 +1313,7 @@ class Client:
 
     def _on_connect(self, c, u, flags, rc, props=None):
         code = rc.value if hasattr(rc, "value") else rc
-        self.local_port = c.socket().getsockname()[1]
+        self.local_port = self.tcp_socket().getsockname()[1]
         self._event(lambda: self.connacks.append(
             (flags.get("session present", 0), code, props)))
         if code == 0 and self.resubscribe and self.subscriptions:
@@ -1353,7 +1361,7 @@ class Client:
             if props is not None:
                 kw["properties"] = props
         self.c.connect("127.0.0.1", self.port, self.keepalive, **kw)
-        self.local_port = self.c.socket().getsockname()[1]
+        self.local_port = self.tcp_socket().getsockname()[1]
 
     def finish_connect(self, timeout=5, expect_code=0):
         """Start the network thread and wait for the CONNACK; returns it as
@@ -1502,6 +1510,34 @@ def clients(port, ids, version=5, **kw):
     finally:
         for c in made:
             c.close()
+
+
+def inbox_client(port, name, version=5, transport="tcp", setup=None):
+    """A connected Client (a unique id from name) subscribed at QoS 1 to
+    its inbox, CLIENT_ID/inbox; setup(client) runs before the connection
+    (TLS settings, a user name)."""
+    c = Client(port, unique(name), version, transport=transport)
+    try:
+        if setup:
+            setup(c)
+        c.connect()
+        check(c.subscribe(c.client_id + "/inbox", 1) == [1], "%s: SUBACK for its inbox" %
+              name)
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
+def cpu_ticks(pids):
+    """User and system clock ticks the processes pids have used."""
+    t = 0
+    for p in pids:
+        with open("/proc/%d/stat" % p) as f:
+            st = f.read()
+        fields = st[st.rfind(")") + 2:].split()
+        t += int(fields[11]) + int(fields[12])
+    return t
 
 
 def close_all(slots):

@@ -73,114 +73,13 @@ import time
 import pmq
 from pmq import check
 
-OPENSSL = shutil.which("openssl")
-CONNECT_TIMEOUT = 2     # server.connect-timeout of the TLS broker, seconds
+from certs import OPENSSL, Certs, openssl
 
-# The openssl configuration of the certificates: nothing from the
-# system's openssl.cnf is used.
-OPENSSL_CNF = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-[client]
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-[ca_expired]
-database = index.txt
-new_certs_dir = .
-serial = serial.txt
-default_md = sha256
-policy = any
-copy_extensions = none
-unique_subject = no
-[any]
-commonName = supplied
-"""
+CONNECT_TIMEOUT = 2     # server.connect-timeout of the TLS broker, seconds
 
 
 # ---------------------------------------------------------------------------
 # Certificates
-
-def openssl(args, directory, stdin=None):
-    r = subprocess.run([OPENSSL] + args, cwd=directory, input=stdin,
-                       capture_output=True, timeout=pmq.patience(10))
-    check(r.returncode == 0, "openssl %s failed (%d): %s" %
-          (" ".join(args), r.returncode, r.stderr.decode(errors="replace")))
-    return r.stdout
-
-
-class Certs:
-    """The test's certificates, made in directory d: NAME.pem and
-    NAME.key for ca, server1, server2, client (CN=tls-user), other-ca and
-    rogue (CN=tls-user too, signed by other-ca)."""
-
-    EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
-    def __init__(self, d):
-        self.dir = d
-        self.cnf = os.path.join(d, "openssl.cnf")
-        with open(self.cnf, "w") as f:
-            f.write(OPENSSL_CNF)
-        self.authority("ca", "PromptMQ test CA", 1)
-        self.leaf("server1", "localhost", "ca", "server", 1001)
-        self.leaf("server2", "localhost", "ca", "server", 1002)
-        self.leaf("client", "tls-user", "ca", "client", 2001)
-        self.authority("other-ca", "Another test CA", 2)
-        self.leaf("rogue", "tls-user", "other-ca", "client", 3001)
-        self.expired("expired", "tls-user", "ca")
-
-    def pem(self, name):
-        return os.path.join(self.dir, name + ".pem")
-
-    def key(self, name):
-        return os.path.join(self.dir, name + ".key")
-
-    def der(self, name):
-        with open(self.pem(name)) as f:
-            return ssl.PEM_cert_to_DER_cert(f.read())
-
-    def authority(self, name, cn, serial):
-        openssl(["req", "-config", self.cnf, "-x509"] + self.EC +
-                ["-keyout", self.key(name), "-out", self.pem(name), "-days", "2",
-                 "-subj", "/CN=" + cn, "-extensions", "ca", "-set_serial", str(serial)],
-                self.dir)
-
-    def leaf(self, name, cn, ca, kind, serial):
-        csr = os.path.join(self.dir, name + ".csr")
-        openssl(["req", "-config", self.cnf, "-new"] + self.EC +
-                ["-keyout", self.key(name), "-out", csr, "-subj", "/CN=" + cn], self.dir)
-        openssl(["x509", "-req", "-in", csr, "-CA", self.pem(ca), "-CAkey", self.key(ca),
-                 "-set_serial", str(serial), "-days", "2", "-extfile", self.cnf,
-                 "-extensions", kind, "-out", self.pem(name)], self.dir)
-
-
-    def expired(self, name, cn, ca):
-        """A client certificate of ca whose validity ended in 2020
-        (openssl ca takes explicit dates, x509 -req does not)."""
-        csr = os.path.join(self.dir, name + ".csr")
-        openssl(["req", "-config", self.cnf, "-new"] + self.EC +
-                ["-keyout", self.key(name), "-out", csr, "-subj", "/CN=" + cn], self.dir)
-        with open(os.path.join(self.dir, "index.txt"), "w"):
-            pass
-        with open(os.path.join(self.dir, "serial.txt"), "w") as f:
-            f.write("0FA1\n")
-        openssl(["ca", "-batch", "-config", self.cnf, "-name", "ca_expired",
-                 "-cert", self.pem(ca), "-keyfile", self.key(ca), "-in", csr,
-                 "-out", self.pem(name), "-notext", "-extfile", self.cnf,
-                 "-extensions", "client", "-startdate", "20200101000000Z",
-                 "-enddate", "20200102000000Z"], self.dir)
-
 
 def describe(certs, der):
     """A certificate (DER) as openssl sees it: serial, subject, notAfter."""
@@ -365,14 +264,7 @@ def tls_client(b, certs, name, version=5, ctx=None, cert=None, username=None,
 
 
 def plain_client(b, name, version=5):
-    c = pmq.Client(b.port, pmq.unique(name), version)
-    try:
-        c.connect()
-        check(c.subscribe(inbox_of(c), 1) == [1], "%s: SUBACK for its inbox" % name)
-    except BaseException:
-        c.close()
-        raise
-    return c
+    return pmq.inbox_client(b.port, name, version)
 
 
 def inbox_of(c):
@@ -562,16 +454,6 @@ def bad_input(b, certs, slots):
     talk(slots[0][0], slots[b.slots - 1][0], "after bad TLS input")
 
 
-def cpu_ticks(pids):
-    t = 0
-    for p in pids:
-        with open("/proc/%d/stat" % p) as f:
-            st = f.read()
-        fields = st[st.rfind(")") + 2:].split()
-        t += int(fields[11]) + int(fields[12])
-    return t
-
-
 def half_record(b, certs):
     """A record's first bytes after the handshake, and the rest never:
     the worker waits for them without spinning (OpenSSL holds the start
@@ -583,9 +465,9 @@ def half_record(b, certs):
         try:
             raw.sendall(b"\x17\x03\x03")
             workers = b.worker_pids()
-            before, t0 = cpu_ticks(workers), time.monotonic()
+            before, t0 = pmq.cpu_ticks(workers), time.monotonic()
             time.sleep(2)       # a measured interval, not a wait for a condition
-            used = cpu_ticks(workers) - before
+            used = pmq.cpu_ticks(workers) - before
             secs = time.monotonic() - t0
         finally:
             raw.detach()
