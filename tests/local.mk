@@ -70,7 +70,7 @@ INTEGRATION_TESTS = \
 	tests/integration/init_script.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py tests/integration/kill9lib.py \
-	tests/integration/certs.py \
+	tests/integration/certs.py tests/integration/mqttjs_client.js \
 	$(INTEGRATION_TESTS)
 
 check_PROGRAMS += tests/unit/check_options

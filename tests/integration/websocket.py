@@ -9,7 +9,9 @@ certificates).
 - websocket.bind opens one socket per worker (kind=websocket).  QoS 0
   and 1 messages go both ways between WebSocket clients and plain MQTT
   clients, each on the other worker; 300 KB messages cross in both
-  directions.
+  directions.  MQTT.js (Debian's node-mqtt, the library of browser
+  clients), 5.0 and 3.1.1, exchanges messages with a plain client over
+  ws:// and wss://.
 - The upgrade: no subprotocol, "mqtt" and "mqttv3.1" are accepted (the
   answer names the one taken); another subprotocol, another path and a
   plain HTTP request get no WebSocket (404 for the request).  MQTT
@@ -54,6 +56,10 @@ from certs import OPENSSL, Certs
 
 CONNECT_TIMEOUT = 2     # server.connect-timeout here, seconds
 PATH = "/mqtt"
+NODE = shutil.which("node") or shutil.which("nodejs")
+MQTTJS = os.path.join(pmq.SRCDIR, "tests", "integration", "mqttjs_client.js")
+# Debian's node-mqtt, for a nodejs from elsewhere too
+NODE_PATH = "/usr/share/nodejs:/usr/lib/nodejs"
 
 
 def ws_port(b):
@@ -246,6 +252,35 @@ def pubsub(b, port):
     return wss, tcps
 
 
+def mqttjs(b, url, what, ca=None):
+    """MQTT.js (node-mqtt, the library of browser clients) over url, 5.0
+    and 3.1.1, exchanges a QoS 1 message each way with a plain client."""
+    env = dict(os.environ, NODE_PATH=NODE_PATH)
+    for version in (5, 4):
+        cid = pmq.unique("mqttjs")
+        inbox, outbox = cid + "/in", cid + "/out"
+        tcp = pmq.inbox_client(b.port, "js-peer")
+        node = subprocess.Popen([NODE, MQTTJS, url, str(version), cid, inbox, outbox] +
+                                ([ca] if ca else []), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            lines = pmq.Lines(node)
+            lines.wait(lambda l: l == "ready", 20, "%s: MQTT.js %d ready" % (what, version))
+            check(tcp.subscribe(outbox, 1) == [1], "SUBACK for %s" % outbox)
+            tcp.publish(inbox, b"from tcp", 1)
+            lines.wait(lambda l: l == "got %s from tcp" % inbox, 10,
+                       "%s: MQTT.js %d to get the message" % (what, version))
+            tcp.expect(outbox, b"echo from tcp", 1, timeout=10)
+            check(node.wait(pmq.patience(10)) == 0, "%s: MQTT.js %d exited with %s: %s" %
+                  (what, version, node.returncode, lines.all[-5:]))
+            print("%s: MQTT.js %d exchanged messages" % (what, version))
+        finally:
+            if node.poll() is None:
+                node.kill()
+                node.wait()
+            tcp.close()
+
+
 def upgrades(port):
     for protocols, want in (((), None), (("mqtt",), "mqtt"), (("mqttv3.1",), "mqttv3.1")):
         ws, headers = upgraded(port, "subprotocols %s" % (protocols,), protocols=protocols)
@@ -424,6 +459,7 @@ def plain(tmp):
         b.start()
         check(ws_port(b) == port, "the WebSocket port is not websocket.bind's")
         wss, tcps = pubsub(b, port)
+        mqttjs(b, "ws://127.0.0.1:%d%s" % (port, PATH), "ws")
         upgrades(port)
         bad_input(b, port, wss, tcps)
         stuck(b, port, wss, tcps)
@@ -479,6 +515,7 @@ def secure(tmp, certs):
         for s in range(b.slots):
             talk(a, tcps[s][0], "wss and tcp on worker %d" % s)
         talk(a, tcps[0][0], "300 KB over wss", os.urandom(300000))
+        mqttjs(b, "wss://localhost:%d%s" % (port, PATH), "wss", ca=certs.pem("ca"))
         # a new certificate, by reload: new connections get it
         shutil.copy(certs.pem("server2"), cert)
         shutil.copy(certs.key("server2"), key)
@@ -562,6 +599,10 @@ def test():
     if not OPENSSL:
         print("SKIP: websocket.py: no openssl command to make certificates with")
         return pmq.SKIP
+    r = subprocess.run([NODE or "node", "-e", "require('mqtt')"], capture_output=True,
+                       env=dict(os.environ, NODE_PATH=NODE_PATH)) if NODE else None
+    check(r is not None and r.returncode == 0, "no nodejs with MQTT.js (Debian: nodejs, "
+          "node-mqtt; ./bootstrap installs them)")
     tmp = tempfile.mkdtemp(prefix="ws.", dir="/tmp")
     try:
         configurations(tmp)
