@@ -465,10 +465,11 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 	}
 	conn_send_packet(c, &pkt);
 	log_info("client connected", "client=%.*s addr=%s proto=%u "
-	    "keepalive=%u clean=%u stored=%u present=%u",
+	    "keepalive=%u clean=%u stored=%u present=%u transport=%s",
 	    (int)c->client_id_len, c->client_id,
 	    conn_addr(c, addr, sizeof(addr)), c->level, c->keep_alive,
-	    c->clean_start, c->stored, body[0] != 0);
+	    c->clean_start, c->stored, body[0] != 0, c->ws == 2 ? "wss" :
+	    c->ws == 1 ? "ws" : c->ssl != NULL ? "tls" : "tcp");
 	conn_pause(c, PAUSE_CLAIM, 0);
 }
 

@@ -192,6 +192,7 @@ struct conn {
 	uint8_t			 tls_write_wr;	/* a write waits to read */
 	uint8_t			 ws_pre;	/* WebSocket: the relay's
 						   preamble is still to come */
+	uint8_t			 ws;		/* 1 WebSocket, 2 over TLS */
 };
 
 /* A topic named by an alias (MQTT 5, 3.3.2.3.4). */

@@ -710,6 +710,7 @@ ws_preamble(struct conn *c)
 			return -1;
 		}
 	}
+	c->ws = (d[1] & 1) ? 2 : 1;	/* d is c->in's: before consuming */
 	buf_consume(&c->in, 4 + n);
 	c->ws_pre = 0;
 	if (c->in.len == 0)

@@ -235,11 +235,19 @@ def talk(a, z, what, payload=b""):
                                               [(t, len(p), q) for t, p, q in got]))
 
 
+def logged_as(b, c, transport):
+    """The log names the client's transport."""
+    b.wait_log(r"client connected client=%s addr=[^\n]* transport=%s\n" %
+               (re.escape(c.client_id), transport))
+
+
 def pubsub(b, port):
     """WebSocket clients on each worker talk to plain clients on the other
     one, small and large messages, 5.0 and 3.1.1."""
     wss = pmq.spread(b, lambda i: ws_client(port, "ws%d" % i))
     tcps = pmq.spread(b, lambda i: tcp_client(b, "tcp%d" % i))
+    logged_as(b, wss[0][0], "ws")
+    logged_as(b, tcps[0][0], "tcp")
     for s in range(b.slots):
         other = (s + 1) % b.slots
         talk(wss[s][0], tcps[other][0], "ws on worker %d, tcp on worker %d" % (s, other))
@@ -510,6 +518,7 @@ def secure(tmp, certs):
               "certificate")
         a = ws_client(port, "wss", tls_ca=certs.pem("ca"))
         clients.append(a)
+        logged_as(b, a, "wss")
         tcps = pmq.spread(b, lambda i: tcp_client(b, "tcp%d" % i))
         clients += [c for cs in tcps.values() for c in cs]
         for s in range(b.slots):
