@@ -126,6 +126,9 @@ tls_conn_start(struct conn *c)
 void
 tls_conn_end(struct conn *c)
 {
+	/* a WebSocket client's identity came without c->ssl */
+	free(c->tls_cn);
+	c->tls_cn = NULL;
 	if (c->ssl == NULL)
 		return;
 	if (!c->tls_hs && !(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) {
@@ -135,8 +138,6 @@ tls_conn_end(struct conn *c)
 	ERR_clear_error();
 	SSL_free(c->ssl);
 	c->ssl = NULL;
-	free(c->tls_cn);
-	c->tls_cn = NULL;
 }
 
 /* What an SSL_* result means for the loop. */

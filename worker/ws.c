@@ -51,6 +51,8 @@
 #define WS_HIGH		65536		/* bytes held one way before that
 					   side stops being read */
 #define WS_TX		4096		/* bytes per WebSocket frame sent */
+#define WS_LINGER	10		/* seconds a client has to take the
+					   last bytes once the worker closed */
 #define WS_PATH_MAX	256
 
 /* One client: its WebSocket and our end of its socketpair. */
@@ -94,6 +96,7 @@ struct ws_gate {
 	struct ws_item		 q[WS_QUEUE];
 	unsigned		 qhead, qlen;
 	int			 stop;
+	int			 dead;	/* the thread ended on an error */
 	char			 path[WS_PATH_MAX];
 	struct config		 cfg;	/* the tls.* options in force */
 	struct buf		 bundle;
@@ -132,14 +135,21 @@ pair_side_gone(struct ws_pair *p, struct lws *wsi)
 		p->ws = NULL;
 		if (p->vh != NULL)
 			p->vh->users--;
-		if (p->raw != NULL)
+		/* the client's last bytes (a DISCONNECT) first */
+		if (p->raw != NULL && p->to_raw.len > p->raw_sent)
+			lws_callback_on_writable(p->raw);
+		else if (p->raw != NULL)
 			kill_later(p->raw);
 	} else if (wsi == p->raw) {
 		p->raw = NULL;
 		if (p->ws != NULL) {
-			if (p->up)	/* what the worker sent, then close */
+			if (p->up) {
+				/* what the worker sent, then close; a client
+				 * that reads nothing more is not waited for */
 				lws_callback_on_writable(p->ws);
-			else
+				lws_set_timeout(p->ws, PENDING_TIMEOUT_USER_OK,
+				    WS_LINGER);
+			} else
 				kill_later(p->ws);
 		}
 	} else
@@ -170,15 +180,17 @@ send_preamble(struct ws_pair *p, struct lws *wsi)
 
 /* An adopted client: its socket pair joined on the thread. */
 static void
-adopt(struct ws_gate *g, const struct ws_item *it)
+adopt(struct ws_gate *g, const struct ws_item *it, uint64_t gen)
 {
 	lws_adopt_desc_t	 d;
 	struct ws_pair		*p;
 	struct ws_vhost		*vh = NULL;
 
+	/* the newest context that could be made (a bundle a reload could
+	 * not use leaves the one before in force, as for MQTT over TLS) */
 	if (it->tls) {
 		vh = g->vhosts;
-		if (vh == NULL || vh->gen != g->gen) {
+		if (vh == NULL || gen == 0) {
 			/* no usable certificate: refused */
 			close(it->fd);
 			close(it->relay);
@@ -307,6 +319,7 @@ static void
 drain(struct ws_gate *g)
 {
 	struct ws_item	 items[WS_QUEUE];
+	uint64_t	 gen;
 	unsigned	 n, i;
 
 	pthread_mutex_lock(&g->mu);
@@ -316,6 +329,7 @@ drain(struct ws_gate *g)
 	g->qlen = 0;
 	memcpy(g->my_path, g->path, sizeof(g->my_path));
 	g->stopping = g->stop;
+	gen = g->gen;
 	if (g->gen != 0 && g->gen != g->tried) {
 		g->tried = g->gen;
 		make_vhost(g);
@@ -327,7 +341,7 @@ drain(struct ws_gate *g)
 			close(items[i].fd);
 			close(items[i].relay);
 		} else
-			adopt(g, &items[i]);
+			adopt(g, &items[i], gen);
 	}
 }
 
@@ -408,6 +422,9 @@ ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (tls_ctx_setup(user, g->bundle.data, g->bundle.len, &g->cfg,
 		    err, sizeof(err)) == -1)
 			return 1;
+		/* libwebsockets' SNI callback would move a client that names
+		 * an older vhost ("wss-1") to that generation's context */
+		SSL_CTX_set_tlsext_servername_callback((SSL_CTX *)user, NULL);
 		g->setup_done = 1;
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
@@ -493,11 +510,14 @@ relay_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			lws_callback_on_writable(p->ws);
 		return 0;
 	case LWS_CALLBACK_RAW_WRITEABLE:
-		if (p == NULL || p->ws == NULL || (n = write_some(wsi,
-		    &p->to_raw, 0, &p->raw_sent, LWS_WRITE_RAW)) == -1)
+		if (p == NULL || (n = write_some(wsi, &p->to_raw, 0,
+		    &p->raw_sent, LWS_WRITE_RAW)) == -1)
 			return -1;
-		if (n == 0)
-			flow(p->ws, &p->ws_off, 1);
+		if (n == 1)
+			return 0;
+		if (p->ws == NULL)
+			return -1;	/* the client left: all it sent is passed on */
+		flow(p->ws, &p->ws_off, 1);
 		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:
 		pair_side_gone(p, wsi);
@@ -513,8 +533,14 @@ ws_thread(void *arg)
 	struct ws_gate	*g = arg;
 
 	while (!g->stopping)
-		if (lws_service(g->ctx, 0) < 0)
-			break;
+		if (lws_service(g->ctx, 0) < 0) {
+			/* the worker refuses WebSocket clients from now on;
+			 * the context is destroyed after the join */
+			pthread_mutex_lock(&g->mu);
+			g->dead = 1;
+			pthread_mutex_unlock(&g->mu);
+			return NULL;
+		}
 	lws_context_destroy(g->ctx);
 	g->ctx = NULL;
 	return NULL;
@@ -549,8 +575,14 @@ configure(struct worker *w, struct ws_gate *g)
 static void
 gate_free(struct ws_gate *g)
 {
+	struct ws_vhost	*vh;
+
 	if (g->ctx != NULL)
 		lws_context_destroy(g->ctx);
+	while ((vh = g->vhosts) != NULL) {	/* the context had them */
+		g->vhosts = vh->next;
+		free(vh);
+	}
 	pthread_mutex_destroy(&g->mu);
 	config_free(&g->cfg);
 	if (g->bundle.data != NULL)
@@ -563,6 +595,7 @@ gate_free(struct ws_gate *g)
 static struct ws_gate *
 gate_start(struct worker *w)
 {
+	static struct log_ratelimit		 rl;
 	struct lws_context_creation_info	 info;
 	struct ws_gate				*g;
 	sigset_t				 all, old;
@@ -589,7 +622,8 @@ gate_start(struct worker *w)
 	    OPT_server_connect_timeout) + 999) / 1000;
 	if ((g->ctx = lws_create_context(&info)) == NULL ||
 	    (g->plain = vhost_new(g, "ws", ws_protocols, 0)) == NULL) {
-		log_error("cannot start the WebSocket library", "");
+		log_limited(&rl, LOG_LEVEL_ERROR, "cannot start the WebSocket "
+		    "library", "");
 		gate_free(g);
 		return NULL;
 	}
@@ -600,8 +634,8 @@ gate_start(struct worker *w)
 	rv = pthread_create(&g->thread, NULL, ws_thread, g);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rv != 0) {
-		log_error("cannot start the WebSocket thread", "error=\"%s\"",
-		    strerror(rv));
+		log_limited(&rl, LOG_LEVEL_ERROR, "cannot start the WebSocket "
+		    "thread", "error=\"%s\"", strerror(rv));
 		gate_free(g);
 		return NULL;
 	}
@@ -615,13 +649,14 @@ ws_hand_off(struct worker *w, int fd, int relay, int tls)
 {
 	static struct log_ratelimit	 rl;
 	struct ws_gate			*g;
-	int				 full;
+	int				 full, dead;
 
 	if (w->ws == NULL && (w->ws = gate_start(w)) == NULL)
 		goto refuse;
 	g = w->ws;
 	pthread_mutex_lock(&g->mu);
-	full = g->qlen == WS_QUEUE;
+	dead = g->dead;
+	full = g->qlen == WS_QUEUE || dead;
 	if (!full) {
 		g->q[(g->qhead + g->qlen) % WS_QUEUE] = (struct ws_item){
 			fd, relay, (uint8_t)tls };
@@ -629,8 +664,9 @@ ws_hand_off(struct worker *w, int fd, int relay, int tls)
 	}
 	pthread_mutex_unlock(&g->mu);
 	if (full) {
-		log_limited(&rl, LOG_LEVEL_WARN, "WebSocket clients arrive "
-		    "faster than they are taken; one refused", "");
+		log_limited(&rl, LOG_LEVEL_WARN, "WebSocket client refused",
+		    "reason=\"%s\"", dead ? "the WebSocket thread failed" :
+		    "clients arrive faster than they are taken");
 		goto refuse;
 	}
 	lws_cancel_service(g->ctx);

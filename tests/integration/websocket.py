@@ -16,7 +16,8 @@ certificates).
   answer names the one taken); another subprotocol, another path and a
   plain HTTP request get no WebSocket (404 for the request).  MQTT
   packets split over several frames, and several packets in one frame,
-  are read as one stream.
+  are read as one stream.  A DISCONNECT sent with the close frame in one
+  write, the socket closed at once, still reaches the worker (no will).
 - Bad input: a text frame closes the connection (MQTT-6.0.0-1); random
   bytes, 64 KiB of HTTP headers, a frame announcing 2^62 bytes of
   garbage and a TLS ClientHello are closed; connections that stall (TCP
@@ -125,7 +126,9 @@ class Ws:
             headers[k.strip().lower()] = v.strip()
         return status, headers
 
-    def frame(self, payload, opcode=2, fin=True):
+    @staticmethod
+    def encode(payload, opcode=2, fin=True):
+        """One masked frame, as a client sends it."""
         mask = os.urandom(4)
         n = len(payload)
         head = bytes([(0x80 if fin else 0) | opcode])
@@ -135,7 +138,10 @@ class Ws:
             head += bytes([0x80 | 126]) + struct.pack(">H", n)
         else:
             head += bytes([0x80 | 127]) + struct.pack(">Q", n)
-        self.s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+    def frame(self, payload, opcode=2, fin=True):
+        self.s.sendall(self.encode(payload, opcode, fin))
 
     def _need(self, n):
         while len(self.buf) < n:
@@ -382,6 +388,34 @@ def stuck(b, port, wss, tcps):
             ws.close()
 
 
+def goodbye(b, port):
+    """A DISCONNECT and the close frame in one write, the socket closed
+    at once (as MQTT.js's end() does): the DISCONNECT still reaches the
+    worker, so the client's will is not published."""
+    topic = pmq.unique("ws-will") + "/x"
+    watcher = pmq.inbox_client(b.port, "will-watch")
+    try:
+        check(watcher.subscribe(topic, 0) == [0], "SUBACK for the will's topic")
+        cid = pmq.unique("goodbye")
+        ws, _ = upgraded(port, "goodbye")
+        try:
+            body = pmq.mqtt_str("MQTT") + bytes([4, 0x06]) + struct.pack("!H", 60)
+            ws.frame(pmq.packet(pmq.CONNECT, 0, body + pmq.mqtt_str(cid) +
+                                pmq.mqtt_str(topic) + pmq.mqtt_str(b"will")))
+            check(ws.read(4) == b"\x20\x02\x00\x00", "goodbye: no CONNACK")
+            ws.s.sendall(Ws.encode(b"\xe0\x00") + Ws.encode(struct.pack(">H", 1000), 8))
+        finally:
+            ws.close()
+        b.wait_log(r"client disconnected client=%s addr=[^\n]* reason=\"client "
+                   r"disconnected\"" % re.escape(cid))
+        watcher.publish(topic, b"marker", 0)
+        m = watcher.collect(1, 5, "the marker")[0]
+        check(m.payload == b"marker", "the will of a client that sent DISCONNECT was "
+              "published: %r" % m.payload)
+    finally:
+        watcher.close()
+
+
 def slow_reader(b, port, wss, tcps):
     """A subscriber that stops reading: the broker holds what it can,
     does not spin, and serves the others; the subscriber's stream is
@@ -469,6 +503,7 @@ def plain(tmp):
         wss, tcps = pubsub(b, port)
         mqttjs(b, "ws://127.0.0.1:%d%s" % (port, PATH), "ws")
         upgrades(port)
+        goodbye(b, port)
         bad_input(b, port, wss, tcps)
         stuck(b, port, wss, tcps)
         slow_reader(b, port, wss, tcps)
