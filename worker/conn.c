@@ -704,7 +704,8 @@ conn_close(struct conn *c, uint8_t reason, const char *why)
 		c->wev = NULL;
 	}
 	tls_conn_end(c);
-	close(c->fd);
+	if (!ws_conn_end(c))
+		close(c->fd);
 	c->fd = -1;
 	idmap_remove(&w->conns_by_id, c->id);
 	if (c->prev)

@@ -418,6 +418,7 @@ void	 ws_reload(struct worker *, const enum option_id *, size_t);
 void	 ws_tls_changed(struct worker *);
 void	 ws_stop(struct worker *);
 int	 ws_preamble(struct conn *);
+int	 ws_conn_end(struct conn *);
 
 /* tls.c */
 void	 tls_set_bundle(struct worker *, int fd, const char *name);

@@ -35,11 +35,14 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/event_struct.h>
 #include <libwebsockets.h>
 
 #include "log.h"
@@ -53,6 +56,7 @@
 #define WS_TX		4096		/* bytes per WebSocket frame sent */
 #define WS_LINGER	10		/* seconds a client has to take the
 					   last bytes once the worker closed */
+#define WS_STOP_GRACE	2		/* seconds to relay them at a stop */
 #define WS_PATH_MAX	256
 
 /* One client: its WebSocket and our end of its socketpair. */
@@ -95,7 +99,7 @@ struct ws_gate {
 	/* under mu */
 	struct ws_item		 q[WS_QUEUE];
 	unsigned		 qhead, qlen;
-	int			 stop;
+	int			 stop;	/* 1: relay what is left, 2: now */
 	int			 dead;	/* the thread ended on an error */
 	char			 path[WS_PATH_MAX];
 	struct config		 cfg;	/* the tls.* options in force */
@@ -106,14 +110,16 @@ struct ws_gate {
 	/* the thread's */
 	char			 my_path[WS_PATH_MAX];
 	int			 stopping;
+	uint64_t		 npairs;	/* clients it holds */
 };
 
 static void
-pair_free(struct ws_pair *p)
+pair_free(struct ws_gate *g, struct ws_pair *p)
 {
 	buf_free(&p->to_raw);
 	buf_free(&p->to_ws);
 	free(p);
+	g->npairs--;
 }
 
 /* Close a wsi from a callback of another one. */
@@ -155,7 +161,7 @@ pair_side_gone(struct ws_pair *p, struct lws *wsi)
 	} else
 		return;		/* a failed adoption: not linked yet */
 	if (p->ws == NULL && p->raw == NULL)
-		pair_free(p);
+		pair_free(lws_context_user(lws_get_context(wsi)), p);
 }
 
 /* The preamble, once the WebSocket is up. */
@@ -205,6 +211,7 @@ adopt(struct ws_gate *g, const struct ws_item *it, uint64_t gen)
 	buf_init(&p->to_raw);
 	buf_init(&p->to_ws);
 	p->tls = it->tls;
+	g->npairs++;
 	memset(&d, 0, sizeof(d));
 	d.vh = g->plain;
 	d.type = LWS_ADOPT_SOCKET;
@@ -213,7 +220,7 @@ adopt(struct ws_gate *g, const struct ws_item *it, uint64_t gen)
 	d.opaque = p;
 	if ((p->raw = lws_adopt_descriptor_vhost_via_info(&d)) == NULL) {
 		close(it->fd);
-		pair_free(p);
+		pair_free(g, p);
 		return;
 	}
 	memset(&d, 0, sizeof(d));
@@ -532,7 +539,10 @@ ws_thread(void *arg)
 {
 	struct ws_gate	*g = arg;
 
-	while (!g->stopping)
+	/* at a stop, the worker has closed its ends: what they wrote last
+	 * (5.0: DISCONNECT 0x8B) is relayed until the clients are gone, or
+	 * until the worker says "now" */
+	while (g->stopping == 0 || (g->stopping == 1 && g->npairs > 0))
 		if (lws_service(g->ctx, 0) < 0) {
 			/* the worker refuses WebSocket clients from now on;
 			 * the context is destroyed after the join */
@@ -703,6 +713,7 @@ void
 ws_stop(struct worker *w)
 {
 	struct ws_gate	*g = w->ws;
+	struct timespec	 until;
 
 	if (g == NULL)
 		return;
@@ -712,7 +723,15 @@ ws_stop(struct worker *w)
 	g->stop = 1;
 	lws_cancel_service(g->ctx);
 	pthread_mutex_unlock(&g->mu);
-	pthread_join(g->thread, NULL);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WS_STOP_GRACE;
+	if (pthread_timedjoin_np(g->thread, NULL, &until) != 0) {
+		pthread_mutex_lock(&g->mu);
+		g->stop = 2;
+		lws_cancel_service(g->ctx);
+		pthread_mutex_unlock(&g->mu);
+		pthread_join(g->thread, NULL);
+	}
 	gate_free(g);
 	w->ws = NULL;
 }
@@ -751,5 +770,59 @@ ws_preamble(struct conn *c)
 	c->ws_pre = 0;
 	if (c->in.len == 0)
 		buf_free(&c->in);	/* a read's worth, for 4 bytes */
+	return 1;
+}
+
+/* A relay end the worker is done with, until the thread closes its own. */
+struct ws_linger {
+	struct event	 ev;
+	int		 fd;
+};
+
+static void
+linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ws_linger	*l = arg;
+	char			 sink[4096];
+	ssize_t			 n;
+
+	if (what & EV_READ) {
+		/* the client's last bytes: nobody reads them now */
+		while ((n = recv(fd, sink, sizeof(sink), 0)) > 0)
+			;
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+	}
+	event_del(&l->ev);
+	close(l->fd);
+	free(l);
+}
+
+/*
+ * The end of a WebSocket client's connection: 1 when the descriptor was
+ * taken (it must not be closed), 0 for other connections.  Closing it
+ * at once would show the thread a hang-up, on which libwebsockets closes
+ * the relay without reading what the worker wrote last (a DISCONNECT);
+ * a shutdown shows it an end of stream after those bytes instead, and
+ * the descriptor is closed when the thread has closed its end (or after
+ * WS_LINGER seconds).
+ */
+int
+ws_conn_end(struct conn *c)
+{
+	struct timeval		 tv = { WS_LINGER, 0 };
+	struct ws_linger	*l;
+
+	if (!c->ws && !c->ws_pre)
+		return 0;
+	if (shutdown(c->fd, SHUT_WR) == -1 ||
+	    (l = calloc(1, sizeof(*l))) == NULL)
+		return 0;
+	l->fd = c->fd;
+	if (event_assign(&l->ev, c->w->base, c->fd, EV_READ | EV_PERSIST,
+	    linger_cb, l) == -1 || event_add(&l->ev, &tv) == -1) {
+		free(l);
+		return 0;
+	}
 	return 1;
 }

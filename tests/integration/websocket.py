@@ -30,6 +30,8 @@ certificates).
   the stream, new WebSocket clients are served on every worker.
 - websocket.bind removed by reload refuses new WebSocket connections
   while one connected before stays; added back, it serves again.
+- SIGTERM: the 5.0 WebSocket clients on both workers get DISCONNECT
+  0x8B (server shutting down), as plain clients do.
 - Secure WebSocket (websocket.tls): paho with the test CA gets in and
   talks to a plain client on the other worker; the served certificate
   is tls.cert-file's, and after the file is replaced and SIGHUP'd, new
@@ -454,6 +456,44 @@ def slow_reader(b, port, wss, tcps):
     pmq.close_all(pmq.spread(b, lambda i: ws_client(port, "after-slow%d" % i)))
 
 
+def stop_told(b, port):
+    """SIGTERM: 5.0 WebSocket clients on every worker get DISCONNECT 0x8B
+    before the close, as plain clients do."""
+    raws, slots = [], set()
+    try:
+        for i in range(40):
+            if len(slots) == b.slots:
+                break
+            ws, _ = upgraded(port, "before the stop")
+            raws.append(ws)
+            cid = pmq.unique("stop")
+            ws.frame(pmq.connect_packet(cid, 5))
+            head = ws.read(2)
+            check(head[:1] == b"\x20", "before the stop: no CONNACK")
+            ws.read(head[1])
+            slots.update(b.connection_slots(cid, 1))
+        check(len(slots) == b.slots, "WebSocket clients did not reach every worker")
+        for ws in raws:
+            ws.s.settimeout(pmq.patience(5))
+        check(b.stop() == 0, "promptmqd did not stop cleanly")
+        for ws in raws:
+            got = ws.mqtt
+            try:
+                while True:
+                    op, payload = ws.read_frame()
+                    if op == 8:
+                        break
+                    got += payload
+            except (ConnectionError, socket.timeout, OSError):
+                pass
+            check(got[:1] == b"\xe0" and got[2:3] == b"\x8b",
+                  "a WebSocket client got %r at the stop, expected DISCONNECT 0x8B" % got)
+        print("stop: %d WebSocket clients on %d workers got 0x8B" % (len(raws), len(slots)))
+    finally:
+        for ws in raws:
+            ws.close()
+
+
 def bind_reload(b, port, conf):
     keep, _ = upgraded(port, "before the reload")
     try:
@@ -513,7 +553,7 @@ def plain(tmp):
         pmq.close_all(wss)
         pmq.close_all(tcps)
         wss, tcps = {}, {}
-        check(b.stop() == 0, "promptmqd did not stop cleanly")
+        stop_told(b, port)
     finally:
         pmq.close_all(wss)
         pmq.close_all(tcps)
