@@ -485,19 +485,35 @@ tls_handshake_step(struct conn *c)
 static ssize_t
 conn_recv(struct conn *c, void *dst, size_t len)
 {
-	ssize_t	 n;
-	int	 st;
+	ssize_t	 n = -1;
+	size_t	 got = 0;
+	int	 st = TLS_WANT_READ;
 
 	if (c->ssl == NULL)
 		return recv(c->fd, dst, len, 0);
-	if ((n = tls_read(c, dst, len, &st)) >= 0)
-		return n;
-	if (st == TLS_WANT_WRITE) {
+	/*
+	 * SSL_read gives one record at a time, and a client that writes
+	 * each packet on its own sends records of one packet: reading on
+	 * until OpenSSL has no more makes one turn of the loop take what
+	 * one recv() would have taken, not a packet.  The end or an error
+	 * that stops the loop after some bytes is seen again at the next
+	 * call; a wait for a write is armed now.
+	 */
+	while (got < len) {
+		if ((n = tls_read(c, (uint8_t *)dst + got, len - got, &st)) <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (n < 0 && st == TLS_WANT_WRITE) {
 		/* a key update or ticket to send first */
 		c->tls_read_ww = 1;
-		if (want_write(c) == -1)
+		if (want_write(c) == -1 && got == 0)
 			return -1;
 	}
+	if (got > 0)
+		return (ssize_t)got;
+	if (n >= 0)
+		return n;
 	if (st != TLS_FAILED)
 		errno = EAGAIN;
 	return -1;
