@@ -2,6 +2,7 @@
 #
 #   make bench [BENCH_SECONDS=s]   build and run bench_mqtt (codec throughput)
 #   make backlog                   build the client of tests/bench/backlog.py
+#   make tlsfanin                  build the TLS fan-in client (benchmarks.md)
 #
 # Built with the library's own optimisation flags (CFLAGS); bench_mqtt is
 # linked against libpromptmq.a, backlog needs only libc.  Neither is part
@@ -29,3 +30,12 @@ CLEANFILES += backlog
 backlog: $(top_srcdir)/tests/bench/backlog.c
 	$(CC) $(WARN_CFLAGS) $(SAN_CFLAGS) $(CFLAGS) -o $@ \
 		$(top_srcdir)/tests/bench/backlog.c
+
+# tlsfanin: fan-in over MQTT over TLS with libmosquitto (the TLS
+# benchmark of docs/benchmarks.md).
+EXTRA_DIST += tests/bench/tlsfanin.c
+CLEANFILES += tlsfanin
+
+tlsfanin: $(top_srcdir)/tests/bench/tlsfanin.c
+	$(CC) $(WARN_CFLAGS) $(SAN_CFLAGS) $(CFLAGS) -o $@ \
+		$(top_srcdir)/tests/bench/tlsfanin.c -lmosquitto
