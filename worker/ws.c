@@ -94,6 +94,7 @@ struct ws_gate {
 	struct lws_context	*ctx;
 	struct lws_vhost	*plain;	/* ws:// clients */
 	struct ws_vhost		*vhosts; /* newest first */
+	struct ws_vhost		*retired; /* destroyed, names still read */
 	pthread_t		 thread;
 	pthread_mutex_t		 mu;
 	/* under mu */
@@ -274,6 +275,18 @@ vhost_new(struct ws_gate *g, const char *name,
 	return lws_create_vhost(g->ctx, &vi);
 }
 
+/*
+ * A vhost given up: libwebsockets destroys it later and looks at its
+ * name until then, so the record (which holds the name) stays until the
+ * context is gone.
+ */
+static void
+retire(struct ws_gate *g, struct ws_vhost *vh)
+{
+	vh->next = g->retired;
+	g->retired = vh;
+}
+
 /* A TLS vhost for the newest generation (under mu). */
 static void
 make_vhost(struct ws_gate *g)
@@ -289,12 +302,10 @@ make_vhost(struct ws_gate *g)
 	vh->vh = vhost_new(g, vh->name, ws_protocols,
 	    LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX |
 	    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT);
-	if (vh->vh != NULL && !g->setup_done) {
-		lws_vhost_destroy(vh->vh);
-		vh->vh = NULL;
-	}
-	if (vh->vh == NULL) {
-		free(vh);
+	if (vh->vh == NULL || !g->setup_done) {
+		if (vh->vh != NULL)
+			lws_vhost_destroy(vh->vh);
+		retire(g, vh);
 		return;
 	}
 	vh->gen = g->gen;
@@ -317,7 +328,7 @@ sweep_vhosts(struct ws_gate *g)
 		}
 		*pp = vh->next;
 		lws_vhost_destroy(vh->vh);
-		free(vh);
+		retire(g, vh);
 	}
 }
 
@@ -591,6 +602,10 @@ gate_free(struct ws_gate *g)
 		lws_context_destroy(g->ctx);
 	while ((vh = g->vhosts) != NULL) {	/* the context had them */
 		g->vhosts = vh->next;
+		free(vh);
+	}
+	while ((vh = g->retired) != NULL) {
+		g->retired = vh->next;
 		free(vh);
 	}
 	pthread_mutex_destroy(&g->mu);
