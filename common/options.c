@@ -1046,6 +1046,9 @@ finish_addresses(struct finish *f)
 		if (check_address(p, len, err, sizeof(err)) == -1)
 			finish_problem(f, OPT_websocket_bind, "%s", err);
 	}
+	if (strlen(config_text(f->cfg, OPT_websocket_origins)) >= 2048)
+		finish_problem(f, OPT_websocket_origins, "longer than 2047 "
+		    "bytes");
 	if (config_text(f->cfg, OPT_websocket_path)[0] != '/' ||
 	    strpbrk(config_text(f->cfg, OPT_websocket_path), "?# ") != NULL)
 		finish_problem(f, OPT_websocket_path, "'%s' must start with / "

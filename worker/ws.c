@@ -39,6 +39,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -58,6 +59,7 @@
 					   last bytes once the worker closed */
 #define WS_STOP_GRACE	2		/* seconds to relay them at a stop */
 #define WS_PATH_MAX	256
+#define WS_ORIGINS_MAX	2048
 
 /* One client: its WebSocket and our end of its socketpair. */
 struct ws_pair {
@@ -103,6 +105,7 @@ struct ws_gate {
 	int			 stop;	/* 1: relay what is left, 2: now */
 	int			 dead;	/* the thread ended on an error */
 	char			 path[WS_PATH_MAX];
+	char			 origins[WS_ORIGINS_MAX];	/* "a,b"; "" any */
 	struct config		 cfg;	/* the tls.* options in force */
 	struct buf		 bundle;
 	uint64_t		 gen;	/* of cfg and bundle; 0: no wss */
@@ -110,6 +113,7 @@ struct ws_gate {
 	int			 setup_done;
 	/* the thread's */
 	char			 my_path[WS_PATH_MAX];
+	char			 my_origins[WS_ORIGINS_MAX];
 	int			 stopping;
 	uint64_t		 npairs;	/* clients it holds */
 };
@@ -346,6 +350,7 @@ drain(struct ws_gate *g)
 	g->qhead = (g->qhead + g->qlen) % WS_QUEUE;
 	g->qlen = 0;
 	memcpy(g->my_path, g->path, sizeof(g->my_path));
+	memcpy(g->my_origins, g->origins, sizeof(g->my_origins));
 	g->stopping = g->stop;
 	gen = g->gen;
 	if (g->gen != 0 && g->gen != g->tried) {
@@ -422,6 +427,29 @@ hold(struct buf *b, const void *in, size_t len, size_t headroom)
 	return buf_add(b, in, len);
 }
 
+/* websocket.origins: a request without Origin is no browser's. */
+static int
+origin_allowed(struct ws_gate *g, struct lws *wsi)
+{
+	char		 origin[512];
+	const char	*p;
+	size_t		 len;
+	int		 n;
+
+	if (g->my_origins[0] == '\0' ||
+	    lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+		return 1;
+	if ((n = lws_hdr_copy(wsi, origin, sizeof(origin),
+	    WSI_TOKEN_ORIGIN)) <= 0)
+		return 0;
+	for (p = g->my_origins; *p != '\0'; p += len + (p[len] == ',')) {
+		len = strcspn(p, ",");
+		if (len == (size_t)n && strncasecmp(p, origin, len) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* The client's WebSocket (and, on protocol 0, its HTTP part). */
 static int
 ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -456,7 +484,9 @@ ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* the upgrade is for websocket.path only */
 		n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-		return n <= 0 || strcmp(uri, g->my_path) != 0;
+		if (n <= 0 || strcmp(uri, g->my_path) != 0)
+			return 1;
+		return !origin_allowed(g, wsi);
 	case LWS_CALLBACK_ESTABLISHED:
 		if (p == NULL || p->raw == NULL)
 			return -1;
@@ -576,6 +606,8 @@ configure(struct worker *w, struct ws_gate *g)
 	int			 tls = config_num(cfg, OPT_websocket_tls) != 0;
 
 	pthread_mutex_lock(&g->mu);
+	snprintf(g->origins, sizeof(g->origins), "%s",
+	    config_str(cfg, OPT_websocket_origins));
 	snprintf(g->path, sizeof(g->path), "%s",
 	    config_str(cfg, OPT_websocket_path));
 	if (tls && w->tls_ctx != NULL && config_copy(&copy, cfg) == 0) {
@@ -707,14 +739,20 @@ ws_reload(struct worker *w, const enum option_id *ids, size_t n)
 {
 	size_t	 i;
 
-	if (w->ws == NULL)
-		return;
 	for (i = 0; i < n; i++)
 		if (ids[i] == OPT_websocket_path ||
-		    ids[i] == OPT_websocket_tls) {
-			configure(w, w->ws);
-			return;
-		}
+		    ids[i] == OPT_websocket_origins ||
+		    ids[i] == OPT_websocket_tls)
+			break;
+	if (i == n)
+		return;
+	/* without a thread yet, it starts with these */
+	if (w->ws != NULL)
+		configure(w, w->ws);
+	log_info("WebSocket settings applied", "path=%s origins=\"%s\" "
+	    "tls=%d", config_str(&w->proc->cfg, OPT_websocket_path),
+	    config_str(&w->proc->cfg, OPT_websocket_origins),
+	    (int)config_num(&w->proc->cfg, OPT_websocket_tls));
 }
 
 void

@@ -14,7 +14,9 @@ certificates).
   ws:// and wss://.
 - The upgrade: no subprotocol, "mqtt" and "mqttv3.1" are accepted (the
   answer names the one taken); another subprotocol, another path and a
-  plain HTTP request get no WebSocket (404 for the request).  MQTT
+  plain HTTP request get no WebSocket (404 for the request).  With
+  websocket.origins set by reload, a listed Origin (any case) and a
+  request without Origin are upgraded, another Origin is not.  MQTT
   packets split over several frames, and several packets in one frame,
   are read as one stream.  A DISCONNECT sent with the close frame in one
   write, the socket closed at once, still reaches the worker (no will).
@@ -297,6 +299,41 @@ def mqttjs(b, url, what, ca=None):
             tcp.close()
 
 
+def origins(b, port, conf):
+    """websocket.origins: a listed Origin (any case) and none at all get
+    the WebSocket, another Origin does not."""
+    def refused():
+        ws = Ws(port)
+        try:
+            return ws.handshake(extra=b"Origin: https://evil.example\r\n")[0] != 101
+        finally:
+            ws.close()
+    applied = r"worker/%d\[\d+\] info: WebSocket settings applied [^\n]*origins=\"%s\""
+    mark = b.mark()
+    b.write_conf(text=conf(origins="https://app.example.org,http://localhost:8080"))
+    b.reload()
+    for s in range(b.slots):
+        b.wait_log(applied % (s, re.escape("https://app.example.org,http://localhost:8080")),
+                   10, mark)
+    check(refused(), "an Origin not listed got the WebSocket")
+    for origin, want in ((b"https://APP.example.org", 101), (None, 101),
+                         (b"http://localhost:8080", 101), (b"https://evil.example", 0),
+                         (b"https://app.example.org.evil", 0)):
+        ws = Ws(port)
+        try:
+            status, _ = ws.handshake(extra=b"Origin: " + origin + b"\r\n" if origin else b"")
+            check((status == 101) == (want == 101), "Origin %r: HTTP %s" % (origin, status))
+            if status == 101:
+                connack_over(ws, "Origin %r" % origin)
+        finally:
+            ws.close()
+    mark = b.mark()
+    b.write_conf(text=conf())
+    b.reload()
+    for s in range(b.slots):
+        b.wait_log(applied % (s, ""), 10, mark)
+
+
 def upgrades(port):
     for protocols, want in (((), None), (("mqtt",), "mqtt"), (("mqttv3.1",), "mqttv3.1")):
         ws, headers = upgraded(port, "subprotocols %s" % (protocols,), protocols=protocols)
@@ -530,9 +567,9 @@ def bind_reload(b, port, conf):
 def plain(tmp):
     port = pmq.free_port()
 
-    def conf(bind="127.0.0.1:%d" % port):
+    def conf(bind="127.0.0.1:%d" % port, origins=""):
         return pmq.conf_text({"server.connect-timeout": "%ds" % CONNECT_TIMEOUT,
-                              "websocket.bind": bind})
+                              "websocket.bind": bind, "websocket.origins": origins})
 
     b = pmq.PromptMQ(workers=2, name="ws", conf_values={})
     b.write_conf(text=conf())
@@ -543,6 +580,7 @@ def plain(tmp):
         wss, tcps = pubsub(b, port)
         mqttjs(b, "ws://127.0.0.1:%d%s" % (port, PATH), "ws")
         upgrades(port)
+        origins(b, port, conf)
         goodbye(b, port)
         bad_input(b, port, wss, tcps)
         stuck(b, port, wss, tcps)
