@@ -81,7 +81,6 @@ struct ws_vhost {
 	struct lws_vhost	*vh;
 	char			 name[32];	/* libwebsockets keeps a
 						   pointer to it */
-	uint64_t		 gen;
 	uint64_t		 users;
 	struct ws_vhost		*next;	/* older */
 };
@@ -312,7 +311,6 @@ make_vhost(struct ws_gate *g)
 		retire(g, vh);
 		return;
 	}
-	vh->gen = g->gen;
 	vh->next = g->vhosts;
 	g->vhosts = vh;
 }
@@ -369,10 +367,9 @@ drain(struct ws_gate *g)
 }
 
 /*
- * Stop or restart reading one side.  Only changes are passed on:
- * libwebsockets 4.1 can leave a connection whose reading was "enabled"
- * again without having been disabled on its list of connections with
- * buffered input, and then reads its end of stream over and over.
+ * Stop or restart reading one side; *off keeps the state, so only
+ * changes reach libwebsockets (the writable callbacks restart reading
+ * after every write, most often of a side never stopped).
  */
 static void
 flow(struct lws *wsi, uint8_t *off, int on)
@@ -418,13 +415,22 @@ write_some(struct lws *wsi, struct buf *b, size_t head, size_t *sent,
 	return 0;
 }
 
-/* Bytes from one side, held for the other; that side is woken. */
+/*
+ * Bytes read from side `from`, held in b for the other side; past
+ * WS_HIGH held, `from` is read no more until b is written (write_some
+ * and flow() in the writable callbacks).
+ */
 static int
-hold(struct buf *b, const void *in, size_t len, size_t headroom)
+hold(struct buf *b, size_t headroom, const void *in, size_t len,
+    struct lws *from, uint8_t *from_off)
 {
 	if (b->len == 0 && headroom > 0 && buf_add_zero(b, headroom) == -1)
 		return -1;
-	return buf_add(b, in, len);
+	if (buf_add(b, in, len) == -1)
+		return -1;
+	if (b->len >= WS_HIGH)
+		flow(from, from_off, 0);
+	return 0;
 }
 
 /* websocket.origins: a request without Origin is no browser's. */
@@ -505,10 +511,8 @@ ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			    (unsigned char *)"text frame", 10);
 			return -1;
 		}
-		if (hold(&p->to_raw, in, len, 0) == -1)
+		if (hold(&p->to_raw, 0, in, len, wsi, &p->ws_off) == -1)
 			return -1;
-		if (p->to_raw.len >= WS_HIGH)
-			flow(wsi, &p->ws_off, 0);
 		lws_callback_on_writable(p->raw);
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -550,10 +554,8 @@ relay_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_RAW_RX:
 		if (p == NULL || p->ws == NULL)
 			return -1;
-		if (hold(&p->to_ws, in, len, LWS_PRE) == -1)
+		if (hold(&p->to_ws, LWS_PRE, in, len, wsi, &p->raw_off) == -1)
 			return -1;
-		if (p->to_ws.len >= WS_HIGH)
-			flow(wsi, &p->raw_off, 0);
 		if (p->up)
 			lws_callback_on_writable(p->ws);
 		return 0;
@@ -827,17 +829,12 @@ ws_preamble(struct conn *c)
 }
 
 /* A relay end the worker is done with, until the thread closes its own. */
-struct ws_linger {
-	struct event	 ev;
-	int		 fd;
-};
-
 static void
 linger_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct ws_linger	*l = arg;
-	char			 sink[4096];
-	ssize_t			 n;
+	struct event	*ev = arg;
+	char		 sink[4096];
+	ssize_t		 n;
 
 	if (what & EV_READ) {
 		/* the client's last bytes: nobody reads them now */
@@ -846,16 +843,16 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return;
 	}
-	event_del(&l->ev);
-	close(l->fd);
-	free(l);
+	event_free(ev);
+	close(fd);
 }
 
 /*
  * The end of a WebSocket client's connection: 1 when the descriptor was
  * taken (it must not be closed), 0 for other connections.  Closing it
  * at once would show the thread a hang-up, on which libwebsockets closes
- * the relay without reading what the worker wrote last (a DISCONNECT);
+ * a relay whose reading is stopped (back-pressure) without reading what
+ * the worker wrote last (a DISCONNECT);
  * a shutdown shows it an end of stream after those bytes instead, and
  * the descriptor is closed when the thread has closed its end (or after
  * WS_LINGER seconds).
@@ -863,18 +860,17 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
 int
 ws_conn_end(struct conn *c)
 {
-	struct timeval		 tv = { WS_LINGER, 0 };
-	struct ws_linger	*l;
+	struct timeval	 tv = { WS_LINGER, 0 };
+	struct event	*ev;
 
 	if (!c->ws && !c->ws_pre)
 		return 0;
-	if (shutdown(c->fd, SHUT_WR) == -1 ||
-	    (l = calloc(1, sizeof(*l))) == NULL)
+	if (shutdown(c->fd, SHUT_WR) == -1 || (ev = event_new(c->w->base,
+	    c->fd, EV_READ | EV_PERSIST, linger_cb,
+	    event_self_cbarg())) == NULL)
 		return 0;
-	l->fd = c->fd;
-	if (event_assign(&l->ev, c->w->base, c->fd, EV_READ | EV_PERSIST,
-	    linger_cb, l) == -1 || event_add(&l->ev, &tv) == -1) {
-		free(l);
+	if (event_add(ev, &tv) == -1) {
+		event_free(ev);
 		return 0;
 	}
 	return 1;
