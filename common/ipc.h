@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		9
+#define IPC_VERSION		10
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -161,7 +161,9 @@ enum ipc_type {
  * configured) */
 #define IPC_AUTH_TLS		3
 #define IPC_AUTH_JWT_KEY	4	/* auth.jwt-key-file */
-#define IPC_AUTH_KINDS		5
+#define IPC_AUTH_SCRAM_FILE	5	/* auth.password-file's SCRAM
+					   verifiers (its name + ".scram") */
+#define IPC_AUTH_KINDS		6
 
 /* What a listening socket speaks (CTL_LISTEN_ADD, CTL_ADOPT, and -k on
  * a worker's command line: one letter of IPC_LISTEN_LETTERS per

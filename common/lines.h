@@ -6,7 +6,10 @@
 #ifndef PMQ_LINES_H
 #define PMQ_LINES_H
 
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 
 /*
@@ -28,6 +31,42 @@ lines_next(FILE *f, char **line, size_t *cap, size_t *len, unsigned *lineno)
 	    (*line)[*len - 1] == '\t'))
 		(*len)--;
 	return 1;
+}
+
+/*
+ * The entries of a user file (passwd.c, scram.c) start as this does,
+ * with the user's name: sorted with qsort(..., line_user_cmp) and found
+ * with line_user_find().
+ */
+struct line_user {
+	char	*user;
+	size_t	 userlen;
+};
+
+#define LINE_USER_CHECK(type)						\
+	_Static_assert(offsetof(type, user) == offsetof(struct line_user,	\
+	    user) && offsetof(type, userlen) == offsetof(struct line_user,	\
+	    userlen), #type " does not start as struct line_user")
+
+static inline int
+line_user_cmp(const void *a, const void *b)
+{
+	const struct line_user	*x = a, *y = b;
+	int			 c = memcmp(x->user, y->user, x->userlen <
+				    y->userlen ? x->userlen : y->userlen);
+
+	if (c != 0)
+		return c;
+	return x->userlen < y->userlen ? -1 : x->userlen > y->userlen;
+}
+
+static inline const void *
+line_user_find(const void *base, size_t n, size_t size, const char *user,
+    size_t len)
+{
+	struct line_user	 key = { (char *)user, len };
+
+	return n == 0 ? NULL : bsearch(&key, base, n, size, line_user_cmp);
 }
 
 #endif /* PMQ_LINES_H */

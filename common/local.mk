@@ -40,6 +40,9 @@ libpromptmq_a_SOURCES += common/sub.c common/sub.h
 # OpenSSL's libcrypto too ($(OPENSSL_LIBS)).
 libpromptmq_a_SOURCES += common/passwd.c common/passwd.h
 
+# SCRAM-SHA-256 verifiers and exchanges (MQTT 5 enhanced authentication).
+libpromptmq_a_SOURCES += common/scram.c common/scram.h
+
 # MQTT over TLS: the bundle of certificate, key and CAs, and the
 # context made from it (supervisor and workers; they link OpenSSL).
 libpromptmq_a_SOURCES += common/tls.c common/tls.h

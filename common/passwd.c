@@ -30,6 +30,8 @@ struct passwd_entry {
 	uint32_t	 iterations;
 	uint8_t		 salt[SALT_MAX];
 	uint8_t		 hash[PASSWD_HASH_LEN];
+	uint8_t		 fingerprint[PASSWD_FINGERPRINT_LEN];
+	unsigned	 lineno;
 };
 
 struct passwd_db {
@@ -44,8 +46,8 @@ struct passwd_db {
  * Strict base64 (RFC 4648, standard alphabet, padded): the decoded
  * length, or -1.
  */
-static int
-b64_decode(const char *s, size_t len, uint8_t *out, size_t outmax)
+int
+passwd_b64_decode(const char *s, size_t len, uint8_t *out, size_t outmax)
 {
 	uint8_t	 tmp[((SALT_MAX > PASSWD_HASH_LEN ? SALT_MAX :
 		    PASSWD_HASH_LEN) + 2) / 3 * 3 + 3];
@@ -69,8 +71,8 @@ b64_decode(const char *s, size_t len, uint8_t *out, size_t outmax)
 	return n;
 }
 
-static int
-b64_add(struct buf *b, const uint8_t *p, size_t len)
+int
+passwd_b64_add(struct buf *b, const void *p, size_t len)
 {
 	char	 tmp[(SALT_MAX > PASSWD_HASH_LEN ? SALT_MAX :
 		    PASSWD_HASH_LEN) / 3 * 4 + 8];
@@ -130,14 +132,14 @@ parse_hash(const char *s, size_t len, struct passwd_entry *e,
 		len -= f + 1;
 	}
 	f = field(s, len);
-	if (f == len || (n = b64_decode(s, f, e->salt, SALT_MAX)) <= 0) {
+	if (f == len || (n = passwd_b64_decode(s, f, e->salt, SALT_MAX)) <= 0) {
 		*why = "bad salt";
 		return -1;
 	}
 	e->saltlen = (uint8_t)n;
 	s += f + 1;
 	len -= f + 1;
-	if (field(s, len) != len || b64_decode(s, len, e->hash,
+	if (field(s, len) != len || passwd_b64_decode(s, len, e->hash,
 	    PASSWD_HASH_LEN) != PASSWD_HASH_LEN) {
 		*why = "bad hash";
 		return -1;
@@ -161,7 +163,10 @@ parse_line(const char *line, size_t len, struct passwd_entry *e,
 	}
 	e->user = (char *)line;
 	e->userlen = (size_t)(colon - line);
-	return parse_hash(colon + 1, len - e->userlen - 1, e, why);
+	if (parse_hash(colon + 1, len - e->userlen - 1, e, why) == -1)
+		return -1;
+	passwd_fingerprint_of(colon + 1, len - e->userlen - 1, e->fingerprint);
+	return 0;
 }
 
 int
@@ -199,42 +204,23 @@ digest(const struct passwd_entry *e, const void *pw, size_t pwlen,
 	return ok ? 0 : -1;
 }
 
-static int
-entry_cmp(const char *user, size_t len, const struct passwd_entry *e)
-{
-	int	 c = memcmp(user, e->user, len < e->userlen ? len :
-		    e->userlen);
+LINE_USER_CHECK(struct passwd_entry);
 
-	if (c != 0)
-		return c;
-	return len < e->userlen ? -1 : len > e->userlen;
-}
-
+/* By name, then line: the first line of a name comes first. */
 static int
 sort_cmp(const void *a, const void *b)
 {
-	const struct passwd_entry	*x = a;
+	const struct passwd_entry	*x = a, *y = b;
+	int				 c = line_user_cmp(a, b);
 
-	return entry_cmp(x->user, x->userlen, b);
+	return c != 0 ? c : (x->lineno > y->lineno) - (x->lineno < y->lineno);
 }
 
 static const struct passwd_entry *
 find(const struct passwd_db *db, const char *user, size_t len)
 {
-	size_t	 lo = 0, hi = db->n, mid;
-	int	 c;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		c = entry_cmp(user, len, &db->users[mid]);
-		if (c == 0)
-			return &db->users[mid];
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
+	return line_user_find(db->users, db->n, sizeof(*db->users), user,
+	    len);
 }
 
 /* Keep e (its user name copied); -1 without memory. */
@@ -305,6 +291,7 @@ passwd_read(struct passwd_db **out, FILE *f, const char *path,
 				bad(arg, path, lineno, why);
 			continue;
 		}
+		e.lineno = lineno;
 		if (add(db, &e) == -1) {
 			snprintf(err, errlen, "out of memory reading %s", path);
 			goto fail;
@@ -322,8 +309,7 @@ passwd_read(struct passwd_db **out, FILE *f, const char *path,
 	qsort(db->users, db->n, sizeof(*db->users), sort_cmp);
 	/* the first of a name holds; a repeat is reported and dropped */
 	for (i = 1; i < db->n; ) {
-		if (entry_cmp(db->users[i].user, db->users[i].userlen,
-		    &db->users[i - 1]) != 0) {
+		if (line_user_cmp(&db->users[i], &db->users[i - 1]) != 0) {
 			i++;
 			continue;
 		}
@@ -393,6 +379,32 @@ passwd_same_user(const struct passwd_db *a, const struct passwd_db *b,
 	    x->saltlen) == 0 && memcmp(x->hash, y->hash, PASSWD_HASH_LEN) == 0;
 }
 
+void
+passwd_fingerprint_of(const char *hash, size_t len,
+    uint8_t out[PASSWD_FINGERPRINT_LEN])
+{
+	uint8_t		 md[EVP_MAX_MD_SIZE];
+	unsigned	 n = 0;
+
+	if (EVP_Digest(hash, len, md, &n, EVP_sha256(), NULL) != 1 ||
+	    n < PASSWD_FINGERPRINT_LEN)
+		memset(md, 0, PASSWD_FINGERPRINT_LEN);	/* matches nothing
+							   written */
+	memcpy(out, md, PASSWD_FINGERPRINT_LEN);
+}
+
+int
+passwd_fingerprint(const struct passwd_db *db, const char *user,
+    size_t userlen, uint8_t out[PASSWD_FINGERPRINT_LEN])
+{
+	const struct passwd_entry	*e;
+
+	if (db == NULL || (e = find(db, user, userlen)) == NULL)
+		return 0;
+	memcpy(out, e->fingerprint, PASSWD_FINGERPRINT_LEN);
+	return 1;
+}
+
 int
 passwd_check(const struct passwd_db *db, const char *user, size_t userlen,
     const void *password, size_t pwlen)
@@ -429,9 +441,9 @@ passwd_hash(struct buf *b, enum passwd_type type, uint32_t iterations,
 	else
 		snprintf(num, sizeof(num), "$6$");
 	if (buf_add(b, num, strlen(num)) == -1 ||
-	    b64_add(b, e.salt, e.saltlen) == -1 ||
+	    passwd_b64_add(b, e.salt, e.saltlen) == -1 ||
 	    buf_add_u8(b, '$') == -1 ||
-	    b64_add(b, e.hash, PASSWD_HASH_LEN) == -1)
+	    passwd_b64_add(b, e.hash, PASSWD_HASH_LEN) == -1)
 		goto out;
 	rv = 0;
 out:

@@ -37,6 +37,7 @@ enum passwd_type {
 #define PASSWD_SALT_LEN			12
 #define PASSWD_HASH_LEN			64
 #define PASSWD_MAX_ITERATIONS		100000000u
+#define PASSWD_FINGERPRINT_LEN		16
 
 /* A line left out of the file: its number (from 1) and why. */
 typedef void	 passwd_bad_line_fn(void *arg, const char *path,
@@ -79,5 +80,24 @@ int	 passwd_parse_line(const char *line, size_t len, size_t *userlen,
  */
 int	 passwd_hash(struct buf *b, enum passwd_type, uint32_t iterations,
 	    const void *password, size_t pwlen);
+
+/*
+ * The fingerprint of a hash field ("$7$..."): the first bytes of its
+ * SHA-256, which a SCRAM verifier is bound to (scram.h).
+ */
+void	 passwd_fingerprint_of(const char *hash, size_t len,
+	    uint8_t out[PASSWD_FINGERPRINT_LEN]);
+/* `user`'s fingerprint: 1, or 0 when the user is not in the file. */
+int	 passwd_fingerprint(const struct passwd_db *, const char *user,
+	    size_t userlen, uint8_t out[PASSWD_FINGERPRINT_LEN]);
+
+/*
+ * Strict standard base64 (RFC 4648 4, padded), the encoding of these
+ * files: the decoded length (at most outmax, and at most 64 bytes), or
+ * -1.  passwd_b64_add() appends the encoding of up to 64 bytes.
+ */
+int	 passwd_b64_decode(const char *s, size_t len, uint8_t *out,
+	    size_t outmax);
+int	 passwd_b64_add(struct buf *b, const void *p, size_t len);
 
 #endif /* PMQ_PASSWD_H */

@@ -29,6 +29,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "passwd.h"
+#include "scram.h"
 #include "supervisor.h"
 #include "tls.h"
 
@@ -49,6 +50,7 @@ check_file(int kind, const char *path, const struct buf *bytes, FILE *f,
     char *err, size_t errlen)
 {
 	struct passwd_db	*db;
+	struct scram_db		*sdb;
 	struct acl		*acl;
 	struct jwt_key		*k;
 
@@ -68,6 +70,15 @@ check_file(int kind, const char *path, const struct buf *bytes, FILE *f,
 		log_info("password file read", "file=%s users=%zu", path,
 		    passwd_count(db));
 		passwd_free(db);
+		return 0;
+	}
+	if (kind == IPC_AUTH_SCRAM_FILE) {
+		if (scram_read(&sdb, f, path, bad_line, NULL, err, errlen) ==
+		    -1)
+			return -1;
+		log_info("SCRAM verifiers read", "file=%s users=%zu", path,
+		    scram_count(sdb));
+		scram_free(sdb);
 		return 0;
 	}
 	if (acl_read(&acl, f, path, err, errlen) == -1)
@@ -141,30 +152,49 @@ load_tls(struct auth_file *af, const struct config *cfg, char *err,
 	return 0;
 }
 
+/* The files of each kind: the option that names them. */
+static const struct {
+	enum option_id	 id;
+	const char	*opt;
+} files[IPC_AUTH_KINDS] = {
+	[IPC_AUTH_PASSWORD_FILE] = { OPT_auth_password_file,
+	    "auth.password-file" },
+	[IPC_AUTH_ACL_FILE] = { OPT_auth_acl_file, "auth.acl-file" },
+	[IPC_AUTH_JWT_KEY] = { OPT_auth_jwt_key_file, "auth.jwt-key-file" },
+	/* its name with SCRAM_FILE_SUFFIX */
+	[IPC_AUTH_SCRAM_FILE] = { OPT_auth_password_file,
+	    "auth.password-file" },
+};
+
 /* Read and check one file as cfg names it into *af. */
 static int
 load_one(struct auth_file *af, int kind, const struct config *cfg,
     char *err, size_t errlen)
 {
 	struct buf	 bytes = BUF_INITIALIZER;
-	enum option_id	 id = kind == IPC_AUTH_PASSWORD_FILE ?
-			    OPT_auth_password_file : kind == IPC_AUTH_JWT_KEY ?
-			    OPT_auth_jwt_key_file : OPT_auth_acl_file;
-	const char	*opt = kind == IPC_AUTH_PASSWORD_FILE ?
-			    "auth.password-file" : kind == IPC_AUTH_JWT_KEY ?
-			    "auth.jwt-key-file" : "auth.acl-file";
-	const char	*path = config_str(cfg, id);
-	char		 why[512];
+	const char	*opt = files[kind].opt;
+	char		 path[PATH_MAX], why[512];
 	FILE		*f;
 
 	if (kind == IPC_AUTH_TLS)
 		return load_tls(af, cfg, err, errlen);
+	snprintf(path, sizeof(path), "%s%s", config_str(cfg, files[kind].id),
+	    kind == IPC_AUTH_SCRAM_FILE && *config_str(cfg,
+	    files[kind].id) != '\0' ? SCRAM_FILE_SUFFIX : "");
 	if (*path == '\0') {
 		buf_free(&af->bytes);
 		af->name[0] = '\0';
 		return 0;
 	}
 	if (buf_load_file(&bytes, path) == -1) {
+		/* no verifiers yet (a file from mosquitto_passwd): nobody
+		 * logs in with SCRAM, passwords work as ever */
+		if (kind == IPC_AUTH_SCRAM_FILE && errno == ENOENT) {
+			log_info("no SCRAM verifiers: promptmq-passwd writes "
+			    "them", "file=%s", path);
+			buf_free(&bytes);
+			goto keep;
+		}
 		snprintf(err, errlen, "%s: cannot read %s: %s", opt, path,
 		    strerror(errno));
 		buf_free(&bytes);
@@ -180,6 +210,7 @@ load_one(struct auth_file *af, int kind, const struct config *cfg,
 		return -1;
 	}
 	fclose(f);
+keep:
 	buf_free(&af->bytes);
 	af->bytes = bytes;
 	snprintf(af->name, sizeof(af->name), "%s", path);

@@ -29,6 +29,7 @@ INTEGRATION_TESTS = \
 	tests/integration/startup_errors.py \
 	tests/integration/passwd_tool.py \
 	tests/integration/auth_password.py \
+	tests/integration/auth_scram.py \
 	tests/integration/auth_acl.py \
 	tests/integration/tls.py \
 	tests/integration/websocket.py \
@@ -241,6 +242,14 @@ tests_unit_check_passwd_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_passwd_LDADD = $(HARNESS_TEST_LIBS) $(OPENSSL_LIBS)
 TESTS += tests/unit/check_passwd
 UNIT_TESTS += tests/unit/check_passwd
+
+check_PROGRAMS += tests/unit/check_scram
+tests_unit_check_scram_SOURCES = tests/unit/check_scram.c
+tests_unit_check_scram_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_check_scram_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_scram_LDADD = $(HARNESS_TEST_LIBS) $(OPENSSL_LIBS)
+TESTS += tests/unit/check_scram
+UNIT_TESTS += tests/unit/check_scram
 
 check_PROGRAMS += tests/unit/check_walrec
 tests_unit_check_walrec_SOURCES = tests/unit/check_walrec.c

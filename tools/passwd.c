@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +26,14 @@
 
 #include "buf.h"
 #include "passwd.h"
+#include "scram.h"
 
 #define EXIT_USAGE	2
 #define PW_MAX		65535	/* an MQTT password's longest */
 
-/* the file as it was and as it will be (static: reachable at any exit) */
-static struct buf	 file_was, file_new;
+/* the files as they were and as they will be (static: reachable at any
+ * exit): the password file and its SCRAM verifiers */
+static struct buf	 file_was, file_new, scram_was, scram_new;
 
 static const char manual[] =
 "NAME\n"
@@ -56,6 +59,13 @@ static const char manual[] =
 "    mode; a new file is made with mode 0600.  The broker reads it again\n"
 "    on SIGHUP.\n"
 "\n"
+"    Beside FILE, FILE.scram gets the user's SCRAM-SHA-256 verifier, for\n"
+"    MQTT 5 clients that authenticate with SCRAM instead of sending the\n"
+"    password (PostgreSQL's verifier format, bound to the user's line in\n"
+"    FILE: a verifier counts only while that line is unchanged).  It has\n"
+"    FILE's mode.  Users added by mosquitto_passwd have none until their\n"
+"    password is set again here.\n"
+"\n"
 "OPTIONS\n"
 "    -b   batch mode: the password is the last argument.  It is then\n"
 "         visible to other users of the machine (ps); prefer the prompt.\n"
@@ -66,7 +76,8 @@ static const char manual[] =
 "    -I ITERATIONS\n"
 "         PBKDF2 iterations (default 101, as mosquitto_passwd).  Every\n"
 "         login costs that many; 10000 or more make a stolen file much\n"
-"         harder to crack.\n"
+"         harder to crack.  SCRAM verifiers use as many, and at least\n"
+"         4096 (the client does that work).\n"
 "    -h   print this manual.\n"
 "\n"
 "EXIT STATUS\n"
@@ -117,6 +128,38 @@ read_password(const char *prompt, char *out, size_t outlen)
 	if (len > 0 && out[len - 1] == '\r')
 		out[--len] = '\0';
 	return 0;
+}
+
+/* Every line of `was` but USER's into `out`: 1 when USER had one. */
+static int
+copy_others(const struct buf *was, struct buf *out, const char *user,
+    size_t userlen)
+{
+	const char	*line, *nl, *colon, *end = (const char *)was->data +
+			    was->len;
+	size_t		 len;
+	int		 found = 0;
+
+	for (line = (const char *)was->data; line && line < end;
+	    line = nl ? nl + 1 : NULL) {
+		len = (size_t)(end - line);
+		nl = memchr(line, '\n', len);
+		if (nl)
+			len = (size_t)(nl - line);
+		/* a line is the user's up to its first ':', read or not */
+		colon = line[0] == '#' ? NULL : memchr(line, ':', len);
+		if (colon && (size_t)(colon - line) == userlen &&
+		    memcmp(line, user, userlen) == 0) {
+			found = 1;
+			continue;
+		}
+		buf_add(out, line, len);
+		if (nl)
+			buf_add_u8(out, '\n');
+	}
+	if (out->len > 0 && out->data[out->len - 1] != '\n')
+		buf_add_u8(out, '\n');
+	return found;
 }
 
 /* The whole of path into b and its mode; 0, or -1 with errno. */
@@ -174,16 +217,28 @@ fail:
 	return -1;
 }
 
+static int
+write_file(const char *path, const struct buf *b, mode_t mode)
+{
+	if (replace_file(path, b, mode) == 0)
+		return 0;
+	fprintf(stderr, "promptmq-passwd: cannot write %s: %s\n", path,
+	    strerror(errno));
+	return -1;
+}
+
 int
 main(int argc, char **argv)
 {
 	enum passwd_type type = PASSWD_SHA512_PBKDF2;
 	unsigned long	 iterations = PASSWD_DEFAULT_ITERATIONS;
-	const char	*file, *user, *why, *line, *nl;
+	const char	*file, *user;
 	char		 pw[PW_MAX + 2], again[PW_MAX + 2], *end;
-	int		 ch, batch = 0, create = 0, delete = 0, found = 0, rv;
-	size_t		 userlen, len, ulen;
-	mode_t		 mode = 0600;
+	char		 scram_path[PATH_MAX];
+	int		 ch, batch = 0, create = 0, delete = 0, found, rv;
+	int		 scram_exists = 0;
+	size_t		 userlen, hash;
+	mode_t		 mode = 0600, scram_mode;
 
 	while ((ch = getopt(argc, argv, "bcDH:I:h")) != -1) {
 		switch (ch) {
@@ -247,31 +302,19 @@ main(int argc, char **argv)
 		    strerror(errno), errno == ENOENT ? " (-c creates it)" : "");
 		return 1;
 	}
-	/* every line but USER's, as it was */
-	for (line = (const char *)file_was.data; line && line < (const char *)
-	    file_was.data + file_was.len; line = nl ? nl + 1 : NULL) {
-		len = (size_t)((const char *)file_was.data + file_was.len - line);
-		nl = memchr(line, '\n', len);
-		if (nl)
-			len = (size_t)(nl - line);
-		ulen = 0;
-		if (line[0] != '#' && passwd_parse_line(line, len, &ulen,
-		    &why) == -1) {
-			/* kept; it may be the user's anyway */
-			const char *colon = memchr(line, ':', len);
-
-			ulen = colon ? (size_t)(colon - line) : 0;
-		}
-		if (ulen == userlen && memcmp(line, user, userlen) == 0) {
-			found = 1;
-			continue;
-		}
-		buf_add(&file_new, line, len);
-		if (nl)
-			buf_add_u8(&file_new, '\n');
+	found = copy_others(&file_was, &file_new, user, userlen);
+	/* its verifiers: none yet is no error (a mosquitto_passwd file) */
+	snprintf(scram_path, sizeof(scram_path), "%s%s", file,
+	    SCRAM_FILE_SUFFIX);
+	scram_mode = mode;
+	if (!create && read_file(scram_path, &scram_was, &scram_mode) == 0)
+		scram_exists = 1;
+	else if (!create && errno != ENOENT) {
+		fprintf(stderr, "promptmq-passwd: cannot read %s: %s\n",
+		    scram_path, strerror(errno));
+		return 1;
 	}
-	if (file_new.len > 0 && file_new.data[file_new.len - 1] != '\n')
-		buf_add_u8(&file_new, '\n');
+	copy_others(&scram_was, &scram_new, user, userlen);
 	if (delete && !found) {
 		fprintf(stderr, "promptmq-passwd: no user \"%s\" in %s\n", user,
 		    file);
@@ -312,8 +355,20 @@ main(int argc, char **argv)
 		}
 		buf_add(&file_new, user, userlen);
 		buf_add_u8(&file_new, ':');
+		hash = file_new.len;
 		rv = passwd_hash(&file_new, type, (uint32_t)iterations, pw,
 		    strlen(pw));
+		/* the verifier, bound to the line just made */
+		if (rv == 0 && !buf_failed(&file_new)) {
+			buf_add(&scram_new, user, userlen);
+			buf_add_u8(&scram_new, ':');
+			rv = scram_verifier(&scram_new, iterations <
+			    SCRAM_MIN_ITERATIONS ? SCRAM_MIN_ITERATIONS :
+			    (uint32_t)iterations, pw, strlen(pw),
+			    (const char *)file_new.data + hash, file_new.len -
+			    hash, NULL);
+			buf_add_u8(&scram_new, '\n');
+		}
 		OPENSSL_cleanse(pw, sizeof(pw));
 		if (rv == -1) {
 			fprintf(stderr, "promptmq-passwd: cannot hash the "
@@ -322,16 +377,23 @@ main(int argc, char **argv)
 		}
 		buf_add_u8(&file_new, '\n');
 	}
-	if (buf_failed(&file_new)) {
+	if (buf_failed(&file_new) || buf_failed(&scram_new)) {
 		fprintf(stderr, "promptmq-passwd: out of memory\n");
 		return 1;
 	}
-	if (replace_file(file, &file_new, mode) == -1) {
-		fprintf(stderr, "promptmq-passwd: cannot write %s: %s\n", file,
-		    strerror(errno));
+	/*
+	 * A new verifier is written before the line it is bound to, a
+	 * deleted one after: a crash between the two leaves a verifier
+	 * that does not count, never one that outlives its password.
+	 */
+	if ((!delete && write_file(scram_path, &scram_new, scram_mode) ==
+	    -1) || write_file(file, &file_new, mode) == -1 || (delete &&
+	    scram_exists && write_file(scram_path, &scram_new,
+	    scram_mode) == -1))
 		return 1;
-	}
 	buf_free(&file_was);
 	buf_free(&file_new);
+	buf_free(&scram_was);
+	buf_free(&scram_new);
 	return 0;
 }

@@ -45,6 +45,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "passwd.h"
+#include "scram.h"
 #include "worker.h"
 
 #define AUTH_QUEUE_MAX	1024	/* checks waiting; beyond, 0x89 */
@@ -66,9 +67,10 @@ struct auth_job {
 	uint64_t		 conn_id;
 	uint8_t			 addr[ADDR_KEY];
 	int64_t			 due;		/* deferred: monotonic ms */
-	struct passwd_db	*db;		/* a reference */
+	struct passwd_db	*db;		/* a reference; NULL: SCRAM */
+	struct scram_exchange	*x;		/* SCRAM: the exchange */
 	int			 ok;
-	size_t			 ulen, pwlen;
+	size_t			 ulen, pwlen;	/* SCRAM: 0, its message */
 	uint8_t			 data[];	/* user, then password */
 };
 
@@ -88,6 +90,8 @@ struct auth {
 	struct event		*defer_ev;
 	struct auth_fail	 fails[AUTH_FAIL_SLOTS];
 };
+
+static void	 reauth_done(struct conn *, int);
 
 static void
 addr_key(const struct conn *c, uint8_t key[ADDR_KEY])
@@ -142,6 +146,15 @@ fail_note(struct auth *a, const uint8_t key[ADDR_KEY], int64_t now)
 }
 
 static void
+job_free(struct auth_job *j)
+{
+	OPENSSL_cleanse(j->data, j->ulen + j->pwlen);
+	scram_end(j->x);
+	passwd_free(j->db);
+	free(j);
+}
+
+static void
 submit(struct auth *a, struct auth_job *j)
 {
 	j->next = NULL;
@@ -187,6 +200,7 @@ auth_thread(void *arg)
 	struct auth	*a = arg;
 	struct auth_job	*j;
 	uint64_t	 one = 1;
+	const char	*why;
 
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
@@ -199,8 +213,11 @@ auth_thread(void *arg)
 			a->todo_tail = &a->todo;
 		pthread_mutex_unlock(&a->mu);
 
-		j->ok = passwd_check(j->db, (const char *)j->data, j->ulen,
-		    j->data + j->ulen, j->pwlen);
+		if (j->x != NULL)
+			j->ok = scram_finish(j->x, j->data, j->pwlen, &why);
+		else
+			j->ok = passwd_check(j->db, (const char *)j->data,
+			    j->ulen, j->data + j->ulen, j->pwlen);
 		OPENSSL_cleanse(j->data + j->ulen, j->pwlen);
 		j->next = NULL;
 
@@ -235,10 +252,18 @@ auth_answers(evutil_socket_t fd, short what, void *arg)
 		if (!j->ok)
 			fail_note(a, j->addr, clock_mono_ms());
 		c = idmap_get(&w->conns_by_id, j->conn_id);
-		if (c != NULL && c->state == CONN_AUTH)
+		if (j->x != NULL && c != NULL && c->auth_step ==
+		    AUTH_STEP_CHECK) {
+			c->scram = j->x;
+			j->x = NULL;
+			c->auth_step = AUTH_STEP_NONE;
+			if (c->state == CONN_AUTH)
+				connect_authenticated(c, j->ok);
+			else
+				reauth_done(c, j->ok);
+		} else if (j->x == NULL && c != NULL && c->state == CONN_AUTH)
 			connect_authenticated(c, j->ok);
-		passwd_free(j->db);
-		free(j);
+		job_free(j);
 	}
 }
 
@@ -283,20 +308,15 @@ auth_stop(struct worker *w)
 		pthread_join(a->thread, NULL);
 	for (j = a->todo; j; j = next) {
 		next = j->next;
-		OPENSSL_cleanse(j->data, j->ulen + j->pwlen);
-		passwd_free(j->db);
-		free(j);
+		job_free(j);
 	}
 	for (j = a->done; j; j = next) {
 		next = j->next;
-		passwd_free(j->db);
-		free(j);
+		job_free(j);
 	}
 	for (j = a->deferred; j; j = next) {
 		next = j->next;
-		OPENSSL_cleanse(j->data, j->ulen + j->pwlen);
-		passwd_free(j->db);
-		free(j);
+		job_free(j);
 	}
 	if (a->defer_ev)
 		event_free(a->defer_ev);
@@ -313,29 +333,26 @@ auth_stop(struct worker *w)
  * administrative action).
  */
 static void
-drop_changed_users(struct worker *w, const struct passwd_db *next)
+drop_changed_users(struct worker *w, const struct passwd_db *pw,
+    const struct scram_db *sc)
 {
 	struct conn	*c, *nextc;
+	size_t		 len;
 
 	for (c = w->conns; c; c = nextc) {
 		nextc = c->next;
 		if (!(c->connack_flags & CONN_BY_PASSWORD) || c->username ==
 		    NULL || c->state == CONN_CLOSING)
 			continue;
-		if (!passwd_same_user(w->passwd, next, c->username,
-		    strlen(c->username)))
+		len = strlen(c->username);
+		if (!passwd_same_user(w->passwd, pw, c->username, len) ||
+		    ((c->connack_flags & CONN_BY_SCRAM) &&
+		    !scram_same_user(w->scram, sc, c->username, len)))
 			conn_close(c, MQTT_RC_ADMINISTRATIVE_ACTION, "its user "
 			    "was removed or its password changed");
 	}
 }
 
-/*
- * A file the supervisor sent (kind IPC_AUTH_PASSWORD_FILE or
- * IPC_AUTH_ACL_FILE; fd: a sealed memory file, -1: none configured any more).  The
- * supervisor checked it; its bad lines were logged there.  A password
- * file applies to the next logins; an ACL file to everything from now
- * on, the connections already in included.
- */
 /* The token key (kind IPC_AUTH_JWT_KEY; fd -1: none any more). */
 static void
 set_jwt_key(struct worker *w, int fd, const char *name)
@@ -366,10 +383,19 @@ set_jwt_key(struct worker *w, int fd, const char *name)
 	log_debug("token key taken", "file=%s", name);
 }
 
+/*
+ * A file the supervisor sent (IPC_AUTH_PASSWORD_FILE, _SCRAM_FILE,
+ * _ACL_FILE or _JWT_KEY; fd: a sealed memory file, -1: none configured
+ * any more).  The supervisor checked it; its bad lines were logged
+ * there.  A password file and its verifiers apply to the next logins;
+ * an ACL file to everything from now on, the connections already in
+ * included.
+ */
 void
 auth_set_file(struct worker *w, int kind, int fd, const char *name)
 {
 	struct passwd_db	*db = NULL;
+	struct scram_db		*sdb = NULL;
 	struct acl		*acl = NULL;
 	FILE			*f = NULL;
 	char			 err[512];
@@ -387,8 +413,14 @@ auth_set_file(struct worker *w, int kind, int fd, const char *name)
 		return;
 	}
 	if (f != NULL) {
-		rv = kind == IPC_AUTH_PASSWORD_FILE ? passwd_read(&db, f, name, NULL, NULL, err,
-		    sizeof(err)) : acl_read(&acl, f, name, err, sizeof(err));
+		if (kind == IPC_AUTH_PASSWORD_FILE)
+			rv = passwd_read(&db, f, name, NULL, NULL, err,
+			    sizeof(err));
+		else if (kind == IPC_AUTH_SCRAM_FILE)
+			rv = scram_read(&sdb, f, name, NULL, NULL, err,
+			    sizeof(err));
+		else
+			rv = acl_read(&acl, f, name, err, sizeof(err));
 		fclose(f);
 	}
 	if (rv == -1) {
@@ -397,9 +429,13 @@ auth_set_file(struct worker *w, int kind, int fd, const char *name)
 		return;
 	}
 	if (kind == IPC_AUTH_PASSWORD_FILE) {
-		drop_changed_users(w, db);
+		drop_changed_users(w, db, w->scram);
 		passwd_free(w->passwd);
 		w->passwd = db;
+	} else if (kind == IPC_AUTH_SCRAM_FILE) {
+		drop_changed_users(w, w->passwd, sdb);
+		scram_free(w->scram);
+		w->scram = sdb;
 	} else {
 		acl_free(w->acl);
 		w->acl = acl;
@@ -462,13 +498,44 @@ token_login(struct conn *c, const struct mqtt_connect *cn, const char **why)
 	return AUTH_OK;
 }
 
+/*
+ * A check goes to the thread, or first waits out its address's delay
+ * after recent failures.
+ */
+static void
+enqueue(struct conn *c, struct auth_job *j)
+{
+	struct worker	*w = c->w;
+	struct auth	*a = w->auth;
+	struct auth_job	**jp;
+	int64_t		 now, delay, bound;
+
+	j->conn_id = c->id;
+	addr_key(c, j->addr);
+	a->queued++;
+	now = clock_mono_ms();
+	bound = config_num(&w->proc->cfg, OPT_auth_failed_login_delay);
+	if (bound > config_num(&w->proc->cfg, OPT_server_connect_timeout) / 2)
+		bound = config_num(&w->proc->cfg,
+		    OPT_server_connect_timeout) / 2;
+	if ((delay = fail_delay(a, j->addr, now, bound)) > 0) {
+		j->due = now + delay;
+		for (jp = &a->deferred; *jp && (*jp)->due <= j->due;
+		    jp = &(*jp)->next)
+			;
+		j->next = *jp;
+		*jp = j;
+		arm_deferred(a, now);
+	} else
+		submit(a, j);
+}
+
 int
 auth_connect(struct conn *c, const struct mqtt_connect *cn, const char **why)
 {
 	struct worker	*w = c->w;
 	struct auth	*a = w->auth;
-	struct auth_job	*j, **jp;
-	int64_t		 now, delay, bound;
+	struct auth_job	*j;
 	int		 anonymous_ok = config_num(&w->proc->cfg,
 			    OPT_mqtt_allow_anonymous) != 0;
 
@@ -497,32 +564,201 @@ auth_connect(struct conn *c, const struct mqtt_connect *cn, const char **why)
 		*why = "out of memory";
 		return AUTH_BUSY;
 	}
-	j->next = NULL;
-	j->conn_id = c->id;
+	memset(j, 0, sizeof(*j));
 	j->db = passwd_ref(w->passwd);
-	j->ok = 0;
 	j->ulen = cn->username.len;
 	j->pwlen = cn->password.len;
 	memcpy(j->data, cn->username.data, j->ulen);
 	memcpy(j->data + j->ulen, cn->password.data, j->pwlen);
-	addr_key(c, j->addr);
-	a->queued++;
-	now = clock_mono_ms();
-	bound = config_num(&w->proc->cfg, OPT_auth_failed_login_delay);
-	if (bound > config_num(&w->proc->cfg, OPT_server_connect_timeout) / 2)
-		bound = config_num(&w->proc->cfg,
-		    OPT_server_connect_timeout) / 2;
-	if ((delay = fail_delay(a, j->addr, now, bound)) > 0) {
-		/* after this address's recent failures: later */
-		j->due = now + delay;
-		for (jp = &a->deferred; *jp && (*jp)->due <= j->due;
-		    jp = &(*jp)->next)
-			;
-		j->next = *jp;
-		*jp = j;
-		arm_deferred(a, now);
-	} else
-		submit(a, j);
+	enqueue(c, j);
 	*why = NULL;
 	return AUTH_PENDING;
+}
+
+/*
+ * MQTT 5 enhanced authentication (4.12): SCRAM-SHA-256 against the
+ * verifiers beside auth.password-file (common/scram.h).  The exchange:
+ *
+ *	CONNECT  method, client-first	AUTH 0x19  method, client-first
+ *	AUTH 0x18 server-first		AUTH 0x18  server-first
+ *	AUTH 0x18 client-final		AUTH 0x18  client-final
+ *	CONNACK  server-final		AUTH 0x00  server-final
+ *	(re-authentication, on the right, while traffic flows)
+ *
+ * The first step costs a few digests and runs on the loop; the proof
+ * goes through the authentication thread like a password, so a failed
+ * one slows its address down the same way.  A certificate that names the
+ * user (tls.use-identity-as-username) is the authentication: no method
+ * is taken beside it.
+ */
+int
+auth_method_known(const struct conn *c, const struct mqtt_props *p)
+{
+	const struct mqtt_view	*m = &p->authentication_method;
+
+	return c->w->scram != NULL && c->w->passwd != NULL &&
+	    c->tls_cn == NULL && m->len == sizeof(SCRAM_METHOD) - 1 &&
+	    memcmp(m->data, SCRAM_METHOD, m->len) == 0;
+}
+
+void
+auth_scram_props(const struct conn *c, struct mqtt_props *p)
+{
+	size_t	 len;
+
+	p->authentication_method.data = (const uint8_t *)SCRAM_METHOD;
+	p->authentication_method.len = sizeof(SCRAM_METHOD) - 1;
+	mqtt_props_set(p, MQTT_PROP_AUTHENTICATION_METHOD);
+	p->authentication_data.data = scram_message(c->scram, &len);
+	p->authentication_data.len = len;
+	mqtt_props_set(p, MQTT_PROP_AUTHENTICATION_DATA);
+}
+
+static void
+send_auth(struct conn *c, uint8_t reason)
+{
+	struct mqtt_packet	 pkt;
+
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = MQTT_AUTH;
+	pkt.auth.reason = reason;
+	auth_scram_props(c, &pkt.auth.props);
+	conn_send_packet(c, &pkt);
+}
+
+int
+auth_scram_begin(struct conn *c, const struct mqtt_props *p, const char **why)
+{
+	struct worker		*w = c->w;
+	struct scram_exchange	*x;
+	const struct mqtt_view	*d = &p->authentication_data;
+	int			 has = mqtt_props_has(p,
+				    MQTT_PROP_AUTHENTICATION_DATA);
+
+	if (w->scram == NULL || w->passwd == NULL) {
+		*why = "no SCRAM verifiers (auth.password-file)";
+		return -1;
+	}
+	if ((x = scram_begin(w->scram, w->passwd, has ? d->data : NULL,
+	    has ? d->len : 0, NULL, why)) == NULL)
+		return -1;
+	/* re-authentication proves the same identity again */
+	if (c->state == CONN_ACTIVE && (c->username == NULL ||
+	    strcmp(scram_user(x), c->username) != 0)) {
+		scram_end(x);
+		*why = "re-authentication as another user";
+		return -1;
+	}
+	scram_end(c->scram);
+	c->scram = x;
+	c->auth_step = AUTH_STEP_FINAL;
+	send_auth(c, MQTT_RC_CONTINUE_AUTHENTICATION);
+	return 0;
+}
+
+/* Before CONNACK a CONNACK says it; after, a DISCONNECT. */
+static void
+auth_refuse(struct conn *c, uint8_t reason, const char *why)
+{
+	if (c->state == CONN_AUTH)
+		connect_refuse(c, reason, why);
+	else
+		conn_close(c, reason, why);
+}
+
+/* The re-authentication's proof was checked. */
+static void
+reauth_done(struct conn *c, int ok)
+{
+	char	 addr[64];
+
+	if (ok != 1) {
+		conn_close(c, ok == 0 ? MQTT_RC_NOT_AUTHORIZED :
+		    MQTT_RC_SERVER_BUSY, "re-authentication failed");
+		return;
+	}
+	send_auth(c, MQTT_RC_SUCCESS);
+	scram_end(c->scram);
+	c->scram = NULL;
+	log_info("client re-authenticated", "client=%.*s addr=%s user=%s",
+	    (int)c->client_id_len, c->client_id, conn_addr(c, addr,
+	    sizeof(addr)), c->username);
+}
+
+/* The client-final-message: its proof goes to the thread. */
+static void
+scram_final(struct conn *c, const struct mqtt_props *p)
+{
+	struct auth		*a = c->w->auth;
+	struct auth_job		*j;
+	const struct mqtt_view	*d = &p->authentication_data;
+	size_t			 len = mqtt_props_has(p,
+				    MQTT_PROP_AUTHENTICATION_DATA) ? d->len : 0;
+
+	if (a == NULL || a->queued >= AUTH_QUEUE_MAX) {
+		auth_refuse(c, MQTT_RC_SERVER_BUSY, "too many logins being "
+		    "checked");
+		return;
+	}
+	if ((j = malloc(sizeof(*j) + len)) == NULL) {
+		auth_refuse(c, MQTT_RC_SERVER_BUSY, "out of memory");
+		return;
+	}
+	memset(j, 0, sizeof(*j));
+	j->pwlen = len;
+	if (len > 0)
+		memcpy(j->data, d->data, len);
+	j->x = c->scram;
+	c->scram = NULL;
+	c->auth_step = AUTH_STEP_CHECK;
+	/* before CONNACK nothing else may come: not read meanwhile */
+	if (c->state == CONN_AUTH)
+		conn_pause(c, PAUSE_CLAIM, 1);
+	enqueue(c, j);
+}
+
+void
+auth_packet(struct conn *c, const struct mqtt_packet *pkt)
+{
+	const struct mqtt_reason_packet	*ap = &pkt->auth;
+	const struct mqtt_view		*m = &ap->props.authentication_method;
+	const char			*why;
+
+	/* AUTH only where CONNECT named a method (MQTT-4.12.0-?) */
+	if (!(c->connack_flags & CONN_BY_SCRAM) &&
+	    c->auth_step == AUTH_STEP_NONE) {
+		auth_refuse(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an "
+		    "authentication method in CONNECT");
+		return;
+	}
+	if (m->len != sizeof(SCRAM_METHOD) - 1 || memcmp(m->data,
+	    SCRAM_METHOD, m->len) != 0) {
+		auth_refuse(c, MQTT_RC_PROTOCOL_ERROR, "AUTH with another "
+		    "authentication method than CONNECT's");
+		return;
+	}
+	switch (ap->reason) {
+	case MQTT_RC_CONTINUE_AUTHENTICATION:
+		if (c->auth_step != AUTH_STEP_FINAL) {
+			auth_refuse(c, MQTT_RC_PROTOCOL_ERROR, "AUTH 0x18 "
+			    "where no SCRAM step was asked for");
+			return;
+		}
+		scram_final(c, &ap->props);
+		return;
+	case MQTT_RC_REAUTHENTICATE:
+		if (c->state != CONN_ACTIVE || c->auth_step !=
+		    AUTH_STEP_NONE) {
+			auth_refuse(c, MQTT_RC_PROTOCOL_ERROR, "AUTH 0x19 "
+			    "during an authentication");
+			return;
+		}
+		if (auth_scram_begin(c, &ap->props, &why) == -1)
+			conn_close(c, MQTT_RC_NOT_AUTHORIZED, why);
+		return;
+	default:
+		auth_refuse(c, MQTT_RC_PROTOCOL_ERROR, "AUTH 0x00 from a "
+		    "client");
+		return;
+	}
 }

@@ -35,6 +35,7 @@
 #include "addr.h"
 #include "ipc_link.h"
 #include "log.h"
+#include "scram.h"
 #include "worker.h"
 
 /* Output beyond this is written before more input is taken. */
@@ -197,6 +198,7 @@ free_conn(struct conn *c)
 	buf_free(&c->out);
 	free(c->client_id);
 	free(c->username);
+	scram_end(c->scram);
 	free(c->inflight);
 	conn_aliases_free(c);
 	free(c->acks);
@@ -252,6 +254,13 @@ dispatch(struct conn *c, const struct mqtt_packet *pkt,
 
 	if (c->state == CONN_NEW && pkt->type != MQTT_CONNECT) {
 		conn_close(c, NO_REASON, "first packet is not CONNECT");
+		return;
+	}
+	/* between CONNECT and CONNACK, only the exchange (4.12) */
+	if (c->state == CONN_AUTH && pkt->type != MQTT_AUTH &&
+	    pkt->type != MQTT_DISCONNECT) {
+		protocol_error(c, MQTT_RC_PROTOCOL_ERROR, "a packet before "
+		    "the authentication finished");
 		return;
 	}
 	switch (pkt->type) {
@@ -310,8 +319,7 @@ dispatch(struct conn *c, const struct mqtt_packet *pkt,
 		pubcomp_handle(c, pkt);
 		break;
 	case MQTT_AUTH:
-		protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
-		    "AUTH without an authentication method");
+		auth_packet(c, pkt);
 		break;
 	default:
 		protocol_error(c, MQTT_RC_PROTOCOL_ERROR, "unexpected packet");
@@ -805,7 +813,13 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 				conn_close(c, NO_REASON, "no CONNECT in time");
 			break;
 		case CONN_AUTH:
-			if (now - c->created > connect_ms)
+			if (now - c->created <= connect_ms)
+				break;
+			/* SCRAM: the client owes its next message */
+			if (c->auth_step == AUTH_STEP_FINAL)
+				conn_close(c, NO_REASON, "authentication not "
+				    "finished within server.connect-timeout");
+			else
 				connect_authenticated(c, -1);
 			break;
 		case CONN_CLAIMING:

@@ -35,6 +35,7 @@
 #include "acl.h"
 #include "ipc_link.h"
 #include "log.h"
+#include "scram.h"
 #include "walc.h"
 #include "walrec.h"
 #include "worker.h"
@@ -47,8 +48,8 @@
 #define FLAG_SERVER_KEEP_ALIVE	0x2
 #define FLAG_RESPONSE_INFO	0x4	/* asked for Response Information */
 
-static void
-refuse(struct conn *c, uint8_t reason, const char *why)
+void
+connect_refuse(struct conn *c, uint8_t reason, const char *why)
 {
 	static struct log_ratelimit	 rl;
 	struct mqtt_packet		 pkt;
@@ -153,16 +154,19 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 	c->level = pkt->level;
 
 	/* 1) who may connect (a password is checked on the side, below);
-	 * no MQTT 5 enhanced authentication method is known yet (4.12) */
+	 * MQTT 5 enhanced authentication (4.12): SCRAM-SHA-256, whose AUTH
+	 * packets come once the rest of CONNECT is found good (6) */
 	if (mqtt_props_has(&cn->props, MQTT_PROP_AUTHENTICATION_METHOD)) {
-		refuse(c, MQTT_RC_BAD_AUTHENTICATION_METHOD, "unsupported "
-		    "authentication method");
-		return;
-	}
-	/* a certificate that names the user (tls.use-identity-as-username)
-	 * is the authentication: the name in CONNECT and any password are
-	 * not looked at */
-	if (c->tls_cn != NULL) {
+		if (!auth_method_known(c, &cn->props)) {
+			connect_refuse(c, MQTT_RC_BAD_AUTHENTICATION_METHOD,
+			    "unsupported authentication method");
+			return;
+		}
+		auth = AUTH_EXCHANGE;
+	} else if (c->tls_cn != NULL) {
+		/* a certificate that names the user
+		 * (tls.use-identity-as-username) is the authentication: the
+		 * name in CONNECT and any password are not looked at */
 		c->username = c->tls_cn;
 		c->tls_cn = NULL;
 		auth = AUTH_OK;
@@ -170,28 +174,28 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 		auth = auth_connect(c, cn, &why);
 	switch (auth) {
 	case AUTH_REFUSED:
-		refuse(c, MQTT_RC_NOT_AUTHORIZED, why);
+		connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, why);
 		return;
 	case AUTH_BUSY:
-		refuse(c, MQTT_RC_SERVER_BUSY, why);
+		connect_refuse(c, MQTT_RC_SERVER_BUSY, why);
 		return;
 	}
-	/* the name the ACL file knows it by */
-	if (c->username != NULL)
-		;	/* the certificate's */
+	/* the name the ACL file knows it by; SCRAM's comes with its proof */
+	if (c->username != NULL || auth == AUTH_EXCHANGE)
+		;	/* the certificate's, or SCRAM's to come */
 	else if (cn->has_username && (c->username = malloc(cn->username.len +
 	    1)) != NULL) {
 		memcpy(c->username, cn->username.data, cn->username.len);
 		c->username[cn->username.len] = '\0';
 	} else if (cn->has_username) {
-		refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 		return;
 	}
 
 	/* 2) the client id: assigned when empty and allowed */
 	if (idlen == 0) {
 		if (c->level != MQTT_LEVEL_5 && !cn->clean_start) {
-			refuse(c, MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID,
+			connect_refuse(c, MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID,
 			    "empty client id needs a clean session");
 			return;
 		}
@@ -200,8 +204,8 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 		 * client could guess would let it take over that session.
 		 */
 		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-			refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "no random bytes "
-			    "for a client id");
+			connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE,
+			    "no random bytes for a client id");
 			return;
 		}
 		idlen = (size_t)snprintf(assigned, sizeof(assigned),
@@ -214,7 +218,7 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 			c->connack_flags |= FLAG_ASSIGNED_ID;
 	}
 	if ((c->client_id = malloc(idlen + 1)) == NULL) {
-		refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 		return;
 	}
 	memcpy(c->client_id, id, idlen);
@@ -235,13 +239,13 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 	if (cn->will) {
 		if (cn->will_qos > config_num(cfg, OPT_mqtt_max_qos) &&
 		    c->level == MQTT_LEVEL_5) {
-			refuse(c, MQTT_RC_QOS_NOT_SUPPORTED,
+			connect_refuse(c, MQTT_RC_QOS_NOT_SUPPORTED,
 			    "will QoS above mqtt.max-qos");
 			return;
 		}
 		if (cn->will_retain && c->level == MQTT_LEVEL_5 &&
 		    !config_num(cfg, OPT_mqtt_retain_available)) {
-			refuse(c, MQTT_RC_RETAIN_NOT_SUPPORTED,
+			connect_refuse(c, MQTT_RC_RETAIN_NOT_SUPPORTED,
 			    "mqtt.retain-available is off");
 			return;
 		}
@@ -252,7 +256,7 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 			log_info("will not kept: its topic is not allowed by "
 			    "auth.acl-file", "client=%.*s", (int)idlen, id);
 		else if (keep_will(c, cn) == -1) {
-			refuse(c, MQTT_RC_SERVER_UNAVAILABLE,
+			connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE,
 			    "cannot keep the will");
 			return;
 		}
@@ -285,7 +289,8 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 	if (mqtt_props_has(&cn->props, MQTT_PROP_TOPIC_ALIAS_MAXIMUM) &&
 	    cn->props.topic_alias_maximum > 0) {
 		if (conn_aliases(c) == NULL) {
-			refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+			connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE,
+			    "out of memory");
 			return;
 		}
 		c->aliases->out_max = cn->props.topic_alias_maximum <
@@ -293,8 +298,17 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 		    ALIAS_OUT_MAX;
 	}
 
-	/* 6) ask the registry; reading waits for the answer (and first
-	 * for the password's) */
+	/* 6) SCRAM: the exchange, read on until its last step */
+	if (auth == AUTH_EXCHANGE) {
+		if (auth_scram_begin(c, &cn->props, &why) == -1) {
+			connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, why);
+			return;
+		}
+		c->state = CONN_AUTH;
+		return;
+	}
+	/* ask the registry; reading waits for the answer (and first for the
+	 * password's) */
 	conn_pause(c, PAUSE_CLAIM, 1);
 	if (auth == AUTH_PENDING) {
 		c->state = CONN_AUTH;
@@ -308,11 +322,19 @@ void
 connect_authenticated(struct conn *c, int ok)
 {
 	if (ok != 1) {
-		refuse(c, ok == 0 ? MQTT_RC_NOT_AUTHORIZED :
+		connect_refuse(c, ok == 0 ? MQTT_RC_NOT_AUTHORIZED :
 		    MQTT_RC_SERVER_BUSY, ok == 0 ? "user name or password "
 		    "not accepted" : "password not checked within "
 		    "server.connect-timeout");
 		return;
+	}
+	if (c->scram != NULL) {
+		if ((c->username = strdup(scram_user(c->scram))) == NULL) {
+			connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE,
+			    "out of memory");
+			return;
+		}
+		c->connack_flags |= CONN_BY_SCRAM;
 	}
 	c->connack_flags |= CONN_BY_PASSWORD;
 	c->state = CONN_CLAIMING;
@@ -462,8 +484,13 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 			p->response_information.len = strlen(info);
 			mqtt_props_set(p, MQTT_PROP_RESPONSE_INFORMATION);
 		}
+		/* SCRAM's server-final-message proves us to the client */
+		if (c->scram != NULL)
+			auth_scram_props(c, p);
 	}
 	conn_send_packet(c, &pkt);
+	scram_end(c->scram);
+	c->scram = NULL;
 	log_info("client connected", "client=%.*s addr=%s proto=%u "
 	    "keepalive=%u clean=%u stored=%u present=%u transport=%s",
 	    (int)c->client_id_len, c->client_id,
@@ -481,7 +508,7 @@ registry_refused(struct worker *w, uint64_t conn_id, uint8_t reason)
 
 	if (c == NULL || c->state != CONN_CLAIMING)
 		return;
-	refuse(c, reason, "connection limit reached");
+	connect_refuse(c, reason, "connection limit reached");
 }
 
 /* walsvc gave our client's id to a newer connection. */
@@ -570,7 +597,8 @@ registry_claim_again(struct conn *c, int64_t now)
 void
 registry_timeout(struct conn *c)
 {
-	refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "client registry unavailable");
+	connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE,
+	    "client registry unavailable");
 }
 
 /*

@@ -193,6 +193,9 @@ struct conn {
 	uint8_t			 ws_pre;	/* WebSocket: the relay's
 						   preamble is still to come */
 	uint8_t			 ws;		/* 1 WebSocket, 2 over TLS */
+	uint8_t			 auth_step;	/* SCRAM: AUTH_STEP_* */
+	struct scram_exchange	*scram;		/* SCRAM under way, or its
+						   server-final for CONNACK */
 };
 
 /* A topic named by an alias (MQTT 5, 3.3.2.3.4). */
@@ -339,6 +342,7 @@ struct worker {
 	uint8_t			*scratch;	/* read buffer of the loop */
 	struct auth		*auth;		/* the password checking thread */
 	struct passwd_db	*passwd;	/* auth.password-file, or NULL */
+	struct scram_db		*scram;		/* its verifiers, or NULL */
 	struct acl		*acl;		/* auth.acl-file, or NULL */
 	struct jwt_key		*jwt;		/* auth.jwt-key-file, or NULL */
 	uint32_t		*sub_ids;	/* deliver.c: one PUBLISH's */
@@ -402,8 +406,17 @@ void	 conn_pause(struct conn *, uint8_t reason, int on);
 void	 conn_start(struct worker *);
 const char *conn_addr(const struct conn *, char *, size_t);
 
-/* In connack_flags: logged in with a user of auth.password-file. */
+/* In connack_flags: logged in with a user of auth.password-file, by
+ * password or by SCRAM-SHA-256 (MQTT 5 enhanced authentication). */
 #define CONN_BY_PASSWORD	0x80
+#define CONN_BY_SCRAM		0x40
+
+/* Where a SCRAM exchange is (conn auth_step). */
+enum {
+	AUTH_STEP_NONE,
+	AUTH_STEP_FINAL,	/* server-first sent; the client's next AUTH */
+	AUTH_STEP_CHECK,	/* its proof is being checked (the thread) */
+};
 
 /* auth.c */
 enum {
@@ -411,6 +424,7 @@ enum {
 	AUTH_REFUSED,		/* CONNACK 0x87 */
 	AUTH_BUSY,		/* CONNACK 0x89 */
 	AUTH_PENDING,		/* connect_authenticated() says later */
+	AUTH_EXCHANGE,		/* SCRAM: AUTH packets first */
 };
 /* ws.c */
 int	 ws_hand_off(struct worker *, int fd, int relay, int tls);
@@ -449,12 +463,24 @@ int	 auth_may_subscribe(const struct conn *, const void *filter,
 	    size_t len);
 int	 auth_connect(struct conn *, const struct mqtt_connect *,
 	    const char **why);
+/* Whether a CONNECT's Authentication Method is one we take. */
+int	 auth_method_known(const struct conn *, const struct mqtt_props *);
+/* SCRAM's first step (CONNECT or AUTH 0x19): AUTH 0x18 sent; -1 with
+ * *why when the client's message is not taken. */
+int	 auth_scram_begin(struct conn *, const struct mqtt_props *,
+	    const char **why);
+/* The method and the exchange's last message, for CONNACK or AUTH. */
+void	 auth_scram_props(const struct conn *, struct mqtt_props *);
+/* An AUTH packet from the client. */
+void	 auth_packet(struct conn *, const struct mqtt_packet *);
 
 /* connect.c */
 void	 connect_handle(struct conn *, const struct mqtt_packet *,
 	    const struct mqtt_result *);
 /* The password check's answer: 1 in, 0 refused, -1 not in time. */
 void	 connect_authenticated(struct conn *, int ok);
+/* CONNACK with a reason code >= 0x80, then the close. */
+void	 connect_refuse(struct conn *, uint8_t reason, const char *why);
 void	 registry_granted(struct worker *, uint64_t conn_id,
 	    const uint8_t *body);
 void	 registry_session_sub(struct worker *, uint64_t conn_id,

@@ -1,8 +1,9 @@
-"""MQTT 5 enhanced authentication (4.12) is not offered: a CONNECT that
-names an Authentication Method gets CONNACK 0x8C (bad authentication
-method) and the connection is closed, on every worker, as Mosquitto
-answers without an authentication plugin.  Runs against Mosquitto with
-PMQ_TARGET=mosquitto."""
+"""Without auth.password-file no MQTT 5 enhanced authentication (4.12)
+is offered, SCRAM-SHA-256 included (auth_scram.py has it with one): a
+CONNECT that names an Authentication Method gets CONNACK 0x8C (bad
+authentication method) and the connection is closed, on every worker,
+as Mosquitto answers without an authentication plugin.  Runs against
+Mosquitto with PMQ_TARGET=mosquitto."""
 
 import pmq
 from pmq import check

@@ -922,6 +922,11 @@ def disconnect_packet(version=4, reason=0, props=None):
     return packet(DISCONNECT, 0, bytes([reason, 0]) if version == 5 and reason else b"")
 
 
+def auth_packet(reason, props):
+    """AUTH (5.0); props must name the method ("auth-method")."""
+    return packet(AUTH, 0, bytes([reason]) + encode_props(props))
+
+
 class Packet:
     """A packet read from the broker, with the fields the tests look at."""
 
@@ -956,7 +961,7 @@ class Packet:
                 self.reason = rest[0] if rest else 0
                 rest = b""
             self.codes = list(rest)
-        elif ptype == DISCONNECT:
+        elif ptype in (DISCONNECT, AUTH):
             self.reason = body[0] if body else 0
             if len(body) > 1:
                 self.props = decode_props(body[1:])[0]

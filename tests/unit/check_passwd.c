@@ -123,6 +123,30 @@ START_TEST(test_refusals)
 }
 END_TEST
 
+/* A name given twice: the first line holds, wherever the sort puts it. */
+START_TEST(test_first_line_holds)
+{
+	struct passwd_db	*db;
+	char			 text[8192];
+	size_t			 off = 0;
+	int			 i;
+
+	off += (size_t)snprintf(text + off, sizeof(text) - off, "dup:"
+	    SHA512_SECRET "\n");
+	for (i = 0; i < 40; i++)
+		off += (size_t)snprintf(text + off, sizeof(text) - off,
+		    "u%02d:" PBKDF2_EMPTY "\n", i);
+	snprintf(text + off, sizeof(text) - off, "dup:" PBKDF2_EMPTY "\n");
+	write_file(text);
+	db = load();
+	ck_assert_uint_eq(passwd_count(db), 41);
+	ck_assert_int_eq(nbad, 1);
+	ck_assert_int_eq(check(db, "dup", "secret"), 1);
+	ck_assert_int_eq(check(db, "dup", ""), 0);
+	passwd_free(db);
+}
+END_TEST
+
 START_TEST(test_bad_lines_skipped)
 {
 	struct passwd_db	*db;
@@ -254,6 +278,7 @@ passwd_suite(void)
 	tcase_add_test(tc, test_known_hashes);
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_bad_lines_skipped);
+	tcase_add_test(tc, test_first_line_holds);
 	tcase_add_test(tc, test_missing_file);
 	tc = harness_tcase(s, "writing", setup, teardown);
 	tcase_add_test(tc, test_hash_round_trip);
