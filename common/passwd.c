@@ -306,7 +306,8 @@ passwd_read(struct passwd_db **out, FILE *f, const char *path,
 	}
 	free(line);
 	line = NULL;
-	qsort(db->users, db->n, sizeof(*db->users), sort_cmp);
+	if (db->n > 1)
+		qsort(db->users, db->n, sizeof(*db->users), sort_cmp);
 	/* the first of a name holds; a repeat is reported and dropped */
 	for (i = 1; i < db->n; ) {
 		if (line_user_cmp(&db->users[i], &db->users[i - 1]) != 0) {

@@ -255,7 +255,8 @@ scram_read(struct scram_db **out, FILE *f, const char *name,
 	}
 	EVP_MD_CTX_free(md);
 	free(line);
-	qsort(db->users, db->n, sizeof(*db->users), line_user_cmp);
+	if (db->n > 1)
+		qsort(db->users, db->n, sizeof(*db->users), line_user_cmp);
 	/* a name with more than one verifier: which was first is gone with
 	 * the sort, so none of them is used */
 	for (i = 0, keep = 0; i < db->n; i = k) {
