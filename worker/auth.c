@@ -724,7 +724,8 @@ auth_packet(struct conn *c, const struct mqtt_packet *pkt)
 	const struct mqtt_view		*m = &ap->props.authentication_method;
 	const char			*why;
 
-	/* AUTH only where CONNECT named a method (MQTT-4.12.0-?) */
+	/* AUTH only where CONNECT named a method [MQTT-4.12.0-7], and
+	 * always that method [MQTT-4.12.0-5], [MQTT-4.12.1-1] */
 	if (!(c->connack_flags & CONN_BY_SCRAM) &&
 	    c->auth_step == AUTH_STEP_NONE) {
 		auth_refuse(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an "
