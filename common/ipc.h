@@ -74,6 +74,8 @@ enum ipc_type {
 				 * connection */
 	IPC_CTL_AUTH = 0x010a,	/* body: u8 IPC_AUTH_*, file name; fd: its
 				   bytes */
+	IPC_CTL_FAILURES = 0x010b,	/* body: empty; fd: the shared table
+					   of failed logins (failtab.h) */
 
 	/* child -> supervisor, control channel */
 	IPC_CTL_READY = 0x0181,	/* body: u64 max worker generation in the log */

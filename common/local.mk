@@ -43,6 +43,9 @@ libpromptmq_a_SOURCES += common/passwd.c common/passwd.h
 # SCRAM-SHA-256 verifiers and exchanges (MQTT 5 enhanced authentication).
 libpromptmq_a_SOURCES += common/scram.c common/scram.h
 
+# Failed logins by address, in memory the workers share.
+libpromptmq_a_SOURCES += common/failtab.c common/failtab.h
+
 # MQTT over TLS: the bundle of certificate, key and CAs, and the
 # context made from it (supervisor and workers; they link OpenSSL).
 libpromptmq_a_SOURCES += common/tls.c common/tls.h

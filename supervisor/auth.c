@@ -26,6 +26,7 @@
 
 #include "acl.h"
 #include "ctl.h"
+#include "failtab.h"
 #include "jwt.h"
 #include "log.h"
 #include "passwd.h"
@@ -281,6 +282,49 @@ auth_send(struct supervisor *s, struct child *c)
 
 	for (kind = 1; kind < IPC_AUTH_KINDS; kind++)
 		send_one(&s->auth[kind], kind, c);
+	if (s->failtab_fd > 0 && ctl_send(c->ctl, IPC_CTL_FAILURES, 0, NULL,
+	    0, s->failtab_fd) == -1)
+		log_error("cannot hand the failed login table to a worker",
+		    "slot=%u error=\"%s\"", c->slot, strerror(errno));
+}
+
+/*
+ * The table of failed logins every worker counts in (failtab.h): one
+ * memory file for the life of the broker, so that a restarted worker
+ * still knows who was guessing.
+ */
+int
+auth_failtab_open(struct supervisor *s, char *err, size_t errlen)
+{
+	size_t	 len = failtab_size();
+	void	*mem;
+	int	 fd;
+
+	if ((fd = memfd_create("promptmq-failed-logins", MFD_CLOEXEC)) ==
+	    -1 || ftruncate(fd, (off_t)len) == -1 || (mem = mmap(NULL, len,
+	    PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+		snprintf(err, errlen, "cannot make the failed login table: %s",
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (failtab_init(mem) == -1) {
+		snprintf(err, errlen, "no random bytes for the failed login "
+		    "table");
+		munmap(mem, len);
+		close(fd);
+		return -1;
+	}
+	munmap(mem, len);
+	/* kept above 0, which means none (the structure starts zeroed) */
+	if (fd == 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) == -1) {
+		snprintf(err, errlen, "cannot make the failed login table: %s",
+		    strerror(errno));
+		return -1;
+	}
+	s->failtab_fd = fd;
+	return 0;
 }
 
 /*

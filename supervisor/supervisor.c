@@ -675,6 +675,7 @@ main(int argc, char *argv[])
 	if (open_children(&sup, err, sizeof(err)) == -1 ||
 	    privs_resolve(&sup.cfg, &sup.privs, err, sizeof(err)) == -1 ||
 	    auth_load(&sup, &sup.cfg, err, sizeof(err)) == -1 ||
+	    auth_failtab_open(&sup, err, sizeof(err)) == -1 ||
 	    rundir_prepare(config_str(&sup.cfg, OPT_server_runtime_dir),
 	    sup.nworkers, sup.privs.uid, err, sizeof(err)) == -1 ||
 	    (sup.lock_fd = rundir_lock(config_str(&sup.cfg,

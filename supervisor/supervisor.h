@@ -103,12 +103,16 @@ struct supervisor {
 		struct buf	 bytes;
 		char		 name[PATH_MAX];
 	}			 auth[IPC_AUTH_KINDS];	/* by IPC_AUTH_* */
+	/* failed logins by address, shared by the workers (failtab.h);
+	 * made at start-up, 0: not yet */
+	int			 failtab_fd;
 };
 
 /* auth.c */
 int	 auth_load(struct supervisor *, const struct config *, char *err,
 	    size_t errlen);
 void	 auth_send(struct supervisor *, struct child *);
+int	 auth_failtab_open(struct supervisor *, char *err, size_t errlen);
 void	 auth_reload(struct supervisor *);
 
 /* listen.c */

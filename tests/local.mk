@@ -251,6 +251,14 @@ tests_unit_check_scram_LDADD = $(HARNESS_TEST_LIBS) $(OPENSSL_LIBS)
 TESTS += tests/unit/check_scram
 UNIT_TESTS += tests/unit/check_scram
 
+check_PROGRAMS += tests/unit/check_failtab
+tests_unit_check_failtab_SOURCES = tests/unit/check_failtab.c
+tests_unit_check_failtab_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_check_failtab_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_failtab_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_failtab
+UNIT_TESTS += tests/unit/check_failtab
+
 check_PROGRAMS += tests/unit/check_walrec
 tests_unit_check_walrec_SOURCES = tests/unit/check_walrec.c
 tests_unit_check_walrec_CFLAGS = $(CHECK_TEST_CFLAGS)

@@ -21,9 +21,11 @@
  * Failed logins slow down their address: after one, the next check of a
  * login from the same address waits 250 ms before it starts, doubling
  * with each failure up to auth.failed-login-delay (and half of
- * server.connect-timeout), for a minute after the last one.  A delay, not a lockout: the right password
- * still gets in, only later; guesses from one address come at most a
- * few a second.  Per worker, in a table of AUTH_FAIL_SLOTS addresses.
+ * server.connect-timeout), for a minute after the last one.  A delay,
+ * not a lockout: the right password still gets in, only later; guesses
+ * from one address come at most a few a second.  The failures are
+ * counted in a table every worker shares (common/failtab.h), so that
+ * spreading guesses over the workers gains nothing.
  */
 #include "config.h"
 
@@ -33,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +45,7 @@
 
 #include "acl.h"
 #include "clock.h"
+#include "failtab.h"
 #include "hash.h"
 #include "jwt.h"
 #include "log.h"
@@ -49,23 +54,12 @@
 #include "worker.h"
 
 #define AUTH_QUEUE_MAX	1024	/* checks waiting; beyond, 0x89 */
-#define AUTH_FAIL_SLOTS	4096	/* addresses with recent failures */
-#define AUTH_FAIL_MS	60000	/* how long a failure counts */
 #define AUTH_DELAY_MS	250	/* after the first failure */
-
-/* An address: family, then its bytes (IPv4 in the first 4). */
-#define ADDR_KEY	17
-
-struct auth_fail {
-	uint8_t			 key[ADDR_KEY];
-	uint32_t		 count;
-	int64_t			 last;		/* monotonic ms */
-};
 
 struct auth_job {
 	struct auth_job		*next;
 	uint64_t		 conn_id;
-	uint8_t			 addr[ADDR_KEY];
+	struct failtab_key	 addr;
 	int64_t			 due;		/* deferred: monotonic ms */
 	struct passwd_db	*db;		/* a reference; NULL: SCRAM */
 	struct scram_exchange	*x;		/* SCRAM: the exchange */
@@ -88,61 +82,35 @@ struct auth {
 	/* loop side: jobs that wait for their address's delay, by due */
 	struct auth_job		*deferred;
 	struct event		*defer_ev;
-	struct auth_fail	 fails[AUTH_FAIL_SLOTS];
+	struct failtab		*fails;		/* the worker's */
 };
 
 static void	 reauth_done(struct conn *, int);
 
-static void
-addr_key(const struct conn *c, uint8_t key[ADDR_KEY])
+static uint32_t
+now_s(void)
 {
-	memset(key, 0, ADDR_KEY);
-	key[0] = (uint8_t)c->peer.sa.sa_family;
-	if (c->peer.sa.sa_family == AF_INET)
-		memcpy(key + 1, &c->peer.in4.sin_addr, 4);
-	else if (c->peer.sa.sa_family == AF_INET6)
-		memcpy(key + 1, &c->peer.in6.sin6_addr, 16);
-}
-
-static struct auth_fail *
-fail_slot(struct auth *a, const uint8_t key[ADDR_KEY])
-{
-	uint64_t	 h = 0;
-	size_t		 i;
-
-	for (i = 0; i < ADDR_KEY; i++)
-		h = hash_mix64(h ^ key[i]);
-	return &a->fails[h % AUTH_FAIL_SLOTS];
+	return (uint32_t)(clock_mono_ms() / 1000);
 }
 
 /* How long a login from this address waits before it is checked. */
 static int64_t
-fail_delay(struct auth *a, const uint8_t key[ADDR_KEY], int64_t now,
-    int64_t bound)
+fail_delay(struct auth *a, const struct failtab_key *key, int64_t bound)
 {
-	struct auth_fail	*f = fail_slot(a, key);
-	int64_t			 d;
+	uint32_t	 n = failtab_count(a->fails, key, now_s());
+	int64_t		 d;
 
-	if (memcmp(f->key, key, ADDR_KEY) != 0 || f->count == 0 ||
-	    now - f->last > AUTH_FAIL_MS)
+	if (n == 0)
 		return 0;
-	d = f->count > 16 ? bound : (int64_t)AUTH_DELAY_MS << (f->count - 1);
+	d = n > 16 ? bound : (int64_t)AUTH_DELAY_MS << (n - 1);
 	return d < bound ? d : bound;
 }
 
 static void
-fail_note(struct auth *a, const uint8_t key[ADDR_KEY], int64_t now)
+fail_note(struct auth *a, const struct failtab_key *key)
 {
-	struct auth_fail	*f = fail_slot(a, key);
-
-	/* another address in the slot, or an old count: start again */
-	if (memcmp(f->key, key, ADDR_KEY) != 0 || now - f->last >
-	    AUTH_FAIL_MS) {
-		memcpy(f->key, key, ADDR_KEY);
-		f->count = 0;
-	}
-	f->count++;
-	f->last = now;
+	if (key->tag != 0)
+		failtab_note(a->fails, key, now_s());
 }
 
 static void
@@ -250,7 +218,7 @@ auth_answers(evutil_socket_t fd, short what, void *arg)
 		next = j->next;
 		a->queued--;
 		if (!j->ok)
-			fail_note(a, j->addr, clock_mono_ms());
+			fail_note(a, &j->addr);
 		c = idmap_get(&w->conns_by_id, j->conn_id);
 		if (j->x != NULL && c != NULL && c->auth_step ==
 		    AUTH_STEP_CHECK) {
@@ -276,6 +244,15 @@ auth_start(struct worker *w)
 		return -1;
 	a->todo_tail = &a->todo;
 	a->done_tail = &a->done;
+	if (w->fails == NULL && ((w->fails = calloc(1, failtab_size())) ==
+	    NULL || failtab_init(w->fails) == -1)) {
+		log_error("cannot make a failed login table", "");
+		free(w->fails);
+		w->fails = NULL;
+		free(a);
+		return -1;
+	}
+	a->fails = w->fails;
 	a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (a->efd == -1 || pthread_mutex_init(&a->mu, NULL) != 0 ||
 	    pthread_cond_init(&a->cv, NULL) != 0 ||
@@ -318,6 +295,11 @@ auth_stop(struct worker *w)
 		next = j->next;
 		job_free(j);
 	}
+	if (w->fails_shared)
+		munmap(w->fails, failtab_size());
+	else
+		free(w->fails);
+	w->fails = NULL;
 	if (a->defer_ev)
 		event_free(a->defer_ev);
 	if (a->ev)
@@ -381,6 +363,39 @@ set_jwt_key(struct worker *w, int fd, const char *name)
 	jwt_key_free(w->jwt);
 	w->jwt = k;
 	log_debug("token key taken", "file=%s", name);
+}
+
+void
+auth_set_failtab(struct worker *w, int fd)
+{
+	struct stat	 st;
+	void		*mem;
+
+	if (fd == -1)
+		return;
+	if (w->fails_shared || fstat(fd, &st) == -1 ||
+	    (size_t)st.st_size != failtab_size() || (mem = mmap(NULL,
+	    failtab_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
+	    MAP_FAILED) {
+		log_warnx("shared failed login table not taken; failures "
+		    "counted by this worker alone", "");
+		close(fd);
+		return;
+	}
+	close(fd);
+	if (failtab_of(mem, failtab_size()) == NULL) {
+		log_warnx("shared failed login table not taken; failures "
+		    "counted by this worker alone", "");
+		munmap(mem, failtab_size());
+		return;
+	}
+	/* before the loop starts (or after a restart): nobody counts in
+	 * a private table yet that would be lost */
+	free(w->fails);
+	w->fails = mem;
+	w->fails_shared = 1;
+	if (w->auth != NULL)
+		w->auth->fails = mem;
 }
 
 /*
@@ -474,7 +489,7 @@ token_login(struct conn *c, const struct mqtt_connect *cn, const char **why)
 {
 	const struct config	*cfg = &c->w->proc->cfg;
 	struct jwt_check	 chk;
-	uint8_t			 key[ADDR_KEY];
+	struct failtab_key	 key;
 	char			 user[256];
 	int64_t			 exp;
 
@@ -484,10 +499,8 @@ token_login(struct conn *c, const struct mqtt_connect *cn, const char **why)
 	chk.leeway = config_num(cfg, OPT_auth_jwt_leeway) / 1000;
 	if (jwt_verify(c->w->jwt, cn->password.data, cn->password.len, &chk,
 	    (int64_t)time(NULL), user, sizeof(user), &exp, why) == -1) {
-		if (c->w->auth != NULL) {
-			addr_key(c, key);
-			fail_note(c->w->auth, key, clock_mono_ms());
-		}
+		if (c->w->auth != NULL && failtab_key(&c->peer.sa, &key) == 0)
+			fail_note(c->w->auth, &key);
 		return AUTH_REFUSED;
 	}
 	if ((c->username = strdup(user)) == NULL) {
@@ -511,14 +524,14 @@ enqueue(struct conn *c, struct auth_job *j)
 	int64_t		 now, delay, bound;
 
 	j->conn_id = c->id;
-	addr_key(c, j->addr);
+	(void)failtab_key(&c->peer.sa, &j->addr);
 	a->queued++;
 	now = clock_mono_ms();
 	bound = config_num(&w->proc->cfg, OPT_auth_failed_login_delay);
 	if (bound > config_num(&w->proc->cfg, OPT_server_connect_timeout) / 2)
 		bound = config_num(&w->proc->cfg,
 		    OPT_server_connect_timeout) / 2;
-	if ((delay = fail_delay(a, j->addr, now, bound)) > 0) {
+	if ((delay = fail_delay(a, &j->addr, bound)) > 0) {
 		j->due = now + delay;
 		for (jp = &a->deferred; *jp && (*jp)->due <= j->due;
 		    jp = &(*jp)->next)

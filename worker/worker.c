@@ -151,6 +151,10 @@ worker_control(struct proc *p, const struct ipc_record *rec, int fd)
 		}
 		return;
 	}
+	if (rec->type == IPC_CTL_FAILURES) {
+		auth_set_failtab(&worker, fd);
+		return;
+	}
 	if (rec->type == IPC_CTL_ADOPT) {
 		/* a client from a throttled slot's queue; body: its kind */
 		if (fd != -1 && rec->len == 1 &&

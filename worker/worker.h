@@ -343,6 +343,10 @@ struct worker {
 	struct auth		*auth;		/* the password checking thread */
 	struct passwd_db	*passwd;	/* auth.password-file, or NULL */
 	struct scram_db		*scram;		/* its verifiers, or NULL */
+	struct failtab		*fails;		/* failed logins by address:
+						   shared by the workers, or
+						   (until it comes) our own */
+	int			 fails_shared;
 	struct acl		*acl;		/* auth.acl-file, or NULL */
 	struct jwt_key		*jwt;		/* auth.jwt-key-file, or NULL */
 	uint32_t		*sub_ids;	/* deliver.c: one PUBLISH's */
@@ -453,6 +457,8 @@ int	 tls_has_pending(const struct conn *);
 int	 auth_start(struct worker *);
 void	 auth_stop(struct worker *);
 void	 auth_set_file(struct worker *, int kind, int fd, const char *name);
+/* The failed logins every worker counts in (IPC_CTL_FAILURES). */
+void	 auth_set_failtab(struct worker *, int fd);
 /* With no auth.acl-file, always 1; else what it allows the client
  * (checked on every delivery: the common case costs one test). */
 int	 auth_acl_allows(const struct conn *, const void *topic, size_t len,

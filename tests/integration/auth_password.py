@@ -95,21 +95,28 @@ def mosquitto_agrees(path):
 def slowdown(path):
     """Failed logins from an address slow its next ones down (250 ms after
     the first failure, doubling), the right password included: a delay,
-    not a lockout.  Only lower bounds are checked: a busy machine makes
-    everything later, never earlier."""
-    b = pmq.PromptMQ(workers=1, name="authslow", args=[
+    not a lockout.  The workers count failures together: guesses that
+    alternate between them are slowed down as much.  Only lower bounds are
+    checked: a busy machine makes everything later, never earlier."""
+    b = pmq.PromptMQ(workers=2, name="authslow", args=[
         "--mqtt-allow-anonymous=false", "--auth-password-file", path]).start()
     try:
         took = []
         for i in range(3):
             t0 = time.monotonic()
-            expect_refused(b, 5, "dev", "guess %d" % i, "guess %d" % i)
+            reason, r = login(b, 5, "dev", "guess %d" % i, slot=i % 2)
+            check(reason == 0x87 and r.slot == i % 2, "guess %d on worker %d: 0x%02x "
+                  "on worker %s" % (i, i % 2, reason, r.slot))
+            r.expect_closed()
+            r.close()
             took.append(time.monotonic() - t0)
-        # waits before the 2nd and 3rd checks: 250 ms, then 500 ms
+        # waits before the 2nd and 3rd checks: 250 ms, then 500 ms, each
+        # after failures on the other worker
         check(took[1] >= 0.25 and took[2] >= 0.5,
-              "failed logins not slowed down: %s" % ["%.3f" % t for t in took])
+              "failed logins not slowed down across workers: %s" %
+              ["%.3f" % t for t in took])
         t0 = time.monotonic()
-        expect_in(b, 5, "dev", "s3cret").close()
+        expect_in(b, 5, "dev", "s3cret", slot=1).close()
         check(time.monotonic() - t0 >= 1.0, "the login after 3 failures was not delayed")
         b.check_alive("after the slowed logins")
     finally:
