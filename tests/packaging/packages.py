@@ -461,8 +461,9 @@ def lifecycle(workdir, deb1, deb2, v1, v2):
     pmq.check(not os.path.exists(CONF), "dpkg -P left the configuration")
     for d in ("/var/lib/promptmq", "/var/log/promptmq", "/run/promptmq", PIDFILE):
         pmq.check(not os.path.exists(d), "dpkg -P left %s" % d)
-    # the operator's own file stays, as dpkg keeps what it did not install
-    pmq.check(os.listdir("/etc/promptmq") == ["passwd"],
+    # the operator's own files (promptmq-passwd wrote the password file
+    # and its SCRAM verifiers) stay, as dpkg keeps what it did not install
+    pmq.check(sorted(os.listdir("/etc/promptmq")) == ["passwd", "passwd.scram"],
           "/etc/promptmq after purge: %s" % os.listdir("/etc/promptmq"))
     pmq.check(pwd.getpwnam("promptmq"), "dpkg -P deleted the user")
 
