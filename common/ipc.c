@@ -27,6 +27,8 @@ ipc_role_name(uint8_t role)
 		return "walsvc";
 	case IPC_ROLE_TOOL:
 		return "tool";
+	case IPC_ROLE_METRICS:
+		return "metrics";
 	default:
 		return "unknown";
 	}
@@ -54,6 +56,12 @@ ipc_type_name(uint16_t type)
 		return "CTL_LISTEN_REMOVE";
 	case IPC_CTL_ADOPT:
 		return "CTL_ADOPT";
+	case IPC_CTL_AUTH:
+		return "CTL_AUTH";
+	case IPC_CTL_FAILURES:
+		return "CTL_FAILURES";
+	case IPC_CTL_METRICS:
+		return "CTL_METRICS";
 	case IPC_CTL_READY:
 		return "CTL_READY";
 	case IPC_CTL_STATUS:

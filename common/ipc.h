@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		10
+#define IPC_VERSION		11
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -52,8 +52,9 @@ enum ipc_role {
 	IPC_ROLE_WORKER = 2,
 	IPC_ROLE_WALSVC = 3,
 	IPC_ROLE_TOOL = 4,	/* operator and test tools */
+	IPC_ROLE_METRICS = 5,	/* promptmq-metrics, the HTTP endpoint */
 };
-#define IPC_ROLE_MAX IPC_ROLE_TOOL
+#define IPC_ROLE_MAX IPC_ROLE_METRICS
 
 /*
  * The catalogue.  Grouped by channel and direction; docs/architecture.md
@@ -76,6 +77,8 @@ enum ipc_type {
 				   bytes */
 	IPC_CTL_FAILURES = 0x010b,	/* body: empty; fd: the shared table
 					   of failed logins (failtab.h) */
+	IPC_CTL_METRICS = 0x010c,	/* body: u8 IPC_METRICS_*; fd: the
+					   counter region or the socket */
 
 	/* child -> supervisor, control channel */
 	IPC_CTL_READY = 0x0181,	/* body: u64 max worker generation in the log */
@@ -175,13 +178,30 @@ enum ipc_type {
 #define IPC_LISTEN_WS		2	/* websocket.bind (TLS or not) */
 #define IPC_LISTEN_KINDS	3
 #define IPC_LISTEN_LETTERS	"mtw"
+/* metrics.bind: the supervisor's own set, served by promptmq-metrics,
+ * never by a worker (so not among the kinds above) */
+#define IPC_LISTEN_HTTP		3
+
+/* What IPC_CTL_METRICS hands over. */
+#define IPC_METRICS_REGION	1	/* the counters (metrics.h): workers
+					   read-write, promptmq-metrics
+					   read-only */
+#define IPC_METRICS_LISTEN	2	/* metrics.bind's socket */
 
 /* The name of a kind in the log. */
 static inline const char *
 ipc_listen_name(unsigned kind)
 {
-	return kind == IPC_LISTEN_TLS ? "tls" : kind == IPC_LISTEN_WS ?
-	    "websocket" : "mqtt";
+	switch (kind) {
+	case IPC_LISTEN_TLS:
+		return "tls";
+	case IPC_LISTEN_WS:
+		return "websocket";
+	case IPC_LISTEN_HTTP:
+		return "http";
+	default:
+		return "mqtt";
+	}
 }
 
 /*

@@ -46,6 +46,9 @@ libpromptmq_a_SOURCES += common/scram.c common/scram.h
 # Failed logins by address, in memory the workers share.
 libpromptmq_a_SOURCES += common/failtab.c common/failtab.h
 
+# The counters every process writes and promptmq-metrics renders.
+libpromptmq_a_SOURCES += common/metrics.c common/metrics.h
+
 # MQTT over TLS: the bundle of certificate, key and CAs, and the
 # context made from it (supervisor and workers; they link OpenSSL).
 libpromptmq_a_SOURCES += common/tls.c common/tls.h

@@ -1060,10 +1060,6 @@ finish_addresses(struct finish *f)
 	if (config_text(f->cfg, OPT_metrics_path)[0] != '/')
 		finish_problem(f, OPT_metrics_path, "'%s' must start with /",
 		    config_text(f->cfg, OPT_metrics_path));
-	/* an option that would silently do nothing is refused instead */
-	if (config_num(f->cfg, OPT_metrics_enabled))
-		finish_problem(f, OPT_metrics_enabled, "the metrics endpoint "
-		    "is not available in this version");
 }
 
 /* TLS options that make no sense without others are refused. */

@@ -300,15 +300,9 @@ auth_failtab_open(struct supervisor *s, char *err, size_t errlen)
 	void	*mem;
 	int	 fd;
 
-	if ((fd = memfd_create("promptmq-failed-logins", MFD_CLOEXEC)) ==
-	    -1 || ftruncate(fd, (off_t)len) == -1 || (mem = mmap(NULL, len,
-	    PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
-		snprintf(err, errlen, "cannot make the failed login table: %s",
-		    strerror(errno));
-		if (fd != -1)
-			close(fd);
+	if ((fd = shared_memory("promptmq-failed-logins", len, &mem, err,
+	    errlen)) == -1)
 		return -1;
-	}
 	if (failtab_init(mem) == -1) {
 		snprintf(err, errlen, "no random bytes for the failed login "
 		    "table");
@@ -317,12 +311,6 @@ auth_failtab_open(struct supervisor *s, char *err, size_t errlen)
 		return -1;
 	}
 	munmap(mem, len);
-	/* kept above 0, which means none (the structure starts zeroed) */
-	if (fd == 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) == -1) {
-		snprintf(err, errlen, "cannot make the failed login table: %s",
-		    strerror(errno));
-		return -1;
-	}
 	s->failtab_fd = fd;
 	return 0;
 }

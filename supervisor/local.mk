@@ -16,3 +16,6 @@ promptmqd_SOURCES += \
 promptmqd_SOURCES += supervisor/auth.c
 promptmqd_CPPFLAGS += $(OPENSSL_CFLAGS)
 promptmqd_LDADD += $(OPENSSL_LIBS) $(JANSSON_LIBS)
+
+# The counter region and promptmq-metrics, the child that serves it.
+promptmqd_SOURCES += supervisor/stats.c

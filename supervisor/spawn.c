@@ -162,7 +162,8 @@ spawn_child(struct child *c)
 	sigset_t		 none;
 	pid_t			 pid;
 
-	exe = &sup->exe[c->role == IPC_ROLE_WALSVC ? 0 : 1];
+	exe = &sup->exe[c->role == IPC_ROLE_WALSVC ? 0 : c->role ==
+	    IPC_ROLE_METRICS ? 2 : 1];
 	/* each socket's kind, by letter: m plain MQTT, t TLS */
 	if (c->role == IPC_ROLE_WORKER) {
 		for (k = 0; k < IPC_LISTEN_KINDS; k++) {
@@ -187,8 +188,8 @@ spawn_child(struct child *c)
 	argv[7] = "-k";
 	argv[8] = kinds;
 	argv[9] = NULL;
-	snprintf(execfail, sizeof(execfail), "promptmqd: cannot execute %s\n",
-	    exe->path);
+	snprintf(execfail, sizeof(execfail), "promptmqd: cannot execute %.*s\n",
+	    PATH_MAX, exe->path);
 	sigemptyset(&none);
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
@@ -249,6 +250,7 @@ spawn_child(struct child *c)
 	ctl_send(c->ctl, IPC_CTL_HELLO, 0, hello, sizeof(hello), -1);
 	if (c->role == IPC_ROLE_WORKER)
 		auth_send(sup, c);
+	stats_send(sup, c);
 	spawn_send_config(c, IPC_CTL_CONFIG, &sup->cfg, NULL, 0);
 	spawn_broadcast_peers(sup);
 	return 0;
@@ -261,6 +263,8 @@ find_child(struct supervisor *sup, pid_t pid)
 
 	if (sup->walsvc.pid == pid)
 		return &sup->walsvc;
+	if (sup->metrics.pid == pid)
+		return &sup->metrics;
 	for (i = 0; i < sup->nworkers; i++)
 		if (sup->workers[i].pid == pid)
 			return &sup->workers[i];

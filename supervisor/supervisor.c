@@ -77,9 +77,10 @@ open_children(struct supervisor *s, char *err, size_t errlen)
 		if (access(s->exe[1].path, X_OK) == 0)
 			snprintf(dir, sizeof(dir), "%s", here);
 	}
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 3; i++) {
 		snprintf(s->exe[i].path, sizeof(s->exe[i].path), "%s/%s", dir,
-		    i == 0 ? "promptmq-walsvc" : "promptmq-worker");
+		    i == 0 ? "promptmq-walsvc" : i == 1 ? "promptmq-worker" :
+		    "promptmq-metrics");
 		if (access(s->exe[i].path, X_OK) == -1 ||
 		    (s->exe[i].fd = open(s->exe[i].path, O_PATH |
 		    O_CLOEXEC)) == -1) {
@@ -101,7 +102,7 @@ check_children_replaced(struct supervisor *s)
 	struct stat	 st;
 	int		 i;
 
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 3; i++)
 		if (fstat(s->exe[i].fd, &st) == 0 && st.st_nlink == 0)
 			log_warnx("program replaced on disk; children keep "
 			    "running the one promptmqd started with: restart "
@@ -171,6 +172,12 @@ supervisor_child_ready(struct child *c, const struct ipc_record *rec)
 		return;
 	c->state = CHILD_READY;
 	c->served = 1;
+	stats_children(s);
+	if (c->role == IPC_ROLE_METRICS) {
+		log_info("metrics endpoint ready", "gen=%llu",
+		    (unsigned long long)c->gen);
+		return;
+	}
 	if (c->role == IPC_ROLE_WALSVC) {
 		if (rec->len != 8) {
 			log_warnx("bad READY from walsvc", "len=%u", rec->len);
@@ -182,8 +189,10 @@ supervisor_child_ready(struct child *c, const struct ipc_record *rec)
 		log_info("walsvc ready", "gen=%llu next_gen=%llu",
 		    (unsigned long long)c->gen,
 		    (unsigned long long)s->next_gen);
-		if (!s->stopping)
+		if (!s->stopping) {
 			start_workers(s);
+			stats_start_child(s);
+		}
 		return;
 	}
 	log_debug("worker ready", "slot=%u gen=%llu", c->slot,
@@ -231,8 +240,17 @@ supervisor_child_exited(struct child *c, int status)
 	int			 stop_status, k;
 
 	spawn_broadcast_peers(s);
+	stats_children(s);
 	if (s->stopping) {
 		check_stopped(s);
+		return;
+	}
+	/* promptmq-metrics stopped by a reload to take a new socket, or
+	 * no longer wanted */
+	if (c->role == IPC_ROLE_METRICS && (s->metrics_restart ||
+	    s->metrics_listen.n == 0)) {
+		s->metrics_restart = 0;
+		stats_start_child(s);
 		return;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == PMQ_EXIT_NORESPAWN) {
@@ -290,8 +308,10 @@ supervisor_child_exited(struct child *c, int status)
 		    OPT_server_throttle_time) / 1000, (long long)config_num(cfg,
 		    OPT_server_throttle_after));
 		spawn_schedule(c, config_num(cfg, OPT_server_throttle_time));
+		stats_restarted(s, c);
 		return;
 	}
+	stats_restarted(s, c);
 	log_info("child restart scheduled", "role=%s slot=%u delay_ms=%lld",
 	    ipc_role_name(c->role), c->slot, (long long)c->delay_ms);
 	spawn_schedule(c, c->delay_ms);
@@ -305,6 +325,8 @@ kill_all(struct supervisor *s, int workers_only)
 	for (i = 0; i < s->nworkers; i++)
 		if (spawn_alive(&s->workers[i]))
 			kill(s->workers[i].pid, SIGKILL);
+	if (spawn_alive(&s->metrics))
+		kill(s->metrics.pid, SIGKILL);
 	if (!workers_only && spawn_alive(&s->walsvc))
 		kill(s->walsvc.pid, SIGKILL);
 }
@@ -317,6 +339,7 @@ stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	for (i = 0; i < s->nworkers; i++)
 		workers += spawn_alive(&s->workers[i]);
+	workers += spawn_alive(&s->metrics);
 	log_warnx("children did not stop in time; killing them",
 	    "workers=%d walsvc=%d", workers, spawn_alive(&s->walsvc));
 	kill_all(s, workers > 0);
@@ -342,6 +365,8 @@ check_stopped(struct supervisor *s)
 	for (i = 0; i < s->nworkers; i++)
 		if (spawn_alive(&s->workers[i]))
 			return;
+	if (spawn_alive(&s->metrics))
+		return;
 	if (spawn_alive(&s->walsvc)) {
 		if (s->walsvc.state != CHILD_STOPPING) {
 			s->walsvc.state = CHILD_STOPPING;
@@ -352,6 +377,7 @@ check_stopped(struct supervisor *s)
 	}
 	for (k = 0; k < IPC_LISTEN_KINDS; k++)
 		listen_close(&s->listeners[k]);
+	listen_close(&s->metrics_listen);
 	if (!s->ready_logged)
 		daemon_failed(s->fail_reason[0] ? s->fail_reason :
 		    "stopped before it was ready; see the log");
@@ -371,6 +397,11 @@ supervisor_stop(struct supervisor *s, int status)
 	s->exit_status = status;
 	daemon_notify("STOPPING=1");
 	evtimer_del(s->walsvc.respawn_ev);
+	evtimer_del(s->metrics.respawn_ev);
+	if (spawn_alive(&s->metrics)) {
+		s->metrics.state = CHILD_STOPPING;
+		ctl_send(s->metrics.ctl, IPC_CTL_STOP, 0, NULL, 0, -1);
+	}
 	for (i = 0; i < s->nworkers; i++) {
 		evtimer_del(s->workers[i].respawn_ev);
 		if (spawn_alive(&s->workers[i])) {
@@ -461,7 +492,7 @@ reload(struct supervisor *s)
 	enum option_id		 changed[OPT__COUNT], live[OPT__COUNT];
 	size_t			 n, nlive = 0, i;
 	char			 name[128], err[256];
-	int			 c, k;
+	int			 c, k, metrics_kept;
 
 	daemon_notify("RELOADING=1");
 	log_notice("reloading configuration", "file=%s",
@@ -481,8 +512,12 @@ reload(struct supervisor *s)
 		log_warnx("configuration warning", "warning=\"%s\"",
 		    msgs.warnings[i]);
 	n = config_diff(&s->cfg, &next, changed, OPT__COUNT);
+	metrics_kept = stats_reload(s, &next) == -1;
 	for (i = 0; i < n; i++) {
 		config_name(changed[i], name, sizeof(name));
+		if (metrics_kept && (changed[i] == OPT_metrics_enabled ||
+		    changed[i] == OPT_metrics_bind))
+			continue;
 		if (option_table[changed[i]].reload != OPTION_RELOAD) {
 			log_warnx("option changed but needs a restart; not "
 			    "applied", "option=%s running=\"%s\" file=\"%s\"",
@@ -516,9 +551,18 @@ reload(struct supervisor *s)
 				spawn_send_config(&s->workers[c],
 				    IPC_CTL_RELOAD, &s->cfg, live, nlive);
 	}
+	if (spawn_alive(&s->metrics) && s->metrics.state != CHILD_STOPPING &&
+	    nlive)
+		spawn_send_config(&s->metrics, IPC_CTL_RELOAD, &s->cfg, live,
+		    nlive);
+	stats_start_child(s);
+	stats_reloaded(s, 1);
 	log_notice("configuration reloaded", "changed=%zu applied=%zu", n,
 	    nlive);
+	goto out;
 done:
+	stats_reloaded(s, 0);
+out:
 	config_messages_free(&msgs);
 	config_free(&next);
 	daemon_notify("READY=1");
@@ -571,6 +615,9 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		if (spawn_alive(&s->walsvc))
 			ctl_send(s->walsvc.ctl, IPC_CTL_REOPEN_LOGS, 0, NULL, 0,
 			    -1);
+		if (spawn_alive(&s->metrics))
+			ctl_send(s->metrics.ctl, IPC_CTL_REOPEN_LOGS, 0, NULL,
+			    0, -1);
 		for (i = 0; i < s->nworkers; i++)
 			if (spawn_alive(&s->workers[i]))
 				ctl_send(s->workers[i].ctl, IPC_CTL_REOPEN_LOGS,
@@ -676,6 +723,7 @@ main(int argc, char *argv[])
 	    privs_resolve(&sup.cfg, &sup.privs, err, sizeof(err)) == -1 ||
 	    auth_load(&sup, &sup.cfg, err, sizeof(err)) == -1 ||
 	    auth_failtab_open(&sup, err, sizeof(err)) == -1 ||
+	    stats_open(&sup, err, sizeof(err)) == -1 ||
 	    rundir_prepare(config_str(&sup.cfg, OPT_server_runtime_dir),
 	    sup.nworkers, sup.privs.uid, err, sizeof(err)) == -1 ||
 	    (sup.lock_fd = rundir_lock(config_str(&sup.cfg,
@@ -739,6 +787,7 @@ main(int argc, char *argv[])
 	    sizeof(*sup.workers))) == NULL)
 		fatal("child table", "");
 	spawn_init(&sup, &sup.walsvc, IPC_ROLE_WALSVC, 0);
+	spawn_init(&sup, &sup.metrics, IPC_ROLE_METRICS, 0);
 	for (w = 0; w < sup.nworkers; w++)
 		spawn_init(&sup, &sup.workers[w], IPC_ROLE_WORKER, (uint16_t)w);
 	/*

@@ -83,8 +83,16 @@ struct supervisor {
 	struct child_exe {
 		char		 path[PATH_MAX + 32];
 		int		 fd;
-	}			 exe[2];	/* 0 walsvc, 1 worker */
+	}			 exe[3];	/* 0 walsvc, 1 worker, 2 metrics */
 	struct child		 walsvc;
+	/* promptmq-metrics (metrics.enabled), its socket, and the counter
+	 * region every process writes (stats.c) */
+	struct child		 metrics;
+	struct listen_set	 metrics_listen;
+	int			 metrics_restart;	/* stopped to take a new
+							   socket: at once */
+	int			 stats_fd;
+	struct metrics		*stats;
 	struct child		*workers;
 	int			 nworkers;
 	struct listen_set	 listeners[IPC_LISTEN_KINDS];
@@ -107,6 +115,17 @@ struct supervisor {
 	 * made at start-up, 0: not yet */
 	int			 failtab_fd;
 };
+
+/* stats.c */
+int	 shared_memory(const char *name, size_t len, void **mem, char *err,
+	    size_t errlen);
+int	 stats_open(struct supervisor *, char *err, size_t errlen);
+void	 stats_send(struct supervisor *, struct child *);
+void	 stats_children(struct supervisor *);
+void	 stats_restarted(struct supervisor *, const struct child *);
+void	 stats_reloaded(struct supervisor *, int applied);
+void	 stats_start_child(struct supervisor *);
+int	 stats_reload(struct supervisor *, const struct config *next);
 
 /* auth.c */
 int	 auth_load(struct supervisor *, const struct config *, char *err,

@@ -30,6 +30,7 @@ INTEGRATION_TESTS = \
 	tests/integration/passwd_tool.py \
 	tests/integration/auth_password.py \
 	tests/integration/auth_scram.py \
+	tests/integration/metrics.py \
 	tests/integration/auth_acl.py \
 	tests/integration/tls.py \
 	tests/integration/websocket.py \
@@ -258,6 +259,14 @@ tests_unit_check_failtab_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_failtab_LDADD = $(HARNESS_TEST_LIBS)
 TESTS += tests/unit/check_failtab
 UNIT_TESTS += tests/unit/check_failtab
+
+check_PROGRAMS += tests/unit/check_metrics
+tests_unit_check_metrics_SOURCES = tests/unit/check_metrics.c
+tests_unit_check_metrics_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_check_metrics_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_metrics_LDADD = $(HARNESS_TEST_LIBS)
+TESTS += tests/unit/check_metrics
+UNIT_TESTS += tests/unit/check_metrics
 
 check_PROGRAMS += tests/unit/check_walrec
 tests_unit_check_walrec_SOURCES = tests/unit/check_walrec.c

@@ -107,10 +107,11 @@ fail_delay(struct auth *a, const struct failtab_key *key, int64_t bound)
 }
 
 static void
-fail_note(struct auth *a, const struct failtab_key *key)
+fail_note(struct worker *w, const struct failtab_key *key)
 {
+	w->stats.auth_failures++;
 	if (key->tag != 0)
-		failtab_note(a->fails, key, now_s());
+		failtab_note(w->auth->fails, key, now_s());
 }
 
 static void
@@ -218,7 +219,7 @@ auth_answers(evutil_socket_t fd, short what, void *arg)
 		next = j->next;
 		a->queued--;
 		if (!j->ok)
-			fail_note(a, &j->addr);
+			fail_note(w, &j->addr);
 		c = idmap_get(&w->conns_by_id, j->conn_id);
 		if (j->x != NULL && c != NULL && c->auth_step ==
 		    AUTH_STEP_CHECK) {
@@ -500,7 +501,7 @@ token_login(struct conn *c, const struct mqtt_connect *cn, const char **why)
 	if (jwt_verify(c->w->jwt, cn->password.data, cn->password.len, &chk,
 	    (int64_t)time(NULL), user, sizeof(user), &exp, why) == -1) {
 		if (c->w->auth != NULL && failtab_key(&c->peer.sa, &key) == 0)
-			fail_note(c->w->auth, &key);
+			fail_note(c->w, &key);
 		return AUTH_REFUSED;
 	}
 	if ((c->username = strdup(user)) == NULL) {

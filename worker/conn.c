@@ -805,6 +805,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	route_check_acks(w);
 	publish_check_waiting(w, now);
+	stats_publish(w);
 	for (c = w->conns; c; c = next) {
 		next = c->next;
 		switch (c->state) {

@@ -11,7 +11,8 @@ promptmq_worker_SOURCES += \
 	worker/connect.c \
 	worker/publish.c worker/deliver.c worker/session.c \
 	worker/route.c \
-	worker/subscribe.c
+	worker/subscribe.c \
+	worker/stats.c
 
 # Passwords are checked on a thread of the worker's own (OpenSSL's PBKDF2).
 promptmq_worker_SOURCES += worker/auth.c

@@ -23,6 +23,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "passwd.h"
+#include "scram.h"
 #include "proc.h"
 #include "worker.h"
 
@@ -92,8 +93,11 @@ worker_stop(struct proc *p)
 	ws_stop(&worker);
 	auth_stop(&worker);
 	tls_stop(&worker);
+	stats_publish(&worker);
 	passwd_free(worker.passwd);
 	worker.passwd = NULL;
+	scram_free(worker.scram);
+	worker.scram = NULL;
 	acl_free(worker.acl);
 	worker.acl = NULL;
 	jwt_key_free(worker.jwt);
@@ -153,6 +157,13 @@ worker_control(struct proc *p, const struct ipc_record *rec, int fd)
 	}
 	if (rec->type == IPC_CTL_FAILURES) {
 		auth_set_failtab(&worker, fd);
+		return;
+	}
+	if (rec->type == IPC_CTL_METRICS) {
+		if (rec->len == 1 && rec->body[0] == IPC_METRICS_REGION)
+			stats_set_region(&worker, p->self.slot, fd);
+		else if (fd != -1)
+			close(fd);
 		return;
 	}
 	if (rec->type == IPC_CTL_ADOPT) {

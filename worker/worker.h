@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "idmap.h"
+#include "metrics.h"
 #include "mqtt.h"
 #include "proc.h"
 #include "sub.h"
@@ -296,6 +297,7 @@ struct worker_stats {
 	uint64_t		 dropped_queue;
 	uint64_t		 expired;	/* not sent: expired queued */
 	uint64_t		 protocol_errors;
+	uint64_t		 auth_failures;
 };
 
 struct worker {
@@ -360,6 +362,8 @@ struct worker {
 	struct conn		**targets;	/* local receivers of one message */
 	size_t			 targets_cap;
 	struct worker_stats	 stats;
+	metric_t		*metrics;	/* our slot's in the region the
+						   metrics child reads, or NULL */
 };
 
 #define WORKER_READ_CHUNK	65536
@@ -421,6 +425,10 @@ enum {
 	AUTH_STEP_FINAL,	/* server-first sent; the client's next AUTH */
 	AUTH_STEP_CHECK,	/* its proof is being checked (the thread) */
 };
+
+/* stats.c */
+void	 stats_set_region(struct worker *, uint16_t slot, int fd);
+void	 stats_publish(struct worker *);
 
 /* auth.c */
 enum {

@@ -386,7 +386,7 @@ def copy_for_others(directory):
     in a mode 0700 directory).  Returns the path of the promptmqd copy."""
     os.makedirs(directory, exist_ok=True)
     os.chmod(directory, 0o755)
-    for name in ("promptmqd", "promptmq-worker", "promptmq-walsvc"):
+    for name in ("promptmqd", "promptmq-worker", "promptmq-walsvc", "promptmq-metrics"):
         shutil.copy2(os.path.join(BUILDDIR, name), os.path.join(directory, name))
     return os.path.join(directory, "promptmqd")
 

@@ -174,6 +174,7 @@ def check_deb(deb, changes):
     files = run(["dpkg-deb", "-c", deb], "dpkg-deb -c")
     for want in ("./usr/sbin/promptmqd", "./usr/libexec/promptmq/promptmq-worker",
                  "./usr/libexec/promptmq/promptmq-walsvc", "./usr/bin/promptmq-passwd",
+                 "./usr/libexec/promptmq/promptmq-metrics",
                  "./etc/promptmq/promptmq.conf", "./etc/init.d/promptmq",
                  "./etc/default/promptmq", "./etc/logrotate.d/promptmq",
                  "./lib/systemd/system/promptmq.service",
@@ -209,6 +210,7 @@ def check_rpm(rpm, spec, workdir):
     files = run(["rpm", "-qlp", rpm], "rpm -qlp").split()
     for want in ("/usr/sbin/promptmqd", "/usr/libexec/promptmq/promptmq-worker",
                  "/usr/libexec/promptmq/promptmq-walsvc", "/usr/bin/promptmq-passwd",
+                 "/usr/libexec/promptmq/promptmq-metrics",
                  "/etc/promptmq/promptmq.conf", "/etc/logrotate.d/promptmq",
                  "/usr/lib/systemd/system/promptmq.service",
                  "/usr/lib/sysusers.d/promptmq.conf", "/var/lib/promptmq", "/var/log/promptmq"):

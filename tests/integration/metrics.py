@@ -1,0 +1,260 @@
+"""metrics.enabled: promptmq-metrics serves the Prometheus exposition,
+/health and /ready from the counters every process writes.  Counters
+move by exactly the traffic sent; a worker's totals survive its restart;
+restarts and reloads are counted; /ready turns 503 while walsvc is down
+and 200 again after; the exposition follows the text format (families
+together, HELP and TYPE once, and promtool's own check when Debian's
+prometheus package is installed); bad HTTP input (garbage, oversized
+headers, other methods, slow and idle connections by the hundred) harms
+neither the endpoint nor MQTT; a reload moves the endpoint and turns it
+off."""
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pmq
+from pmq import check
+
+PROMTOOL = shutil.which("promtool")
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def http_port(b, start=0):
+    """(host, port) of the endpoint, as the log says it was bound."""
+    m = b.wait_log(r"listening addr=(127\.0\.0\.\d+):(\d+) slots=1 kind=http",
+                   start=start)
+    return m.group(1), int(m.group(2))
+
+
+def get(port, path, method="GET"):
+    c = http.client.HTTPConnection(port[0], port[1], timeout=pmq.patience(10))
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        return r.status, r.getheader("Content-Type"), r.read().decode()
+    finally:
+        c.close()
+
+
+def scrape(port):
+    """{(name, labels): value}, the format checked on the way."""
+    status, ctype, text = get(port, "/metrics")
+    check(status == 200 and ctype.startswith("text/plain; version=0.0.4"),
+          "/metrics: %d %s" % (status, ctype))
+    seen, values, current = set(), {}, None
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            fam = line.split()[2]
+            if line.startswith("# HELP "):
+                check(fam not in seen, "family %s announced twice" % fam)
+                seen.add(fam)
+                current = fam
+            else:
+                check(fam == current and line.split()[3] in ("counter", "gauge"),
+                      "TYPE out of place: %r" % line)
+            continue
+        m = SAMPLE.match(line)
+        check(m, "not a sample line: %r" % line)
+        check(m.group(1) == current, "sample %r outside its family %s" % (line, current))
+        check((m.group(1), m.group(2) or "") not in values, "series twice: %r" % line)
+        values[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    check(not any(k[0].endswith("_total") for k in values) or
+          "promptmq_messages_received_total" in seen, "families missing:\n%s" % text)
+    if PROMTOOL:
+        r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, text=True,
+                           capture_output=True, timeout=20)
+        check(r.returncode == 0, "promtool check metrics:\n%s%s" % (r.stdout, r.stderr))
+    return values
+
+
+def total(values, name, **labels):
+    want = ['%s="%s"' % kv for kv in labels.items()]
+    return sum(v for (n, l), v in values.items()
+               if n == name and all(w in l for w in want))
+
+
+def wait_value(port, name, want, what, **labels):
+    got = []
+
+    def reached():
+        got[:] = [total(scrape(port), name, **labels)]
+        return got[0] == want
+    try:
+        pmq.wait_for(reached, 10, what)
+    except pmq.TestFailure:
+        raise pmq.TestFailure("%s: %s is %s, expected %s" % (what, name, got, want))
+
+
+def ready(port):
+    status, ctype, body = get(port, "/ready")
+    check(ctype == "application/json", "/ready: %s" % ctype)
+    return status, body
+
+
+def counting(b, port):
+    """Traffic moves the counters by exactly what was sent."""
+    before = scrape(port)
+    sub, _ = pmq.raw_elsewhere(b, 5, "subscriber", 1)
+    sub.connect(pmq.unique("msub"))
+    topic = pmq.unique("metrics")
+    sub.subscribe([(topic, 1)])
+    pub, _ = pmq.raw_elsewhere(b, 5, "publisher", 0)
+    pub.connect(pmq.unique("mpub"))
+    for i in range(40):
+        pub.publish(topic, b"m%d" % i, 1)
+    for i in range(40):
+        sub.message()
+    base = {n: total(before, n) for n in ("promptmq_messages_received_total",
+                                          "promptmq_messages_delivered_total",
+                                          "promptmq_messages_forwarded_total")}
+    wait_value(port, "promptmq_messages_received_total",
+               base["promptmq_messages_received_total"] + 40, "messages received")
+    wait_value(port, "promptmq_messages_delivered_total",
+               base["promptmq_messages_delivered_total"] + 40, "messages delivered")
+    wait_value(port, "promptmq_messages_forwarded_total",
+               base["promptmq_messages_forwarded_total"] + 40,
+               "messages forwarded to the subscriber's worker")
+    wait_value(port, "promptmq_connections", 2, "connections open")
+    return sub, pub, topic
+
+
+def restarts(b, port, sub, pub, topic):
+    # a worker killed: its slot's totals go on from where they were
+    values = scrape(port)
+    slot = b.slot_of_socket(pub.local_port)
+    kept = total(values, "promptmq_messages_received_total", worker=str(slot))
+    check(kept >= 40, "the publisher's worker counted %s" % kept)
+    os.kill(b.worker_pid(slot), signal.SIGKILL)
+    wait_value(port, "promptmq_child_restarts_total", 1, "worker restart counted",
+               role="worker")
+    wait_value(port, "promptmq_workers_up", 2, "the worker back")
+    after = total(scrape(port), "promptmq_messages_received_total", worker=str(slot))
+    check(after >= kept, "worker %d's total fell from %s to %s" % (slot, kept, after))
+    sub.close()
+    pub.close()
+
+    # walsvc killed twice: the second restart waits server.respawn-delay,
+    # long enough to see /ready say so
+    for n in (1, 2):
+        pmq.wait_for(lambda: ready(port)[0] == 200, 20, "ready again")
+        os.kill(b.child_pids("promptmq-walsvc")[0], signal.SIGKILL)
+        wait_value(port, "promptmq_child_restarts_total", n, "walsvc restart counted",
+                   role="walsvc")
+    status, body = ready(port)
+    check(status == 503 and '"walsvc":"down"' in body,
+          "/ready while walsvc waits to restart: %d %s" % (status, body))
+    check(get(port, "/health")[0] == 200, "/health while walsvc is down")
+    pmq.wait_for(lambda: ready(port)[0] == 200, 20, "ready after walsvc")
+
+    # the metrics child itself
+    mpid = b.child_pids("promptmq-metric")[0]
+    os.kill(mpid, signal.SIGKILL)
+    pmq.wait_for(lambda: [p for p in b.child_pids("promptmq-metric") if p != mpid], 20,
+                 "promptmq-metrics back")
+    pmq.wait_for(lambda: _answers(port), 20, "the endpoint back")
+    wait_value(port, "promptmq_child_restarts_total", 1, "metrics restart counted",
+               role="metrics")
+
+
+def _answers(port):
+    try:
+        return get(port, "/health")[0] == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def bad_input(b, port):
+    mpid = b.child_pids("promptmq-metric")[0]
+    check(get(port, "/metrics", "POST")[0] in (405, 501), "POST answered as GET")
+    check(get(port, "/nowhere")[0] == 404, "an unknown path")
+    for junk in (b"\x00\xff garbage\r\n\r\n", b"GET /metrics HTTP/1.1\r\nX: " +
+                 b"a" * 20000 + b"\r\n\r\n", b"GET " + b"/" * 70000 + b" HTTP/1.1\r\n\r\n"):
+        s = socket.create_connection(port, timeout=pmq.patience(10))
+        try:
+            s.sendall(junk)
+            data = s.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        s.close()
+        check(not data.startswith(b"HTTP/1.1 200"), "junk answered 200: %r" % data[:60])
+    # idle and slow connections by the hundred: the endpoint still answers
+    idle = []
+    for i in range(300):
+        s = socket.create_connection(port, timeout=pmq.patience(10))
+        if i % 2:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")   # never finished
+        idle.append(s)
+    check(get(port, "/health")[0] == 200, "/health with 300 idle connections")
+    scrape(port)
+    # a request never finished is cut off (5 s)
+    t0 = time.monotonic()
+    idle[1].settimeout(pmq.patience(30))
+    try:
+        idle[1].recv(100)
+    except (ConnectionResetError, socket.timeout):
+        pass
+    check(time.monotonic() - t0 < pmq.patience(30), "a slow request was never cut off")
+    for s in idle:
+        s.close()
+    check(b.child_pids("promptmq-metric") == [mpid], "promptmq-metrics died of bad input")
+    # MQTT unaffected
+    r = pmq.RawClient(b.port, 5, "after bad HTTP")
+    r.connect(pmq.unique("mq"))
+    r.ping()
+    r.close()
+
+
+def reloads(b, port):
+    before = total(scrape(port), "promptmq_reloads_total", result="applied")
+    # moved: the new address answers, the old one is closed
+    mark = b.mark()
+    b.write_conf({"metrics.enabled": True, "metrics.bind": "127.0.0.2:0"})
+    b.reload()
+    newport = http_port(b, start=mark)
+    check(newport != port, "the endpoint did not move")
+    pmq.wait_for(lambda: _answers(newport), 20, "the endpoint at its new port")
+    check(not _answers(port), "the old port still answers")
+    check(total(scrape(newport), "promptmq_reloads_total", result="applied") == before + 1,
+          "the reload was not counted")
+    # off: nothing listens, no child
+    b.write_conf({"metrics.enabled": False})
+    b.reload()
+    pmq.wait_for(lambda: not b.child_pids("promptmq-metric"), 20,
+                 "promptmq-metrics gone")
+    check(not _answers(newport), "the endpoint answers with metrics.enabled off")
+    r = pmq.RawClient(b.port, 5, "after the endpoint went")
+    r.connect(pmq.unique("mq"))
+    r.close()
+
+
+def test():
+    b = pmq.PromptMQ(workers=2, name="metrics", conf_values={
+        "metrics.enabled": True, "metrics.bind": "127.0.0.1:0",
+        "server.respawn-delay": "3s"})
+    b.start()
+    try:
+        port = http_port(b)
+        status, ctype, body = get(port, "/health")
+        check(status == 200 and ctype == "application/json" and "alive" in body,
+              "/health: %d %s %s" % (status, ctype, body))
+        status, body = ready(port)
+        check(status == 200 and '"workers_up":2' in body, "/ready: %d %s" % (status, body))
+        values = scrape(port)
+        check(total(values, "promptmq_workers") == 2, "promptmq_workers")
+        check(total(values, "promptmq_build_info") == 1, "build info")
+        sub, pub, topic = counting(b, port)
+        restarts(b, port, sub, pub, topic)
+        bad_input(b, port)
+        reloads(b, port)
+    finally:
+        b.stop()
+        b.cleanup()
+
+
+pmq.run_test(test)
