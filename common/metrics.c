@@ -17,7 +17,11 @@ struct metrics {
 	uint32_t	 magic;
 	uint32_t	 nworkers;
 	uint32_t	 nsup, nworker;	/* the tables' sizes it was made for */
+	uint32_t	 nwalsvc, pad;
 	metric_t	 sup[METRIC_SUP_N];
+	metric_t	 walsvc[METRIC_WALSVC_N];
+	metric_t	 fsync[METRICS_FSYNC_BUCKETS];	/* not cumulative */
+	metric_t	 fsync_sum_us;
 	metric_t	 workers[];	/* nworkers × METRIC_WORKER_N */
 };
 
@@ -30,6 +34,11 @@ struct series {
 	{ family, labels, help, type },
 static const struct series sup_series[] = { METRICS_SUP(METRIC_ROW) };
 static const struct series worker_series[] = { METRICS_WORKER(METRIC_ROW) };
+static const struct series walsvc_series[] = { METRICS_WALSVC(METRIC_ROW) };
+static const uint64_t fsync_bounds[] = METRICS_FSYNC_BOUNDS_US;
+
+_Static_assert(sizeof(fsync_bounds) / sizeof(fsync_bounds[0]) + 1 ==
+    METRICS_FSYNC_BUCKETS, "METRICS_FSYNC_BUCKETS is the bounds and +Inf");
 #undef METRIC_ROW
 
 size_t
@@ -47,6 +56,7 @@ metrics_init(void *mem, uint32_t nworkers)
 	m->nworkers = nworkers;
 	m->nsup = METRIC_SUP_N;
 	m->nworker = METRIC_WORKER_N;
+	m->nwalsvc = METRIC_WALSVC_N;
 	m->magic = METRICS_MAGIC;
 }
 
@@ -57,6 +67,7 @@ metrics_of(void *mem, size_t len)
 
 	if (mem == NULL || len < sizeof(*m) || m->magic != METRICS_MAGIC ||
 	    m->nsup != METRIC_SUP_N || m->nworker != METRIC_WORKER_N ||
+	    m->nwalsvc != METRIC_WALSVC_N ||
 	    len < metrics_size(m->nworkers))
 		return NULL;
 	return m;
@@ -72,6 +83,24 @@ metric_t *
 metrics_sup(struct metrics *m)
 {
 	return m->sup;
+}
+
+metric_t *
+metrics_walsvc(struct metrics *m)
+{
+	return m->walsvc;
+}
+
+void
+metrics_fsync(struct metrics *m, uint64_t us)
+{
+	size_t	 i;
+
+	for (i = 0; i < METRICS_FSYNC_BUCKETS - 1 && us > fsync_bounds[i];
+	    i++)
+		;
+	metric_add(&m->fsync[i], 1);
+	metric_add(&m->fsync_sum_us, us);
 }
 
 metric_t *
@@ -115,18 +144,59 @@ sample(struct buf *b, const struct series *s, int worker, uint64_t v)
 	    sizeof(line) - 1);
 }
 
+/* Series without a worker label, a header before each family. */
+static void
+plain(struct buf *out, const struct series *s, const metric_t *v, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		if (i == 0 || strcmp(s[i].family, s[i - 1].family) != 0)
+			header(out, &s[i]);
+		sample(out, &s[i], -1, metric_get(&v[i]));
+	}
+}
+
+static void
+fsync_histogram(struct buf *b, const struct metrics *m)
+{
+	char		 line[256];
+	uint64_t	 count = 0, sum = metric_get(&m->fsync_sum_us);
+	size_t		 i;
+	int		 n;
+
+	const char	*head = "# HELP promptmq_log_fsync_seconds Time of one "
+			    "fdatasync of the message log.\n# TYPE promptmq_"
+			    "log_fsync_seconds histogram\n";
+
+	buf_add(b, head, strlen(head));
+	for (i = 0; i < METRICS_FSYNC_BUCKETS; i++) {
+		count += metric_get(&m->fsync[i]);
+		if (i < METRICS_FSYNC_BUCKETS - 1)
+			n = snprintf(line, sizeof(line), "promptmq_log_fsync_"
+			    "seconds_bucket{le=\"%" PRIu64 ".%06" PRIu64 "\"} %"
+			    PRIu64 "\n", fsync_bounds[i] / 1000000,
+			    fsync_bounds[i] % 1000000, count);
+		else
+			n = snprintf(line, sizeof(line), "promptmq_log_fsync_"
+			    "seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", count);
+		buf_add(b, line, (size_t)n);
+	}
+	n = snprintf(line, sizeof(line), "promptmq_log_fsync_seconds_sum %"
+	    PRIu64 ".%06" PRIu64 "\npromptmq_log_fsync_seconds_count %" PRIu64
+	    "\n", sum / 1000000, sum % 1000000, count);
+	buf_add(b, line, (size_t)n);
+}
+
 int
 metrics_render(const struct metrics *m, struct buf *out)
 {
 	size_t		 i;
 	uint32_t	 w;
 
-	for (i = 0; i < METRIC_SUP_N; i++) {
-		if (i == 0 || strcmp(sup_series[i].family,
-		    sup_series[i - 1].family) != 0)
-			header(out, &sup_series[i]);
-		sample(out, &sup_series[i], -1, metric_get(&m->sup[i]));
-	}
+	plain(out, sup_series, m->sup, METRIC_SUP_N);
+	plain(out, walsvc_series, m->walsvc, METRIC_WALSVC_N);
+	fsync_histogram(out, m);
 	/* a family's series together: every worker, then the next labels */
 	for (i = 0; i < METRIC_WORKER_N; i++) {
 		if (i == 0 || strcmp(worker_series[i].family,

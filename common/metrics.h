@@ -52,6 +52,43 @@ enum { METRIC_COUNTER, METRIC_GAUGE };
 	    "result=\"rejected\"", METRIC_COUNTER,			\
 	    "Configuration reloads (SIGHUP), by result.")
 
+/* walsvc's */
+#define METRICS_WALSVC(X)						\
+	X(WAL_APPENDS, "promptmq_log_appends_total", "", METRIC_COUNTER,	\
+	    "Records appended to the message log.")			\
+	X(WAL_DUPLICATES, "promptmq_log_duplicate_appends_total", "",	\
+	    METRIC_COUNTER, "Appends sent again and recognised, not "	\
+	    "written twice.")						\
+	X(WAL_COMMITS, "promptmq_log_commits_total", "", METRIC_COUNTER,	\
+	    "Group commits of the message log.")				\
+	X(WAL_DISK_BYTES, "promptmq_log_disk_bytes", "", METRIC_GAUGE,	\
+	    "Bytes of the message log's segments on disk.")		\
+	X(WAL_SEGMENTS, "promptmq_log_segments", "", METRIC_GAUGE,	\
+	    "Segments of the message log.")				\
+	X(WAL_DISK_FULL, "promptmq_log_disk_full", "", METRIC_GAUGE,	\
+	    "1 while the log is over storage.max-disk: QoS 1 and 2 "	\
+	    "publishes are refused.")					\
+	X(WAL_FAILING, "promptmq_log_write_failing", "", METRIC_GAUGE,	\
+	    "1 while the last write or sync of the log failed.")	\
+	X(WAL_RECOVERY, "promptmq_log_recovery_seconds", "",		\
+	    METRIC_GAUGE, "How long walsvc took to recover the log and "	\
+	    "index at its last start.")					\
+	X(WAL_CLIENTS, "promptmq_clients_connected", "", METRIC_GAUGE,	\
+	    "Clients connected, by the client id registry.")		\
+	X(WAL_SESSIONS, "promptmq_sessions_stored", "", METRIC_GAUGE,	\
+	    "Stored (persistent) sessions, online and offline.")	\
+	X(WAL_RETAINED, "promptmq_retained_messages", "", METRIC_GAUGE,	\
+	    "Retained messages.")					\
+	X(WAL_WILLS, "promptmq_wills_pending", "", METRIC_GAUGE,		\
+	    "Wills held for connected clients or waiting for their "	\
+	    "delay.")
+
+/* fdatasync of the log, in microseconds: upper bounds of the buckets */
+#define METRICS_FSYNC_BOUNDS_US						\
+	{ 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,	\
+	    250000, 500000, 1000000 }
+#define METRICS_FSYNC_BUCKETS	14	/* the bounds and +Inf */
+
 /* each worker slot's, rendered with worker="SLOT" */
 #define METRICS_WORKER(X)						\
 	X(W_CONNECTIONS, "promptmq_connections", "", METRIC_GAUGE,	\
@@ -81,6 +118,7 @@ enum { METRIC_COUNTER, METRIC_GAUGE };
 #define METRIC_ID(id, family, labels, type, help)	METRIC_##id,
 enum metric_sup { METRICS_SUP(METRIC_ID) METRIC_SUP_N };
 enum metric_worker { METRICS_WORKER(METRIC_ID) METRIC_WORKER_N };
+enum metric_walsvc { METRICS_WALSVC(METRIC_ID) METRIC_WALSVC_N };
 #undef METRIC_ID
 
 typedef _Atomic uint64_t metric_t;
@@ -95,6 +133,9 @@ uint32_t metrics_nworkers(const struct metrics *);
 /* The supervisor's values, and a worker slot's. */
 metric_t *metrics_sup(struct metrics *);
 metric_t *metrics_worker(struct metrics *, uint32_t slot);
+metric_t *metrics_walsvc(struct metrics *);
+/* One fdatasync of the log that took `us` microseconds (walsvc). */
+void	 metrics_fsync(struct metrics *, uint64_t us);
 
 static inline void
 metric_set(metric_t *m, uint64_t v)

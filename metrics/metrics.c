@@ -13,7 +13,9 @@
  *	GET metrics.path	the exposition (text format 0.0.4)
  *	GET /health		200 while this process answers (it exits
  *				with the supervisor)
- *	GET /ready		200 when walsvc serves and a worker does;
+ *	GET /ready		200 when walsvc serves, its log takes
+ *				writes (not failing, not over
+ *				storage.max-disk) and a worker serves;
  *				503 otherwise; a short JSON body says which
  *
  * HTTP is libevent's evhttp, held short: GET and HEAD only, 8 KiB of
@@ -94,17 +96,21 @@ static void
 serve_ready(struct evhttp_request *req)
 {
 	metric_t	*sup = metrics_sup(mx.m);
+	metric_t	*wal = metrics_walsvc(mx.m);
 	uint64_t	 walsvc = metric_get(&sup[METRIC_SUP_WALSVC_UP]);
 	uint64_t	 up = metric_get(&sup[METRIC_SUP_WORKERS_UP]);
 	uint64_t	 slots = metric_get(&sup[METRIC_SUP_WORKERS]);
-	int		 ready = walsvc != 0 && up > 0;
+	const char	*log = metric_get(&wal[METRIC_WAL_FAILING]) ? "failing" :
+			    metric_get(&wal[METRIC_WAL_DISK_FULL]) ? "full" :
+			    "ok";
+	int		 ready = walsvc != 0 && up > 0 && strcmp(log, "ok") == 0;
 	char		 body[256];
 	int		 n;
 
 	n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"walsvc\":"
-	    "\"%s\",\"workers_up\":%llu,\"workers\":%llu}\n", ready ? "ready" :
-	    "not ready", walsvc ? "up" : "down", (unsigned long long)up,
-	    (unsigned long long)slots);
+	    "\"%s\",\"log\":\"%s\",\"workers_up\":%llu,\"workers\":%llu}\n",
+	    ready ? "ready" : "not ready", walsvc ? "up" : "down", log,
+	    (unsigned long long)up, (unsigned long long)slots);
 	reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable",
 	    "application/json", body, (size_t)n);
 }

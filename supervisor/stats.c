@@ -93,8 +93,8 @@ stats_open(struct supervisor *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* A worker gets the region to write; promptmq-metrics to read, and its
- * socket. */
+/* A worker and walsvc get the region to write; promptmq-metrics to
+ * read, and its socket. */
 void
 stats_send(struct supervisor *s, struct child *c)
 {
@@ -104,11 +104,12 @@ stats_send(struct supervisor *s, struct child *c)
 
 	if (s->stats == NULL)
 		return;
-	if (c->role == IPC_ROLE_WORKER) {
+	if (c->role == IPC_ROLE_WORKER || c->role == IPC_ROLE_WALSVC) {
 		if (ctl_send(c->ctl, IPC_CTL_METRICS, 0, &what, 1,
 		    s->stats_fd) == -1)
-			log_warn("cannot hand the counter region to a worker",
-			    "slot=%u", c->slot);
+			log_warn("cannot hand the counter region to a child",
+			    "role=%s slot=%u", ipc_role_name(c->role),
+			    c->slot);
 		return;
 	}
 	if (c->role != IPC_ROLE_METRICS)

@@ -419,7 +419,7 @@ commit(struct walsvc *ws)
 		return -1;
 	}
 	if (ws->mode == WAL_SYNC_ALWAYS && wal_synced_lsn(ws->wal) <
-	    wal_written_lsn(ws->wal) && (rv = wal_sync(ws->wal)) < 0) {
+	    wal_written_lsn(ws->wal) && (rv = stats_sync(ws)) < 0) {
 		report_failure(ws, "fsync", -rv);
 		return -1;
 	}
@@ -480,7 +480,7 @@ sync_cb(evutil_socket_t fd, short what, void *arg)
 	if (!ws->failing && wal_written_lsn(ws->wal) + 1 < wal_next_lsn(ws->wal))
 		commit(ws);
 	if (wal_synced_lsn(ws->wal) < wal_written_lsn(ws->wal) &&
-	    (rv = wal_sync(ws->wal)) < 0) {
+	    (rv = stats_sync(ws)) < 0) {
 		/* the records went back to pending: write them again */
 		report_failure(ws, "fsync", -rv);
 	}

@@ -21,6 +21,7 @@ WAL_LIBS = libwal.a
 pkglibexec_PROGRAMS += promptmq-walsvc
 promptmq_walsvc_SOURCES = \
 	walsvc/walsvc.c walsvc/walsvc.h \
+	walsvc/stats.c \
 	walsvc/append.c \
 	walsvc/index.c \
 	walsvc/registry.c \

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ipc_link.h"
 #include "log.h"
 #include "proc.h"
@@ -269,10 +270,12 @@ walsvc_start(struct proc *p)
 	char			 path[PATH_MAX], err[512];
 	uint64_t		 maxgen, mem;
 	uint8_t			 ready[8];
+	int64_t			 started;
 	int			 rv;
 
 	ws->proc = p;
 	ws->base = p->base;
+	started = clock_mono_ms();
 	waldir = config_str(&p->cfg, OPT_storage_wal_dir);
 	mem = (uint64_t)config_num(&p->cfg, OPT_storage_memory_buffer);
 
@@ -329,6 +332,8 @@ walsvc_start(struct proc *p)
 	maxgen = wal_role_generation_max(ws->wal, IPC_ROLE_WORKER);
 	if (index_worker_generation(ws->index) > maxgen)
 		maxgen = index_worker_generation(ws->index);
+	stats_recovered(ws, clock_mono_ms() - started);
+	stats_start(ws);
 	buf_store_u64(ready, maxgen);
 	proc_send(p, IPC_CTL_READY, ready, sizeof(ready));
 	log_info("walsvc ready", "gen=%llu sync=%s next_lsn=%llu "
@@ -357,6 +362,7 @@ walsvc_stop(struct proc *p)
 	struct walsvc	*ws = &walsvc;
 
 	append_stop(ws);
+	stats_publish(ws);
 	sessions_close(ws);
 	wills_close(ws);
 	retained_close(ws);
@@ -375,8 +381,23 @@ walsvc_stop(struct proc *p)
 	exit(0);
 }
 
+/* The counter region, before the configuration. */
+static void
+walsvc_control(struct proc *p, const struct ipc_record *rec, int fd)
+{
+	if (rec->type == IPC_CTL_METRICS && rec->len == 1 &&
+	    rec->body[0] == IPC_METRICS_REGION) {
+		stats_set_region(&walsvc, fd);
+		return;
+	}
+	log_warnx("unexpected control message", "type=0x%04x", rec->type);
+	if (fd != -1)
+		close(fd);
+}
+
 static const struct proc_ops walsvc_ops = {
 	.name = "walsvc",
+	.control = walsvc_control,
 	.start = walsvc_start,
 	.peers = walsvc_peers,
 	.reload = walsvc_reload,

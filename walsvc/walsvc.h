@@ -154,6 +154,8 @@ struct walsvc {
 	uint64_t		 appends;
 	uint64_t		 duplicates;
 	uint64_t		 commits;
+	struct metrics		*metrics;	/* the counter region, or NULL */
+	struct event		*stats_ev;
 };
 
 /* A long start-up step, said once a second while it lasts. */
@@ -168,6 +170,13 @@ void	 progress_start(struct progress *, const char *step);
 void	 progress_note(struct progress *, uint64_t done, uint64_t total);
 struct ipc_link	*walsvc_reply_link(struct walsvc *, uint8_t role, uint16_t slot,
 		    uint64_t gen);
+
+/* stats.c */
+void	 stats_set_region(struct walsvc *, int fd);
+void	 stats_start(struct walsvc *);
+void	 stats_publish(struct walsvc *);
+void	 stats_recovered(struct walsvc *, int64_t ms);
+int	 stats_sync(struct walsvc *);
 
 /* registry.c */
 int	 registry_start(struct walsvc *);

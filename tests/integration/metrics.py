@@ -47,7 +47,7 @@ def scrape(port):
     status, ctype, text = get(port, "/metrics")
     check(status == 200 and ctype.startswith("text/plain; version=0.0.4"),
           "/metrics: %d %s" % (status, ctype))
-    seen, values, current = set(), {}, None
+    seen, values, current, kind = set(), {}, None, None
     for line in text.splitlines():
         if line.startswith("# HELP ") or line.startswith("# TYPE "):
             fam = line.split()[2]
@@ -56,12 +56,15 @@ def scrape(port):
                 seen.add(fam)
                 current = fam
             else:
-                check(fam == current and line.split()[3] in ("counter", "gauge"),
+                kind = line.split()[3]
+                check(fam == current and kind in ("counter", "gauge", "histogram"),
                       "TYPE out of place: %r" % line)
             continue
         m = SAMPLE.match(line)
         check(m, "not a sample line: %r" % line)
-        check(m.group(1) == current, "sample %r outside its family %s" % (line, current))
+        names = ([current + s for s in ("_bucket", "_sum", "_count")]
+                 if kind == "histogram" else [current])
+        check(m.group(1) in names, "sample %r outside its family %s" % (line, current))
         check((m.group(1), m.group(2) or "") not in values, "series twice: %r" % line)
         values[(m.group(1), m.group(2) or "")] = float(m.group(3))
     check(not any(k[0].endswith("_total") for k in values) or
@@ -112,7 +115,9 @@ def counting(b, port):
         sub.message()
     base = {n: total(before, n) for n in ("promptmq_messages_received_total",
                                           "promptmq_messages_delivered_total",
-                                          "promptmq_messages_forwarded_total")}
+                                          "promptmq_messages_forwarded_total",
+                                          "promptmq_log_appends_total",
+                                          "promptmq_log_fsync_seconds_count")}
     wait_value(port, "promptmq_messages_received_total",
                base["promptmq_messages_received_total"] + 40, "messages received")
     wait_value(port, "promptmq_messages_delivered_total",
@@ -121,6 +126,19 @@ def counting(b, port):
                base["promptmq_messages_forwarded_total"] + 40,
                "messages forwarded to the subscriber's worker")
     wait_value(port, "promptmq_connections", 2, "connections open")
+    wait_value(port, "promptmq_clients_connected", 2, "clients in the registry")
+    # walsvc: every QoS 1 message appended, each acknowledgement after a
+    # timed fdatasync (storage.wal-sync always)
+    pmq.wait_for(lambda: total(scrape(port), "promptmq_log_appends_total") >=
+                 base["promptmq_log_appends_total"] + 40, 10, "40 appends counted")
+    after = scrape(port)
+    check(total(after, "promptmq_log_fsync_seconds_count") >
+          base["promptmq_log_fsync_seconds_count"], "no fdatasync counted")
+    check(total(after, "promptmq_log_fsync_seconds_bucket", le="+Inf") ==
+          total(after, "promptmq_log_fsync_seconds_count"), "+Inf bucket != count")
+    pub.send(pmq.publish_packet(topic + "/kept", b"r", 1, pid=900, retain=True, version=5))
+    pub.expect(pmq.PUBACK)
+    wait_value(port, "promptmq_retained_messages", 1, "the retained message")
     return sub, pub, topic
 
 
@@ -244,7 +262,8 @@ def test():
         check(status == 200 and ctype == "application/json" and "alive" in body,
               "/health: %d %s %s" % (status, ctype, body))
         status, body = ready(port)
-        check(status == 200 and '"workers_up":2' in body, "/ready: %d %s" % (status, body))
+        check(status == 200 and '"workers_up":2' in body and '"log":"ok"' in body,
+              "/ready: %d %s" % (status, body))
         values = scrape(port)
         check(total(values, "promptmq_workers") == 2, "promptmq_workers")
         check(total(values, "promptmq_build_info") == 1, "build info")

@@ -66,7 +66,27 @@ START_TEST(test_exposition)
 	metric_add(&metrics_sup(m)[METRIC_SUP_RESTARTS_WALSVC], 3);
 	metric_set(&metrics_worker(m, 1)[METRIC_W_DROPPED_QUEUE], 12);
 	metric_set(&metrics_worker(m, 0)[METRIC_W_CONNECTIONS], 4);
+	metric_set(&metrics_walsvc(m)[METRIC_WAL_RETAINED], 9);
+	metrics_fsync(m, 300);
+	metrics_fsync(m, 100);
+	metrics_fsync(m, 2000000);
 	text = render(m);
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_retained_messages 9\n"));
+	/* a histogram: cumulative buckets, +Inf, sum in seconds, count */
+	ck_assert_ptr_nonnull(strstr(text, "# TYPE promptmq_log_fsync_seconds "
+	    "histogram\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_log_fsync_seconds_bucket"
+	    "{le=\"0.000100\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_log_fsync_seconds_bucket"
+	    "{le=\"0.000500\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_log_fsync_seconds_bucket"
+	    "{le=\"1.000000\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_log_fsync_seconds_bucket"
+	    "{le=\"+Inf\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_log_fsync_seconds_sum "
+	    "2.000400\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_log_fsync_seconds_count "
+	    "3\n"));
 	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_workers 2\n"));
 	ck_assert_ptr_nonnull(strstr(text,
 	    "\npromptmq_child_restarts_total{role=\"walsvc\"} 3\n"));
@@ -90,10 +110,9 @@ START_TEST(test_exposition)
 		} else if (line[0] != '#') {
 			ck_assert_int_gt(nfams, 0);
 			ck_assert_msg(strncmp(line, fams[nfams - 1],
-			    strlen(fams[nfams - 1])) == 0 && (line[strlen(
-			    fams[nfams - 1])] == '{' || line[strlen(
-			    fams[nfams - 1])] == ' '), "%s outside %s", line,
-			    fams[nfams - 1]);
+			    strlen(fams[nfams - 1])) == 0 && strchr("{ _",
+			    line[strlen(fams[nfams - 1])]) != NULL,
+			    "%s outside %s", line, fams[nfams - 1]);
 		}
 	}
 	ck_assert_int_gt(nfams, 10);
