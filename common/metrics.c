@@ -4,9 +4,14 @@
  */
 #include "config.h"
 
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "metrics.h"
@@ -70,6 +75,28 @@ metrics_of(void *mem, size_t len)
 	    m->nwalsvc != METRIC_WALSVC_N ||
 	    len < metrics_size(m->nworkers))
 		return NULL;
+	return m;
+}
+
+struct metrics *
+metrics_map(int fd, int writable, const char **why)
+{
+	struct metrics	*m;
+	struct stat	 st;
+	void		*mem;
+
+	if (fstat(fd, &st) == -1 || (mem = mmap(NULL, (size_t)st.st_size,
+	    writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd,
+	    0)) == MAP_FAILED) {
+		*why = strerror(errno);
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	if ((m = metrics_of(mem, (size_t)st.st_size)) == NULL) {
+		*why = "not a counter region of this version";
+		munmap(mem, (size_t)st.st_size);
+	}
 	return m;
 }
 

@@ -129,6 +129,11 @@ size_t	 metrics_size(uint32_t nworkers);
 void	 metrics_init(void *mem, uint32_t nworkers);
 /* The region in a mapping, or NULL when the bytes are not one. */
 struct metrics *metrics_of(void *mem, size_t len);
+/*
+ * Map the region the supervisor handed over (fd, closed here), for
+ * writing or only reading: the region, or NULL with *why.
+ */
+struct metrics *metrics_map(int fd, int writable, const char **why);
 uint32_t metrics_nworkers(const struct metrics *);
 /* The supervisor's values, and a worker slot's. */
 metric_t *metrics_sup(struct metrics *);

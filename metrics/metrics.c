@@ -23,10 +23,6 @@
  */
 #include "config.h"
 
-#include <sys/mman.h>
-#include <sys/stat.h>
-
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +45,6 @@ static struct {
 	struct proc	*proc;
 	struct evhttp	*http;
 	struct metrics	*m;
-	size_t		 mlen;
 	int		 listen_fd;
 } mx = { .listen_fd = -1 };
 
@@ -172,8 +167,7 @@ metrics_stop(struct proc *p)
 static void
 metrics_control(struct proc *p, const struct ipc_record *rec, int fd)
 {
-	struct stat	 st;
-	void		*mem;
+	const char	*why;
 
 	if (rec->type != IPC_CTL_METRICS || rec->len != 1 || fd == -1) {
 		log_warnx("unexpected control message", "type=0x%04x",
@@ -188,20 +182,12 @@ metrics_control(struct proc *p, const struct ipc_record *rec, int fd)
 		mx.listen_fd = fd;
 		return;
 	}
-	if (mx.m != NULL || fstat(fd, &st) == -1 || (mem = mmap(NULL,
-	    (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
-		log_warnx("counter region not taken", "error=\"%s\"",
-		    strerror(errno));
+	if (mx.m != NULL) {
 		close(fd);
 		return;
 	}
-	close(fd);
-	if ((mx.m = metrics_of(mem, (size_t)st.st_size)) == NULL) {
-		log_warnx("counter region not taken", "error=\"not one\"");
-		munmap(mem, (size_t)st.st_size);
-		return;
-	}
-	mx.mlen = (size_t)st.st_size;
+	if ((mx.m = metrics_map(fd, 0, &why)) == NULL)
+		log_warnx("counter region not taken", "error=\"%s\"", why);
 }
 
 static const struct proc_ops metrics_ops = {

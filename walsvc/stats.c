@@ -9,11 +9,6 @@
  */
 #include "config.h"
 
-#include <sys/mman.h>
-#include <sys/stat.h>
-
-#include <errno.h>
-#include <string.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -27,24 +22,17 @@
 void
 stats_set_region(struct walsvc *ws, int fd)
 {
-	struct stat	 st;
-	void		*mem;
+	const char	*why;
 	metric_t	*v;
 
 	if (fd == -1)
 		return;
-	if (ws->metrics != NULL || fstat(fd, &st) == -1 || (mem = mmap(NULL,
-	    (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
-	    MAP_FAILED) {
-		log_warnx("counter region not taken", "error=\"%s\"",
-		    strerror(errno));
+	if (ws->metrics != NULL) {
 		close(fd);
 		return;
 	}
-	close(fd);
-	if ((ws->metrics = metrics_of(mem, (size_t)st.st_size)) == NULL) {
-		log_warnx("counter region not taken", "error=\"not one\"");
-		munmap(mem, (size_t)st.st_size);
+	if ((ws->metrics = metrics_map(fd, 1, &why)) == NULL) {
+		log_warnx("counter region not taken", "error=\"%s\"", why);
 		return;
 	}
 	v = metrics_walsvc(ws->metrics);

@@ -10,11 +10,6 @@
  */
 #include "config.h"
 
-#include <sys/mman.h>
-#include <sys/stat.h>
-
-#include <errno.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -36,25 +31,18 @@ void
 stats_set_region(struct worker *w, uint16_t slot, int fd)
 {
 	struct metrics	*m;
-	struct stat	 st;
-	void		*mem;
+	const char	*why;
 
 	if (fd == -1)
 		return;
-	if (w->metrics != NULL || fstat(fd, &st) == -1 || (mem = mmap(NULL,
-	    (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
-	    MAP_FAILED) {
-		log_warnx("counter region not taken", "error=\"%s\"",
-		    strerror(errno));
+	if (w->metrics != NULL) {
 		close(fd);
 		return;
 	}
-	close(fd);
-	if ((m = metrics_of(mem, (size_t)st.st_size)) == NULL ||
+	if ((m = metrics_map(fd, 1, &why)) == NULL ||
 	    (w->metrics = metrics_worker(m, slot)) == NULL) {
-		log_warnx("counter region not taken", "error=\"not one for "
-		    "this slot\"");
-		munmap(mem, (size_t)st.st_size);
+		log_warnx("counter region not taken", "error=\"%s\"", m ? "no "
+		    "slot of ours in it" : why);
 		return;
 	}
 	/* what the slot's earlier workers counted goes on */
