@@ -91,8 +91,33 @@ enum { METRIC_COUNTER, METRIC_GAUGE };
 
 /* each worker slot's, rendered with worker="SLOT" */
 #define METRICS_WORKER(X)						\
-	X(W_CONNECTIONS, "promptmq_connections", "", METRIC_GAUGE,	\
-	    "Client connections open.")					\
+	X(W_CONN_TCP, "promptmq_connections", "transport=\"tcp\"",	\
+	    METRIC_GAUGE, "Client connections open, by transport.")	\
+	X(W_CONN_TLS, "promptmq_connections", "transport=\"tls\"",	\
+	    METRIC_GAUGE, "Client connections open, by transport.")	\
+	X(W_CONN_WS, "promptmq_connections", "transport=\"ws\"",	\
+	    METRIC_GAUGE, "Client connections open, by transport.")	\
+	X(W_CONN_WSS, "promptmq_connections", "transport=\"wss\"",	\
+	    METRIC_GAUGE, "Client connections open, by transport.")	\
+	X(W_CLIENTS_5, "promptmq_clients", "protocol=\"5.0\"",		\
+	    METRIC_GAUGE, "Clients connected (CONNECT accepted), by "	\
+	    "protocol version.")					\
+	X(W_CLIENTS_311, "promptmq_clients", "protocol=\"3.1.1\"",	\
+	    METRIC_GAUGE, "Clients connected (CONNECT accepted), by "	\
+	    "protocol version.")					\
+	X(W_CLIENTS_31, "promptmq_clients", "protocol=\"3.1\"",		\
+	    METRIC_GAUGE, "Clients connected (CONNECT accepted), by "	\
+	    "protocol version.")					\
+	X(W_SUBSCRIPTIONS, "promptmq_subscriptions", "", METRIC_GAUGE,	\
+	    "Subscriptions of the clients connected.")			\
+	X(W_PACKETS_IN, "promptmq_packets_received_total", "",		\
+	    METRIC_COUNTER, "MQTT packets received from clients.")	\
+	X(W_PACKETS_OUT, "promptmq_packets_sent_total", "",		\
+	    METRIC_COUNTER, "MQTT packets sent to clients.")		\
+	X(W_BYTES_IN, "promptmq_received_bytes_total", "",		\
+	    METRIC_COUNTER, "MQTT bytes received from clients.")	\
+	X(W_BYTES_OUT, "promptmq_sent_bytes_total", "", METRIC_COUNTER,	\
+	    "MQTT bytes sent to clients.")				\
 	X(W_ACCEPTED, "promptmq_connections_accepted_total", "",		\
 	    METRIC_COUNTER, "Client connections accepted.")		\
 	X(W_RECEIVED, "promptmq_messages_received_total", "",		\

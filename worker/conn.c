@@ -80,6 +80,7 @@ conn_send_packet(struct conn *c, const struct mqtt_packet *pkt)
 {
 	static struct log_ratelimit	 rl;
 
+	c->w->stats.packets_out++;
 	if (mqtt_encode(conn_out(c), pkt, c->level) == -1)
 		log_limited(&rl, LOG_LEVEL_ERROR, "cannot encode packet",
 		    "type=%s client=%.*s", mqtt_type_name(pkt->type),
@@ -125,6 +126,7 @@ write_out(struct conn *c)
 			return -1;
 		}
 		buf_consume(&c->out, (size_t)n);
+		c->w->stats.bytes_out += (size_t)n;
 	}
 	c->out_msgs = 0;
 	/* an idle connection keeps no buffer */
@@ -252,6 +254,7 @@ dispatch(struct conn *c, const struct mqtt_packet *pkt,
 {
 	struct mqtt_packet	 resp;
 
+	c->w->stats.packets_in++;
 	if (c->state == CONN_NEW && pkt->type != MQTT_CONNECT) {
 		conn_close(c, NO_REASON, "first packet is not CONNECT");
 		return;
@@ -569,6 +572,7 @@ read_some(struct conn *c, struct worker *w)
 		n = conn_recv(c, w->scratch, WORKER_READ_CHUNK);
 		if (n <= 0)
 			goto eof;
+		w->stats.bytes_in += (size_t)n;
 		used = process(c, w->scratch, (size_t)n);
 		if (c->state != CONN_CLOSING && used < (size_t)n &&
 		    buf_add(&c->in, w->scratch + used, (size_t)n - used) == -1)
@@ -584,6 +588,7 @@ read_some(struct conn *c, struct worker *w)
 	n = conn_recv(c, dst, WORKER_READ_CHUNK);
 	if (n <= 0)
 		goto eof;
+	w->stats.bytes_in += (size_t)n;
 	c->in.len += (size_t)n;
 	process_kept(c);
 	/* what is left is one incomplete packet: keep it small */

@@ -15,7 +15,8 @@
 #include "log.h"
 #include "worker.h"
 
-/* Each counter of worker_stats and its place in the slot. */
+/* Each counter of worker_stats and its place in the slot (packets_out
+ * is published with the deliveries added). */
 #define STATS(X)							\
 	X(accepted, METRIC_W_ACCEPTED)					\
 	X(publishes_in, METRIC_W_RECEIVED)				\
@@ -25,7 +26,10 @@
 	X(dropped_queue, METRIC_W_DROPPED_QUEUE)			\
 	X(expired, METRIC_W_DROPPED_EXPIRED)				\
 	X(protocol_errors, METRIC_W_PROTOCOL_ERRORS)			\
-	X(auth_failures, METRIC_W_AUTH_FAILURES)
+	X(auth_failures, METRIC_W_AUTH_FAILURES)				\
+	X(packets_in, METRIC_W_PACKETS_IN)				\
+	X(bytes_in, METRIC_W_BYTES_IN)					\
+	X(bytes_out, METRIC_W_BYTES_OUT)
 
 void
 stats_set_region(struct worker *w, uint16_t slot, int fd)
@@ -54,10 +58,35 @@ stats_set_region(struct worker *w, uint16_t slot, int fd)
 void
 stats_publish(struct worker *w)
 {
+	uint64_t	 transport[4] = { 0 }, levels[3] = { 0 }, subs = 0;
+	struct conn	*c;
+	struct conn_sub	*sub;
+
 	if (w->metrics == NULL)
 		return;
 #define PUBLISH(field, id)	metric_set(&w->metrics[id], w->stats.field);
 	STATS(PUBLISH)
 #undef PUBLISH
-	metric_set(&w->metrics[METRIC_W_CONNECTIONS], w->nconns);
+	/* what was sent: PUBLISH packets are the deliveries */
+	metric_set(&w->metrics[METRIC_W_PACKETS_OUT], w->stats.packets_out +
+	    w->stats.deliveries);
+	/* gauges: counted over the connections, once a second */
+	for (c = w->conns; c; c = c->next) {
+		transport[c->ws == 2 ? 3 : c->ws == 1 ? 2 : c->ssl != NULL ? 1 :
+		    0]++;
+		if (c->state != CONN_ACTIVE)
+			continue;
+		levels[c->level == MQTT_LEVEL_5 ? 0 : c->level ==
+		    MQTT_LEVEL_311 ? 1 : 2]++;
+		for (sub = c->subs; sub; sub = sub->next)
+			subs++;
+	}
+	metric_set(&w->metrics[METRIC_W_CONN_TCP], transport[0]);
+	metric_set(&w->metrics[METRIC_W_CONN_TLS], transport[1]);
+	metric_set(&w->metrics[METRIC_W_CONN_WS], transport[2]);
+	metric_set(&w->metrics[METRIC_W_CONN_WSS], transport[3]);
+	metric_set(&w->metrics[METRIC_W_CLIENTS_5], levels[0]);
+	metric_set(&w->metrics[METRIC_W_CLIENTS_311], levels[1]);
+	metric_set(&w->metrics[METRIC_W_CLIENTS_31], levels[2]);
+	metric_set(&w->metrics[METRIC_W_SUBSCRIPTIONS], subs);
 }

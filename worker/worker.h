@@ -298,6 +298,10 @@ struct worker_stats {
 	uint64_t		 expired;	/* not sent: expired queued */
 	uint64_t		 protocol_errors;
 	uint64_t		 auth_failures;
+	uint64_t		 packets_in;
+	uint64_t		 packets_out;	/* but PUBLISH (deliveries) */
+	uint64_t		 bytes_in;
+	uint64_t		 bytes_out;
 };
 
 struct worker {

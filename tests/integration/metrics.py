@@ -126,6 +126,17 @@ def counting(b, port):
                base["promptmq_messages_forwarded_total"] + 40,
                "messages forwarded to the subscriber's worker")
     wait_value(port, "promptmq_connections", 2, "connections open")
+    wait_value(port, "promptmq_connections", 2, "TCP connections", transport="tcp")
+    wait_value(port, "promptmq_clients", 2, "5.0 clients", protocol="5.0")
+    wait_value(port, "promptmq_subscriptions", 1, "subscriptions")
+    now = scrape(port)
+    for fam in ("promptmq_packets_received_total", "promptmq_packets_sent_total",
+                "promptmq_received_bytes_total", "promptmq_sent_bytes_total"):
+        check(total(now, fam) > total(before, fam), "%s did not move" % fam)
+    # 40 PUBLISH in and 40 out at least, each of 5+ bytes
+    check(total(now, "promptmq_packets_received_total") -
+          total(before, "promptmq_packets_received_total") >= 40 + 40,
+          "packets received: PUBLISH and PUBACK each way")
     wait_value(port, "promptmq_clients_connected", 2, "clients in the registry")
     # walsvc: every QoS 1 message appended, each acknowledgement after a
     # timed fdatasync (storage.wal-sync always)

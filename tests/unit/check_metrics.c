@@ -65,7 +65,7 @@ START_TEST(test_exposition)
 	metric_set(&metrics_sup(m)[METRIC_SUP_WORKERS], 2);
 	metric_add(&metrics_sup(m)[METRIC_SUP_RESTARTS_WALSVC], 3);
 	metric_set(&metrics_worker(m, 1)[METRIC_W_DROPPED_QUEUE], 12);
-	metric_set(&metrics_worker(m, 0)[METRIC_W_CONNECTIONS], 4);
+	metric_set(&metrics_worker(m, 0)[METRIC_W_CONN_TLS], 4);
 	metric_set(&metrics_walsvc(m)[METRIC_WAL_RETAINED], 9);
 	metrics_fsync(m, 300);
 	metrics_fsync(m, 100);
@@ -93,7 +93,7 @@ START_TEST(test_exposition)
 	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_messages_dropped_total"
 	    "{worker=\"1\",reason=\"queue_full\"} 12\n"));
 	ck_assert_ptr_nonnull(strstr(text,
-	    "\npromptmq_connections{worker=\"0\"} 4\n"));
+	    "\npromptmq_connections{worker=\"0\",transport=\"tls\"} 4\n"));
 	ck_assert_ptr_nonnull(strstr(text, "# TYPE promptmq_connections "
 	    "gauge\n"));
 	ck_assert_ptr_nonnull(strstr(text, "# TYPE promptmq_messages_received_"
