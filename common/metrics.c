@@ -184,6 +184,8 @@ plain(struct buf *out, const struct series *s, const metric_t *v, size_t n)
 	}
 }
 
+#define FSYNC_FAMILY	"promptmq_log_fsync_seconds"
+
 static void
 fsync_histogram(struct buf *b, const struct metrics *m)
 {
@@ -192,26 +194,25 @@ fsync_histogram(struct buf *b, const struct metrics *m)
 	size_t		 i;
 	int		 n;
 
-	const char	*head = "# HELP promptmq_log_fsync_seconds Time of one "
-			    "fdatasync of the message log.\n# TYPE promptmq_"
-			    "log_fsync_seconds histogram\n";
-
-	buf_add(b, head, strlen(head));
+	n = snprintf(line, sizeof(line), "# HELP %s Time of one fdatasync of "
+	    "the message log.\n# TYPE %s histogram\n", FSYNC_FAMILY,
+	    FSYNC_FAMILY);
+	buf_add(b, line, (size_t)n);
 	for (i = 0; i < METRICS_FSYNC_BUCKETS; i++) {
 		count += metric_get(&m->fsync[i]);
 		if (i < METRICS_FSYNC_BUCKETS - 1)
-			n = snprintf(line, sizeof(line), "promptmq_log_fsync_"
-			    "seconds_bucket{le=\"%" PRIu64 ".%06" PRIu64 "\"} %"
-			    PRIu64 "\n", fsync_bounds[i] / 1000000,
+			n = snprintf(line, sizeof(line), "%s_bucket{le=\"%"
+			    PRIu64 ".%06" PRIu64 "\"} %" PRIu64 "\n",
+			    FSYNC_FAMILY, fsync_bounds[i] / 1000000,
 			    fsync_bounds[i] % 1000000, count);
 		else
-			n = snprintf(line, sizeof(line), "promptmq_log_fsync_"
-			    "seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", count);
+			n = snprintf(line, sizeof(line), "%s_bucket{le="
+			    "\"+Inf\"} %" PRIu64 "\n", FSYNC_FAMILY, count);
 		buf_add(b, line, (size_t)n);
 	}
-	n = snprintf(line, sizeof(line), "promptmq_log_fsync_seconds_sum %"
-	    PRIu64 ".%06" PRIu64 "\npromptmq_log_fsync_seconds_count %" PRIu64
-	    "\n", sum / 1000000, sum % 1000000, count);
+	n = snprintf(line, sizeof(line), "%s_sum %" PRIu64 ".%06" PRIu64
+	    "\n%s_count %" PRIu64 "\n", FSYNC_FAMILY, sum / 1000000,
+	    sum % 1000000, FSYNC_FAMILY, count);
 	buf_add(b, line, (size_t)n);
 }
 

@@ -65,6 +65,11 @@ enum { METRIC_COUNTER, METRIC_GAUGE };
 	    "Bytes of the message log's segments on disk.")		\
 	X(WAL_SEGMENTS, "promptmq_log_segments", "", METRIC_GAUGE,	\
 	    "Segments of the message log.")				\
+	X(WAL_STORAGE_BYTES, "promptmq_storage_used_bytes", "",		\
+	    METRIC_GAUGE, "Bytes of the log and the index on disk, as "	\
+	    "storage.max-disk counts them.")				\
+	X(WAL_STORAGE_LIMIT, "promptmq_storage_limit_bytes", "",		\
+	    METRIC_GAUGE, "storage.max-disk (0: no bound).")		\
 	X(WAL_DISK_FULL, "promptmq_log_disk_full", "", METRIC_GAUGE,	\
 	    "1 while the log is over storage.max-disk: QoS 1 and 2 "	\
 	    "publishes are refused.")					\

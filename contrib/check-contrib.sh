@@ -8,7 +8,11 @@
 #   of /usr/sbin/promptmqd and the man pages of man/ for its
 #   Documentation= lines;
 # - logrotate -d: the logrotate file, on a scratch directory and as the
-#   current user.
+#   current user;
+# - promtool check rules: the Prometheus alerting rules; python3: the
+#   Grafana dashboard is JSON;
+# - always: every metric the rules and the dashboard name is one the
+#   broker exports (common/metrics.h, metrics/metrics.c).
 #
 # A missing tool is reported and its check skipped: the build never
 # depends on them (apt-get install shellcheck systemd logrotate).
@@ -73,6 +77,37 @@ if command -v logrotate >/dev/null 2>&1; then
 	fi
 else
 	skip logrotate
+fi
+
+if command -v promtool >/dev/null 2>&1; then
+	promtool check rules "$src/contrib/prometheus/promptmq-alerts.yml" \
+		>"$tmp/promtool.out" 2>&1 || {
+		cat "$tmp/promtool.out" >&2
+		fail "promtool check rules contrib/prometheus/promptmq-alerts.yml"
+	}
+else
+	skip promtool
+fi
+
+if command -v python3 >/dev/null 2>&1; then
+	python3 -m json.tool "$src/contrib/grafana/promptmq-dashboard.json" \
+		>/dev/null || fail "contrib/grafana/promptmq-dashboard.json is not JSON"
+else
+	skip python3
+fi
+
+# the families the broker exports, then every name the files use
+grep -oh '"promptmq_[a-z_]*"' "$src/common/metrics.h" "$src/common/metrics.c" \
+	"$src/metrics/metrics.c" | tr -d '"' | sort -u >"$tmp/exported"
+echo promptmq_build_info >>"$tmp/exported"
+grep -oh 'promptmq_[a-z_]*' "$src/contrib/prometheus/promptmq-alerts.yml" \
+	"$src/contrib/grafana/promptmq-dashboard.json" |
+	sed -e 's/_bucket$//' -e 's/_sum$//' -e 's/_count$//' | sort -u |
+	while read -r name; do
+		grep -qx "$name" "$tmp/exported" || echo "$name"
+	done >"$tmp/unknown"
+if [ -s "$tmp/unknown" ]; then
+	fail "contrib/ names metrics the broker does not export: $(tr '\n' ' ' <"$tmp/unknown")"
 fi
 
 exit "$failed"

@@ -68,6 +68,12 @@ index_disk_bytes(const char *dir)
 	return n;
 }
 
+uint64_t
+compact_storage_bytes(struct walsvc *ws)
+{
+	return wal_disk_bytes(ws->wal) + index_disk_bytes(ws->index_dir);
+}
+
 /* Tell every running worker whether new messages may be taken. */
 static void
 tell_workers(struct walsvc *ws)
@@ -99,7 +105,7 @@ check_disk(struct walsvc *ws)
 		full = 0;
 		used = 0;
 	} else {
-		used = wal_disk_bytes(ws->wal) + index_disk_bytes(ws->index_dir);
+		used = compact_storage_bytes(ws);
 		full = used > max;
 	}
 	if (full != ws->disk_full) {

@@ -57,7 +57,11 @@ stats_publish(struct walsvc *ws)
 	if (ws->wal != NULL) {
 		metric_set(&v[METRIC_WAL_DISK_BYTES], wal_disk_bytes(ws->wal));
 		metric_set(&v[METRIC_WAL_SEGMENTS], wal_segment_count(ws->wal));
+		metric_set(&v[METRIC_WAL_STORAGE_BYTES],
+		    compact_storage_bytes(ws));
 	}
+	metric_set(&v[METRIC_WAL_STORAGE_LIMIT], (uint64_t)config_num(
+	    &ws->proc->cfg, OPT_storage_max_disk));
 	if (ws->registry != NULL)
 		metric_set(&v[METRIC_WAL_CLIENTS], registry_count(ws));
 	if (ws->sessions != NULL)

@@ -197,6 +197,8 @@ void	 walsvc_dispatch(struct ipc_batch *, void *);
 
 /* compact.c */
 int	 compact_start(struct walsvc *);
+/* What storage.max-disk counts: the log's segments and the index. */
+uint64_t compact_storage_bytes(struct walsvc *);
 
 /* bodies.c */
 int	 bodies_open(struct walsvc *);
