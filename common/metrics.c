@@ -144,8 +144,8 @@ header(struct buf *b, const struct series *s)
 	int	 n;
 
 	n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n",
-	    s->family, s->help, s->family, s->type == METRIC_COUNTER ?
-	    "counter" : "gauge");
+	    s->family, s->help, s->family, s->type == METRIC_GAUGE ?
+	    "gauge" : "counter");
 	buf_add(b, line, (size_t)n < sizeof(line) ? (size_t)n :
 	    sizeof(line) - 1);
 }
@@ -154,19 +154,23 @@ header(struct buf *b, const struct series *s)
 static void
 sample(struct buf *b, const struct series *s, int worker, uint64_t v)
 {
-	char	 line[512];
+	char	 line[512], num[32], sep[2] = { 0, 0 };
 	int	 n;
 
-	if (worker >= 0)
-		n = snprintf(line, sizeof(line), "%s{worker=\"%d\"%s%s} %"
-		    PRIu64 "\n", s->family, worker, *s->labels ? "," : "",
-		    s->labels, v);
-	else if (*s->labels)
-		n = snprintf(line, sizeof(line), "%s{%s} %" PRIu64 "\n",
-		    s->family, s->labels, v);
+	if (s->type == METRIC_SECONDS)
+		snprintf(num, sizeof(num), "%" PRIu64 ".%06" PRIu64,
+		    v / 1000000, v % 1000000);
 	else
-		n = snprintf(line, sizeof(line), "%s %" PRIu64 "\n",
-		    s->family, v);
+		snprintf(num, sizeof(num), "%" PRIu64, v);
+	if (worker >= 0) {
+		sep[0] = *s->labels ? ',' : '\0';
+		n = snprintf(line, sizeof(line), "%s{worker=\"%d\"%s%s} %s\n",
+		    s->family, worker, sep, s->labels, num);
+	} else if (*s->labels)
+		n = snprintf(line, sizeof(line), "%s{%s} %s\n", s->family,
+		    s->labels, num);
+	else
+		n = snprintf(line, sizeof(line), "%s %s\n", s->family, num);
 	buf_add(b, line, (size_t)n < sizeof(line) ? (size_t)n :
 	    sizeof(line) - 1);
 }

@@ -13,7 +13,9 @@
  *
  * The tables below are the exposition: each line is one series (name,
  * labels, type, help).  The lines of one family must follow each other,
- * with the same type and help.
+ * with the same type and help.  The workers' CPU time and memory are
+ * the supervisor's to write (it reads them from /proc), the rest of a
+ * slot its worker's.
  */
 #ifndef PMQ_METRICS_H
 #define PMQ_METRICS_H
@@ -25,7 +27,8 @@
 struct buf;
 struct metrics;
 
-enum { METRIC_COUNTER, METRIC_GAUGE };
+/* METRIC_SECONDS: a counter kept in microseconds, shown in seconds */
+enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 
 /* X(id, family, labels, type, help): the supervisor's own */
 #define METRICS_SUP(X)							\
@@ -46,6 +49,27 @@ enum { METRIC_COUNTER, METRIC_GAUGE };
 	X(SUP_RESTARTS_METRICS, "promptmq_child_restarts_total",		\
 	    "role=\"metrics\"", METRIC_COUNTER,				\
 	    "Children that died and were started again, by role.")	\
+	X(SUP_CPU_SUPERVISOR, "promptmq_process_cpu_seconds_total",	\
+	    "process=\"supervisor\"", METRIC_SECONDS,			\
+	    "CPU time of the broker's processes but the workers, "	\
+	    "every incarnation together.")				\
+	X(SUP_CPU_WALSVC, "promptmq_process_cpu_seconds_total",		\
+	    "process=\"walsvc\"", METRIC_SECONDS,			\
+	    "CPU time of the broker's processes but the workers, "	\
+	    "every incarnation together.")				\
+	X(SUP_CPU_METRICS, "promptmq_process_cpu_seconds_total",		\
+	    "process=\"metrics\"", METRIC_SECONDS,			\
+	    "CPU time of the broker's processes but the workers, "	\
+	    "every incarnation together.")				\
+	X(SUP_RSS_SUPERVISOR, "promptmq_process_resident_memory_bytes",	\
+	    "process=\"supervisor\"", METRIC_GAUGE,			\
+	    "Resident memory of the broker's processes but the workers.")\
+	X(SUP_RSS_WALSVC, "promptmq_process_resident_memory_bytes",	\
+	    "process=\"walsvc\"", METRIC_GAUGE,				\
+	    "Resident memory of the broker's processes but the workers.")\
+	X(SUP_RSS_METRICS, "promptmq_process_resident_memory_bytes",	\
+	    "process=\"metrics\"", METRIC_GAUGE,			\
+	    "Resident memory of the broker's processes but the workers.")\
 	X(SUP_RELOADS, "promptmq_reloads_total", "result=\"applied\"",	\
 	    METRIC_COUNTER, "Configuration reloads (SIGHUP), by result.")\
 	X(SUP_RELOADS_REJECTED, "promptmq_reloads_total",		\
@@ -96,6 +120,10 @@ enum { METRIC_COUNTER, METRIC_GAUGE };
 
 /* each worker slot's, rendered with worker="SLOT" */
 #define METRICS_WORKER(X)						\
+	X(W_CPU, "promptmq_worker_cpu_seconds_total", "", METRIC_SECONDS,	\
+	    "CPU time of the worker slot, every incarnation together.")	\
+	X(W_RSS, "promptmq_worker_resident_memory_bytes", "",		\
+	    METRIC_GAUGE, "Resident memory of the worker.")		\
 	X(W_CONN_TCP, "promptmq_connections", "transport=\"tcp\"",	\
 	    METRIC_GAUGE, "Client connections open, by transport.")	\
 	X(W_CONN_TLS, "promptmq_connections", "transport=\"tls\"",	\

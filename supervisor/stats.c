@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +69,101 @@ shared_memory(const char *name, size_t len, void **mem, char *err,
 		fd = high;
 	}
 	return fd;
+}
+
+/* CPU time (µs) and resident bytes of a process; 0 when it is gone. */
+static void
+proc_usage(pid_t pid, uint64_t *cpu_us, uint64_t *rss)
+{
+	static long	 hz, page;
+	char		 path[64], text[1024], *p;
+	unsigned long	 ut = 0, st = 0, pages = 0;
+	FILE		*f;
+	size_t		 n;
+
+	if (hz == 0) {
+		hz = sysconf(_SC_CLK_TCK);
+		page = sysconf(_SC_PAGESIZE);
+	}
+	*cpu_us = *rss = 0;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	/* after the command name, which may hold anything: field 3 on */
+	if ((p = strrchr(text, ')')) == NULL || sscanf(p + 2, "%*c %*d %*d "
+	    "%*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return;
+	*cpu_us = (uint64_t)(ut + st) * 1000000 / (uint64_t)hz;
+	snprintf(path, sizeof(path), "/proc/%ld/statm", (long)pid);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (fscanf(f, "%*u %lu", &pages) != 1)
+			pages = 0;
+		fclose(f);
+	}
+	*rss = (uint64_t)pages * (uint64_t)page;
+}
+
+/* A child's CPU: what its dead incarnations used, and this one. */
+static void
+child_usage(struct child *c, metric_t *cpu, metric_t *rss)
+{
+	uint64_t	 us = 0, bytes = 0;
+
+	if (spawn_alive(c)) {
+		proc_usage(c->pid, &us, &bytes);
+		if (us > c->cpu_us)
+			c->cpu_us = us;
+	}
+	metric_set(cpu, c->cpu_dead_us + c->cpu_us);
+	metric_set(rss, bytes);
+}
+
+void
+stats_child_gone(struct child *c)
+{
+	c->cpu_dead_us += c->cpu_us;
+	c->cpu_us = 0;
+}
+
+static void
+usage_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct supervisor	*s = arg;
+	metric_t		*v = sup_values(s);
+	struct rusage		 ru;
+	uint64_t		 us, rss;
+	int			 i;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		metric_set(&v[METRIC_SUP_CPU_SUPERVISOR], (uint64_t)(
+		    ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+		    (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec));
+	proc_usage(getpid(), &us, &rss);
+	metric_set(&v[METRIC_SUP_RSS_SUPERVISOR], rss);
+	child_usage(&s->walsvc, &v[METRIC_SUP_CPU_WALSVC],
+	    &v[METRIC_SUP_RSS_WALSVC]);
+	child_usage(&s->metrics, &v[METRIC_SUP_CPU_METRICS],
+	    &v[METRIC_SUP_RSS_METRICS]);
+	for (i = 0; i < s->nworkers; i++)
+		child_usage(&s->workers[i], &metrics_worker(s->stats,
+		    (uint32_t)i)[METRIC_W_CPU], &metrics_worker(s->stats,
+		    (uint32_t)i)[METRIC_W_RSS]);
+}
+
+/* Once the event loop exists: CPU and memory every second. */
+void
+stats_watch(struct supervisor *s)
+{
+	struct timeval	 second = { 1, 0 };
+
+	if (s->stats == NULL)
+		return;
+	if ((s->stats_ev = event_new(s->base, -1, EV_PERSIST, usage_tick,
+	    s)) == NULL || event_add(s->stats_ev, &second) == -1)
+		log_warnx("process CPU and memory not measured", "");
 }
 
 int

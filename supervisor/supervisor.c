@@ -241,6 +241,7 @@ supervisor_child_exited(struct child *c, int status)
 
 	spawn_broadcast_peers(s);
 	stats_children(s);
+	stats_child_gone(c);
 	if (s->stopping) {
 		check_stopped(s);
 		return;
@@ -788,6 +789,7 @@ main(int argc, char *argv[])
 		fatal("child table", "");
 	spawn_init(&sup, &sup.walsvc, IPC_ROLE_WALSVC, 0);
 	spawn_init(&sup, &sup.metrics, IPC_ROLE_METRICS, 0);
+	stats_watch(&sup);
 	for (w = 0; w < sup.nworkers; w++)
 		spawn_init(&sup, &sup.workers[w], IPC_ROLE_WORKER, (uint16_t)w);
 	/*

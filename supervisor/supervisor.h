@@ -42,6 +42,8 @@ struct child {
 	int			 served;	/* READY seen */
 	int			 throttled;	/* sockets closed for a while */
 	char			 last_error[256]; /* CTL_FATAL: why it died */
+	uint64_t		 cpu_dead_us;	/* CPU of earlier incarnations */
+	uint64_t		 cpu_us;	/* of this one, last read */
 	struct ctl_channel	*ctl;
 	struct event		*respawn_ev;
 };
@@ -93,6 +95,7 @@ struct supervisor {
 							   socket: at once */
 	int			 stats_fd;
 	struct metrics		*stats;
+	struct event		*stats_ev;	/* CPU and memory, each second */
 	struct child		*workers;
 	int			 nworkers;
 	struct listen_set	 listeners[IPC_LISTEN_KINDS];
@@ -121,7 +124,9 @@ int	 shared_memory(const char *name, size_t len, void **mem, char *err,
 	    size_t errlen);
 int	 stats_open(struct supervisor *, char *err, size_t errlen);
 void	 stats_send(struct supervisor *, struct child *);
+void	 stats_watch(struct supervisor *);
 void	 stats_children(struct supervisor *);
+void	 stats_child_gone(struct child *);
 void	 stats_restarted(struct supervisor *, const struct child *);
 void	 stats_reloaded(struct supervisor *, int applied);
 void	 stats_start_child(struct supervisor *);

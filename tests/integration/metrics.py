@@ -159,12 +159,25 @@ def restarts(b, port, sub, pub, topic):
     slot = b.slot_of_socket(pub.local_port)
     kept = total(values, "promptmq_messages_received_total", worker=str(slot))
     check(kept >= 40, "the publisher's worker counted %s" % kept)
+    # CPU and memory of every process, read from /proc by the supervisor
+    pmq.wait_for(lambda: total(scrape(port), "promptmq_worker_cpu_seconds_total",
+                               worker=str(slot)) > 0, 10, "the worker's CPU time")
+    values = scrape(port)
+    cpu = total(values, "promptmq_worker_cpu_seconds_total", worker=str(slot))
+    for proc in ("supervisor", "walsvc", "metrics"):
+        check(total(values, "promptmq_process_resident_memory_bytes", process=proc) > 0,
+              "no resident memory for %s" % proc)
+    check(total(values, "promptmq_worker_resident_memory_bytes", worker=str(slot)) > 0,
+          "no resident memory for worker %d" % slot)
     os.kill(b.worker_pid(slot), signal.SIGKILL)
     wait_value(port, "promptmq_child_restarts_total", 1, "worker restart counted",
                role="worker")
     wait_value(port, "promptmq_workers_up", 2, "the worker back")
-    after = total(scrape(port), "promptmq_messages_received_total", worker=str(slot))
+    values = scrape(port)
+    after = total(values, "promptmq_messages_received_total", worker=str(slot))
     check(after >= kept, "worker %d's total fell from %s to %s" % (slot, kept, after))
+    after = total(values, "promptmq_worker_cpu_seconds_total", worker=str(slot))
+    check(after >= cpu, "worker %d's CPU time fell from %s to %s" % (slot, cpu, after))
     sub.close()
     pub.close()
 
