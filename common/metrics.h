@@ -143,6 +143,9 @@ enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 	    "protocol version.")					\
 	X(W_SUBSCRIPTIONS, "promptmq_subscriptions", "", METRIC_GAUGE,	\
 	    "Subscriptions of the clients connected.")			\
+	X(W_CLIENTS_STORED, "promptmq_clients_with_stored_session", "",	\
+	    METRIC_GAUGE, "Clients connected to a stored (persistent) "	\
+	    "session.")							\
 	X(W_PACKETS_IN, "promptmq_packets_received_total", "",		\
 	    METRIC_COUNTER, "MQTT packets received from clients.")	\
 	X(W_PACKETS_OUT, "promptmq_packets_sent_total", "",		\

@@ -49,6 +49,7 @@ static const struct {
 	{ "auth", "Who may connect." },
 	{ "storage", "The durable state: the message log (WAL) and its "
 		     "index." },
+	{ "sys", "The $SYS topics." },
 	{ "metrics", "The Prometheus metrics and health endpoint." },
 	{ "log", "Where log lines go and what they look like." },
 };

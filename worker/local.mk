@@ -12,7 +12,8 @@ promptmq_worker_SOURCES += \
 	worker/publish.c worker/deliver.c worker/session.c \
 	worker/route.c \
 	worker/subscribe.c \
-	worker/stats.c
+	worker/stats.c \
+	worker/sys.c
 
 # Passwords are checked on a thread of the worker's own (OpenSSL's PBKDF2).
 promptmq_worker_SOURCES += worker/auth.c
@@ -28,3 +29,6 @@ promptmq_worker_SOURCES += worker/tls.c
 promptmq_worker_SOURCES += worker/ws.c
 promptmq_worker_CPPFLAGS += $(LWS_CFLAGS)
 promptmq_worker_LDADD += $(LWS_LIBS)
+
+# $SYS load averages (exp).
+promptmq_worker_LDADD += -lm

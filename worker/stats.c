@@ -49,6 +49,7 @@ stats_set_region(struct worker *w, uint16_t slot, int fd)
 		    "slot of ours in it" : why);
 		return;
 	}
+	w->region = m;
 	/* what the slot's earlier workers counted goes on */
 #define ADOPT(field, id)	w->stats.field = metric_get(&w->metrics[id]);
 	STATS(ADOPT)
@@ -59,6 +60,7 @@ void
 stats_publish(struct worker *w)
 {
 	uint64_t	 transport[4] = { 0 }, levels[3] = { 0 }, subs = 0;
+	uint64_t	 stored = 0;
 	struct conn	*c;
 	struct conn_sub	*sub;
 
@@ -78,6 +80,7 @@ stats_publish(struct worker *w)
 			continue;
 		levels[c->level == MQTT_LEVEL_5 ? 0 : c->level ==
 		    MQTT_LEVEL_311 ? 1 : 2]++;
+		stored += c->stored != 0;
 		for (sub = c->subs; sub; sub = sub->next)
 			subs++;
 	}
@@ -89,4 +92,5 @@ stats_publish(struct worker *w)
 	metric_set(&w->metrics[METRIC_W_CLIENTS_311], levels[1]);
 	metric_set(&w->metrics[METRIC_W_CLIENTS_31], levels[2]);
 	metric_set(&w->metrics[METRIC_W_SUBSCRIPTIONS], subs);
+	metric_set(&w->metrics[METRIC_W_CLIENTS_STORED], stored);
 }

@@ -119,6 +119,7 @@ unsubscribe_one(struct conn *c, const uint8_t *filter, size_t len)
 
 static void	answer_later(struct worker *, struct pending_suback *);
 static void	lookup_retained(struct conn *, struct buf *);
+static void	sys_retained(struct conn *, const struct buf *);
 
 static void
 send_suback(struct conn *c, uint16_t packet_id, const uint8_t *reasons,
@@ -251,8 +252,10 @@ answer(struct conn *c, struct pending_suback *ps)
 
 	if (!ps->unsuback) {
 		send_suback(c, ps->packet_id, ps->reasons, ps->count);
-		if (ps->retained.len > 0)
+		if (ps->retained.len > 0) {
+			sys_retained(c, &ps->retained);
 			lookup_retained(c, &ps->retained);
+		}
 		return;
 	}
 	memset(&resp, 0, sizeof(resp));
@@ -339,6 +342,23 @@ send_lookup(struct conn *c, const struct buf *filters)
 		buf_truncate(b, start);
 	else
 		ipc_link_record_end(w->wal_link, start);
+}
+
+/* The SUBACK went out: the $SYS values its filters match (sys.c),
+ * from the lookup's entries (u8 qos, u8 0, u16 length, filter). */
+static void
+sys_retained(struct conn *c, const struct buf *filters)
+{
+	size_t		 off = 0, len;
+
+	while (off + 4 <= filters->len) {
+		len = buf_load_u16(filters->data + off + 2);
+		if (off + 4 + len > filters->len)
+			break;
+		sys_subscribed(c, filters->data + off + 4, len,
+		    filters->data[off]);
+		off += 4 + len;
+	}
 }
 
 /* The SUBACK went out: its retained messages are asked for. */

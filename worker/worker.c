@@ -69,6 +69,7 @@ worker_start(struct proc *p)
 		    evtimer_add(worker.startup_ev, &bound) == -1)
 			accept_enable(&worker);
 	}
+	sys_start(&worker);
 	memset(ready, 0, sizeof(ready));
 	proc_send(p, IPC_CTL_READY, ready, sizeof(ready));
 	log_info("worker ready", "gen=%llu listeners=%d",
@@ -94,6 +95,7 @@ worker_stop(struct proc *p)
 	auth_stop(&worker);
 	tls_stop(&worker);
 	stats_publish(&worker);
+	sys_stop(&worker);
 	passwd_free(worker.passwd);
 	worker.passwd = NULL;
 	scram_free(worker.scram);
@@ -124,6 +126,7 @@ worker_reload(struct proc *p, const enum option_id *ids, size_t n)
 {
 	tls_reload(&worker, ids, n);
 	ws_reload(&worker, ids, n);
+	sys_reload(&worker);
 }
 
 /*

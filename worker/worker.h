@@ -368,6 +368,8 @@ struct worker {
 	struct worker_stats	 stats;
 	metric_t		*metrics;	/* our slot's in the region the
 						   metrics child reads, or NULL */
+	struct metrics		*region;	/* all of it */
+	struct sys_state	*sys;		/* $SYS topics (sys.c) */
 };
 
 #define WORKER_READ_CHUNK	65536
@@ -429,6 +431,14 @@ enum {
 	AUTH_STEP_FINAL,	/* server-first sent; the client's next AUTH */
 	AUTH_STEP_CHECK,	/* its proof is being checked (the thread) */
 };
+
+/* sys.c */
+void	 sys_start(struct worker *);
+void	 sys_reload(struct worker *);
+void	 sys_stop(struct worker *);
+/* A subscription was granted: the $SYS values it matches, retained. */
+void	 sys_subscribed(struct conn *, const uint8_t *filter, size_t len,
+	    uint8_t qos);
 
 /* stats.c */
 void	 stats_set_region(struct worker *, uint16_t slot, int fd);
