@@ -154,6 +154,18 @@ enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 	    METRIC_COUNTER, "MQTT bytes received from clients.")	\
 	X(W_BYTES_OUT, "promptmq_sent_bytes_total", "", METRIC_COUNTER,	\
 	    "MQTT bytes sent to clients.")				\
+	X(W_IPC_WAL_BATCHES, "promptmq_ipc_batches_sent_total",		\
+	    "link=\"walsvc\"", METRIC_COUNTER, "IPC batches (nng "	\
+	    "messages) a worker sent, by where to.")			\
+	X(W_IPC_PEER_BATCHES, "promptmq_ipc_batches_sent_total",		\
+	    "link=\"workers\"", METRIC_COUNTER, "IPC batches (nng "	\
+	    "messages) a worker sent, by where to.")			\
+	X(W_IPC_WAL_RECORDS, "promptmq_ipc_records_sent_total",		\
+	    "link=\"walsvc\"", METRIC_COUNTER, "IPC records a worker "	\
+	    "sent, by where to; records per batch is the coalescing.")	\
+	X(W_IPC_PEER_RECORDS, "promptmq_ipc_records_sent_total",		\
+	    "link=\"workers\"", METRIC_COUNTER, "IPC records a worker "	\
+	    "sent, by where to; records per batch is the coalescing.")	\
 	X(W_ACCEPTED, "promptmq_connections_accepted_total", "",		\
 	    METRIC_COUNTER, "Client connections accepted.")		\
 	X(W_RECEIVED, "promptmq_messages_received_total", "",		\

@@ -10,8 +10,11 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "ipc_link.h"
 #include "log.h"
 #include "worker.h"
 
@@ -31,11 +34,63 @@
 	X(bytes_in, METRIC_W_BYTES_IN)					\
 	X(bytes_out, METRIC_W_BYTES_OUT)
 
+/*
+ * The IPC links' counters live in the links, which start from zero with
+ * the process and again when a link is made anew (a peer restarted): the
+ * slot's totals grow by what each link counted since it was last read.
+ */
+static const enum metric_worker ipc_ids[4] = {
+	METRIC_W_IPC_WAL_BATCHES, METRIC_W_IPC_WAL_RECORDS,
+	METRIC_W_IPC_PEER_BATCHES, METRIC_W_IPC_PEER_RECORDS,
+};
+
+/* A link's count `now`, last read as *last: what it adds. */
+static uint64_t
+grown(uint64_t now, uint64_t *last)
+{
+	uint64_t	 d = now >= *last ? now - *last : now;
+
+	*last = now;
+	return d;
+}
+
+static void
+publish_ipc(struct worker *w)
+{
+	static uint64_t		*last;	/* per link: batches, records */
+	static uint32_t		 nlast;
+	struct ipc_link_stats	 st;
+	uint64_t		*grow;
+	uint32_t		 i, n = w->npeers + 1;
+
+	if (nlast < n) {
+		if ((grow = realloc(last, n * 2 * sizeof(*last))) == NULL)
+			return;
+		memset(grow + nlast * 2, 0, (n - nlast) * 2 * sizeof(*grow));
+		last = grow;
+		nlast = n;
+	}
+	if (w->wal_link != NULL) {
+		ipc_link_stats(w->wal_link, &st);
+		w->ipc_base[0] += grown(st.batches, &last[0]);
+		w->ipc_base[1] += grown(st.records, &last[1]);
+	}
+	for (i = 0; i < w->npeers; i++)
+		if (w->peers[i].link != NULL) {
+			ipc_link_stats(w->peers[i].link, &st);
+			w->ipc_base[2] += grown(st.batches, &last[2 + 2 * i]);
+			w->ipc_base[3] += grown(st.records, &last[3 + 2 * i]);
+		}
+	for (i = 0; i < 4; i++)
+		metric_set(&w->metrics[ipc_ids[i]], w->ipc_base[i]);
+}
+
 void
 stats_set_region(struct worker *w, uint16_t slot, int fd)
 {
 	struct metrics	*m;
 	const char	*why;
+	int		 i;
 
 	if (fd == -1)
 		return;
@@ -51,6 +106,8 @@ stats_set_region(struct worker *w, uint16_t slot, int fd)
 	}
 	w->region = m;
 	/* what the slot's earlier workers counted goes on */
+	for (i = 0; i < 4; i++)
+		w->ipc_base[i] = metric_get(&w->metrics[ipc_ids[i]]);
 #define ADOPT(field, id)	w->stats.field = metric_get(&w->metrics[id]);
 	STATS(ADOPT)
 #undef ADOPT
@@ -93,4 +150,5 @@ stats_publish(struct worker *w)
 	metric_set(&w->metrics[METRIC_W_CLIENTS_31], levels[2]);
 	metric_set(&w->metrics[METRIC_W_SUBSCRIPTIONS], subs);
 	metric_set(&w->metrics[METRIC_W_CLIENTS_STORED], stored);
+	publish_ipc(w);
 }

@@ -369,6 +369,8 @@ struct worker {
 	metric_t		*metrics;	/* our slot's in the region the
 						   metrics child reads, or NULL */
 	struct metrics		*region;	/* all of it */
+	uint64_t		 ipc_base[4];	/* IPC counts: the slot's
+						   totals (stats.c) */
 	struct sys_state	*sys;		/* $SYS topics (sys.c) */
 };
 

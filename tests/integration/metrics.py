@@ -134,6 +134,14 @@ def counting(b, port):
     for fam in ("promptmq_packets_received_total", "promptmq_packets_sent_total",
                 "promptmq_received_bytes_total", "promptmq_sent_bytes_total"):
         check(total(now, fam) > total(before, fam), "%s did not move" % fam)
+    # the 40 messages went to the other worker and to walsvc over IPC
+    for link in ("walsvc", "workers"):
+        check(total(now, "promptmq_ipc_records_sent_total", link=link) -
+              total(before, "promptmq_ipc_records_sent_total", link=link) >= 40,
+              "IPC records to %s did not count the messages" % link)
+        check(total(now, "promptmq_ipc_batches_sent_total", link=link) >
+              total(before, "promptmq_ipc_batches_sent_total", link=link),
+              "IPC batches to %s" % link)
     # 40 PUBLISH in and 40 out at least, each of 5+ bytes
     check(total(now, "promptmq_packets_received_total") -
           total(before, "promptmq_packets_received_total") >= 40 + 40,
