@@ -27,7 +27,11 @@
 struct buf;
 struct metrics;
 
-/* METRIC_SECONDS: a counter kept in microseconds, shown in seconds */
+/*
+ * METRIC_SECONDS: a counter kept in microseconds, shown in seconds.  The
+ * help of a family is its first line's; the lines after it leave it
+ * empty.
+ */
 enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 
 /* X(id, family, labels, type, help): the supervisor's own */
@@ -44,37 +48,28 @@ enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 	    "role=\"worker\"", METRIC_COUNTER,				\
 	    "Children that died and were started again, by role.")	\
 	X(SUP_RESTARTS_WALSVC, "promptmq_child_restarts_total",		\
-	    "role=\"walsvc\"", METRIC_COUNTER,				\
-	    "Children that died and were started again, by role.")	\
+	    "role=\"walsvc\"", METRIC_COUNTER, "")			\
 	X(SUP_RESTARTS_METRICS, "promptmq_child_restarts_total",		\
-	    "role=\"metrics\"", METRIC_COUNTER,				\
-	    "Children that died and were started again, by role.")	\
+	    "role=\"metrics\"", METRIC_COUNTER, "")			\
 	X(SUP_CPU_SUPERVISOR, "promptmq_process_cpu_seconds_total",	\
 	    "process=\"supervisor\"", METRIC_SECONDS,			\
 	    "CPU time of the broker's processes but the workers, "	\
 	    "every incarnation together.")				\
 	X(SUP_CPU_WALSVC, "promptmq_process_cpu_seconds_total",		\
-	    "process=\"walsvc\"", METRIC_SECONDS,			\
-	    "CPU time of the broker's processes but the workers, "	\
-	    "every incarnation together.")				\
+	    "process=\"walsvc\"", METRIC_SECONDS, "")			\
 	X(SUP_CPU_METRICS, "promptmq_process_cpu_seconds_total",		\
-	    "process=\"metrics\"", METRIC_SECONDS,			\
-	    "CPU time of the broker's processes but the workers, "	\
-	    "every incarnation together.")				\
+	    "process=\"metrics\"", METRIC_SECONDS, "")			\
 	X(SUP_RSS_SUPERVISOR, "promptmq_process_resident_memory_bytes",	\
 	    "process=\"supervisor\"", METRIC_GAUGE,			\
 	    "Resident memory of the broker's processes but the workers.")\
 	X(SUP_RSS_WALSVC, "promptmq_process_resident_memory_bytes",	\
-	    "process=\"walsvc\"", METRIC_GAUGE,				\
-	    "Resident memory of the broker's processes but the workers.")\
+	    "process=\"walsvc\"", METRIC_GAUGE, "")			\
 	X(SUP_RSS_METRICS, "promptmq_process_resident_memory_bytes",	\
-	    "process=\"metrics\"", METRIC_GAUGE,			\
-	    "Resident memory of the broker's processes but the workers.")\
+	    "process=\"metrics\"", METRIC_GAUGE, "")			\
 	X(SUP_RELOADS, "promptmq_reloads_total", "result=\"applied\"",	\
 	    METRIC_COUNTER, "Configuration reloads (SIGHUP), by result.")\
 	X(SUP_RELOADS_REJECTED, "promptmq_reloads_total",		\
-	    "result=\"rejected\"", METRIC_COUNTER,			\
-	    "Configuration reloads (SIGHUP), by result.")
+	    "result=\"rejected\"", METRIC_COUNTER, "")
 
 /* walsvc's */
 #define METRICS_WALSVC(X)						\
@@ -127,20 +122,18 @@ enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 	X(W_CONN_TCP, "promptmq_connections", "transport=\"tcp\"",	\
 	    METRIC_GAUGE, "Client connections open, by transport.")	\
 	X(W_CONN_TLS, "promptmq_connections", "transport=\"tls\"",	\
-	    METRIC_GAUGE, "Client connections open, by transport.")	\
+	    METRIC_GAUGE, "")						\
 	X(W_CONN_WS, "promptmq_connections", "transport=\"ws\"",	\
-	    METRIC_GAUGE, "Client connections open, by transport.")	\
+	    METRIC_GAUGE, "")						\
 	X(W_CONN_WSS, "promptmq_connections", "transport=\"wss\"",	\
-	    METRIC_GAUGE, "Client connections open, by transport.")	\
+	    METRIC_GAUGE, "")						\
 	X(W_CLIENTS_5, "promptmq_clients", "protocol=\"5.0\"",		\
 	    METRIC_GAUGE, "Clients connected (CONNECT accepted), by "	\
 	    "protocol version.")					\
 	X(W_CLIENTS_311, "promptmq_clients", "protocol=\"3.1.1\"",	\
-	    METRIC_GAUGE, "Clients connected (CONNECT accepted), by "	\
-	    "protocol version.")					\
+	    METRIC_GAUGE, "")						\
 	X(W_CLIENTS_31, "promptmq_clients", "protocol=\"3.1\"",		\
-	    METRIC_GAUGE, "Clients connected (CONNECT accepted), by "	\
-	    "protocol version.")					\
+	    METRIC_GAUGE, "")						\
 	X(W_SUBSCRIPTIONS, "promptmq_subscriptions", "", METRIC_GAUGE,	\
 	    "Subscriptions of the clients connected.")			\
 	X(W_CLIENTS_STORED, "promptmq_clients_with_stored_session", "",	\
@@ -158,14 +151,12 @@ enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 	    "link=\"walsvc\"", METRIC_COUNTER, "IPC batches (nng "	\
 	    "messages) a worker sent, by where to.")			\
 	X(W_IPC_PEER_BATCHES, "promptmq_ipc_batches_sent_total",		\
-	    "link=\"workers\"", METRIC_COUNTER, "IPC batches (nng "	\
-	    "messages) a worker sent, by where to.")			\
+	    "link=\"workers\"", METRIC_COUNTER, "")			\
 	X(W_IPC_WAL_RECORDS, "promptmq_ipc_records_sent_total",		\
 	    "link=\"walsvc\"", METRIC_COUNTER, "IPC records a worker "	\
 	    "sent, by where to; records per batch is the coalescing.")	\
 	X(W_IPC_PEER_RECORDS, "promptmq_ipc_records_sent_total",		\
-	    "link=\"workers\"", METRIC_COUNTER, "IPC records a worker "	\
-	    "sent, by where to; records per batch is the coalescing.")	\
+	    "link=\"workers\"", METRIC_COUNTER, "")			\
 	X(W_ACCEPTED, "promptmq_connections_accepted_total", "",		\
 	    METRIC_COUNTER, "Client connections accepted.")		\
 	X(W_RECEIVED, "promptmq_messages_received_total", "",		\
@@ -178,11 +169,9 @@ enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 	    "reason=\"slow_client\"", METRIC_COUNTER,			\
 	    "Messages not delivered, by reason.")			\
 	X(W_DROPPED_QUEUE, "promptmq_messages_dropped_total",		\
-	    "reason=\"queue_full\"", METRIC_COUNTER,			\
-	    "Messages not delivered, by reason.")			\
+	    "reason=\"queue_full\"", METRIC_COUNTER, "")		\
 	X(W_DROPPED_EXPIRED, "promptmq_messages_dropped_total",		\
-	    "reason=\"expired\"", METRIC_COUNTER,			\
-	    "Messages not delivered, by reason.")			\
+	    "reason=\"expired\"", METRIC_COUNTER, "")			\
 	X(W_PROTOCOL_ERRORS, "promptmq_protocol_errors_total", "",	\
 	    METRIC_COUNTER, "Connections closed for a protocol error.")	\
 	X(W_AUTH_FAILURES, "promptmq_auth_failures_total", "",		\

@@ -104,6 +104,9 @@ START_TEST(test_exposition)
 		if (strncmp(line, "# HELP ", 7) == 0) {
 			ck_assert_int_lt(nfams, 64);
 			sscanf(line + 7, "%95s", fams[nfams]);
+			/* a family's first line carries its help */
+			ck_assert_msg(strlen(line) > 8 + strlen(fams[nfams]),
+			    "no help: %s", line);
 			for (i = 0; i < nfams; i++)
 				ck_assert_str_ne(fams[i], fams[nfams]);
 			nfams++;
