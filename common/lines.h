@@ -33,6 +33,15 @@ lines_next(FILE *f, char **line, size_t *cap, size_t *len, unsigned *lineno)
 	return 1;
 }
 
+/* The length of s up to the next `sep` (or all of it). */
+static inline size_t
+line_field(const char *s, size_t len, char sep)
+{
+	const char	*d = memchr(s, sep, len);
+
+	return d ? (size_t)(d - s) : len;
+}
+
 /*
  * The entries of a user file (passwd.c, scram.c) start as this does,
  * with the user's name: sorted with qsort(..., line_user_cmp) and found

@@ -84,15 +84,6 @@ passwd_b64_add(struct buf *b, const void *p, size_t len)
 	return n < 0 ? -1 : buf_add(b, tmp, (size_t)n);
 }
 
-/* The field up to the next '$' (or the end): its length. */
-static size_t
-field(const char *s, size_t len)
-{
-	const char	*d = memchr(s, '$', len);
-
-	return d ? (size_t)(d - s) : len;
-}
-
 /* Read "$7$I$SALT$HASH" or "$6$SALT$HASH" into e. */
 static int
 parse_hash(const char *s, size_t len, struct passwd_entry *e,
@@ -113,7 +104,7 @@ parse_hash(const char *s, size_t len, struct passwd_entry *e,
 	len -= 3;
 	e->iterations = 1;
 	if (e->type == PASSWD_SHA512_PBKDF2) {
-		f = field(s, len);
+		f = line_field(s, len, '$');
 		if (f == 0 || f >= sizeof(num) || f == len) {
 			*why = "no iteration count";
 			return -1;
@@ -131,7 +122,7 @@ parse_hash(const char *s, size_t len, struct passwd_entry *e,
 		s += f + 1;
 		len -= f + 1;
 	}
-	f = field(s, len);
+	f = line_field(s, len, '$');
 	if (f == len || (n = passwd_b64_decode(s, f, e->salt, SALT_MAX)) <= 0) {
 		*why = "bad salt";
 		return -1;
@@ -139,7 +130,7 @@ parse_hash(const char *s, size_t len, struct passwd_entry *e,
 	e->saltlen = (uint8_t)n;
 	s += f + 1;
 	len -= f + 1;
-	if (field(s, len) != len || passwd_b64_decode(s, len, e->hash,
+	if (line_field(s, len, '$') != len || passwd_b64_decode(s, len, e->hash,
 	    PASSWD_HASH_LEN) != PASSWD_HASH_LEN) {
 		*why = "bad hash";
 		return -1;

@@ -86,15 +86,6 @@ sha256(const void *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
 	    n == SCRAM_KEY_LEN ? 0 : -1;
 }
 
-/* The length up to the next `sep` (or the end). */
-static size_t
-upto(const char *s, size_t len, char sep)
-{
-	const char	*d = memchr(s, sep, len);
-
-	return d ? (size_t)(d - s) : len;
-}
-
 LINE_USER_CHECK(struct scram_entry);
 
 static const struct scram_entry *
@@ -123,7 +114,7 @@ parse_line(const char *line, size_t len, struct scram_entry *e,
 	size_t		 f, left;
 	int		 n;
 
-	if ((f = upto(line, len, ':')) == len || f == 0) {
+	if ((f = line_field(line, len, ':')) == len || f == 0) {
 		*why = f == 0 ? "empty user name" : "no ':' after the user";
 		return -1;
 	}
@@ -139,7 +130,7 @@ parse_line(const char *line, size_t len, struct scram_entry *e,
 	s += sizeof(PREFIX) - 1;
 	left -= sizeof(PREFIX) - 1;
 	/* ITERATIONS: */
-	if ((f = upto(s, left, ':')) == left || f == 0 || f >= sizeof(num)) {
+	if ((f = line_field(s, left, ':')) == left || f == 0 || f >= sizeof(num)) {
 		*why = "no iteration count";
 		return -1;
 	}
@@ -156,7 +147,7 @@ parse_line(const char *line, size_t len, struct scram_entry *e,
 	s += f + 1;
 	left -= f + 1;
 	/* SALT$ */
-	if ((f = upto(s, left, '$')) == left || (n = b64_field(s, f, e->salt,
+	if ((f = line_field(s, left, '$')) == left || (n = b64_field(s, f, e->salt,
 	    0)) == -1) {
 		*why = "bad salt";
 		return -1;
@@ -165,14 +156,14 @@ parse_line(const char *line, size_t len, struct scram_entry *e,
 	s += f + 1;
 	left -= f + 1;
 	/* STOREDKEY:SERVERKEY:BINDING */
-	if ((f = upto(s, left, ':')) == left || b64_field(s, f, e->stored,
+	if ((f = line_field(s, left, ':')) == left || b64_field(s, f, e->stored,
 	    SCRAM_KEY_LEN) == -1) {
 		*why = "bad stored key";
 		return -1;
 	}
 	s += f + 1;
 	left -= f + 1;
-	if ((f = upto(s, left, ':')) == left || b64_field(s, f, e->server,
+	if ((f = line_field(s, left, ':')) == left || b64_field(s, f, e->server,
 	    SCRAM_KEY_LEN) == -1) {
 		*why = "bad server key";
 		return -1;
@@ -478,7 +469,7 @@ scram_begin(const struct scram_db *db, const struct passwd_db *pw,
 		*why = "SCRAM client-first-message without a user name";
 		return NULL;
 	}
-	f = upto(bare + 2, left - 2, ',');
+	f = line_field(bare + 2, left - 2, ',');
 	if ((x = calloc(1, sizeof(*x))) == NULL) {
 		*why = "out of memory";
 		return NULL;
@@ -497,7 +488,7 @@ scram_begin(const struct scram_db *db, const struct passwd_db *pw,
 		goto fail;
 	}
 	cn += 3;
-	cnlen = upto(cn, cnlen - 3, ',');
+	cnlen = line_field(cn, cnlen - 3, ',');
 	if (!nonce_ok(cn, cnlen)) {
 		*why = "SCRAM client nonce empty, too long or not printable";
 		goto fail;
