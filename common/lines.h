@@ -53,9 +53,10 @@ struct line_user {
 };
 
 #define LINE_USER_CHECK(type)						\
-	_Static_assert(offsetof(type, user) == offsetof(struct line_user,	\
-	    user) && offsetof(type, userlen) == offsetof(struct line_user,	\
-	    userlen), #type " does not start as struct line_user")
+	_Static_assert(offsetof(type, user) ==				\
+	    offsetof(struct line_user, user) && offsetof(type, userlen) ==	\
+	    offsetof(struct line_user, userlen),				\
+	    #type " does not start as struct line_user")
 
 static inline int
 line_user_cmp(const void *a, const void *b)

@@ -130,7 +130,8 @@ parse_line(const char *line, size_t len, struct scram_entry *e,
 	s += sizeof(PREFIX) - 1;
 	left -= sizeof(PREFIX) - 1;
 	/* ITERATIONS: */
-	if ((f = line_field(s, left, ':')) == left || f == 0 || f >= sizeof(num)) {
+	if ((f = line_field(s, left, ':')) == left || f == 0 ||
+	    f >= sizeof(num)) {
 		*why = "no iteration count";
 		return -1;
 	}
@@ -147,8 +148,8 @@ parse_line(const char *line, size_t len, struct scram_entry *e,
 	s += f + 1;
 	left -= f + 1;
 	/* SALT$ */
-	if ((f = line_field(s, left, '$')) == left || (n = b64_field(s, f, e->salt,
-	    0)) == -1) {
+	if ((f = line_field(s, left, '$')) == left || (n = b64_field(s, f,
+	    e->salt, 0)) == -1) {
 		*why = "bad salt";
 		return -1;
 	}
