@@ -116,6 +116,12 @@ ipc_type_name(uint16_t type)
 		return "ROUTE_SYNCED";
 	case IPC_FWD_PUBLISH:
 		return "FWD_PUBLISH";
+	case IPC_ADM_REQUEST:
+		return "ADM_REQUEST";
+	case IPC_ADM_ROWS:
+		return "ADM_ROWS";
+	case IPC_ADM_DONE:
+		return "ADM_DONE";
 	default:
 		return "unknown";
 	}

@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		11
+#define IPC_VERSION		12
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -120,7 +120,9 @@ enum ipc_type {
 					   present, u8 0, u16 node, u32 epoch,
 					   u64 session id (0: nothing stored),
 					   u64 will id (0: no will) */
-	IPC_REG_KICK = 0x0382,	/* body: client id; another connection took it */
+	IPC_REG_KICK = 0x0382,	/* body: u8 MQTT 5 reason (0x8E another
+				   connection took the id, 0x98 an
+				   operator), client id */
 	IPC_REG_REFUSED = 0x0383,	/* body: u8 MQTT 5 reason (0x97: the broker
 					   holds mqtt.max-connections clients) */
 	IPC_SESS_SUB = 0x0384,	/* corr: conn; before REG_GRANTED, one per
@@ -155,6 +157,13 @@ enum ipc_type {
 	IPC_ROUTE_SYNCED = 0x0404,	/* corr: ack id; the full table was sent */
 	IPC_FWD_PUBLISH = 0x0405,	/* body: u8 level, u8 0, u64 origin conn,
 					   the PUBLISH packet as received */
+
+	/* promptmqctl -> supervisor -> children, control channels (adm.h) */
+	IPC_ADM_REQUEST = 0x0501,	/* corr: request id; body:
+					   (name\0value\0)*, "cmd" first */
+	IPC_ADM_ROWS = 0x0581,	/* corr: request id; body: rows */
+	IPC_ADM_DONE = 0x0582,	/* corr: request id; body: u8 ADM_DONE_*,
+				   a message (text) */
 };
 
 /* The files IPC_CTL_AUTH hands from the supervisor to a worker. */

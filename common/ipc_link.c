@@ -81,7 +81,8 @@ evloop_new(void)
 }
 
 /*
- * The endpoint of (role, slot) in the runtime directory.  Paths are
+ * The endpoint of (role, slot) in the runtime directory (in its
+ * IPC_SUBDIR).  Paths are
  * derived, never sent, so a peer needs only the runtime directory and
  * the peers table to reach anyone.
  */
@@ -93,13 +94,15 @@ ipc_endpoint_path(char *out, size_t outlen, const char *rundir, uint8_t role,
 
 	switch (role) {
 	case IPC_ROLE_WALSVC:
-		n = snprintf(out, outlen, "%s/wal.ipc", rundir);
+		n = snprintf(out, outlen, "%s/" IPC_SUBDIR "/wal.ipc", rundir);
 		break;
 	case IPC_ROLE_WORKER:
-		n = snprintf(out, outlen, "%s/w%u.ipc", rundir, slot);
+		n = snprintf(out, outlen, "%s/" IPC_SUBDIR "/w%u.ipc", rundir,
+		    slot);
 		break;
 	case IPC_ROLE_TOOL:
-		n = snprintf(out, outlen, "%s/t%u.ipc", rundir, slot);
+		n = snprintf(out, outlen, "%s/" IPC_SUBDIR "/t%u.ipc", rundir,
+		    slot);
 		break;
 	default:
 		errno = EINVAL;

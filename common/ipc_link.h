@@ -38,6 +38,9 @@ struct ipc_link;
 
 #define IPC_LINK_BATCH_BYTES	(256 * 1024)
 #define IPC_PATH_MAX		107	/* sun_path less its NUL */
+/* The endpoints' own directory in the runtime directory: the children's
+ * user owns it, not the runtime directory (docs/architecture.md) */
+#define IPC_SUBDIR		"ipc"
 
 /*
  * Priorities of every event base.  The flush runs at the I/O priority on

@@ -11,6 +11,7 @@ libpromptmq_a_SOURCES = \
 PMQ_LIBS = libpromptmq.a $(LIBEVENT_LIBS) $(NNG_LIBS) $(LIBCONFIG_LIBS)
 libpromptmq_a_SOURCES += \
 	common/ipc_link.c common/ipc_link.h \
+	common/adm.c common/adm.h \
 	common/ctl.c common/ctl.h \
 	common/proc.c common/proc.h \
 	common/walc.c common/walc.h \

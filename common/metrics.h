@@ -80,6 +80,8 @@ enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 	    "written twice.")						\
 	X(WAL_COMMITS, "promptmq_log_commits_total", "", METRIC_COUNTER,	\
 	    "Group commits of the message log.")				\
+	X(WAL_POSITION, "promptmq_log_position", "", METRIC_GAUGE,	\
+	    "Log sequence number of the newest record written.")	\
 	X(WAL_DISK_BYTES, "promptmq_log_disk_bytes", "", METRIC_GAUGE,	\
 	    "Bytes of the message log's segments on disk.")		\
 	X(WAL_SEGMENTS, "promptmq_log_segments", "", METRIC_GAUGE,	\

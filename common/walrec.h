@@ -54,6 +54,7 @@ enum walrec_session_end {
 	WALREC_END_CLEAN_START = 1,	/* a clean start over it */
 	WALREC_END_EXPIRED = 2,		/* offline past its expiry interval */
 	WALREC_END_DISCONNECT = 3,	/* expiry 0 when its connection ended */
+	WALREC_END_DELETED = 4,		/* by an operator (promptmqctl) */
 };
 
 #define WALREC_EXPIRY_NEVER	0xffffffffu

@@ -9,7 +9,7 @@ if ! command -v groff >/dev/null 2>&1; then
 fi
 status=0
 for page in man/promptmqd.8 man/promptmq.conf.5 man/promptmq-passwd.1 \
-    man/promptmq-waldump.1; do
+    man/promptmq-waldump.1 man/promptmqctl.8; do
 	out=$(groff -man -Tutf8 -ww -z "$PMQ_SRCDIR/$page" 2>&1) || status=1
 	if [ -n "$out" ]; then
 		printf '%s: %s\n' "$page" "$out" >&2

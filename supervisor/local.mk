@@ -19,3 +19,6 @@ promptmqd_LDADD += $(OPENSSL_LIBS) $(JANSSON_LIBS)
 
 # The counter region and promptmq-metrics, the child that serves it.
 promptmqd_SOURCES += supervisor/stats.c
+
+# The control socket promptmqctl talks to.
+promptmqd_SOURCES += supervisor/admin.c

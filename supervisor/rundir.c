@@ -1,5 +1,5 @@
 /*
- * rundir.c - the runtime directory (lock, IPC sockets) and the checks on
+ * rundir.c - the runtime directory (lock, sockets) and the checks on
  * the data directories, all done before any child starts so that a bad
  * path is a clear message and a non-zero exit, not a crash loop.
  */
@@ -75,16 +75,21 @@ check_writable(const char *what, const char *dir, mode_t mode, char *err,
 }
 
 /*
- * The runtime directory holds the lock and the IPC sockets: private to
- * the broker's user (0700), and short enough that every socket path fits
- * in a sockaddr_un.
+ * The runtime directory holds the lock, the control socket and, in its
+ * IPC_SUBDIR, the nng endpoints (docs/architecture.md, "Control socket
+ * and promptmqctl").  The directory itself is ours (root's): 0750 with
+ * server.group when the children run as another user, so that the
+ * group reaches the control socket, else 0700.  The endpoints'
+ * directory is handed to the children's user later (privs_hand_over of
+ * `ipc_dir`).  Every socket path must fit in a sockaddr_un.
  */
 int
-rundir_prepare(const char *dir, int nworkers, uid_t owner, char *err,
-    size_t errlen)
+rundir_prepare(const char *dir, int nworkers, const struct privs *pv,
+    char *ipc_dir, size_t ipc_dirlen, char *err, size_t errlen)
 {
 	char		 longest[PATH_MAX];
 	struct stat	 st;
+	size_t		 extra = strlen("/" IPC_SUBDIR "/t65535.ipc");
 
 	if (ipc_endpoint_path(longest, sizeof(longest), dir, IPC_ROLE_WORKER,
 	    (uint16_t)(nworkers > 0 ? nworkers - 1 : 0)) == -1 ||
@@ -92,8 +97,8 @@ rundir_prepare(const char *dir, int nworkers, uid_t owner, char *err,
 	    65535) == -1) {
 		snprintf(err, errlen, "server.runtime-dir %s: too long for the "
 		    "IPC socket paths inside it (%zu bytes; socket paths may "
-		    "have at most %d, so use a directory of at most %d bytes)",
-		    dir, strlen(dir), IPC_PATH_MAX, IPC_PATH_MAX - 10);
+		    "have at most %d, so use a directory of at most %zu bytes)",
+		    dir, strlen(dir), IPC_PATH_MAX, IPC_PATH_MAX - extra);
 		return -1;
 	}
 	if (check_writable("server.runtime-dir", dir, 0700, err, errlen) == -1)
@@ -103,16 +108,43 @@ rundir_prepare(const char *dir, int nworkers, uid_t owner, char *err,
 		    strerror(errno));
 		return -1;
 	}
-	/* ours, or (root) handed to the children's user on an earlier run */
-	if (st.st_uid != geteuid() && st.st_uid != owner) {
+	/* ours, or (root) handed to the children's user by an older
+	 * version: taken back */
+	if (st.st_uid != geteuid() && !(pv->drop && st.st_uid == pv->uid)) {
 		snprintf(err, errlen, "server.runtime-dir %s: owned by uid %u, "
 		    "not by us (uid %u)", dir, (unsigned)st.st_uid,
 		    (unsigned)geteuid());
 		return -1;
 	}
-	if ((st.st_mode & 077) != 0 && chmod(dir, 0700) == -1) {
-		snprintf(err, errlen, "server.runtime-dir %s: cannot make it "
-		    "private (0700): %s", dir, strerror(errno));
+	if ((st.st_uid != geteuid() || (pv->drop && st.st_gid != pv->gid)) &&
+	    chown(dir, geteuid(), pv->drop ? pv->gid : (gid_t)-1) == -1) {
+		snprintf(err, errlen, "server.runtime-dir %s: cannot take it "
+		    "back from uid %u: %s", dir, (unsigned)st.st_uid,
+		    strerror(errno));
+		return -1;
+	}
+	if ((st.st_mode & 07777) != (pv->drop ? 0750 : 0700) &&
+	    chmod(dir, pv->drop ? 0750 : 0700) == -1) {
+		snprintf(err, errlen, "server.runtime-dir %s: cannot set its "
+		    "mode (%s): %s", dir, pv->drop ? "0750" : "0700",
+		    strerror(errno));
+		return -1;
+	}
+	snprintf(ipc_dir, ipc_dirlen, "%s/" IPC_SUBDIR, dir);
+	if ((mkdir(ipc_dir, 0700) == -1 && errno != EEXIST) ||
+	    lstat(ipc_dir, &st) == -1) {
+		snprintf(err, errlen, "server.runtime-dir %s: cannot create "
+		    "%s: %s", dir, ipc_dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "server.runtime-dir %s: %s is not a "
+		    "directory", dir, ipc_dir);
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0 && chmod(ipc_dir, 0700) == -1) {
+		snprintf(err, errlen, "%s: cannot make it private (0700): %s",
+		    ipc_dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -131,7 +163,9 @@ lockfile_open(const char *path, mode_t mode, char *holder, size_t holderlen)
 	int	 fd, saved;
 
 	holder[0] = '\0';
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode)) == -1)
+	/* never through a link someone else left in the directory */
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    mode)) == -1)
 		return -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		saved = errno;

@@ -344,6 +344,10 @@ dispatch_child(struct ctl_channel *ch, int status, struct ipc_batch *batch,
 			snprintf(c->last_error, sizeof(c->last_error), "%.*s",
 			    (int)rec.len, (const char *)rec.body);
 			break;
+		case IPC_ADM_ROWS:
+		case IPC_ADM_DONE:
+			admin_child_record(c, &rec);
+			break;
 		default:
 			log_limited(&rl, LOG_LEVEL_WARN,
 			    "unexpected control message from child",

@@ -242,6 +242,7 @@ supervisor_child_exited(struct child *c, int status)
 	spawn_broadcast_peers(s);
 	stats_children(s);
 	stats_child_gone(c);
+	admin_child_gone(c);
 	if (s->stopping) {
 		check_stopped(s);
 		return;
@@ -383,6 +384,7 @@ check_stopped(struct supervisor *s)
 		daemon_failed(s->fail_reason[0] ? s->fail_reason :
 		    "stopped before it was ready; see the log");
 	daemon_pidfile_remove();
+	admin_close(s);
 	log_notice("stopped", "status=%d", s->exit_status);
 	exit(s->exit_status);
 }
@@ -481,19 +483,20 @@ apply_logging(struct supervisor *s)
 }
 
 /*
- * SIGHUP: build the new configuration completely first; on any error
- * keep the running one.  Options that can change live go to every
- * child; the others are named as needing a restart.
+ * SIGHUP and promptmqctl reload: build the new configuration completely
+ * first; on any error keep the running one.  Options that can change
+ * live go to every child; the others are named as needing a restart.
+ * -1 when rejected; `msg` says what happened, for promptmqctl.
  */
-static void
-reload(struct supervisor *s)
+int
+supervisor_reload(struct supervisor *s, char *msg, size_t msglen)
 {
 	struct config		 next;
 	struct config_messages	 msgs;
 	enum option_id		 changed[OPT__COUNT], live[OPT__COUNT];
-	size_t			 n, nlive = 0, i;
+	size_t			 n, nlive = 0, nrestart = 0, i;
 	char			 name[128], err[256];
-	int			 c, k, metrics_kept;
+	int			 c, k, metrics_kept, rv = -1;
 
 	daemon_notify("RELOADING=1");
 	log_notice("reloading configuration", "file=%s",
@@ -507,6 +510,9 @@ reload(struct supervisor *s)
 		for (i = 0; i < msgs.nerrors; i++)
 			log_error("reload rejected; the running configuration "
 			    "stays", "error=\"%s\"", msgs.errors[i]);
+		snprintf(msg, msglen, "reload rejected; the running "
+		    "configuration stays: %s", msgs.nerrors ? msgs.errors[0] :
+		    "cannot read the configuration");
 		goto done;
 	}
 	for (i = 0; i < msgs.nwarnings; i++)
@@ -524,6 +530,7 @@ reload(struct supervisor *s)
 			    "applied", "option=%s running=\"%s\" file=\"%s\"",
 			    name, config_text(&s->cfg, changed[i]),
 			    config_text(&next, changed[i]));
+			nrestart++;
 			continue;
 		}
 		if ((k = bind_kind(changed[i])) != -1 && reload_bind(s, k,
@@ -560,6 +567,10 @@ reload(struct supervisor *s)
 	stats_reloaded(s, 1);
 	log_notice("configuration reloaded", "changed=%zu applied=%zu", n,
 	    nlive);
+	snprintf(msg, msglen, "configuration reloaded: %zu option%s changed, "
+	    "%zu applied%s", n, n == 1 ? "" : "s", nlive, nrestart ?
+	    "; some need a restart (see the broker's log)" : "");
+	rv = 0;
 	goto out;
 done:
 	stats_reloaded(s, 0);
@@ -567,12 +578,43 @@ out:
 	config_messages_free(&msgs);
 	config_free(&next);
 	daemon_notify("READY=1");
+	return rv;
+}
+
+/*
+ * promptmqctl log-level: every process logs at `level` until the next
+ * reload, which takes the file's level again (it differs from this one,
+ * so the reload sends it).
+ */
+int
+supervisor_log_level(struct supervisor *s, const char *level, char *err,
+    size_t errlen)
+{
+	enum option_id	 id = OPT_log_level;
+	int		 c;
+
+	if (config_set(&s->cfg, id, level, ORIGIN_SUPERVISOR, err, errlen) ==
+	    -1)
+		return -1;
+	apply_logging(s);
+	log_notice("log level changed by an operator", "level=%s",
+	    config_text(&s->cfg, id));
+	if (spawn_alive(&s->walsvc))
+		spawn_send_config(&s->walsvc, IPC_CTL_RELOAD, &s->cfg, &id, 1);
+	for (c = 0; c < s->nworkers; c++)
+		if (spawn_alive(&s->workers[c]))
+			spawn_send_config(&s->workers[c], IPC_CTL_RELOAD,
+			    &s->cfg, &id, 1);
+	if (spawn_alive(&s->metrics) && s->metrics.state != CHILD_STOPPING)
+		spawn_send_config(&s->metrics, IPC_CTL_RELOAD, &s->cfg, &id, 1);
+	return 0;
 }
 
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct supervisor	*s = arg;
+	char			 msg[512];
 	int			 i;
 
 	switch (sig) {
@@ -603,7 +645,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGHUP:
 		if (!s->stopping)
-			reload(s);
+			supervisor_reload(s, msg, sizeof(msg));
 		break;
 	case SIGUSR1:
 		/* reopened (created) as root and handed over before the
@@ -637,7 +679,7 @@ main(int argc, char *argv[])
 				    SIGCHLD };
 	struct config_messages	 msgs;
 	struct event		*ev;
-	char			 err[512], defpid[PATH_MAX];
+	char			 err[512], defpid[PATH_MAX], ipc_dir[PATH_MAX];
 	const char		*pidfile;
 	long			 ncpu;
 	int			 daemonize;
@@ -726,13 +768,15 @@ main(int argc, char *argv[])
 	    auth_failtab_open(&sup, err, sizeof(err)) == -1 ||
 	    stats_open(&sup, err, sizeof(err)) == -1 ||
 	    rundir_prepare(config_str(&sup.cfg, OPT_server_runtime_dir),
-	    sup.nworkers, sup.privs.uid, err, sizeof(err)) == -1 ||
+	    sup.nworkers, &sup.privs, ipc_dir, sizeof(ipc_dir), err,
+	    sizeof(err)) == -1 ||
 	    (sup.lock_fd = rundir_lock(config_str(&sup.cfg,
 	    OPT_server_runtime_dir), err, sizeof(err))) == -1 ||
+	    admin_open(&sup, err, sizeof(err)) == -1 ||
 	    datadir_prepare(config_str(&sup.cfg, OPT_storage_data_dir),
 	    config_str(&sup.cfg, OPT_storage_wal_dir), err, sizeof(err)) == -1 ||
-	    privs_hand_over(&sup.privs, "server.runtime-dir", config_str(
-	    &sup.cfg, OPT_server_runtime_dir), err, sizeof(err)) == -1 ||
+	    privs_hand_over(&sup.privs, "server.runtime-dir", ipc_dir, err,
+	    sizeof(err)) == -1 ||
 	    privs_hand_over(&sup.privs, "storage.data-dir", config_str(&sup.cfg,
 	    OPT_storage_data_dir), err, sizeof(err)) == -1 ||
 	    privs_hand_over(&sup.privs, "storage.wal-dir", config_str(&sup.cfg,
@@ -784,6 +828,7 @@ main(int argc, char *argv[])
 			fatalx("cannot watch signals", "");
 	}
 	sup.stop_timer = evtimer_new(sup.base, stop_timeout_cb, &sup);
+	admin_start(&sup);
 	if ((sup.workers = calloc((size_t)sup.nworkers,
 	    sizeof(*sup.workers))) == NULL)
 		fatal("child table", "");

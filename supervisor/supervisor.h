@@ -117,6 +117,8 @@ struct supervisor {
 	/* failed logins by address, shared by the workers (failtab.h);
 	 * made at start-up, 0: not yet */
 	int			 failtab_fd;
+	/* the control socket (admin.c) */
+	struct admin		*admin;
 };
 
 /* stats.c */
@@ -152,8 +154,8 @@ int	 listen_reopen_slot(struct listen_set *, int slot, char *err,
 int	 listen_slot_fds(const struct listen_set *, int slot, int *fds, int max);
 
 /* rundir.c */
-int	 rundir_prepare(const char *dir, int nworkers, uid_t owner, char *err,
-	    size_t errlen);
+int	 rundir_prepare(const char *dir, int nworkers, const struct privs *,
+	    char *ipc_dir, size_t ipc_dirlen, char *err, size_t errlen);
 int	 rundir_lock(const char *dir, char *err, size_t errlen);
 int	 lockfile_open(const char *path, mode_t, char *holder, size_t);
 int	 lockfile_write_pid(int fd);
@@ -190,5 +192,15 @@ int	 spawn_alive(const struct child *);
 /* supervisor.c */
 void	 supervisor_child_ready(struct child *, const struct ipc_record *);
 void	 supervisor_child_exited(struct child *, int status);
+int	 supervisor_reload(struct supervisor *, char *msg, size_t msglen);
+int	 supervisor_log_level(struct supervisor *, const char *level,
+	    char *err, size_t errlen);
+
+/* admin.c: the control socket of promptmqctl */
+int	 admin_open(struct supervisor *, char *err, size_t errlen);
+void	 admin_start(struct supervisor *);
+void	 admin_child_record(struct child *, const struct ipc_record *);
+void	 admin_child_gone(struct child *);
+void	 admin_close(struct supervisor *);
 
 #endif /* PMQ_SUPERVISOR_H */

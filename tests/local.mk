@@ -31,6 +31,7 @@ INTEGRATION_TESTS = \
 	tests/integration/auth_password.py \
 	tests/integration/auth_scram.py \
 	tests/integration/metrics.py \
+	tests/integration/promptmqctl.py \
 	tests/integration/sys_topics.py \
 	tests/integration/auth_acl.py \
 	tests/integration/tls.py \

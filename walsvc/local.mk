@@ -22,6 +22,7 @@ pkglibexec_PROGRAMS += promptmq-walsvc
 promptmq_walsvc_SOURCES = \
 	walsvc/walsvc.c walsvc/walsvc.h \
 	walsvc/stats.c \
+	walsvc/admin.c \
 	walsvc/append.c \
 	walsvc/index.c \
 	walsvc/registry.c \

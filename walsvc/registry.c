@@ -57,6 +57,8 @@ struct reg_entry {
 	struct reg_entry	*next;
 	struct reg_holder	 holder;
 	struct reg_wait		*waiting;	/* NULL: nobody waits */
+	uint8_t			 ending;	/* the session ends with the
+						   holder (session-delete) */
 	uint16_t		 len;
 	char			 id[];
 };
@@ -203,10 +205,24 @@ decide(struct walsvc *ws, const struct reg_holder *h, const void *id,
 	}
 }
 
+/* Connection h is to close: reason 0x8E (taken over) or 0x98. */
+static void
+kick_id(struct walsvc *ws, const struct reg_holder *h, const void *id,
+    size_t len, uint8_t reason)
+{
+	struct buf	 b = BUF_INITIALIZER;
+
+	buf_add_u8(&b, reason);
+	buf_add(&b, id, len);
+	if (!buf_failed(&b))
+		send_to(ws, h, IPC_REG_KICK, b.data, b.len);
+	buf_free(&b);
+}
+
 static void
 kick(struct walsvc *ws, const struct reg_entry *e, const struct reg_holder *h)
 {
-	send_to(ws, h, IPC_REG_KICK, e->id, e->len);
+	kick_id(ws, h, e->id, e->len, 0x8e);	/* session taken over */
 }
 
 static void
@@ -334,6 +350,7 @@ pass_on(struct walsvc *ws, struct reg_entry **ep)
 	struct reg_entry	*e = *ep;
 	struct reg_wait		*wt = e->waiting;
 
+	e->ending = 0;
 	if (wt != NULL && holder_live(ws, &wt->holder)) {
 		e->waiting = NULL;
 		e->holder = wt->holder;
@@ -354,6 +371,8 @@ holder_gone(struct walsvc *ws, struct reg_entry **ep, int64_t expiry,
 {
 	struct reg_entry	*e = *ep;
 
+	if (e->ending)
+		expiry = 0;	/* deleted by an operator: it ends now */
 	wills_gone(ws, &e->holder, (const uint8_t *)e->id, e->len, expiry);
 	sessions_disconnect(ws, &e->holder, (const uint8_t *)e->id, e->len,
 	    expiry, sent);
@@ -582,7 +601,7 @@ sync_list(struct walsvc *ws, const struct reg_holder *from,
 		if (sessions_resync(ws, &h, id, len, sid, epoch, window) ==
 		    -1) {
 			/* its session moved on while walsvc was down */
-			send_to(ws, &h, IPC_REG_KICK, id, len);
+			kick_id(ws, &h, id, len, 0x8e);
 			continue;
 		}
 		wills_resync(ws, &h, id, len, will);
@@ -738,4 +757,29 @@ size_t
 registry_count(const struct walsvc *ws)
 {
 	return ws->registry ? ws->registry->count : 0;
+}
+
+/*
+ * promptmqctl kick, and session-delete of a connected client: the
+ * connection holding the id closes with 0x98 (administrative action);
+ * with `end`, its session ends when the connection is gone, as with a
+ * Session Expiry Interval of 0.  The worker's slot, -1 when no
+ * connection holds the id, -2 while the workers' lists are awaited
+ * after a restart.
+ */
+int
+registry_admin_kick(struct walsvc *ws, const uint8_t *id, size_t len,
+    int end)
+{
+	struct registry		*r = ws->registry;
+	struct reg_entry	*e;
+
+	if (r == NULL || r->syncing)
+		return -2;
+	if ((e = *find(r, id, len)) == NULL || !holder_live(ws, &e->holder))
+		return -1;
+	if (end)
+		e->ending = 1;
+	kick_id(ws, &e->holder, e->id, e->len, 0x98);
+	return e->holder.slot;
 }

@@ -45,11 +45,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 
+#include "adm.h"
 #include "hash.h"
 #include "ipc_link.h"
 #include "log.h"
@@ -660,7 +662,7 @@ apply_session(struct walsvc *ws, const struct wal_record *rec)
 		    (int)s->idlen, s->client_id, (unsigned long long)s->sid,
 		    r.why == WALREC_END_EXPIRED ? "expired" :
 		    r.why == WALREC_END_CLEAN_START ? "clean-start" :
-		    "disconnect");
+		    r.why == WALREC_END_DELETED ? "deleted" : "disconnect");
 		session_destroy(ws, s);
 		break;
 	}
@@ -1722,4 +1724,81 @@ sessions_close(struct walsvc *ws)
 	free(ss->matched);
 	free(ss);
 	ws->sessions = NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * promptmqctl: sessions, session-delete.
+ */
+
+/*
+ * One row per stored session whose client id matches `pattern` (a shell
+ * pattern; NULL: every one); `flush` sends the rows waiting now and then.
+ */
+size_t
+sessions_list(struct walsvc *ws, const char *pattern, struct adm_rows *out,
+    void (*flush)(struct walsvc *, struct adm_rows *))
+{
+	struct sessions	*ss = ws->sessions;
+	struct session	*s;
+	struct ssub	*sub;
+	int64_t		 now = clock_wall_ms(), left;
+	size_t		 i, j, queued, nsubs, n = 0;
+
+	if (ss == NULL)
+		return 0;
+	for (i = 0; i < ss->nbuckets; i++)
+		for (s = ss->by_sid[i]; s; s = s->next_sid) {
+			if (pattern && fnmatch(pattern, s->client_id, 0) != 0)
+				continue;
+			for (j = 0, queued = 0; j < s->qlen; j++)
+				queued += entry_at(s, j)->state != ENTRY_DONE;
+			for (sub = s->subs, nsubs = 0; sub; sub = sub->next)
+				nsubs++;
+			adm_row_begin(out, "sessions");
+			adm_bytes(out, "client_id", s->client_id, s->idlen);
+			adm_str(out, "state", s->offline_since == 0 ?
+			    "online" : "offline");
+			if (s->owned)
+				adm_num(out, "worker", s->owner.slot);
+			if (s->offline_since != 0)
+				adm_num(out, "offline_since",
+				    s->offline_since / 1000);
+			if (s->expiry != WALREC_EXPIRY_NEVER) {
+				adm_num(out, "expiry_interval", s->expiry);
+				if (s->offline_since != 0) {
+					left = s->offline_since +
+					    (int64_t)s->expiry * 1000 - now;
+					adm_num(out, "expires_in", left > 0 ?
+					    (left + 999) / 1000 : 0);
+				}
+			}
+			adm_num(out, "queued", (int64_t)queued);
+			adm_num(out, "queued_bytes", (int64_t)s->qbytes);
+			adm_num(out, "subscriptions", (int64_t)nsubs);
+			adm_num(out, "qos2_unreleased", s->nq2in);
+			adm_row_end(out);
+			n++;
+			if (adm_rows_due(out, 0))
+				flush(ws, out);
+		}
+	return n;
+}
+
+/*
+ * End an offline stored session now, as its expiry would: 0 ended, 1 it
+ * is online (the registry ends it when its connection goes), -1 none by
+ * that id, -2 the log refused the record.
+ */
+int
+sessions_delete(struct walsvc *ws, const uint8_t *id, size_t len)
+{
+	struct session	*s = find_cid(ws->sessions, id, len);
+
+	if (s == NULL)
+		return -1;
+	if (s->offline_since == 0)
+		return 1;
+	if (append_end(ws, s, WALREC_END_DELETED) == 0)
+		return -2;
+	return 0;
 }

@@ -55,6 +55,7 @@ stats_publish(struct walsvc *ws)
 	metric_set(&v[METRIC_WAL_DISK_FULL], ws->disk_full != 0);
 	metric_set(&v[METRIC_WAL_FAILING], ws->failing != 0);
 	if (ws->wal != NULL) {
+		metric_set(&v[METRIC_WAL_POSITION], wal_written_lsn(ws->wal));
 		metric_set(&v[METRIC_WAL_DISK_BYTES], wal_disk_bytes(ws->wal));
 		metric_set(&v[METRIC_WAL_SEGMENTS], wal_segment_count(ws->wal));
 		metric_set(&v[METRIC_WAL_STORAGE_BYTES],

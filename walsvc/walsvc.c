@@ -381,13 +381,19 @@ walsvc_stop(struct proc *p)
 	exit(0);
 }
 
-/* The counter region, before the configuration. */
+/* The counter region, before the configuration; promptmqctl's requests. */
 static void
 walsvc_control(struct proc *p, const struct ipc_record *rec, int fd)
 {
 	if (rec->type == IPC_CTL_METRICS && rec->len == 1 &&
 	    rec->body[0] == IPC_METRICS_REGION) {
 		stats_set_region(&walsvc, fd);
+		return;
+	}
+	if (rec->type == IPC_ADM_REQUEST && p->configured) {
+		admin_request(&walsvc, rec);
+		if (fd != -1)
+			close(fd);
 		return;
 	}
 	log_warnx("unexpected control message", "type=0x%04x", rec->type);

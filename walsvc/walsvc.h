@@ -171,6 +171,9 @@ void	 progress_note(struct progress *, uint64_t done, uint64_t total);
 struct ipc_link	*walsvc_reply_link(struct walsvc *, uint8_t role, uint16_t slot,
 		    uint64_t gen);
 
+/* admin.c */
+void	 admin_request(struct walsvc *, const struct ipc_record *);
+
 /* stats.c */
 void	 stats_set_region(struct walsvc *, int fd);
 void	 stats_start(struct walsvc *);
@@ -185,6 +188,8 @@ void	 registry_handle(struct walsvc *, const struct ipc_batch *,
 void	 registry_peers_changed(struct walsvc *);
 void	 registry_progress(struct walsvc *);
 size_t	 registry_count(const struct walsvc *);
+int	 registry_admin_kick(struct walsvc *, const uint8_t *id, size_t len,
+	    int end);
 
 /* append.c */
 int	 append_start(struct walsvc *);
@@ -241,6 +246,10 @@ int	 sessions_resync(struct walsvc *, const struct reg_holder *,
 	    const uint8_t *id, size_t len, uint64_t sid, uint32_t epoch,
 	    uint16_t window);
 void	 sessions_sync_done(struct walsvc *);
+struct adm_rows;
+size_t	 sessions_list(struct walsvc *, const char *pattern,
+	    struct adm_rows *, void (*)(struct walsvc *, struct adm_rows *));
+int	 sessions_delete(struct walsvc *, const uint8_t *id, size_t len);
 size_t	 sessions_count(const struct walsvc *);
 uint32_t sessions_expiry_of(struct walsvc *, const uint8_t *id, size_t len);
 void	 sessions_id_of(struct walsvc *, const uint8_t *id, size_t len,

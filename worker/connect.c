@@ -513,15 +513,21 @@ registry_refused(struct worker *w, uint64_t conn_id, uint8_t reason)
 
 /* walsvc gave our client's id to a newer connection. */
 void
-registry_kick(struct worker *w, uint64_t conn_id)
+registry_kick(struct worker *w, uint64_t conn_id, uint8_t reason)
 {
 	struct conn	*c = idmap_get(&w->conns_by_id, conn_id);
 
 	if (c == NULL)
 		return;
-	/* the newer connection wins, even one still waiting for CONNACK */
+	/* the newer connection wins, even one still waiting for CONNACK;
+	 * an operator's kick (promptmqctl) the same way */
 	c->normal_close = 0;
-	conn_close(c, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+	if (reason == MQTT_RC_ADMINISTRATIVE_ACTION) {
+		log_info("client kicked by an operator", "client=%.*s",
+		    (int)c->client_id_len, c->client_id ? c->client_id : "");
+		conn_close(c, reason, "kicked by an operator");
+	} else
+		conn_close(c, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
 }
 
 /* DISCONNECT 0x00: the will is not to be published. */

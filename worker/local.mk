@@ -13,6 +13,7 @@ promptmq_worker_SOURCES += \
 	worker/route.c \
 	worker/subscribe.c \
 	worker/stats.c \
+	worker/admin.c \
 	worker/sys.c
 
 # Passwords are checked on a thread of the worker's own (OpenSSL's PBKDF2).

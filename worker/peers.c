@@ -88,7 +88,9 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 			session_message(w, rec.corr, rec.seq, rec.body, rec.len);
 			break;
 		case IPC_REG_KICK:
-			registry_kick(w, rec.corr);
+			if (rec.len < 1)
+				goto bad;
+			registry_kick(w, rec.corr, rec.body[0]);
 			break;
 		case IPC_REG_REFUSED:
 			if (rec.len != 1)

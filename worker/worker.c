@@ -169,6 +169,12 @@ worker_control(struct proc *p, const struct ipc_record *rec, int fd)
 			close(fd);
 		return;
 	}
+	if (rec->type == IPC_ADM_REQUEST) {
+		if (fd != -1)
+			close(fd);
+		admin_request(&worker, p, rec);
+		return;
+	}
 	if (rec->type == IPC_CTL_ADOPT) {
 		/* a client from a throttled slot's queue; body: its kind */
 		if (fd != -1 && rec->len == 1 &&

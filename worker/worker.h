@@ -515,7 +515,12 @@ void	 registry_granted(struct worker *, uint64_t conn_id,
 	    const uint8_t *body);
 void	 registry_session_sub(struct worker *, uint64_t conn_id,
 	    const uint8_t *body, size_t len);
-void	 registry_kick(struct worker *, uint64_t conn_id);
+void	 registry_kick(struct worker *, uint64_t conn_id, uint8_t reason);
+
+/* admin.c */
+struct proc;
+void	 admin_request(struct worker *, struct proc *,
+	    const struct ipc_record *);
 void	 registry_refused(struct worker *, uint64_t conn_id, uint8_t reason);
 void	 registry_release(struct conn *);
 void	 registry_will_clear(struct conn *);

@@ -83,7 +83,7 @@ def test():
               (uid, gid))
         for pid, comm in sorted(b.children().items()):
             check_dropped(pid, comm, nobody)
-        for path in (b.rundir, b.datadir):
+        for path in (os.path.join(b.rundir, "ipc"), b.datadir):
             st = os.stat(path)
             check(st.st_uid == nobody.pw_uid, "%s belongs to uid %d, not to nobody" %
                   (path, st.st_uid))

@@ -33,6 +33,7 @@ package or its directories already exist here.
 import fcntl
 import grp
 import importlib.util
+import json
 import os
 import pwd
 import re
@@ -172,7 +173,9 @@ def check_deb(deb, changes):
     problems = [line for line in out.splitlines() if re.match(r"[EW]: ", line)]
     pmq.check(not problems, "lintian:\n" + "\n".join(problems))
     files = run(["dpkg-deb", "-c", deb], "dpkg-deb -c")
-    for want in ("./usr/sbin/promptmqd", "./usr/libexec/promptmq/promptmq-worker",
+    for want in ("./usr/sbin/promptmqd", "./usr/sbin/promptmqctl",
+                 "./usr/share/man/man8/promptmqctl.8.gz",
+                 "./usr/libexec/promptmq/promptmq-worker",
                  "./usr/libexec/promptmq/promptmq-walsvc", "./usr/bin/promptmq-passwd",
                  "./usr/libexec/promptmq/promptmq-metrics",
                  "./etc/promptmq/promptmq.conf", "./etc/init.d/promptmq",
@@ -208,7 +211,8 @@ def build_rpm(workdir, tree):
 
 def check_rpm(rpm, spec, workdir):
     files = run(["rpm", "-qlp", rpm], "rpm -qlp").split()
-    for want in ("/usr/sbin/promptmqd", "/usr/libexec/promptmq/promptmq-worker",
+    for want in ("/usr/sbin/promptmqd", "/usr/sbin/promptmqctl",
+                 "/usr/libexec/promptmq/promptmq-worker",
                  "/usr/libexec/promptmq/promptmq-walsvc", "/usr/bin/promptmq-passwd",
                  "/usr/libexec/promptmq/promptmq-metrics",
                  "/etc/promptmq/promptmq.conf", "/etc/logrotate.d/promptmq",
@@ -393,6 +397,12 @@ def lifecycle(workdir, deb1, deb2, v1, v2):
     run(["invoke-rc.d", "promptmq", "reload"], "invoke-rc.d promptmq reload")
     wait_log(r"notice: configuration reloaded", start, "the reload in the log")
     pmq.check(supervisor_pid() == pid, "the reload restarted promptmqd")
+    # the operator's tool finds the installed broker by its configuration
+    st = json.loads(run(["promptmqctl", "-j", "status"], "promptmqctl status"))
+    pmq.check(st["broker"]["pid"] == pid and st["broker"]["workers_up"] == workers,
+              "promptmqctl status: %r" % st["broker"])
+    out = run(["promptmqctl", "reload"], "promptmqctl reload")
+    pmq.check("configuration reloaded" in out, "promptmqctl reload: %r" % out)
 
     publish("retained-1", retain=True)
     out = run(["mosquitto_sub", "-h", "127.0.0.1", "-p", "1883", "-V", "mqttv5", "-u", USER,

@@ -18,8 +18,10 @@
 #include "config.h"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +132,9 @@ main(int argc, char *argv[])
 	b.per_turn = argc > 3 ? strtoull(argv[3], NULL, 10) : 32;
 	b.bytes = argc > 4 ? strtoul(argv[4], NULL, 10) : 64;
 	log_init("ipcbench", -1);
+	snprintf(path, sizeof(path), "%s/" IPC_SUBDIR, argv[1]);
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		fatal("cannot create the endpoints' directory", "dir=%s", path);
 	if (ipc_endpoint_path(path, sizeof(path), argv[1], IPC_ROLE_TOOL, 0) ==
 	    -1)
 		fatalx("directory path too long", "");

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adm.h"
 #include "harness.h"
 #include "ipc.h"
 
@@ -466,6 +467,94 @@ START_TEST(test_pairs_malformed)
 }
 END_TEST
 
+/* promptmqctl's rows: written, read back field by field. */
+START_TEST(test_adm_rows)
+{
+	struct adm_rows		 r;
+	struct adm_reader	 rd;
+	struct adm_field	 f[8];
+	const char		*section;
+	size_t			 n;
+	const uint8_t		 id[] = { 'a', 0, 'b', '\n' };
+
+	adm_rows_init(&r);
+	adm_row_begin(&r, "clients");
+	adm_bytes(&r, "client_id", id, sizeof(id));
+	adm_num(&r, "worker", 1);
+	adm_num(&r, "neg", -42);
+	adm_milli(&r, "cpu", 1234);
+	adm_milli(&r, "small", -5);
+	adm_row_end(&r);
+	adm_row_begin(&r, "empty");
+	adm_row_end(&r);
+	ck_assert(!adm_rows_due(&r, 0));
+	ck_assert(adm_rows_due(&r, 1));
+	adm_reader_init(&rd, r.b.data, r.b.len);
+	ck_assert_int_eq(adm_next_row(&rd, &section, f, 8, &n), 1);
+	ck_assert_str_eq(section, "clients");
+	ck_assert_uint_eq(n, 5);
+	/* a NUL or a control character in a value is shown as '?' */
+	ck_assert_str_eq(f[0].name, "client_id");
+	ck_assert_str_eq(f[0].value, "a?b?");
+	ck_assert_int_eq(f[0].type, 's');
+	ck_assert_str_eq(f[1].value, "1");
+	ck_assert_int_eq(f[1].type, 'n');
+	ck_assert_str_eq(f[2].value, "-42");
+	ck_assert_str_eq(f[3].value, "1.234");
+	ck_assert_str_eq(f[4].value, "-0.005");
+	/* fields beyond `max` are skipped, not an error */
+	ck_assert_int_eq(adm_next_row(&rd, &section, f, 8, &n), 1);
+	ck_assert_str_eq(section, "empty");
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(adm_next_row(&rd, &section, f, 8, &n), 0);
+	adm_reader_init(&rd, r.b.data, r.b.len);
+	ck_assert_int_eq(adm_next_row(&rd, &section, f, 2, &n), 1);
+	ck_assert_uint_eq(n, 2);
+	adm_rows_free(&r);
+}
+END_TEST
+
+START_TEST(test_adm_malformed)
+{
+	struct adm_reader	 rd;
+	struct adm_field	 f[4];
+	const char		*section;
+	size_t			 n;
+	/* length past the end; no section NUL; a bad type; a value cut */
+	static const uint8_t	 past[] = { 0, 9, 'a', 0 };
+	static const uint8_t	 nonul[] = { 0, 2, 'a', 'b' };
+	static const uint8_t	 type[] = { 0, 6, 's', 0, 'x', 0, 'q', 0 };
+	static const uint8_t	 cut[] = { 0, 5, 's', 0, 'x', 0, 's' };
+	static const uint8_t	 one[] = { 0 };
+	const struct { const uint8_t *p; size_t len; } bad[] = {
+		{ past, sizeof(past) }, { nonul, sizeof(nonul) },
+		{ type, sizeof(type) }, { cut, sizeof(cut) },
+		{ one, sizeof(one) },
+	};
+	size_t			 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		adm_reader_init(&rd, bad[i].p, bad[i].len);
+		ck_assert_int_eq(adm_next_row(&rd, &section, f, 4, &n), -1);
+	}
+}
+END_TEST
+
+START_TEST(test_adm_params)
+{
+	static const uint8_t	 req[] = "cmd\0clients\0id\0s*\0";
+	static const uint8_t	 odd[] = "cmd\0clients\0id";
+
+	ck_assert_int_eq(adm_pairs_valid(req, sizeof(req) - 1), 0);
+	ck_assert_str_eq(adm_param(req, sizeof(req) - 1, "cmd"), "clients");
+	ck_assert_str_eq(adm_param(req, sizeof(req) - 1, "id"), "s*");
+	ck_assert_ptr_null(adm_param(req, sizeof(req) - 1, "user"));
+	ck_assert_int_eq(adm_pairs_valid(odd, sizeof(odd) - 1), -1);
+	ck_assert_ptr_null(adm_param(odd, sizeof(odd) - 1, "cmd"));
+	ck_assert_int_eq(adm_pairs_valid(req, 0), 0);
+}
+END_TEST
+
 static Suite *
 ipc_suite(void)
 {
@@ -496,6 +585,11 @@ ipc_suite(void)
 	tc = harness_tcase(s, "name/value lists", NULL, NULL);
 	tcase_add_test(tc, test_pairs_well_formed);
 	tcase_add_test(tc, test_pairs_malformed);
+
+	tc = harness_tcase(s, "promptmqctl rows", NULL, NULL);
+	tcase_add_test(tc, test_adm_rows);
+	tcase_add_test(tc, test_adm_malformed);
+	tcase_add_test(tc, test_adm_params);
 	return s;
 }
 

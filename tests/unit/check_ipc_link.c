@@ -94,7 +94,7 @@ on_batch(struct ipc_batch *bt, void *arg)
 static void
 setup(void)
 {
-	harness_tempdir(dir, sizeof(dir));
+	harness_rundir(dir, sizeof(dir));
 	ck_assert_int_eq(ipc_endpoint_path(path, sizeof(path), dir,
 	    IPC_ROLE_WORKER, 1), 0);
 	base = evloop_new();
@@ -496,13 +496,13 @@ START_TEST(test_endpoint_paths)
 
 	ck_assert_int_eq(ipc_endpoint_path(out, sizeof(out), "/run/pmq",
 	    IPC_ROLE_WALSVC, 0), 0);
-	ck_assert_str_eq(out, "/run/pmq/wal.ipc");
+	ck_assert_str_eq(out, "/run/pmq/ipc/wal.ipc");
 	ck_assert_int_eq(ipc_endpoint_path(out, sizeof(out), "/run/pmq",
 	    IPC_ROLE_WORKER, 12), 0);
-	ck_assert_str_eq(out, "/run/pmq/w12.ipc");
+	ck_assert_str_eq(out, "/run/pmq/ipc/w12.ipc");
 	ck_assert_int_eq(ipc_endpoint_path(out, sizeof(out), "/run/pmq",
 	    IPC_ROLE_TOOL, 65535), 0);
-	ck_assert_str_eq(out, "/run/pmq/t65535.ipc");
+	ck_assert_str_eq(out, "/run/pmq/ipc/t65535.ipc");
 	/* the supervisor has no endpoint: it speaks on control channels */
 	errno = 0;
 	ck_assert_int_eq(ipc_endpoint_path(out, sizeof(out), "/run/pmq",
@@ -522,7 +522,7 @@ END_TEST
 static void
 rundir_of_length(char *out, size_t outlen, size_t len)
 {
-	size_t	 dirlen = len - strlen("/wal.ipc");
+	size_t	 dirlen = len - strlen("/ipc/wal.ipc");
 
 	ck_assert_uint_lt(dirlen, outlen);
 	memset(out, 'd', dirlen);
@@ -546,7 +546,7 @@ START_TEST(test_path_limit)
 	    IPC_ROLE_WALSVC, 0), -1);
 	ck_assert_int_eq(errno, ENAMETOOLONG);
 	/* and so is opening such a path, with a message that says why */
-	snprintf(out, sizeof(out), "%s/wal.ipc", rundir);
+	snprintf(out, sizeof(out), "%s/ipc/wal.ipc", rundir);
 	ck_assert_ptr_null(ipc_endpoint_open(base, out, 1, 1 << 20, on_batch,
 	    NULL, err, sizeof(err)));
 	ck_assert_ptr_nonnull(strstr(err, "107"));

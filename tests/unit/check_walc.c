@@ -173,7 +173,7 @@ start(int timer_runs)
 	idle_base = evloop_new();
 	ck_assert_ptr_nonnull(base);
 	ck_assert_ptr_nonnull(idle_base);
-	harness_tempdir(dir, sizeof(dir));
+	harness_rundir(dir, sizeof(dir));
 	ck_assert_int_eq(ipc_endpoint_path(wal_path, sizeof(wal_path), dir,
 	    IPC_ROLE_WALSVC, 0), 0);
 	ck_assert_int_eq(ipc_endpoint_path(tool_path, sizeof(tool_path), dir,

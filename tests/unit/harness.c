@@ -3,6 +3,8 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include <nng/nng.h>
 
 #include "harness.h"
+#include "ipc_link.h"
 
 /* How long one turn of harness_run_until() may run before it looks. */
 #define SLICE_MS	2
@@ -70,6 +73,16 @@ harness_tempdir(char *out, size_t outlen)
 }
 
 void
+harness_rundir(char *out, size_t outlen)
+{
+	char	 sub[PATH_MAX];
+
+	harness_tempdir(out, outlen);
+	snprintf(sub, sizeof(sub), "%s/" IPC_SUBDIR, out);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+}
+
+void
 harness_tempdir_remove(const char *dir)
 {
 	struct dirent	*de;
@@ -83,7 +96,8 @@ harness_tempdir_remove(const char *dir)
 		    strcmp(de->d_name, "..") == 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
+		if (unlink(path) == -1)
+			harness_tempdir_remove(path);	/* a directory */
 	}
 	closedir(d);
 	rmdir(dir);

@@ -32,6 +32,8 @@ void	 harness_nng_done(void);
 
 /* A fresh directory under /tmp, short enough for socket paths. */
 void	 harness_tempdir(char *out, size_t outlen);
+/* A temporary runtime directory with its endpoints' subdirectory. */
+void	 harness_rundir(char *out, size_t outlen);
 /* Remove the directory and the files in it. */
 void	 harness_tempdir_remove(const char *dir);
 
