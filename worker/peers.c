@@ -221,6 +221,8 @@ peers_update(struct worker *w)
 		w->walsvc_gen = peer->gen;
 		walc_peer_restarted(w->walc, peer->gen);
 		if (restarted) {
+			log_info("walsvc restarted", "gen=%llu",
+			    (unsigned long long)peer->gen);
 			registry_walsvc_restarted(w);
 			retained_walsvc_restarted(w);
 		}
