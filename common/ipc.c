@@ -104,6 +104,8 @@ ipc_type_name(uint16_t type)
 		return "RET_DONE";
 	case IPC_WILL_PUBLISH:
 		return "WILL_PUBLISH";
+	case IPC_REG_SYNC_ASK:
+		return "REG_SYNC_ASK";
 	case IPC_REG_REFUSED:
 		return "REG_REFUSED";
 	case IPC_ROUTE_SET:

@@ -110,10 +110,12 @@ enum ipc_type {
 				   for a SUBSCRIBE: u16 n, (u16 slot, u64
 				   gen, u64 seq) x n barriers, then (u8
 				   QoS, u8 0, u16 length, filter)* */
-	IPC_REG_SYNC = 0x0303,	/* body: u8 0, then (u64 conn, u16 node, u16
-				   window, u32 epoch, u64 session id, u64 will
-				   id, u16 len, client id)*; the last one: u8
-				   IPC_SYNC_LAST, u64 last append sequence */
+	IPC_REG_SYNC = 0x0303,	/* corr: the REG_SYNC_ASK answered; body: u8
+				   0, then (u64 conn, u16 node, u16 window,
+				   u32 epoch, u64 session id, u64 will id, u16
+				   len, client id)*; the last one: u8
+				   IPC_SYNC_LAST, u64 last append sequence,
+				   u32 number of clients the list named */
 
 	/* walsvc -> worker */
 	IPC_REG_GRANTED = 0x0381,	/* body: IPC_GRANTED_SIZE: u8 session
@@ -148,6 +150,10 @@ enum ipc_type {
 	IPC_WILL_PUBLISH = 0x0389,	/* body: u8 level, u8 0, a will's
 					   PUBLISH, durable: route it as if
 					   published here */
+	IPC_REG_SYNC_ASK = 0x038A,	/* corr: ask id; body empty: list your
+					   clients (REG_SYNC), after a restart
+					   of walsvc, again until it has them
+					   all */
 
 	/* worker <-> worker: routing */
 	IPC_ROUTE_SET = 0x0401,	/* corr: ack id or 0; body: u32 count, filter */
@@ -245,6 +251,7 @@ enum wal_record_type {
 #define IPC_RELEASE_EXPIRY	0x01	/* the expiry field is set */
 #define IPC_SYNC_LAST		0x01	/* the worker's list is complete */
 #define IPC_SYNC_ENTRY		34	/* without the client id */
+#define IPC_SYNC_LAST_SIZE	13	/* u8 flags, u64 seq, u32 count */
 #define IPC_GRANTED_SIZE	24
 #define IPC_SESS_SUB_HEADER	8
 #define IPC_SESS_MSG_HEADER	24

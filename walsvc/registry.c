@@ -24,9 +24,14 @@
  *   - REG_SYNC: after a walsvc restart each worker lists its connected
  *     clients, with the stored session and epoch each holds; a listed
  *     connection whose session moved on meanwhile is kicked.  Until
- *     every running worker has sent its list (the last record says so),
- *     or REGISTRY_SYNC_MS passed, claims wait: a session must not be
- *     granted to a new connection while an old one may still hold it.
+ *     every running worker has sent its whole list (the last record says
+ *     so and how many clients it named), or REGISTRY_SYNC_MS passed,
+ *     claims wait: a session must not be granted to a new connection
+ *     while an old one may still hold it.  walsvc asks for the lists
+ *     (REG_SYNC_ASK), and asks again every REGISTRY_ASK_MS a worker
+ *     whose whole list has not come: nng drops what is queued on a link
+ *     that starts over, and a worker starts its log link over when the
+ *     log has been silent, as it is while walsvc restarts.
  * The registry lives in memory: it describes connections, which do not
  * survive the processes, and is rebuilt from the workers' lists.
  */
@@ -44,6 +49,7 @@
 
 #define REGISTRY_KICK_MS	3000
 #define REGISTRY_SYNC_MS	2000
+#define REGISTRY_ASK_MS		500
 
 /* A claim waiting for the holder to go (a takeover). */
 struct reg_wait {
@@ -80,6 +86,19 @@ struct parked_list {
 	struct parked		*head, *tail;
 };
 
+/* One worker slot's list of clients, after a restart (REG_SYNC). */
+struct reg_list {
+	uint64_t		 gen;		/* whose whole list came (0:
+						   none) */
+	uint64_t		 last_seq;	/* its last append then */
+	uint64_t		 asked_gen;	/* whom we asked last */
+	int64_t			 asked_at;	/* when (monotonic ms) */
+	unsigned		 asks;
+	uint64_t		 receiving;	/* the ask being answered */
+	uint64_t		 receiving_gen;
+	uint32_t		 received;	/* clients of it so far */
+};
+
 struct registry {
 	struct reg_entry	**buckets;
 	size_t			  nbuckets;
@@ -89,8 +108,9 @@ struct registry {
 	int			  syncing;
 	int			  peers_seen;
 	int64_t			  sync_deadline;
-	uint64_t		 *synced_gen;	/* by slot: gen whose list came */
-	uint64_t		 *synced_seq;	/* ... and its last append then */
+	struct reg_list		 *lists;	/* by slot */
+	uint64_t		  last_ask;	/* id of the latest ask */
+	struct event		 *ask_timer;
 	struct parked_list	  claims;	/* wait for the lists */
 	struct parked_list	  releases;	/* wait for their appends */
 };
@@ -512,6 +532,7 @@ sync_finish(struct walsvc *ws, const char *why)
 	if (!r->syncing)
 		return;
 	r->syncing = 0;
+	event_del(r->ask_timer);
 	log_info("client registry in step with the workers", "why=%s "
 	    "clients=%zu sessions=%zu", why, r->count, sessions_count(ws));
 	sessions_sync_done(ws);
@@ -539,14 +560,70 @@ sync_check(struct walsvc *ws)
 		 * will clear is one) */
 		if (p->role == IPC_ROLE_WORKER && p->up &&
 		    (p->slot >= ws->proc->nworkers ||
-		    r->synced_gen[p->slot] != p->gen ||
+		    r->lists[p->slot].gen != p->gen ||
 		    append_stream_applied(ws, p->slot, p->gen) <
-		    r->synced_seq[p->slot]))
+		    r->lists[p->slot].last_seq))
 			return;
 	}
 	sync_finish(ws, "every worker listed its clients");
 }
 
+/*
+ * Ask every running worker whose whole list has not come for it; again
+ * after REGISTRY_ASK_MS: an ask or its answer may be lost, as may a
+ * batch of a long answer (its count then does not match).
+ */
+static void
+ask_lists(struct walsvc *ws)
+{
+	struct registry		*r = ws->registry;
+	const struct proc_peer	*p;
+	struct reg_holder	 h;
+	struct reg_list		*l;
+	int64_t			 now = clock_mono_ms();
+	size_t			 i;
+
+	if (!r->syncing || !r->peers_seen)
+		return;
+	for (i = 0; i < ws->proc->npeers; i++) {
+		p = &ws->proc->peers[i];
+		if (p->role != IPC_ROLE_WORKER || !p->up ||
+		    p->slot >= ws->proc->nworkers)
+			continue;
+		l = &r->lists[p->slot];
+		if (l->gen == p->gen)
+			continue;
+		if (l->asked_gen == p->gen) {
+			if (now - l->asked_at < REGISTRY_ASK_MS)
+				continue;
+			log_notice("a worker's list of clients has not come "
+			    "whole; asking again", "slot=%u gen=%llu asks=%u",
+			    p->slot, (unsigned long long)p->gen, l->asks);
+		} else
+			l->asks = 0;
+		l->asked_gen = p->gen;
+		l->asked_at = now;
+		l->asks++;
+		h.slot = p->slot;
+		h.gen = p->gen;
+		h.conn = ++r->last_ask;
+		send_to(ws, &h, IPC_REG_SYNC_ASK, NULL, 0);
+	}
+}
+
+static void
+ask_again(evutil_socket_t fd, short what, void *arg)
+{
+	ask_lists(arg);
+}
+
+/*
+ * One record of a worker's list (corr: the ask it answers).  Its
+ * clients are taken as they come; the list counts once its last record
+ * came and the number of clients it names is the number taken for that
+ * ask.  A list that came whole once for a worker incarnation is not
+ * taken again (we asked twice, both answers came).
+ */
 static void
 sync_list(struct walsvc *ws, const struct reg_holder *from,
     const struct ipc_record *rec)
@@ -556,25 +633,53 @@ sync_list(struct walsvc *ws, const struct reg_holder *from,
 	struct buf_reader		 rd;
 	struct reg_holder		 h = *from;
 	struct reg_entry		**ep, *e;
+	struct reg_list			*l;
 	const uint8_t			*id;
 	uint64_t			 sid, will, last;
-	uint32_t			 epoch;
+	uint32_t			 epoch, count;
 	uint16_t			 len, window;
 	uint8_t				 flags;
 
+	if (from->slot >= ws->proc->nworkers) {
+		log_limited(&rl, LOG_LEVEL_WARN, "registry list from an "
+		    "unknown worker slot", "slot=%u", from->slot);
+		return;
+	}
+	l = &r->lists[from->slot];
+	if (l->gen == from->gen)
+		return;
+	if (l->receiving != rec->corr || l->receiving_gen != from->gen) {
+		l->receiving = rec->corr;
+		l->receiving_gen = from->gen;
+		l->received = 0;
+	}
 	buf_reader_init(&rd, rec->body, rec->len);
 	flags = buf_read_u8(&rd);
 	if (flags & IPC_SYNC_LAST) {
-		/* the list is complete: u64 the worker's last append */
+		/* the list is complete: u64 the worker's last append, u32
+		 * the clients it named */
 		last = buf_read_u64(&rd);
-		if (rd.failed || buf_read_left(&rd) != 0 ||
-		    from->slot >= ws->proc->nworkers) {
+		count = buf_read_u32(&rd);
+		if (rd.failed || buf_read_left(&rd) != 0) {
 			log_limited(&rl, LOG_LEVEL_WARN, "malformed registry "
 			    "list from worker", "slot=%u", h.slot);
 			return;
 		}
-		r->synced_gen[from->slot] = from->gen;
-		r->synced_seq[from->slot] = last;
+		if (count != l->received) {
+			log_warnx("a worker's list of clients came incomplete; "
+			    "asking again", "slot=%u gen=%llu named=%u "
+			    "received=%u", from->slot,
+			    (unsigned long long)from->gen, count, l->received);
+			l->receiving = 0;
+			l->asked_at = 0;
+			ask_lists(ws);
+			return;
+		}
+		l->gen = from->gen;
+		l->last_seq = last;
+		log_debug("worker listed its clients", "slot=%u gen=%llu "
+		    "clients=%u asks=%u", from->slot,
+		    (unsigned long long)from->gen, count, l->asks);
 		sync_check(ws);
 		return;
 	}
@@ -592,6 +697,7 @@ sync_list(struct walsvc *ws, const struct reg_holder *from,
 			    "list from worker", "slot=%u", h.slot);
 			return;
 		}
+		l->received++;
 		ep = find(r, id, len);
 		if ((e = *ep) != NULL && !reg_same(&e->holder, &h) &&
 		    holder_live(ws, &e->holder)) {
@@ -688,6 +794,7 @@ registry_peers_changed(struct walsvc *ws)
 	}
 	r->peers_seen = 1;
 	sync_check(ws);
+	ask_lists(ws);
 	registry_progress(ws);
 }
 
@@ -730,6 +837,7 @@ registry_start(struct walsvc *ws)
 {
 	struct registry	*r;
 	struct timeval	 second = { 1, 0 };
+	struct timeval	 ask = { 0, REGISTRY_ASK_MS * 1000 };
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -1;
@@ -737,15 +845,18 @@ registry_start(struct walsvc *ws)
 	r->syncing = 1;
 	r->sync_deadline = clock_mono_ms() + REGISTRY_SYNC_MS;
 	if ((r->buckets = calloc(r->nbuckets, sizeof(*r->buckets))) == NULL ||
-	    (r->synced_gen = calloc(ws->proc->nworkers ? ws->proc->nworkers :
-	    1, sizeof(*r->synced_gen))) == NULL ||
-	    (r->synced_seq = calloc(ws->proc->nworkers ? ws->proc->nworkers :
-	    1, sizeof(*r->synced_seq))) == NULL ||
+	    (r->lists = calloc(ws->proc->nworkers ? ws->proc->nworkers : 1,
+	    sizeof(*r->lists))) == NULL ||
 	    (r->timer = event_new(ws->base, -1, EV_PERSIST, tick, ws)) ==
-	    NULL || event_add(r->timer, &second) == -1) {
+	    NULL || event_add(r->timer, &second) == -1 ||
+	    (r->ask_timer = event_new(ws->base, -1, EV_PERSIST, ask_again,
+	    ws)) == NULL || event_add(r->ask_timer, &ask) == -1) {
+		if (r->timer)
+			event_free(r->timer);
+		if (r->ask_timer)
+			event_free(r->ask_timer);
 		free(r->buckets);
-		free(r->synced_gen);
-		free(r->synced_seq);
+		free(r->lists);
 		free(r);
 		return -1;
 	}

@@ -16,6 +16,11 @@
  * If the log or the index cannot be opened at all, walsvc exits with the
  * do-not-respawn status: the broker stops rather than acknowledge
  * messages it cannot keep.
+ *
+ * Tests only: with PMQ_TEST_WALSVC_GATE naming a file that exists when
+ * step 3 is due, walsvc holds there until the file is removed, so that
+ * a test can act while a new walsvc is known to the workers but does
+ * not listen yet (a long recovery, without the wait).
  */
 #include "config.h"
 
@@ -30,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "clock.h"
 #include "ipc_link.h"
 #include "log.h"
@@ -37,7 +44,15 @@
 #include "wal.h"
 #include "walsvc.h"
 
+#define GATE_POLL_MS	10
+
+static void	walsvc_serve(struct walsvc *);
+static void	hold_at_gate(struct walsvc *);
+
 static struct walsvc	 walsvc;
+static struct event	*gate_ev;
+static const char	*gate_path;
+static int64_t		 gate_started;
 
 /*
  * The link to (role, slot), aimed at generation `gen`: one link per
@@ -267,9 +282,8 @@ walsvc_start(struct proc *p)
 	struct wal_options	 opts;
 	struct wal_recovery	 rec;
 	const char		*waldir;
-	char			 path[PATH_MAX], err[512];
-	uint64_t		 maxgen, mem;
-	uint8_t			 ready[8];
+	char			 err[512];
+	uint64_t		 mem;
 	int64_t			 started;
 	int			 rv;
 
@@ -311,8 +325,27 @@ walsvc_start(struct proc *p)
 	if (rv == -2)
 		fatalx("the storage refused the index; trying again after the "
 		    "respawn delay", "dir=%s", ws->index_dir);
+	ws->recovery_ms = clock_mono_ms() - started;
 
-	/* 3) serve */
+	gate_path = getenv("PMQ_TEST_WALSVC_GATE");
+	if (gate_path != NULL && *gate_path != '\0' &&
+	    access(gate_path, F_OK) == 0) {
+		hold_at_gate(ws);
+		return;
+	}
+	walsvc_serve(ws);
+}
+
+/* 3) serve */
+static void
+walsvc_serve(struct walsvc *ws)
+{
+	struct proc	*p = ws->proc;
+	char		 path[PATH_MAX], err[512];
+	uint64_t	 maxgen, mem;
+	uint8_t		 ready[8];
+
+	mem = (uint64_t)config_num(&p->cfg, OPT_storage_memory_buffer);
 	ws->pending_limit = mem / 2;
 	if (registry_start(ws) == -1)
 		fatalx("cannot set up the client registry", "");
@@ -332,7 +365,7 @@ walsvc_start(struct proc *p)
 	maxgen = wal_role_generation_max(ws->wal, IPC_ROLE_WORKER);
 	if (index_worker_generation(ws->index) > maxgen)
 		maxgen = index_worker_generation(ws->index);
-	stats_recovered(ws, clock_mono_ms() - started);
+	stats_recovered(ws, ws->recovery_ms);
 	stats_start(ws);
 	buf_store_u64(ready, maxgen);
 	proc_send(p, IPC_CTL_READY, ready, sizeof(ready));
@@ -341,6 +374,37 @@ walsvc_start(struct proc *p)
 	    config_text(&p->cfg, OPT_storage_wal_sync),
 	    (unsigned long long)wal_next_lsn(ws->wal),
 	    (unsigned long long)maxgen);
+	/* a peers table that came while we were held */
+	if (p->npeers > 0)
+		registry_peers_changed(ws);
+}
+
+static void
+gate_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct walsvc	*ws = arg;
+
+	if (access(gate_path, F_OK) == 0)
+		return;
+	log_notice("test gate removed; serving", "held_ms=%lld",
+	    (long long)(clock_mono_ms() - gate_started));
+	event_free(gate_ev);
+	gate_ev = NULL;
+	walsvc_serve(ws);
+}
+
+/* PMQ_TEST_WALSVC_GATE: wait, in the loop, until the file is gone. */
+static void
+hold_at_gate(struct walsvc *ws)
+{
+	struct timeval	 tv = { 0, GATE_POLL_MS * 1000 };
+
+	gate_started = clock_mono_ms();
+	gate_ev = event_new(ws->base, -1, EV_PERSIST, gate_check, ws);
+	if (gate_ev == NULL || event_add(gate_ev, &tv) == -1)
+		fatalx("cannot watch the test gate", "path=%s", gate_path);
+	log_notice("held at the test gate before serving", "path=%s gen=%llu",
+	    gate_path, (unsigned long long)ws->proc->self.gen);
 }
 
 static void
@@ -361,7 +425,9 @@ walsvc_stop(struct proc *p)
 {
 	struct walsvc	*ws = &walsvc;
 
-	append_stop(ws);
+	/* held at the test gate: nothing was taken, nothing to write */
+	if (ws->endpoint != NULL)
+		append_stop(ws);
 	stats_publish(ws);
 	sessions_close(ws);
 	wills_close(ws);

@@ -154,6 +154,7 @@ struct walsvc {
 	uint64_t		 appends;
 	uint64_t		 duplicates;
 	uint64_t		 commits;
+	int64_t			 recovery_ms;	/* log, index and replay */
 	struct metrics		*metrics;	/* the counter region, or NULL */
 	struct event		*stats_ev;
 };

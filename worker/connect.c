@@ -15,8 +15,9 @@
  *      session's subscriptions (SESS_SUB) and REG_GRANTED; the worker
  *      installs the subscriptions, sends CONNACK and resumes reading.
  * While walsvc is down, claims wait; after server.connect-timeout the
- * client gets "server unavailable".  A new walsvc learns every
- * connected client from REG_SYNC and the waiting claims are sent again.
+ * client gets "server unavailable".  The waiting claims are sent again to
+ * a new walsvc, which asks every worker for its connected clients
+ * (REG_SYNC_ASK) until it has each one's whole list (REG_SYNC).
  *
  * A session is stored when its state must outlive the connection: MQTT
  * 3.x clean session 0 (it never expires), 5.0 with a Session Expiry
@@ -607,32 +608,56 @@ registry_timeout(struct conn *c)
 	    "client registry unavailable");
 }
 
-/*
- * A new walsvc knows nobody: tell it every client we hold (with the
- * stored session each serves), in records small enough for any link,
- * the last one saying the list is complete; then send the waiting claims
- * again.  walsvc grants nothing until it has every worker's list.
- */
+/* A new walsvc: the claims that wait go to it. */
 void
 registry_walsvc_restarted(struct worker *w)
 {
 	struct conn	*c;
+
+	for (c = w->conns; c; c = c->next)
+		if (c->state == CONN_CLAIMING)
+			send_claim(c);
+}
+
+static int
+list_record_end(struct worker *w, struct buf *b, size_t start)
+{
+	if (buf_failed(b)) {
+		buf_truncate(b, start);
+		return -1;
+	}
+	return ipc_link_record_end(w->wal_link, start);
+}
+
+/*
+ * A new walsvc knows nobody and asks (REG_SYNC_ASK `ask`): tell it every
+ * client we hold, with the stored session each serves, in records small
+ * enough for any link, each naming the ask; the last one says the list
+ * is complete, how many clients it named (nng may lose a batch of a long
+ * list: walsvc then asks again), and how far our append stream went.
+ * walsvc grants nothing until it has every worker's whole list.
+ */
+void
+registry_list(struct worker *w, uint64_t ask)
+{
+	struct conn	*c;
 	struct buf	*b = NULL;
 	size_t		 start = 0;
-
-	uint8_t			 last[9];
+	uint32_t	 n = 0;
+	uint8_t		 last[IPC_SYNC_LAST_SIZE];
 
 	for (c = w->conns; c; c = c->next) {
 		if (!c->registered || c->state != CONN_ACTIVE)
 			continue;
 		if (b && b->len - start > 32768) {
-			ipc_link_record_end(w->wal_link, start);
+			if (list_record_end(w, b, start) == -1)
+				return;		/* walsvc asks again */
 			b = NULL;
 		}
 		if (b == NULL) {
 			if ((b = ipc_link_record_begin(w->wal_link,
-			    IPC_REG_SYNC, 0, 0, &start)) == NULL)
-				return;
+			    IPC_REG_SYNC, 0, ask, &start)) == NULL)
+				return;		/* walsvc asks again */
 			buf_add_u8(b, 0);
 		}
 		buf_add_u64(b, c->id);
@@ -643,14 +668,15 @@ registry_walsvc_restarted(struct worker *w)
 		buf_add_u64(b, c->will_id);
 		buf_add_u16(b, c->client_id_len);
 		buf_add(b, c->client_id, c->client_id_len);
+		n++;
 	}
-	if (b)
-		ipc_link_record_end(w->wal_link, start);
+	if (b && list_record_end(w, b, start) == -1)
+		return;
 	/* the list is complete, and so is what it follows in our stream */
 	last[0] = IPC_SYNC_LAST;
 	buf_store_u64(last + 1, walc_last(w->walc));
-	ipc_link_send(w->wal_link, IPC_REG_SYNC, 0, 0, last, sizeof(last));
-	for (c = w->conns; c; c = c->next)
-		if (c->state == CONN_CLAIMING)
-			send_claim(c);
+	buf_store_u32(last + 9, n);
+	ipc_link_send(w->wal_link, IPC_REG_SYNC, 0, ask, last, sizeof(last));
+	log_debug("clients listed for walsvc", "clients=%u ask=%llu", n,
+	    (unsigned long long)ask);
 }

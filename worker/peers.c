@@ -25,6 +25,27 @@ max_batch(const struct worker *w)
 	    2 * IPC_LINK_BATCH_BYTES;
 }
 
+/*
+ * A walsvc incarnation we have not served: seen in the peers table or in
+ * a batch of its own, whichever comes first.  A new one after another
+ * gets our unacknowledged appends, the claims and the retained lookups
+ * that wait; it asks for our clients itself (REG_SYNC_ASK).
+ */
+static void
+walsvc_arrived(struct worker *w, uint64_t gen)
+{
+	int	 restarted = w->walsvc_gen != 0;
+
+	w->walsvc_gen = gen;
+	walc_peer_restarted(w->walc, gen);
+	if (restarted) {
+		log_info("walsvc restarted", "gen=%llu",
+		    (unsigned long long)gen);
+		registry_walsvc_restarted(w);
+		retained_walsvc_restarted(w);
+	}
+}
+
 static void
 worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 {
@@ -38,8 +59,17 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 		    "dropped", "gen=%llu", (unsigned long long)batch->sender.gen);
 		return;
 	}
+	/* before the peers table says so: its ask needs our link aimed
+	 * at it */
+	if (batch->sender.gen > w->walsvc_gen)
+		walsvc_arrived(w, batch->sender.gen);
 	while ((rv = ipc_batch_next(batch, &rec)) == 1) {
 		switch (rec.type) {
+		case IPC_REG_SYNC_ASK:
+			if (rec.len != 0)
+				goto bad;
+			registry_list(w, rec.corr);
+			break;
 		case IPC_WAL_DURABLE:
 		case IPC_WAL_RESEND:
 		case IPC_WAL_REFUSED:
@@ -205,9 +235,8 @@ fail:
 }
 
 /*
- * The supervisor's peers table changed: follow walsvc's generation (a
- * new walsvc gets our unacknowledged appends and our registry again)
- * and the other workers' (route.c).
+ * The supervisor's peers table changed: follow walsvc's generation
+ * (walsvc_arrived) and the other workers' (route.c).
  */
 void
 peers_update(struct worker *w)
@@ -217,16 +246,8 @@ peers_update(struct worker *w)
 	if (w->walc == NULL)
 		return;
 	peer = proc_peer(w->proc, IPC_ROLE_WALSVC, 0);
-	if (peer && peer->up && peer->gen != w->walsvc_gen) {
-		int	 restarted = w->walsvc_gen != 0;
-
-		w->walsvc_gen = peer->gen;
-		walc_peer_restarted(w->walc, peer->gen);
-		if (restarted) {
-			registry_walsvc_restarted(w);
-			retained_walsvc_restarted(w);
-		}
-	}
+	if (peer && peer->up && peer->gen > w->walsvc_gen)
+		walsvc_arrived(w, peer->gen);
 	route_peers_changed(w);
 }
 
