@@ -62,6 +62,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_cross_worker.py \
 	tests/integration/mqtt_worker_kill.py \
 	tests/integration/mqtt_walsvc_kill.py \
+	tests/integration/kill9_client.py \
 	tests/integration/mqtt_kill9.py \
 	tests/integration/mqtt_limits.py \
 	tests/integration/daemon_reload.py \

@@ -40,10 +40,20 @@ packet id (a PUBLISH sent again with DUP before it is not handed over
 twice).  So a publisher keeps at most WINDOW messages
 unacknowledged itself (fewer than the Receive Maximum of both brokers,
 20): it pauses while the broker is away, its resends stay within the
-window.  paho ignores the reason code of a 5.0 PUBACK / PUBREC (it
-reports a refused message as published): the packets are read before
-paho handles them, and a message refused (reason code 0x80 or more) is
-counted as refused, not acknowledged.
+window.  Every reconnection attempt resets the state of the messages
+in flight, and a second reset turns "PUBREL owed" into "PUBLISH, DUP
+0": after an attempt that fails (a restart of the whole broker refuses
+connections for a while) paho sends a QoS 2 message it had released as
+a new PUBLISH with the same packet id, which MQTT 4.3.3 forbids ("MUST
+NOT re-send the PUBLISH once it has sent the corresponding PUBREL"),
+and which a broker that took the PUBREL takes as a new message: a QoS 2
+message delivered twice, of the client's making.  keep_pubrel() corrects
+that, kill9_client.py checks it against a scripted server, and a
+PUBLISH sent after its PUBREL all the same fails the scenario.  paho
+ignores the reason code of a 5.0 PUBACK / PUBREC (it reports a refused
+message as published): the packets are read before paho handles them,
+and a message refused (reason code 0x80 or more) is counted as refused,
+not acknowledged.
 
 Each message is recorded: when it was published, acknowledged (and with
 which reason codes), delivered to each subscriber (with DUP or not), so
@@ -332,11 +342,12 @@ def log_lines(text, w_from, w_to, words, local=False, limit=40):
 
 class Msg:
     """One published message and what became of it."""
-    __slots__ = ("pub", "seq", "qos", "v", "t_pub", "t_ack", "reasons", "refused",
+    __slots__ = ("pub", "seq", "qos", "v", "t_pub", "mid", "t_ack", "reasons", "refused",
                  "deliveries")
 
     def __init__(self, pub, seq, qos, v, t_pub):
         self.pub, self.seq, self.qos, self.v, self.t_pub = pub, seq, qos, v, t_pub
+        self.mid = None         # paho's packet id
         self.t_ack = None
         self.reasons = {}       # paho command byte -> reason code received
         self.refused = False
@@ -351,19 +362,61 @@ class Msg:
         return self.t_ack is not None and not self.refused
 
 
+def keep_pubrel(client):
+    """Make a paho 1.6 Client send PUBREL again, not PUBLISH, for a QoS 2
+    message whose PUBREL is owed, however many reconnection attempts
+    fail first.
+
+    Each attempt (reconnect()) runs _messages_reconnect_reset_out()
+    before it connects: a message waiting for its PUBCOMP becomes "resend
+    PUBREL", and one in "resend PUBREL" (the state the attempt before
+    left) becomes "publish", DUP 0.  Turning "resend PUBREL" back into
+    "waiting for PUBCOMP" first makes every attempt start from what the
+    first one saw.  The lock is paho's RLock, which the reset takes
+    again."""
+    import paho.mqtt.client as mqtt
+    reset = client._messages_reconnect_reset_out
+
+    def reset_out():
+        with client._out_message_mutex:
+            for m in client._out_messages.values():
+                if m.state == mqtt.mqtt_ms_resend_pubrel:
+                    m.state = mqtt.mqtt_ms_wait_for_pubcomp
+            reset()
+    client._messages_reconnect_reset_out = reset_out
+
+
 def persistent_client(port, name, v):
-    """A pmq.Client with a persistent session that reconnects on its own;
-    its network thread also counts what it sends again (on_log)."""
+    """A pmq.Client with a persistent session that reconnects on its own,
+    keeping the PUBRELs it owes across failed attempts (keep_pubrel); its
+    network thread also counts what it sends again, and notes a QoS 2
+    PUBLISH sent again after its PUBREL (on_log)."""
     c = pmq.Client(port, pmq.unique("k9" + name), v, clean=False, reconnect=True)
     c.sent = collections.Counter()
+    c.after_pubrel = set()  # packet ids sent as PUBLISH after their PUBREL
+    owed = set()            # packet ids whose PUBREL waits for its PUBCOMP
+    keep_pubrel(c.c)
 
     def on_log(client, userdata, level, buf):
-        if buf.startswith("Sending PUBLISH (d1"):
-            c.sent["PUBLISH with DUP"] += 1
-        elif buf.startswith("Sending PUBREL"):
+        m = re.match(r"Sending PUBLISH \(d(\d), q(\d), r\d, m(\d+)\)", buf)
+        if m:
+            if m.group(1) == "1":
+                c.sent["PUBLISH with DUP"] += 1
+            if m.group(2) == "2" and int(m.group(3)) in owed:
+                c.sent["PUBLISH after its PUBREL"] += 1
+                c.after_pubrel.add(int(m.group(3)))
+                owed.discard(int(m.group(3)))
+            return
+        m = re.match(r"(Sending PUBREL|Received PUBCOMP) \(Mid: (\d+)\)", buf)
+        if m and m.group(1) == "Sending PUBREL":
             c.sent["PUBREL"] += 1
+            owed.add(int(m.group(2)))
+        elif m:
+            owed.discard(int(m.group(2)))
         elif buf.startswith("Received PUBREC"):
             c.sent["PUBREC received"] += 1
+        elif buf.startswith("Connection failed"):
+            c.sent["connection attempts failed"] += 1
     c.c.on_log = on_log
     return c
 
@@ -442,6 +495,7 @@ class Publisher:
             if info.rc == QUEUE_SIZE:   # not kept (other codes: kept, sent later)
                 self.local_errors[info.rc] += 1
             else:
+                m.mid = info.mid
                 with self.cond:
                     self.published += 1
                     self.pending[info.mid] = m
@@ -646,6 +700,12 @@ class Result:
                 out.append("%d QoS 2 messages delivered more than once to %s: %s" % (
                     len(v), s, ", ".join("%s:%06d x%d" % (m.pub, m.seq, len(m.deliveries[s]))
                                          for m in v[:10])))
+        after = {p.name: p.c.sent["PUBLISH after its PUBREL"] for p in self.pubs
+                 if p.c.sent["PUBLISH after its PUBREL"]}
+        if after:
+            out.append("QoS 2 messages sent again as PUBLISH after their PUBREL, which a "
+                       "broker takes as new messages (the client's fault, MQTT 4.3.3; "
+                       "keep_pubrel() did not hold): %s" % after)
         out += self.target.problems
         stuck = [p.name for p in self.pubs if p.outstanding()]
         if stuck:
@@ -672,7 +732,8 @@ class Result:
         return ("kill9 target=%s duration=%.0fs rate=%gx%d slow=%g kills=%d[%s] seed=%d "
                 "published=%d acknowledged=%d refused=%d unacknowledged=%d "
                 "delivered=%s lost=%d(%s) dup_qos1=%s dup_qos2=%s unacked_delivered=%d "
-                "resent=dup_publish:%d,pubrel:%d reconnects=%d session_lost=%d "
+                "resent=dup_publish:%d,pubrel:%d,publish_after_pubrel:%d reconnects=%d "
+                "session_lost=%d "
                 "longest_ack_pause=%.2fs drain=%.1fs%s result=%s" % (
                     self.target.name, self.clock.rel(self.t_stop), self.rate, len(self.pubs),
                     self.slow_rate, len(self.kills),
@@ -686,7 +747,8 @@ class Result:
                     ",".join("%s:%d" % (s, len(self.dups[(s, 2)])) for s in self.delivered),
                     len(self.unacked_delivered), self.sent["PUBLISH with DUP"],
                     max(0, self.sent["PUBREL"] - self.sent["PUBREC received"]),
-                    sum(self.reconnects.values()), len(self.session_lost),
+                    self.sent["PUBLISH after its PUBREL"], sum(self.reconnects.values()),
+                    len(self.session_lost),
                     self.ack_pause, self.t_drained - self.t_stop,
                     " server_disconnects=%s" % dict(self.server_disconnects)
                     if self.server_disconnects else "",
@@ -701,12 +763,14 @@ class Result:
         for p in self.pubs:
             ms = p.msgs
             out.append("  publisher %-5s QoS %d %s: published %d, acknowledged %d, "
-                       "refused %d, reconnected %d times; sent again: %d PUBLISH with DUP, "
-                       "%d PUBREL" % (
+                       "refused %d, reconnected %d times (failed attempts: %d); sent again: "
+                       "%d PUBLISH with DUP, %d PUBREL, %d PUBLISH after its PUBREL" % (
                            p.name, p.qos, "5.0" if p.v == 5 else "3.1.1", len(ms),
                            sum(m.acked for m in ms), sum(m.refused for m in ms),
-                           len(p.c.connacks) - 1, p.c.sent["PUBLISH with DUP"],
-                           max(0, p.c.sent["PUBREL"] - p.c.sent["PUBREC received"])))
+                           len(p.c.connacks) - 1, p.c.sent["connection attempts failed"],
+                           p.c.sent["PUBLISH with DUP"],
+                           max(0, p.c.sent["PUBREL"] - p.c.sent["PUBREC received"]),
+                           p.c.sent["PUBLISH after its PUBREL"]))
         for s in self.subs:
             dup_arrivals = sum(1 for g in s.got if g[3])
             out.append("  subscriber %-4s %s%s: %d deliveries of %d messages, lost %d, "
@@ -803,15 +867,18 @@ class Result:
             if q != 2:
                 continue
             for m in v[:limit]:
+                pub = next(p for p in self.pubs if p.name == m.pub)
                 out.append("%s got QoS 2 %s:%06d %d times, at %s; published at %s, PUBCOMP "
-                           "at %s; in the message log: %s" % (
+                           "at %s; in the message log: %s%s" % (
                                s, m.pub, m.seq, len(m.deliveries[s]),
                                ", ".join("%s%s" % (self.clock.at(t), " DUP" if d else "")
                                          for t, d in m.deliveries[s]),
                                self.clock.at(m.t_pub),
                                self.clock.at(m.t_ack) if m.t_ack else "never",
                                "n/a" if in_log is None else "%d publish records" %
-                               in_log[m.tag]))
+                               in_log[m.tag],
+                               "; the publisher sent it again as PUBLISH after its PUBREL"
+                               if m.mid in pub.c.after_pubrel else ""))
         return "\n".join(out)
 
     def _g(self, g):

@@ -20,6 +20,10 @@ reconnection).  The test fails when:
   reaches a subscriber (QoS 1 may arrive twice; an unacknowledged message
   may arrive or not);
 - a QoS 2 message reaches a subscriber twice (acknowledged or not);
+- a publisher sends a QoS 2 message again as PUBLISH after its PUBREL,
+  which the broker must take as a new message (MQTT 4.3.3 forbids it;
+  paho 1.6 does it after a failed reconnection attempt, and kill9lib
+  corrects that): the client's fault, named as such;
 - a publisher still has unacknowledged messages a bounded time after the
   load (paho sends them again on every reconnection: the broker must take
   them once it is back), a message was refused, a session was not present
@@ -32,7 +36,9 @@ reconnection).  The test fails when:
 A failure explains each lost message from the records kept for it: the
 publisher, the number, when it was acknowledged relative to which kill,
 whether the message log holds it, what the subscriber got around it,
-and the broker's log lines of that time about the clients.  PMQ_KEEP=1
+and the broker's log lines of that time about the clients; and each
+QoS 2 message delivered twice: when, how many publish records the log
+holds, and whether its publisher sent it again after its PUBREL.  PMQ_KEEP=1
 keeps the broker's directory."""
 
 import os
