@@ -86,7 +86,10 @@ enum ipc_type {
 	IPC_CTL_FATAL = 0x0183,	/* body: why the child is exiting (text) */
 
 	/* worker/tool -> walsvc */
-	IPC_WAL_APPEND = 0x0201,	/* seq: append stream; body: u8 kind, payload */
+	IPC_WAL_APPEND = 0x0201,	/* seq: append stream; corr: a publish's
+					   first send: when it was read
+					   (monotonic µs), else 0; body: u8
+					   kind, payload */
 	IPC_WAL_SYNC = 0x0202,	/* seq: 0; ask for the current watermark */
 
 	/* walsvc -> worker/tool */
@@ -137,8 +140,9 @@ enum ipc_type {
 				   epoch, u64 session id, u8 QoS, u8 flags
 				   (IPC_SESS_MSG_*), u8 level, u8 0, u32 what
 				   is left of its Message Expiry Interval,
-				   0xffffffff: none), the PUBLISH as
-				   received */
+				   0xffffffff: none, u64 when a worker read
+				   it, monotonic µs, 0: not measured), the
+				   PUBLISH as received */
 	IPC_SESS_QOS2 = 0x0386,	/* corr: conn; before REG_GRANTED: (u16)* the
 				   packet ids of QoS 2 messages the client
 				   published and has not released */
@@ -162,7 +166,9 @@ enum ipc_type {
 	IPC_ROUTE_RESET = 0x0403,	/* body: empty; forget the sender's filters */
 	IPC_ROUTE_SYNCED = 0x0404,	/* corr: ack id; the full table was sent */
 	IPC_FWD_PUBLISH = 0x0405,	/* body: u8 level, u8 0, u64 origin conn,
-					   the PUBLISH packet as received */
+					   u64 when it was read (monotonic
+					   µs; 0: not measured), the PUBLISH
+					   packet as received */
 
 	/* promptmqctl -> supervisor -> children, control channels (adm.h) */
 	IPC_ADM_REQUEST = 0x0501,	/* corr: request id; body:
@@ -254,7 +260,7 @@ enum wal_record_type {
 #define IPC_SYNC_LAST_SIZE	13	/* u8 flags, u64 seq, u32 count */
 #define IPC_GRANTED_SIZE	24
 #define IPC_SESS_SUB_HEADER	8
-#define IPC_SESS_MSG_HEADER	24
+#define IPC_SESS_MSG_HEADER	32
 #define IPC_RET_MSG_HEADER	8
 #define IPC_RET_BARRIER		18
 #define IPC_SESS_MSG_DUP	0x01	/* sent before: set DUP */

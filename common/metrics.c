@@ -27,7 +27,9 @@ struct metrics {
 	metric_t	 walsvc[METRIC_WALSVC_N];
 	metric_t	 fsync[METRICS_FSYNC_BUCKETS];	/* not cumulative */
 	metric_t	 fsync_sum_us;
-	metric_t	 workers[];	/* nworkers × METRIC_WORKER_N */
+	metric_t	 workers[];	/* nworkers × METRIC_WORKER_N, then
+					   nworkers × METRICS_PATHS ×
+					   METRICS_LATENCY_VALUES */
 };
 
 struct series {
@@ -41,16 +43,20 @@ static const struct series sup_series[] = { METRICS_SUP(METRIC_ROW) };
 static const struct series worker_series[] = { METRICS_WORKER(METRIC_ROW) };
 static const struct series walsvc_series[] = { METRICS_WALSVC(METRIC_ROW) };
 static const uint64_t fsync_bounds[] = METRICS_FSYNC_BOUNDS_US;
+static const uint64_t latency_bounds[] = METRICS_LATENCY_BOUNDS_US;
+static const char *const path_names[METRICS_PATHS] = { "direct", "stored" };
 
 _Static_assert(sizeof(fsync_bounds) / sizeof(fsync_bounds[0]) + 1 ==
     METRICS_FSYNC_BUCKETS, "METRICS_FSYNC_BUCKETS is the bounds and +Inf");
+_Static_assert(sizeof(latency_bounds) / sizeof(latency_bounds[0]) + 1 ==
+    METRICS_LATENCY_BUCKETS, "METRICS_LATENCY_BUCKETS is the bounds and +Inf");
 #undef METRIC_ROW
 
 size_t
 metrics_size(uint32_t nworkers)
 {
-	return sizeof(struct metrics) + (size_t)nworkers * METRIC_WORKER_N *
-	    sizeof(metric_t);
+	return sizeof(struct metrics) + (size_t)nworkers * (METRIC_WORKER_N +
+	    METRICS_PATHS * METRICS_LATENCY_VALUES) * sizeof(metric_t);
 }
 
 void
@@ -118,16 +124,39 @@ metrics_walsvc(struct metrics *m)
 	return m->walsvc;
 }
 
-void
-metrics_fsync(struct metrics *m, uint64_t us)
+/* The first bucket of `bounds` (n, +Inf left out) that holds `us`. */
+static size_t
+bucket_of(const uint64_t *bounds, size_t n, uint64_t us)
 {
 	size_t	 i;
 
-	for (i = 0; i < METRICS_FSYNC_BUCKETS - 1 && us > fsync_bounds[i];
-	    i++)
+	for (i = 0; i < n && us > bounds[i]; i++)
 		;
-	metric_add(&m->fsync[i], 1);
+	return i;
+}
+
+void
+metrics_fsync(struct metrics *m, uint64_t us)
+{
+	metric_add(&m->fsync[bucket_of(fsync_bounds, METRICS_FSYNC_BUCKETS - 1,
+	    us)], 1);
 	metric_add(&m->fsync_sum_us, us);
+}
+
+size_t
+metrics_latency_bucket(uint64_t us)
+{
+	return bucket_of(latency_bounds, METRICS_LATENCY_BUCKETS - 1, us);
+}
+
+metric_t *
+metrics_latency(struct metrics *m, uint32_t slot, int path)
+{
+	if (slot >= m->nworkers || path < 0 || path >= METRICS_PATHS)
+		return NULL;
+	return m->workers + (size_t)m->nworkers * METRIC_WORKER_N +
+	    ((size_t)slot * METRICS_PATHS + (size_t)path) *
+	    METRICS_LATENCY_VALUES;
 }
 
 metric_t *
@@ -188,36 +217,77 @@ plain(struct buf *out, const struct series *s, const metric_t *v, size_t n)
 	}
 }
 
-#define FSYNC_FAMILY	"promptmq_log_fsync_seconds"
-
+/*
+ * A histogram's series: `buckets` (nb, not cumulative, the last +Inf)
+ * with upper `bounds` in microseconds, then its sum and count; `labels`
+ * go before le.
+ */
 static void
-fsync_histogram(struct buf *b, const struct metrics *m)
+histogram(struct buf *b, const char *family, const char *labels,
+    const uint64_t *bounds, const metric_t *buckets, size_t nb,
+    uint64_t sum)
 {
 	char		 line[256];
-	uint64_t	 count = 0, sum = metric_get(&m->fsync_sum_us);
+	uint64_t	 count = 0;
 	size_t		 i;
 	int		 n;
 
-	n = snprintf(line, sizeof(line), "# HELP %s Time of one fdatasync of "
-	    "the message log.\n# TYPE %s histogram\n", FSYNC_FAMILY,
-	    FSYNC_FAMILY);
-	buf_add(b, line, (size_t)n);
-	for (i = 0; i < METRICS_FSYNC_BUCKETS; i++) {
-		count += metric_get(&m->fsync[i]);
-		if (i < METRICS_FSYNC_BUCKETS - 1)
-			n = snprintf(line, sizeof(line), "%s_bucket{le=\"%"
-			    PRIu64 ".%06" PRIu64 "\"} %" PRIu64 "\n",
-			    FSYNC_FAMILY, fsync_bounds[i] / 1000000,
-			    fsync_bounds[i] % 1000000, count);
+	for (i = 0; i < nb; i++) {
+		count += metric_get(&buckets[i]);
+		if (i < nb - 1)
+			n = snprintf(line, sizeof(line), "%s_bucket{%sle=\"%"
+			    PRIu64 ".%06" PRIu64 "\"} %" PRIu64 "\n", family,
+			    labels, bounds[i] / 1000000, bounds[i] % 1000000,
+			    count);
 		else
-			n = snprintf(line, sizeof(line), "%s_bucket{le="
-			    "\"+Inf\"} %" PRIu64 "\n", FSYNC_FAMILY, count);
+			n = snprintf(line, sizeof(line), "%s_bucket{%sle="
+			    "\"+Inf\"} %" PRIu64 "\n", family, labels, count);
 		buf_add(b, line, (size_t)n);
 	}
-	n = snprintf(line, sizeof(line), "%s_sum %" PRIu64 ".%06" PRIu64
-	    "\n%s_count %" PRIu64 "\n", FSYNC_FAMILY, sum / 1000000,
-	    sum % 1000000, FSYNC_FAMILY, count);
+	n = snprintf(line, sizeof(line), "%s_sum%s%.*s%s %" PRIu64 ".%06"
+	    PRIu64 "\n%s_count%s%.*s%s %" PRIu64 "\n", family,
+	    *labels ? "{" : "", (int)(*labels ? strlen(labels) - 1 : 0), labels,
+	    *labels ? "}" : "", sum / 1000000, sum % 1000000, family,
+	    *labels ? "{" : "", (int)(*labels ? strlen(labels) - 1 : 0), labels,
+	    *labels ? "}" : "", count);
 	buf_add(b, line, (size_t)n);
+}
+
+static void
+histogram_header(struct buf *b, const char *family, const char *help)
+{
+	char	 line[512];
+	int	 n;
+
+	n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s histogram\n",
+	    family, help, family);
+	buf_add(b, line, (size_t)n);
+}
+
+#define FSYNC_FAMILY	"promptmq_log_fsync_seconds"
+#define LATENCY_FAMILY	"promptmq_delivery_latency_seconds"
+
+static void
+latency_histograms(struct buf *b, const struct metrics *m)
+{
+	char		 labels[64];
+	const metric_t	*v;
+	uint32_t	 w;
+	int		 path;
+
+	histogram_header(b, LATENCY_FAMILY, "From a QoS 1 message's PUBLISH "
+	    "read from its publisher to its PUBLISH written to a subscriber, "
+	    "by path: direct (routed by the workers, to clean sessions) or "
+	    "stored (through the log, to stored sessions).");
+	for (w = 0; w < m->nworkers; w++)
+		for (path = 0; path < METRICS_PATHS; path++) {
+			v = metrics_latency((struct metrics *)m, w, path);
+			snprintf(labels, sizeof(labels), "worker=\"%u\","
+			    "path=\"%s\",", w, path_names[path]);
+			histogram(b, LATENCY_FAMILY, labels, latency_bounds, v,
+			    METRICS_LATENCY_BUCKETS, metric_get(
+			    &v[METRICS_LATENCY_BUCKETS]));
+		}
 }
 
 int
@@ -228,7 +298,10 @@ metrics_render(const struct metrics *m, struct buf *out)
 
 	plain(out, sup_series, m->sup, METRIC_SUP_N);
 	plain(out, walsvc_series, m->walsvc, METRIC_WALSVC_N);
-	fsync_histogram(out, m);
+	histogram_header(out, FSYNC_FAMILY, "Time of one fdatasync of the "
+	    "message log.");
+	histogram(out, FSYNC_FAMILY, "", fsync_bounds, m->fsync,
+	    METRICS_FSYNC_BUCKETS, metric_get(&m->fsync_sum_us));
 	/* a family's series together: every worker, then the next labels */
 	for (i = 0; i < METRIC_WORKER_N; i++) {
 		if (i == 0 || strcmp(worker_series[i].family,
@@ -238,5 +311,6 @@ metrics_render(const struct metrics *m, struct buf *out)
 			sample(out, &worker_series[i], (int)w, metric_get(
 			    &m->workers[(size_t)w * METRIC_WORKER_N + i]));
 	}
+	latency_histograms(out, m);
 	return buf_failed(out) ? -1 : 0;
 }

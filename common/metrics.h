@@ -115,6 +115,21 @@ enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 	    250000, 500000, 1000000 }
 #define METRICS_FSYNC_BUCKETS	14	/* the bounds and +Inf */
 
+/*
+ * From a QoS 1 message's PUBLISH read from its publisher to its PUBLISH
+ * written to a subscriber, in microseconds: the buckets' upper bounds.
+ * Each worker slot keeps one histogram per path, rendered with
+ * worker="SLOT" and path: direct (routed by the workers, to clean
+ * sessions) or stored (through the log, to stored sessions).
+ */
+#define METRICS_LATENCY_BOUNDS_US					\
+	{ 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,	\
+	    100000, 250000, 1000000, 5000000 }
+#define METRICS_LATENCY_BUCKETS	15	/* the bounds and +Inf */
+enum { METRICS_PATH_DIRECT, METRICS_PATH_STORED, METRICS_PATHS };
+/* A histogram's values: its buckets (not cumulative), then the sum */
+#define METRICS_LATENCY_VALUES	(METRICS_LATENCY_BUCKETS + 1)
+
 /* each worker slot's, rendered with worker="SLOT" */
 #define METRICS_WORKER(X)						\
 	X(W_CPU, "promptmq_worker_cpu_seconds_total", "", METRIC_SECONDS,	\
@@ -205,6 +220,10 @@ metric_t *metrics_worker(struct metrics *, uint32_t slot);
 metric_t *metrics_walsvc(struct metrics *);
 /* One fdatasync of the log that took `us` microseconds (walsvc). */
 void	 metrics_fsync(struct metrics *, uint64_t us);
+/* A worker slot's latency histogram of a path: METRICS_LATENCY_VALUES. */
+metric_t *metrics_latency(struct metrics *, uint32_t slot, int path);
+/* The bucket of a latency of `us` microseconds. */
+size_t	 metrics_latency_bucket(uint64_t us);
 
 static inline void
 metric_set(metric_t *m, uint64_t v)

@@ -40,12 +40,12 @@ struct walc {
 
 static void
 send_entry(struct walc *w, uint64_t seq, uint8_t kind, const uint8_t *payload,
-    uint32_t len)
+    uint32_t len, uint64_t received)
 {
 	struct buf	*b;
 	size_t		 start;
 
-	if ((b = ipc_link_record_begin(w->link, IPC_WAL_APPEND, seq, 0,
+	if ((b = ipc_link_record_begin(w->link, IPC_WAL_APPEND, seq, received,
 	    &start)) == NULL)
 		return;		/* retransmission will try again */
 	buf_add_u8(b, kind);
@@ -69,7 +69,7 @@ resend_from(struct walc *w, uint64_t from)
 		len = buf_load_u32(w->q.data + off + 9);
 		if (seq >= from) {
 			send_entry(w, seq, w->q.data[off + 8],
-			    w->q.data + off + ENTRY_HEADER, len);
+			    w->q.data + off + ENTRY_HEADER, len, 0);
 			w->resent++;
 		}
 		off += ENTRY_HEADER + len;
@@ -154,6 +154,13 @@ walc_free(struct walc *w)
 uint64_t
 walc_append(struct walc *w, uint8_t kind, const void *payload, size_t len)
 {
+	return walc_append_received(w, kind, payload, len, 0);
+}
+
+uint64_t
+walc_append_received(struct walc *w, uint8_t kind, const void *payload,
+    size_t len, uint64_t received)
+{
 	uint64_t	 seq;
 	size_t		 start = w->q.len;
 
@@ -172,7 +179,7 @@ walc_append(struct walc *w, uint8_t kind, const void *payload, size_t len)
 	if (w->head == start)
 		w->last_progress = clock_mono_ms();	/* the clock starts now */
 	w->next_seq++;
-	send_entry(w, seq, kind, payload, (uint32_t)len);
+	send_entry(w, seq, kind, payload, (uint32_t)len, received);
 	return seq;
 }
 

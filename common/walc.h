@@ -46,6 +46,11 @@ struct walc	*walc_new(struct event_base *, struct ipc_link *,
 void		 walc_free(struct walc *);
 uint64_t	 walc_append(struct walc *, uint8_t kind, const void *payload,
 		    size_t len);
+/* A publish read from its client at `received` (clock_mono_us()): the
+ * first send carries it, for the latency of stored deliveries (a resend
+ * does not: 0, not known) */
+uint64_t	 walc_append_received(struct walc *, uint8_t kind,
+		    const void *payload, size_t len, uint64_t received);
 void		 walc_handle(struct walc *, const struct ipc_batch *,
 		    const struct ipc_record *);
 void		 walc_peer_restarted(struct walc *, uint64_t walsvc_gen);

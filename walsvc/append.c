@@ -258,7 +258,9 @@ handle_append(struct walsvc *ws, const struct ipc_batch *batch,
 	ws->appends++;
 	/* the index transaction commits only once the log is synced */
 	index_apply(ws->index, &wr);
+	ws->applying_received = rec->corr;
 	sessions_apply(ws, &wr);
+	ws->applying_received = 0;
 	touch(ws, s);
 	schedule_commit(ws);
 	if (wal_pending_bytes(ws->wal) > ws->pending_limit)

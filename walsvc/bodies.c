@@ -150,6 +150,7 @@ body_fill(struct walsvc *ws, struct body *b, const struct walrec_publish *p)
 	b->len = (uint32_t)p->len;
 	b->level = p->level;
 	b->received = p->received;
+	b->received_us = ws->applying_received;
 	ws->bodies->bytes += p->len;
 	return 0;
 }

@@ -85,6 +85,9 @@ struct entry {
 	uint8_t		 shipped;	/* sent to the current connection */
 	uint8_t		 dup;		/* sent before: DUP when sent again */
 	uint8_t		 retain;	/* sent with RETAIN (as published) */
+	uint8_t		 live;		/* queued while a connection held the
+					   session: its first send is a
+					   delivery latency */
 };
 
 #define ROW_RETAIN	0x80	/* in a queue row's state byte */
@@ -839,6 +842,7 @@ enqueue(struct walsvc *ws, struct session *s, const struct wal_record *rec,
 	s->qbytes += p->len;
 	ss->queued++;
 	entry_at(s, s->qlen - 1)->retain = retain;
+	entry_at(s, s->qlen - 1)->live = s->owned;
 	index_queue_put(ws->index, s->node, s->sid, seq, rec->lsn, qos,
 	    row_state(entry_at(s, s->qlen - 1)));
 	mark_ready(ss, s);
@@ -1069,6 +1073,7 @@ ship(struct walsvc *ws, struct session *s)
 		buf_add_u8(b, e->body->level);
 		buf_add_u8(b, 0);
 		buf_add_u32(b, left);
+		buf_add_u64(b, e->live && !e->dup ? e->body->received_us : 0);
 		buf_add(b, e->body->packet, e->body->len);
 		if (buf_failed(b)) {
 			buf_truncate(b, start);

@@ -67,6 +67,10 @@ struct body {
 	uint8_t		 qos;		/* as published */
 	uint32_t	 len;
 	int64_t		 received;	/* wall ms; 0: unknown */
+	uint64_t	 received_us;	/* clock_mono_us() its PUBLISH was
+					   read by a worker, for the latency
+					   histogram (memory only); 0: not
+					   known */
 	uint32_t	 expiry;	/* Message Expiry Interval, s, as
 					   received; MSG_NO_EXPIRY: none */
 	uint8_t		*packet;	/* NULL until read from the log */
@@ -122,6 +126,8 @@ reg_same(const struct reg_holder *a, const struct reg_holder *b)
 
 struct walsvc {
 	struct proc		*proc;
+	uint64_t		 applying_received;	/* the append being
+							   applied: its corr */
 	struct event_base	*base;
 	struct wal_storage	*storage;
 	struct wal		*wal;

@@ -386,7 +386,8 @@ process(struct conn *c, const uint8_t *data, size_t len)
 	    OPT_mqtt_max_packet_size);
 	opts.max_topic_levels = (uint32_t)config_num(&c->w->proc->cfg,
 	    OPT_mqtt_max_topic_levels);
-	c->w->rx_mono_ms = clock_mono_ms();
+	c->w->rx_mono_us = (uint64_t)clock_mono_us();
+	c->w->rx_mono_ms = (int64_t)(c->w->rx_mono_us / 1000);
 	c->w->rx_wall_ms = 0;
 	while (off < len && c->state != CONN_CLOSING && !c->paused &&
 	    !c->w->ipc_paused) {

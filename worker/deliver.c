@@ -249,11 +249,13 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 /*
  * Send a QoS 1 or 2 message into the client's window.  seq: its session
  * sequence (a stored session's message from walsvc), which gives its
- * packet id; 0 for a message of this worker's routing.
+ * packet id; 0 for a message of this worker's routing.  received: when
+ * its publisher's PUBLISH was read (clock_mono_us(); 0: not known), for
+ * the latency of QoS 1 deliveries.
  */
 static int
 send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
-    uint64_t seq, uint8_t dup, uint8_t retain)
+    uint64_t seq, uint8_t dup, uint8_t retain, uint64_t received)
 {
 	struct inflight	*f;
 	uint16_t	 id;
@@ -276,6 +278,9 @@ send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	f->id = id;
 	f->qos = qos;
 	f->released = 0;
+	if (qos == 1)
+		stats_latency(c->w, seq != 0 ? METRICS_PATH_STORED :
+		    METRICS_PATH_DIRECT, received);
 	return 0;
 }
 
@@ -290,7 +295,7 @@ expires_at(uint32_t interval)
 static struct queued_msg *
 queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
     size_t rawlen, uint64_t seq, uint8_t dup, uint8_t retain,
-    uint32_t expiry)
+    uint32_t expiry, uint64_t received)
 {
 	struct queued_msg	*q;
 
@@ -303,6 +308,7 @@ queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
 	q->expires = expires_at(expiry);
 	q->level = level;
 	q->qos = qos;
+	q->received = received;
 	q->len = (uint32_t)rawlen;
 	memcpy(q->packet, raw, rawlen);
 	if (c->qtail)
@@ -318,7 +324,8 @@ queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
 /* A message of this worker's routing, at its delivery QoS. */
 void
 deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
-    const uint8_t *raw, size_t rawlen, uint8_t qos, uint8_t retain)
+    const uint8_t *raw, size_t rawlen, uint8_t qos, uint8_t retain,
+    uint64_t received)
 {
 	const struct config	*cfg = &c->w->proc->cfg;
 	uint64_t		 max_msgs, max_bytes;
@@ -337,7 +344,7 @@ deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 	}
 	if (c->qhead == NULL && c->ret_pending == 0 &&
 	    c->inflight_out < c->send_max) {
-		send_window(c, m, qos, 0, 0, retain);
+		send_window(c, m, qos, 0, 0, retain, received);
 		return;
 	}
 	if (c->queued >= max_msgs || c->queued_bytes + rawlen > max_bytes) {
@@ -347,7 +354,7 @@ deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 	}
 	if (queue_copy(c, level, qos, raw, rawlen, 0, 0, retain,
 	    mqtt_props_has(&m->props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL) ?
-	    m->props.message_expiry_interval : NO_EXPIRY) == NULL)
+	    m->props.message_expiry_interval : NO_EXPIRY, received) == NULL)
 		drop(c, qos, "out of memory");
 }
 
@@ -382,6 +389,7 @@ deliver_retained(struct conn *c, uint8_t level, const uint8_t *raw,
 	q->level = level;
 	q->qos = qos;
 	q->retain = 1;
+	q->received = 0;	/* retained: not a latency */
 	q->expires = expires_at(expiry);
 	q->len = (uint32_t)rawlen;
 	memcpy(q->packet, raw, rawlen);
@@ -401,7 +409,7 @@ deliver_retained(struct conn *c, uint8_t level, const uint8_t *raw,
 void
 deliver_stored(struct conn *c, const struct mqtt_publish *m, uint8_t level,
     const uint8_t *raw, size_t rawlen, uint8_t qos, uint64_t seq, uint8_t dup,
-    uint8_t retain, uint32_t expiry)
+    uint8_t retain, uint32_t expiry, uint64_t received)
 {
 	static struct log_ratelimit	 rl;
 
@@ -412,9 +420,9 @@ deliver_stored(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 		session_ack(c, seq, WALREC_ACK_DONE, 0, 0);
 	} else if (qos > 0 && c->qhead == NULL && c->ret_pending == 0 &&
 	    c->inflight_out < c->send_max)
-		send_window(c, m, qos, seq, dup, retain);
+		send_window(c, m, qos, seq, dup, retain, received);
 	else if (queue_copy(c, level, qos, raw, rawlen, seq, dup,
-	    retain, expiry) == NULL)
+	    retain, expiry, received) == NULL)
 		/* it stays unacknowledged: sent again at the next connection */
 		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory queueing a "
 		    "session message", "client=%.*s", (int)c->client_id_len,
@@ -493,7 +501,8 @@ send_queued(struct conn *c, struct queued_msg *q)
 		if (q->seq != 0)
 			session_ack(c, q->seq, WALREC_ACK_DONE, 0, 0);
 	} else
-		send_window(c, &pkt.publish, q->qos, q->seq, q->dup, q->retain);
+		send_window(c, &pkt.publish, q->qos, q->seq, q->dup, q->retain,
+		    q->received);
 }
 
 /*

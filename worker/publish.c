@@ -66,7 +66,7 @@ add_target(struct worker *w, size_t n, struct conn *c)
 
 static void
 forward(struct worker *w, unsigned slot, uint8_t level, uint64_t origin,
-    const uint8_t *raw, size_t rawlen)
+    uint64_t received, const uint8_t *raw, size_t rawlen)
 {
 	struct buf	*b;
 	size_t		 start;
@@ -79,6 +79,7 @@ forward(struct worker *w, unsigned slot, uint8_t level, uint64_t origin,
 	buf_add_u8(b, level);
 	buf_add_u8(b, 0);
 	buf_add_u64(b, origin);
+	buf_add_u64(b, received);
 	buf_add(b, raw, rawlen);
 	if (buf_failed(b))
 		buf_truncate(b, start);
@@ -93,12 +94,14 @@ forward(struct worker *w, unsigned slot, uint8_t level, uint64_t origin,
  * published here (from_here), forward it to the other workers with
  * matching subscriptions.  origin: the publishing connection, if it is
  * still open (no-local).  A client with several matching subscriptions
- * gets the message once, at the highest of their QoS.
+ * gets the message once, at the highest of their QoS.  received: when
+ * the publisher's PUBLISH was read (clock_mono_us(), the same clock in
+ * every process; 0: not measured).
  */
 void
 publish_route(struct worker *w, struct conn *origin, int from_here,
     const struct mqtt_publish *m, uint8_t level, const uint8_t *raw,
-    size_t rawlen)
+    size_t rawlen, uint64_t received)
 {
 	static struct log_ratelimit	 rl;
 	struct sub_match		*sm = &w->match;
@@ -117,7 +120,7 @@ publish_route(struct worker *w, struct conn *origin, int from_here,
 		for (slot = 0; slot < w->npeers; slot++)
 			if (sub_match_worker(sm, slot))
 				forward(w, slot, level, origin ? origin->id : 0,
-				    raw, rawlen);
+				    received, raw, rawlen);
 	}
 	stamp = ++w->match_stamp;
 	for (i = 0; i < sm->nhits; i++) {
@@ -147,7 +150,8 @@ publish_route(struct worker *w, struct conn *origin, int from_here,
 			continue;
 		/* RETAIN goes on only to a Retain As Published subscription
 		 * (MQTT-3.3.1-12, -13) */
-		deliver(c, m, level, raw, rawlen, qos, m->retain && c->match_rap);
+		deliver(c, m, level, raw, rawlen, qos, m->retain && c->match_rap,
+		    received);
 	}
 }
 
@@ -223,7 +227,7 @@ qos2_logged(struct worker *w, struct conn *c, struct pending_ack *a)
 	if (mqtt_decode_stored_publish(a->packet, a->len, a->level, &pkt) ==
 	    0)
 		publish_route(w, c, 1, &pkt.publish, a->level, a->packet,
-		    a->len);
+		    a->len, 0);
 	else
 		log_limited(&rl, LOG_LEVEL_ERROR, "undecodable QoS 2 message "
 		    "dropped", "len=%u", a->len);
@@ -317,7 +321,7 @@ publish_check_waiting(struct worker *w, int64_t now)
 /* Append the message; the sequence of the append, 0 if it failed. */
 static uint64_t
 log_message(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
-    size_t rawlen)
+    size_t rawlen, uint64_t received)
 {
 	struct walrec_publish	 lr;
 	struct buf		*rec = &c->w->record;
@@ -335,7 +339,8 @@ log_message(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
 	lr.len = rawlen;
 	buf_truncate(rec, 0);
 	seq = walrec_publish_encode(rec, &lr) == -1 ? 0 :
-	    walc_append(c->w->walc, WAL_TYPE_PUBLISH, rec->data, rec->len);
+	    walc_append_received(c->w->walc, WAL_TYPE_PUBLISH, rec->data,
+	    rec->len, received);
 	rec->failed = 0;
 	return seq;
 }
@@ -357,7 +362,7 @@ publish_qos2(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
 	}
 	w->stats.publishes_in++;
 	if ((q = qos2_in_add(c, m->packet_id, QOS2_LOGGING)) == NULL ||
-	    (seq = log_message(c, m, raw, rawlen)) == 0) {
+	    (seq = log_message(c, m, raw, rawlen, 0)) == 0) {
 		if (q)
 			qos2_in_remove(c, m->packet_id);
 		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR,
@@ -367,7 +372,7 @@ publish_qos2(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
 	if (config_num(&w->proc->cfg, OPT_storage_wal_sync) == SYNC_NONE) {
 		/* best effort: on its way now */
 		q->state = QOS2_RECEIVED;
-		publish_route(w, c, 1, m, c->level, raw, rawlen);
+		publish_route(w, c, 1, m, c->level, raw, rawlen, 0);
 		deliver_ack(c, MQTT_PUBREC, m->packet_id, 0);
 		return;
 	}
@@ -452,7 +457,7 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 	struct mqtt_publish		 resolved;
 	struct worker			*w = c->w;
 	const struct config		*cfg = &w->proc->cfg;
-	uint64_t			 seq;
+	uint64_t			 seq, received;
 	int64_t				 max_qos = config_num(cfg, OPT_mqtt_max_qos);
 	int64_t				 max_in = config_num(cfg,
 					    OPT_mqtt_max_inflight);
@@ -541,20 +546,21 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 	w->stats.publishes_in++;
 
 	/* 2) to whoever subscribed, here and on the other workers */
-	publish_route(w, c, 1, m, c->level, raw, rawlen);
+	received = m->qos == 1 ? worker_mono_us(w) : 0;
+	publish_route(w, c, 1, m, c->level, raw, rawlen, received);
 
 	/* a retained QoS 0 message is kept too, and any with
 	 * mqtt.queue-qos0 (for offline sessions): into the log, unanswered */
 	if (m->qos == 0 && (m->retain || (config_num(cfg,
 	    OPT_mqtt_queue_qos0) && !w->disk_full)) &&
-	    log_message(c, m, raw, rawlen) == 0)
+	    log_message(c, m, raw, rawlen, 0) == 0)
 		log_limited(&rl, LOG_LEVEL_ERROR, "cannot log a QoS 0 "
 		    "message: out of memory", "client=%.*s",
 		    (int)c->client_id_len, c->client_id);
 
 	/* 3) QoS 1: into the log; the PUBACK waits for it */
 	if (m->qos == 1) {
-		if ((seq = log_message(c, m, raw, rawlen)) == 0) {
+		if ((seq = log_message(c, m, raw, rawlen, received)) == 0) {
 			conn_close(c, MQTT_RC_UNSPECIFIED_ERROR,
 			    "cannot log the message: out of memory");
 			return;
@@ -611,7 +617,7 @@ pubrel_handle(struct conn *c, const struct mqtt_packet *pkt)
 /* A message another worker's client published, for our subscribers. */
 void
 publish_forwarded(struct worker *w, uint8_t level, uint64_t origin,
-    const uint8_t *raw, size_t rawlen)
+    uint64_t received, const uint8_t *raw, size_t rawlen)
 {
 	static struct log_ratelimit	 rl;
 	struct mqtt_packet		 pkt;
@@ -621,7 +627,7 @@ publish_forwarded(struct worker *w, uint8_t level, uint64_t origin,
 		    "message dropped", "level=%u len=%zu", level, rawlen);
 		return;
 	}
-	publish_route(w, NULL, 0, &pkt.publish, level, raw, rawlen);
+	publish_route(w, NULL, 0, &pkt.publish, level, raw, rawlen, received);
 }
 
 /*
@@ -642,5 +648,5 @@ publish_will(struct worker *w, const uint8_t *body, size_t len)
 		    "len=%zu", len);
 		return;
 	}
-	publish_route(w, NULL, 1, &pkt.publish, body[0], body + 2, len - 2);
+	publish_route(w, NULL, 1, &pkt.publish, body[0], body + 2, len - 2, 0);
 }

@@ -284,11 +284,12 @@ worker_dispatch_worker(struct worker *w, struct ipc_batch *batch)
 	while ((rv = ipc_batch_next(batch, &rec)) == 1) {
 		switch (rec.type) {
 		case IPC_FWD_PUBLISH:
-			if (rec.len < 10)
+			if (rec.len < 18)
 				goto bad;
 			publish_forwarded(w, rec.body[0],
-			    buf_load_u64(rec.body + 2), rec.body + 10,
-			    rec.len - 10);
+			    buf_load_u64(rec.body + 2),
+			    buf_load_u64(rec.body + 10), rec.body + 18,
+			    rec.len - 18);
 			break;
 		case IPC_ROUTE_SET:
 			handle_set(w, slot, &rec);

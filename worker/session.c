@@ -117,7 +117,7 @@ session_message(struct worker *w, uint64_t conn_id, uint64_t seq,
 		pkt.publish.props.message_expiry_interval = expiry;
 	deliver_stored(c, &pkt.publish, level, raw, rawlen, qos, seq,
 	    (flags & IPC_SESS_MSG_DUP) != 0, (flags & IPC_SESS_MSG_RETAIN) != 0,
-	    expiry);
+	    expiry, buf_load_u64(body + 24));
 }
 
 /* The QoS 2 packet ids the session had received and not released. */

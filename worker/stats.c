@@ -90,7 +90,8 @@ stats_set_region(struct worker *w, uint16_t slot, int fd)
 {
 	struct metrics	*m;
 	const char	*why;
-	int		 i;
+	metric_t	*v;
+	int		 i, path;
 
 	if (fd == -1)
 		return;
@@ -108,6 +109,11 @@ stats_set_region(struct worker *w, uint16_t slot, int fd)
 	/* what the slot's earlier workers counted goes on */
 	for (i = 0; i < 4; i++)
 		w->ipc_base[i] = metric_get(&w->metrics[ipc_ids[i]]);
+	for (path = 0; path < METRICS_PATHS; path++) {
+		v = metrics_latency(m, slot, path);
+		for (i = 0; i < METRICS_LATENCY_VALUES; i++)
+			w->stats.latency[path][i] = metric_get(&v[i]);
+	}
 #define ADOPT(field, id)	w->stats.field = metric_get(&w->metrics[id]);
 	STATS(ADOPT)
 #undef ADOPT
@@ -120,12 +126,20 @@ stats_publish(struct worker *w)
 	uint64_t	 stored = 0;
 	struct conn	*c;
 	struct conn_sub	*sub;
+	metric_t	*v;
+	int		 i, path;
 
 	if (w->metrics == NULL)
 		return;
 #define PUBLISH(field, id)	metric_set(&w->metrics[id], w->stats.field);
 	STATS(PUBLISH)
 #undef PUBLISH
+	for (path = 0; path < METRICS_PATHS; path++) {
+		v = metrics_latency(w->region, (uint32_t)w->proc->self.slot,
+		    path);
+		for (i = 0; i < METRICS_LATENCY_VALUES; i++)
+			metric_set(&v[i], w->stats.latency[path][i]);
+	}
 	/* what was sent: PUBLISH packets are the deliveries */
 	metric_set(&w->metrics[METRIC_W_PACKETS_OUT], w->stats.packets_out +
 	    w->stats.deliveries);
@@ -151,4 +165,22 @@ stats_publish(struct worker *w)
 	metric_set(&w->metrics[METRIC_W_SUBSCRIPTIONS], subs);
 	metric_set(&w->metrics[METRIC_W_CLIENTS_STORED], stored);
 	publish_ipc(w);
+}
+
+/*
+ * A QoS 1 message read from its publisher at `received` (CLOCK_MONOTONIC,
+ * microseconds; 0: not known) is being written to a subscriber now.
+ */
+void
+stats_latency(struct worker *w, int path, uint64_t received)
+{
+	uint64_t	*h = w->stats.latency[path];
+	uint64_t	 now, us;
+
+	if (received == 0)
+		return;
+	now = (uint64_t)clock_mono_us();
+	us = now > received ? now - received : 0;
+	h[metrics_latency_bucket(us)]++;
+	h[METRICS_LATENCY_BUCKETS] += us;
 }

@@ -234,7 +234,7 @@ publish_all(struct worker *w)
 		    &pkt) == -1)
 			continue;
 		publish_route(w, NULL, 0, &pkt.publish, MQTT_LEVEL_311,
-		    s->v[i].packet.data, s->v[i].packet.len);
+		    s->v[i].packet.data, s->v[i].packet.len, 0);
 	}
 }
 

@@ -72,6 +72,9 @@ struct queued_msg {
 	uint8_t			 qos;		/* delivery QoS */
 	uint8_t			 dup;
 	uint8_t			 retain;	/* RETAIN to set */
+	uint64_t		 received;	/* clock_mono_us() its publisher's
+						   PUBLISH was read; 0: not
+						   known */
 	int64_t			 expires;	/* monotonic ms its Message
 						   Expiry Interval ends; 0:
 						   it has none */
@@ -302,6 +305,8 @@ struct worker_stats {
 	uint64_t		 packets_out;	/* but PUBLISH (deliveries) */
 	uint64_t		 bytes_in;
 	uint64_t		 bytes_out;
+	/* QoS 1 publish-to-delivery, by path (metrics.h): buckets, sum */
+	uint64_t		 latency[METRICS_PATHS][METRICS_LATENCY_VALUES];
 };
 
 struct worker {
@@ -363,6 +368,7 @@ struct worker {
 	/* the clocks read once per batch of a client's packets (0: not in
 	 * one; worker_mono_ms() and worker_wall_ms() read them then) */
 	int64_t			 rx_mono_ms, rx_wall_ms;
+	uint64_t		 rx_mono_us;	/* the same, in µs */
 	struct conn		**targets;	/* local receivers of one message */
 	size_t			 targets_cap;
 	struct worker_stats	 stats;
@@ -384,6 +390,12 @@ static inline int64_t
 worker_mono_ms(struct worker *w)
 {
 	return w->rx_mono_ms != 0 ? w->rx_mono_ms : clock_mono_ms();
+}
+
+static inline uint64_t
+worker_mono_us(struct worker *w)
+{
+	return w->rx_mono_ms != 0 ? w->rx_mono_us : (uint64_t)clock_mono_us();
 }
 
 static inline int64_t
@@ -445,6 +457,7 @@ void	 sys_subscribed(struct conn *, const uint8_t *filter, size_t len,
 /* stats.c */
 void	 stats_set_region(struct worker *, uint16_t slot, int fd);
 void	 stats_publish(struct worker *);
+void	 stats_latency(struct worker *, int path, uint64_t received);
 
 /* auth.c */
 enum {
@@ -534,10 +547,10 @@ void	 publish_handle(struct conn *, const struct mqtt_packet *,
 	    const uint8_t *raw, size_t rawlen);
 void	 pubrel_handle(struct conn *, const struct mqtt_packet *);
 void	 publish_forwarded(struct worker *, uint8_t level, uint64_t origin,
-	    const uint8_t *raw, size_t rawlen);
+	    uint64_t received, const uint8_t *raw, size_t rawlen);
 void	 publish_route(struct worker *, struct conn *origin, int from_here,
 	    const struct mqtt_publish *, uint8_t level, const uint8_t *raw,
-	    size_t rawlen);
+	    size_t rawlen, uint64_t received);
 int	 publish_answer_later(struct worker *, uint64_t seq, struct conn *,
 	    uint16_t packet_id, uint8_t kind);
 void	 publish_durable(struct worker *, uint64_t seq);
@@ -546,10 +559,12 @@ void	 publish_will(struct worker *, const uint8_t *body, size_t len);
 
 /* deliver.c: messages to clients */
 void	 deliver(struct conn *, const struct mqtt_publish *, uint8_t level,
-	    const uint8_t *raw, size_t rawlen, uint8_t qos, uint8_t retain);
+	    const uint8_t *raw, size_t rawlen, uint8_t qos, uint8_t retain,
+	    uint64_t received);
 void	 deliver_stored(struct conn *, const struct mqtt_publish *,
 	    uint8_t level, const uint8_t *raw, size_t rawlen, uint8_t qos,
-	    uint64_t seq, uint8_t dup, uint8_t retain, uint32_t expiry);
+	    uint64_t seq, uint8_t dup, uint8_t retain, uint32_t expiry,
+	    uint64_t received);
 void	 deliver_retained(struct conn *, uint8_t level, const uint8_t *raw,
 	    size_t rawlen, uint8_t qos, uint32_t expiry);
 void	 deliver_release(struct conn *, uint64_t seq);

@@ -156,10 +156,52 @@ def counting(b, port):
           base["promptmq_log_fsync_seconds_count"], "no fdatasync counted")
     check(total(after, "promptmq_log_fsync_seconds_bucket", le="+Inf") ==
           total(after, "promptmq_log_fsync_seconds_count"), "+Inf bucket != count")
+    latency(b, port, before, pub)
     pub.send(pmq.publish_packet(topic + "/kept", b"r", 1, pid=900, retain=True, version=5))
     pub.expect(pmq.PUBACK)
     wait_value(port, "promptmq_retained_messages", 1, "the retained message")
     return sub, pub, topic
+
+
+LATENCY = "promptmq_delivery_latency_seconds"
+
+
+def latency(b, port, before, pub):
+    """The 40 QoS 1 messages above went straight to a clean subscriber on
+    the other worker: 40 direct latencies.  Ten more to a stored session
+    come through the log: 10 stored ones.  Every histogram is cumulative
+    and its +Inf bucket is its count."""
+    wait_value(port, LATENCY + "_count", total(before, LATENCY + "_count", path="direct") + 40,
+               "direct QoS 1 deliveries timed", path="direct")
+    stored = pmq.unique("mstored")
+    s = pmq.RawClient(b.port, 5, "stored subscriber")
+    s.connect(stored, clean=False, props={"session-expiry": 300})
+    topic = pmq.unique("mlat")
+    s.subscribe([(topic, 1)])
+    base = total(scrape(port), LATENCY + "_count", path="stored")
+    for i in range(10):
+        pub.publish(topic, b"s%d" % i, 1)
+    for i in range(10):
+        s.message()
+    wait_value(port, LATENCY + "_count", base + 10, "stored QoS 1 deliveries timed",
+               path="stored")
+    now = scrape(port)
+    series = {}
+    for (name, labels), v in now.items():
+        if name == LATENCY + "_bucket":
+            labels = labels.strip("{}")
+            key = labels.split(',le=')[0]
+            le = labels.split('le="')[1].rstrip('"')
+            series.setdefault(key, []).append((float("inf") if le == "+Inf" else float(le), v))
+    check(len(series) == 4, "latency series: %r" % sorted(series))
+    for key, buckets in series.items():
+        counts = [v for le, v in sorted(buckets)]
+        check(counts == sorted(counts), "%s: buckets not cumulative: %r" % (key, buckets))
+        check(counts[-1] == total(now, LATENCY + "_count", **dict(
+            kv.split("=") for kv in key.replace('"', "").split(","))),
+            "%s: +Inf is not the count" % key)
+    check(total(now, LATENCY + "_sum") > 0, "no latency summed")
+    s.close()
 
 
 def restarts(b, port, sub, pub, topic):
