@@ -29,7 +29,9 @@ struct metrics {
 	metric_t	 fsync_sum_us;
 	metric_t	 workers[];	/* nworkers × METRIC_WORKER_N, then
 					   nworkers × METRICS_PATHS ×
-					   METRICS_LATENCY_VALUES */
+					   METRICS_LATENCY_VALUES, then
+					   nworkers × METRICS_TRAFFIC ×
+					   METRICS_TYPES */
 };
 
 struct series {
@@ -56,7 +58,8 @@ size_t
 metrics_size(uint32_t nworkers)
 {
 	return sizeof(struct metrics) + (size_t)nworkers * (METRIC_WORKER_N +
-	    METRICS_PATHS * METRICS_LATENCY_VALUES) * sizeof(metric_t);
+	    METRICS_PATHS * METRICS_LATENCY_VALUES + METRICS_TRAFFIC *
+	    METRICS_TYPES) * sizeof(metric_t);
 }
 
 void
@@ -141,6 +144,16 @@ metrics_fsync(struct metrics *m, uint64_t us)
 	metric_add(&m->fsync[bucket_of(fsync_bounds, METRICS_FSYNC_BUCKETS - 1,
 	    us)], 1);
 	metric_add(&m->fsync_sum_us, us);
+}
+
+metric_t *
+metrics_traffic(struct metrics *m, uint32_t slot, int which)
+{
+	if (slot >= m->nworkers || which < 0 || which >= METRICS_TRAFFIC)
+		return NULL;
+	return m->workers + (size_t)m->nworkers * (METRIC_WORKER_N +
+	    METRICS_PATHS * METRICS_LATENCY_VALUES) + ((size_t)slot *
+	    METRICS_TRAFFIC + (size_t)which) * METRICS_TYPES;
 }
 
 size_t
@@ -264,6 +277,54 @@ histogram_header(struct buf *b, const char *family, const char *help)
 	buf_add(b, line, (size_t)n);
 }
 
+/* The traffic families, in METRICS_PACKETS_IN.. order. */
+static const struct {
+	const char	*family, *help;
+} traffic_families[METRICS_TRAFFIC] = {
+	{ "promptmq_packets_received_total",
+	    "MQTT packets received from clients, by type." },
+	{ "promptmq_packets_sent_total",
+	    "MQTT packets sent to clients, by type." },
+	{ "promptmq_received_bytes_total", "MQTT bytes received from "
+	    "clients (whole packets, after TLS and WebSocket framing), by "
+	    "packet type." },
+	{ "promptmq_sent_bytes_total", "MQTT bytes sent to clients (whole "
+	    "packets, before TLS and WebSocket framing), by packet type." },
+};
+
+static const char *const type_names[METRICS_TYPES] = {
+	"", "connect", "connack", "publish", "puback", "pubrec", "pubrel",
+	"pubcomp", "subscribe", "suback", "unsubscribe", "unsuback",
+	"pingreq", "pingresp", "disconnect", "auth",
+};
+
+static void
+traffic(struct buf *b, const struct metrics *m)
+{
+	char		 line[256];
+	const metric_t	*v;
+	uint32_t	 w;
+	int		 which, t, n;
+
+	for (which = 0; which < METRICS_TRAFFIC; which++) {
+		n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s "
+		    "counter\n", traffic_families[which].family,
+		    traffic_families[which].help,
+		    traffic_families[which].family);
+		buf_add(b, line, (size_t)n);
+		for (w = 0; w < m->nworkers; w++) {
+			v = metrics_traffic((struct metrics *)m, w, which);
+			for (t = 1; t < METRICS_TYPES; t++) {
+				n = snprintf(line, sizeof(line), "%s{worker="
+				    "\"%u\",type=\"%s\"} %" PRIu64 "\n",
+				    traffic_families[which].family, w,
+				    type_names[t], metric_get(&v[t]));
+				buf_add(b, line, (size_t)n);
+			}
+		}
+	}
+}
+
 #define FSYNC_FAMILY	"promptmq_log_fsync_seconds"
 #define LATENCY_FAMILY	"promptmq_delivery_latency_seconds"
 
@@ -311,6 +372,7 @@ metrics_render(const struct metrics *m, struct buf *out)
 			sample(out, &worker_series[i], (int)w, metric_get(
 			    &m->workers[(size_t)w * METRIC_WORKER_N + i]));
 	}
+	traffic(out, m);
 	latency_histograms(out, m);
 	return buf_failed(out) ? -1 : 0;
 }

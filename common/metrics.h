@@ -45,12 +45,19 @@ enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 	X(SUP_WALSVC_UP, "promptmq_walsvc_up", "", METRIC_GAUGE,	\
 	    "1 while the message log process serves.")			\
 	X(SUP_RESTARTS_WORKER, "promptmq_child_restarts_total",		\
-	    "role=\"worker\"", METRIC_COUNTER,				\
-	    "Children that died and were started again, by role.")	\
+	    "role=\"worker\",cause=\"exit\"", METRIC_COUNTER,		\
+	    "Children that died and were started again, by role and by "	\
+	    "cause: exit (an exit status) or signal (killed).")		\
+	X(SUP_RESTARTS_WORKER_SIGNAL, "promptmq_child_restarts_total",	\
+	    "role=\"worker\",cause=\"signal\"", METRIC_COUNTER, "")	\
 	X(SUP_RESTARTS_WALSVC, "promptmq_child_restarts_total",		\
-	    "role=\"walsvc\"", METRIC_COUNTER, "")			\
+	    "role=\"walsvc\",cause=\"exit\"", METRIC_COUNTER, "")		\
+	X(SUP_RESTARTS_WALSVC_SIGNAL, "promptmq_child_restarts_total",	\
+	    "role=\"walsvc\",cause=\"signal\"", METRIC_COUNTER, "")	\
 	X(SUP_RESTARTS_METRICS, "promptmq_child_restarts_total",		\
-	    "role=\"metrics\"", METRIC_COUNTER, "")			\
+	    "role=\"metrics\",cause=\"exit\"", METRIC_COUNTER, "")	\
+	X(SUP_RESTARTS_METRICS_SIGNAL, "promptmq_child_restarts_total",	\
+	    "role=\"metrics\",cause=\"signal\"", METRIC_COUNTER, "")	\
 	X(SUP_CPU_SUPERVISOR, "promptmq_process_cpu_seconds_total",	\
 	    "process=\"supervisor\"", METRIC_SECONDS,			\
 	    "CPU time of the broker's processes but the workers, "	\
@@ -84,6 +91,8 @@ enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 	    "Log sequence number of the newest record written.")	\
 	X(WAL_DISK_BYTES, "promptmq_log_disk_bytes", "", METRIC_GAUGE,	\
 	    "Bytes of the message log's segments on disk.")		\
+	X(WAL_INDEX_BYTES, "promptmq_index_disk_bytes", "", METRIC_GAUGE,	\
+	    "Bytes of the Berkeley DB index on disk.")			\
 	X(WAL_SEGMENTS, "promptmq_log_segments", "", METRIC_GAUGE,	\
 	    "Segments of the message log.")				\
 	X(WAL_STORAGE_BYTES, "promptmq_storage_used_bytes", "",		\
@@ -101,8 +110,17 @@ enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_SECONDS };
 	    "index at its last start.")					\
 	X(WAL_CLIENTS, "promptmq_clients_connected", "", METRIC_GAUGE,	\
 	    "Clients connected, by the client id registry.")		\
-	X(WAL_SESSIONS, "promptmq_sessions_stored", "", METRIC_GAUGE,	\
-	    "Stored (persistent) sessions, online and offline.")	\
+	X(WAL_SESSIONS, "promptmq_sessions_stored", "state=\"online\"",	\
+	    METRIC_GAUGE, "Stored (persistent) sessions, by state: online "\
+	    "(a connection holds it) or offline.")			\
+	X(WAL_SESSIONS_OFFLINE, "promptmq_sessions_stored",		\
+	    "state=\"offline\"", METRIC_GAUGE, "")			\
+	X(WAL_QUEUED, "promptmq_session_queued_messages", "",		\
+	    METRIC_GAUGE, "Messages in the queues of stored sessions, "	\
+	    "sent or not, until acknowledged.")				\
+	X(WAL_QUEUED_BYTES, "promptmq_session_queued_bytes", "",		\
+	    METRIC_GAUGE, "Bytes of the messages in the queues of stored "	\
+	    "sessions.")						\
 	X(WAL_RETAINED, "promptmq_retained_messages", "", METRIC_GAUGE,	\
 	    "Retained messages.")					\
 	X(WAL_WILLS, "promptmq_wills_pending", "", METRIC_GAUGE,		\
@@ -156,14 +174,6 @@ enum { METRICS_PATH_DIRECT, METRICS_PATH_STORED, METRICS_PATHS };
 	X(W_CLIENTS_STORED, "promptmq_clients_with_stored_session", "",	\
 	    METRIC_GAUGE, "Clients connected to a stored (persistent) "	\
 	    "session.")							\
-	X(W_PACKETS_IN, "promptmq_packets_received_total", "",		\
-	    METRIC_COUNTER, "MQTT packets received from clients.")	\
-	X(W_PACKETS_OUT, "promptmq_packets_sent_total", "",		\
-	    METRIC_COUNTER, "MQTT packets sent to clients.")		\
-	X(W_BYTES_IN, "promptmq_received_bytes_total", "",		\
-	    METRIC_COUNTER, "MQTT bytes received from clients.")	\
-	X(W_BYTES_OUT, "promptmq_sent_bytes_total", "", METRIC_COUNTER,	\
-	    "MQTT bytes sent to clients.")				\
 	X(W_IPC_WAL_BATCHES, "promptmq_ipc_batches_sent_total",		\
 	    "link=\"walsvc\"", METRIC_COUNTER, "IPC batches (nng "	\
 	    "messages) a worker sent, by where to.")			\
@@ -189,6 +199,10 @@ enum { METRICS_PATH_DIRECT, METRICS_PATH_STORED, METRICS_PATHS };
 	    "reason=\"queue_full\"", METRIC_COUNTER, "")		\
 	X(W_DROPPED_EXPIRED, "promptmq_messages_dropped_total",		\
 	    "reason=\"expired\"", METRIC_COUNTER, "")			\
+	X(W_DROPPED_TOO_LARGE, "promptmq_messages_dropped_total",	\
+	    "reason=\"too_large\"", METRIC_COUNTER, "")			\
+	X(W_DROPPED_NOT_AUTHORIZED, "promptmq_messages_dropped_total",	\
+	    "reason=\"not_authorized\"", METRIC_COUNTER, "")		\
 	X(W_PROTOCOL_ERRORS, "promptmq_protocol_errors_total", "",	\
 	    METRIC_COUNTER, "Connections closed for a protocol error.")	\
 	X(W_AUTH_FAILURES, "promptmq_auth_failures_total", "",		\
@@ -220,6 +234,16 @@ metric_t *metrics_worker(struct metrics *, uint32_t slot);
 metric_t *metrics_walsvc(struct metrics *);
 /* One fdatasync of the log that took `us` microseconds (walsvc). */
 void	 metrics_fsync(struct metrics *, uint64_t us);
+/*
+ * Each worker slot's MQTT traffic by packet type (index: the type, 1 to
+ * 15), rendered with worker="SLOT" and type="publish" and so on: packets
+ * and bytes (whole packets, after TLS and WebSocket framing are taken
+ * off), received and sent.
+ */
+enum { METRICS_PACKETS_IN, METRICS_PACKETS_OUT, METRICS_BYTES_IN,
+	METRICS_BYTES_OUT, METRICS_TRAFFIC };
+#define METRICS_TYPES		16
+metric_t *metrics_traffic(struct metrics *, uint32_t slot, int which);
 /* A worker slot's latency histogram of a path: METRICS_LATENCY_VALUES. */
 metric_t *metrics_latency(struct metrics *, uint32_t slot, int path);
 /* The bucket of a latency of `us` microseconds. */

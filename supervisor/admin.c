@@ -235,7 +235,9 @@ static const struct {
 	const char		*name;
 	enum metric_walsvc	 id;
 } walsvc_fields[] = {
-	{ "sessions_stored", METRIC_WAL_SESSIONS },
+	{ "sessions_online", METRIC_WAL_SESSIONS },
+	{ "sessions_offline", METRIC_WAL_SESSIONS_OFFLINE },
+	{ "session_queued", METRIC_WAL_QUEUED },
 	{ "retained", METRIC_WAL_RETAINED },
 	{ "log_position", METRIC_WAL_POSITION },
 	{ "log_segments", METRIC_WAL_SEGMENTS },

@@ -17,6 +17,7 @@
 
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -239,14 +240,22 @@ stats_children(struct supervisor *s)
 	    s->walsvc.state == CHILD_READY);
 }
 
+/* Child c died (wait status `status`) and is to start again. */
 void
-stats_restarted(struct supervisor *s, const struct child *c)
+stats_restarted(struct supervisor *s, const struct child *c, int status)
 {
-	enum metric_sup	 id = c->role == IPC_ROLE_WALSVC ?
-			    METRIC_SUP_RESTARTS_WALSVC : c->role ==
-			    IPC_ROLE_METRICS ? METRIC_SUP_RESTARTS_METRICS :
-			    METRIC_SUP_RESTARTS_WORKER;
+	int		 sig = WIFSIGNALED(status);
+	enum metric_sup	 id;
 
+	if (c->role == IPC_ROLE_WALSVC)
+		id = sig ? METRIC_SUP_RESTARTS_WALSVC_SIGNAL :
+		    METRIC_SUP_RESTARTS_WALSVC;
+	else if (c->role == IPC_ROLE_METRICS)
+		id = sig ? METRIC_SUP_RESTARTS_METRICS_SIGNAL :
+		    METRIC_SUP_RESTARTS_METRICS;
+	else
+		id = sig ? METRIC_SUP_RESTARTS_WORKER_SIGNAL :
+		    METRIC_SUP_RESTARTS_WORKER;
 	if (s->stats != NULL)
 		metric_add(&sup_values(s)[id], 1);
 }

@@ -310,10 +310,10 @@ supervisor_child_exited(struct child *c, int status)
 		    OPT_server_throttle_time) / 1000, (long long)config_num(cfg,
 		    OPT_server_throttle_after));
 		spawn_schedule(c, config_num(cfg, OPT_server_throttle_time));
-		stats_restarted(s, c);
+		stats_restarted(s, c, status);
 		return;
 	}
-	stats_restarted(s, c);
+	stats_restarted(s, c, status);
 	log_info("child restart scheduled", "role=%s slot=%u delay_ms=%lld",
 	    ipc_role_name(c->role), c->slot, (long long)c->delay_ms);
 	spawn_schedule(c, c->delay_ms);

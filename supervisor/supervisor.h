@@ -129,7 +129,8 @@ void	 stats_send(struct supervisor *, struct child *);
 void	 stats_watch(struct supervisor *);
 void	 stats_children(struct supervisor *);
 void	 stats_child_gone(struct child *);
-void	 stats_restarted(struct supervisor *, const struct child *);
+void	 stats_restarted(struct supervisor *, const struct child *,
+	    int status);
 void	 stats_reloaded(struct supervisor *, int applied);
 void	 stats_start_child(struct supervisor *);
 int	 stats_reload(struct supervisor *, const struct config *next);

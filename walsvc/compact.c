@@ -48,7 +48,7 @@
 					   is tried again */
 
 /* Bytes of the files in the index directory. */
-static uint64_t
+uint64_t
 index_disk_bytes(const char *dir)
 {
 	struct dirent	*de;

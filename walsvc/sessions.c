@@ -1689,6 +1689,28 @@ sessions_count(const struct walsvc *ws)
 	return ws->sessions ? ws->sessions->count : 0;
 }
 
+/* The gauges of the stored sessions, counted over them (once a second). */
+void
+sessions_gauges(const struct walsvc *ws, struct sessions_gauges *g)
+{
+	const struct sessions	*ss = ws->sessions;
+	const struct session	*s;
+	size_t			 i;
+
+	memset(g, 0, sizeof(*g));
+	if (ss == NULL)
+		return;
+	for (i = 0; i < ss->nbuckets; i++)
+		for (s = ss->by_sid[i]; s; s = s->next_sid) {
+			if (s->offline_since != 0)
+				g->offline++;
+			else
+				g->online++;
+			g->queued += s->qlen;
+			g->queued_bytes += s->qbytes;
+		}
+}
+
 void
 sessions_close(struct walsvc *ws)
 {

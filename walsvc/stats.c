@@ -44,7 +44,8 @@ stats_set_region(struct walsvc *ws, int fd)
 void
 stats_publish(struct walsvc *ws)
 {
-	metric_t	*v;
+	struct sessions_gauges	 g;
+	metric_t		*v;
 
 	if (ws->metrics == NULL)
 		return;
@@ -60,13 +61,20 @@ stats_publish(struct walsvc *ws)
 		metric_set(&v[METRIC_WAL_SEGMENTS], wal_segment_count(ws->wal));
 		metric_set(&v[METRIC_WAL_STORAGE_BYTES],
 		    compact_storage_bytes(ws));
+		metric_set(&v[METRIC_WAL_INDEX_BYTES],
+		    index_disk_bytes(ws->index_dir));
 	}
 	metric_set(&v[METRIC_WAL_STORAGE_LIMIT], (uint64_t)config_num(
 	    &ws->proc->cfg, OPT_storage_max_disk));
 	if (ws->registry != NULL)
 		metric_set(&v[METRIC_WAL_CLIENTS], registry_count(ws));
-	if (ws->sessions != NULL)
-		metric_set(&v[METRIC_WAL_SESSIONS], sessions_count(ws));
+	if (ws->sessions != NULL) {
+		sessions_gauges(ws, &g);
+		metric_set(&v[METRIC_WAL_SESSIONS], g.online);
+		metric_set(&v[METRIC_WAL_SESSIONS_OFFLINE], g.offline);
+		metric_set(&v[METRIC_WAL_QUEUED], g.queued);
+		metric_set(&v[METRIC_WAL_QUEUED_BYTES], g.queued_bytes);
+	}
 	if (ws->retained != NULL)
 		metric_set(&v[METRIC_WAL_RETAINED], retained_count(ws));
 	if (ws->wills != NULL)

@@ -211,6 +211,7 @@ void	 walsvc_dispatch(struct ipc_batch *, void *);
 int	 compact_start(struct walsvc *);
 /* What storage.max-disk counts: the log's segments and the index. */
 uint64_t compact_storage_bytes(struct walsvc *);
+uint64_t index_disk_bytes(const char *dir);
 
 /* bodies.c */
 int	 bodies_open(struct walsvc *);
@@ -258,6 +259,10 @@ size_t	 sessions_list(struct walsvc *, const char *pattern,
 	    struct adm_rows *, void (*)(struct walsvc *, struct adm_rows *));
 int	 sessions_delete(struct walsvc *, const uint8_t *id, size_t len);
 size_t	 sessions_count(const struct walsvc *);
+struct sessions_gauges {
+	uint64_t	 online, offline, queued, queued_bytes;
+};
+void	 sessions_gauges(const struct walsvc *, struct sessions_gauges *);
 uint32_t sessions_expiry_of(struct walsvc *, const uint8_t *id, size_t len);
 void	 sessions_id_of(struct walsvc *, const uint8_t *id, size_t len,
 	    uint16_t *node, uint64_t *sid);

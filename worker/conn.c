@@ -79,12 +79,15 @@ void
 conn_send_packet(struct conn *c, const struct mqtt_packet *pkt)
 {
 	static struct log_ratelimit	 rl;
+	struct buf			*out = conn_out(c);
+	size_t				 before = out->len;
 
-	c->w->stats.packets_out++;
-	if (mqtt_encode(conn_out(c), pkt, c->level) == -1)
+	if (mqtt_encode(out, pkt, c->level) == -1)
 		log_limited(&rl, LOG_LEVEL_ERROR, "cannot encode packet",
 		    "type=%s client=%.*s", mqtt_type_name(pkt->type),
 		    (int)c->client_id_len, c->client_id ? c->client_id : "");
+	else
+		stats_sent(c->w, pkt->type, out->len - before);
 }
 
 void
@@ -126,7 +129,6 @@ write_out(struct conn *c)
 			return -1;
 		}
 		buf_consume(&c->out, (size_t)n);
-		c->w->stats.bytes_out += (size_t)n;
 	}
 	c->out_msgs = 0;
 	/* an idle connection keeps no buffer */
@@ -254,7 +256,8 @@ dispatch(struct conn *c, const struct mqtt_packet *pkt,
 {
 	struct mqtt_packet	 resp;
 
-	c->w->stats.packets_in++;
+	c->w->stats.traffic[METRICS_PACKETS_IN][pkt->type & 15]++;
+	c->w->stats.traffic[METRICS_BYTES_IN][pkt->type & 15] += res->size;
 	if (c->state == CONN_NEW && pkt->type != MQTT_CONNECT) {
 		conn_close(c, NO_REASON, "first packet is not CONNECT");
 		return;
@@ -573,7 +576,6 @@ read_some(struct conn *c, struct worker *w)
 		n = conn_recv(c, w->scratch, WORKER_READ_CHUNK);
 		if (n <= 0)
 			goto eof;
-		w->stats.bytes_in += (size_t)n;
 		used = process(c, w->scratch, (size_t)n);
 		if (c->state != CONN_CLOSING && used < (size_t)n &&
 		    buf_add(&c->in, w->scratch + used, (size_t)n - used) == -1)
@@ -589,7 +591,6 @@ read_some(struct conn *c, struct worker *w)
 	n = conn_recv(c, dst, WORKER_READ_CHUNK);
 	if (n <= 0)
 		goto eof;
-	w->stats.bytes_in += (size_t)n;
 	c->in.len += (size_t)n;
 	process_kept(c);
 	/* what is left is one incomplete packet: keep it small */

@@ -201,11 +201,12 @@ static int
 encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
     uint16_t packet_id, uint8_t dup, uint8_t retain)
 {
-	struct mqtt_delivery	 d;
-	struct buf		*out = conn_out(c);
-	size_t			 start = out->len;
-	uint8_t			*copy = NULL;
-	int			 known = 0;
+	static struct log_ratelimit	 rl;
+	struct mqtt_delivery		 d;
+	struct buf			*out = conn_out(c);
+	size_t				 start = out->len, size;
+	uint8_t				*copy = NULL;
+	int				 known = 0;
 
 	memset(&d, 0, sizeof(d));
 	d.qos = qos;
@@ -234,15 +235,21 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	if (c->max_out_packet && out->len - start > c->max_out_packet) {
 		/* MQTT 5: never send more than the client's maximum (an
 		 * alias not sent is not the client's) */
+		size = out->len - start;
 		buf_truncate(out, start);
 		free(copy);
-		drop(c, qos, "larger than the client's maximum packet size");
+		c->w->stats.dropped_too_large++;
+		log_limited(&rl, LOG_LEVEL_INFO, "message not sent: larger "
+		    "than the client's maximum packet size", "client=%.*s "
+		    "size=%zu maximum=%u", (int)c->client_id_len,
+		    c->client_id, size, c->max_out_packet);
 		return -1;
 	}
 	if (d.topic_alias != 0)
 		alias_commit(c, d.topic_alias, known, &m->topic, copy);
 	c->out_msgs++;
 	c->w->stats.deliveries++;
+	stats_sent(c->w, MQTT_PUBLISH, out->len - start);
 	return 0;
 }
 

@@ -507,6 +507,7 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 	 * MQTT 5 client is told at QoS 1 and 2, as Mosquitto does (a 3.x
 	 * client cannot be) */
 	if (!auth_may(c, m->topic.data, m->topic.len, ACL_WRITE)) {
+		w->stats.dropped_not_authorized++;
 		log_limited(&rl, LOG_LEVEL_INFO, "publish not allowed by "
 		    "auth.acl-file", "client=%.*s topic=%.*s",
 		    (int)c->client_id_len, c->client_id, (int)m->topic.len,

@@ -18,8 +18,7 @@
 #include "log.h"
 #include "worker.h"
 
-/* Each counter of worker_stats and its place in the slot (packets_out
- * is published with the deliveries added). */
+/* Each counter of worker_stats and its place in the slot. */
 #define STATS(X)							\
 	X(accepted, METRIC_W_ACCEPTED)					\
 	X(publishes_in, METRIC_W_RECEIVED)				\
@@ -30,9 +29,38 @@
 	X(expired, METRIC_W_DROPPED_EXPIRED)				\
 	X(protocol_errors, METRIC_W_PROTOCOL_ERRORS)			\
 	X(auth_failures, METRIC_W_AUTH_FAILURES)				\
-	X(packets_in, METRIC_W_PACKETS_IN)				\
-	X(bytes_in, METRIC_W_BYTES_IN)					\
-	X(bytes_out, METRIC_W_BYTES_OUT)
+	X(dropped_too_large, METRIC_W_DROPPED_TOO_LARGE)		\
+	X(dropped_not_authorized, METRIC_W_DROPPED_NOT_AUTHORIZED)
+
+/*
+ * The slot's arrays (latency histograms, traffic by packet type) and the
+ * worker's: taken from the slot (`adopt`) or written to it.
+ */
+static void
+arrays(struct worker *w, uint32_t slot, int adopt)
+{
+	metric_t	*v;
+	uint64_t	*mine;
+	size_t		 i, n;
+	int		 k;
+
+	for (k = 0; k < METRICS_PATHS + METRICS_TRAFFIC; k++) {
+		if (k < METRICS_PATHS) {
+			v = metrics_latency(w->region, slot, k);
+			mine = w->stats.latency[k];
+			n = METRICS_LATENCY_VALUES;
+		} else {
+			v = metrics_traffic(w->region, slot, k - METRICS_PATHS);
+			mine = w->stats.traffic[k - METRICS_PATHS];
+			n = METRICS_TYPES;
+		}
+		for (i = 0; i < n; i++)
+			if (adopt)
+				mine[i] = metric_get(&v[i]);
+			else
+				metric_set(&v[i], mine[i]);
+	}
+}
 
 /*
  * The IPC links' counters live in the links, which start from zero with
@@ -90,8 +118,7 @@ stats_set_region(struct worker *w, uint16_t slot, int fd)
 {
 	struct metrics	*m;
 	const char	*why;
-	metric_t	*v;
-	int		 i, path;
+	int		 i;
 
 	if (fd == -1)
 		return;
@@ -109,11 +136,7 @@ stats_set_region(struct worker *w, uint16_t slot, int fd)
 	/* what the slot's earlier workers counted goes on */
 	for (i = 0; i < 4; i++)
 		w->ipc_base[i] = metric_get(&w->metrics[ipc_ids[i]]);
-	for (path = 0; path < METRICS_PATHS; path++) {
-		v = metrics_latency(m, slot, path);
-		for (i = 0; i < METRICS_LATENCY_VALUES; i++)
-			w->stats.latency[path][i] = metric_get(&v[i]);
-	}
+	arrays(w, slot, 1);
 #define ADOPT(field, id)	w->stats.field = metric_get(&w->metrics[id]);
 	STATS(ADOPT)
 #undef ADOPT
@@ -126,23 +149,13 @@ stats_publish(struct worker *w)
 	uint64_t	 stored = 0;
 	struct conn	*c;
 	struct conn_sub	*sub;
-	metric_t	*v;
-	int		 i, path;
 
 	if (w->metrics == NULL)
 		return;
 #define PUBLISH(field, id)	metric_set(&w->metrics[id], w->stats.field);
 	STATS(PUBLISH)
 #undef PUBLISH
-	for (path = 0; path < METRICS_PATHS; path++) {
-		v = metrics_latency(w->region, (uint32_t)w->proc->self.slot,
-		    path);
-		for (i = 0; i < METRICS_LATENCY_VALUES; i++)
-			metric_set(&v[i], w->stats.latency[path][i]);
-	}
-	/* what was sent: PUBLISH packets are the deliveries */
-	metric_set(&w->metrics[METRIC_W_PACKETS_OUT], w->stats.packets_out +
-	    w->stats.deliveries);
+	arrays(w, w->proc->self.slot, 0);
 	/* gauges: counted over the connections, once a second */
 	for (c = w->conns; c; c = c->next) {
 		transport[c->ws == 2 ? 3 : c->ws == 1 ? 2 : c->ssl != NULL ? 1 :

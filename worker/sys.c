@@ -115,6 +115,23 @@ sum(const struct metrics *m, enum metric_worker id)
 	return n;
 }
 
+/* Packets or bytes (METRICS_PACKETS_IN..) of every type and worker. */
+static uint64_t
+sum_traffic(const struct metrics *m, int which)
+{
+	const metric_t	*v;
+	uint64_t	 n = 0;
+	uint32_t	 i;
+	int		 t;
+
+	for (i = 0; i < metrics_nworkers(m); i++) {
+		v = metrics_traffic((struct metrics *)m, i, which);
+		for (t = 0; t < METRICS_TYPES; t++)
+			n += metric_get(&v[t]);
+	}
+	return n;
+}
+
 /* Every value from the region, now. */
 static void
 compute(struct worker *w)
@@ -141,7 +158,8 @@ compute(struct worker *w)
 	clients = sum(m, METRIC_W_CLIENTS_5) + sum(m, METRIC_W_CLIENTS_311) +
 	    sum(m, METRIC_W_CLIENTS_31);
 	stored = sum(m, METRIC_W_CLIENTS_STORED);
-	sessions = metric_get(&wal[METRIC_WAL_SESSIONS]);
+	sessions = metric_get(&wal[METRIC_WAL_SESSIONS]) +
+	    metric_get(&wal[METRIC_WAL_SESSIONS_OFFLINE]);
 	if (clients > s->max_clients)
 		s->max_clients = clients;
 	put_u64(w, "$SYS/broker/clients/connected", clients);
@@ -154,14 +172,15 @@ compute(struct worker *w)
 	    sessions - stored : 0));
 	put_u64(w, "$SYS/broker/clients/maximum", s->max_clients);
 
-	now[L_MSG_RX] = sum(m, METRIC_W_PACKETS_IN);
-	now[L_MSG_TX] = sum(m, METRIC_W_PACKETS_OUT);
+	now[L_MSG_RX] = sum_traffic(m, METRICS_PACKETS_IN);
+	now[L_MSG_TX] = sum_traffic(m, METRICS_PACKETS_OUT);
 	now[L_PUB_RX] = sum(m, METRIC_W_RECEIVED);
 	now[L_PUB_TX] = sum(m, METRIC_W_DELIVERED);
-	now[L_BYTES_RX] = sum(m, METRIC_W_BYTES_IN);
-	now[L_BYTES_TX] = sum(m, METRIC_W_BYTES_OUT);
+	now[L_BYTES_RX] = sum_traffic(m, METRICS_BYTES_IN);
+	now[L_BYTES_TX] = sum_traffic(m, METRICS_BYTES_OUT);
 	now[L_PUB_DROP] = sum(m, METRIC_W_DROPPED_SLOW) + sum(m,
-	    METRIC_W_DROPPED_QUEUE) + sum(m, METRIC_W_DROPPED_EXPIRED);
+	    METRIC_W_DROPPED_QUEUE) + sum(m, METRIC_W_DROPPED_EXPIRED) +
+	    sum(m, METRIC_W_DROPPED_TOO_LARGE);
 	/* every connection is a CONNECT here and a socket there */
 	now[L_CONNECTIONS] = sum(m, METRIC_W_ACCEPTED);
 	now[L_SOCKETS] = now[L_CONNECTIONS];

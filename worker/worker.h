@@ -301,10 +301,11 @@ struct worker_stats {
 	uint64_t		 expired;	/* not sent: expired queued */
 	uint64_t		 protocol_errors;
 	uint64_t		 auth_failures;
-	uint64_t		 packets_in;
-	uint64_t		 packets_out;	/* but PUBLISH (deliveries) */
-	uint64_t		 bytes_in;
-	uint64_t		 bytes_out;
+	uint64_t		 dropped_too_large;	/* the client's maximum
+							   packet size */
+	uint64_t		 dropped_not_authorized; /* auth.acl-file */
+	/* packets and bytes in and out, by type (METRICS_PACKETS_IN..) */
+	uint64_t		 traffic[METRICS_TRAFFIC][METRICS_TYPES];
 	/* QoS 1 publish-to-delivery, by path (metrics.h): buckets, sum */
 	uint64_t		 latency[METRICS_PATHS][METRICS_LATENCY_VALUES];
 };
@@ -458,6 +459,14 @@ void	 sys_subscribed(struct conn *, const uint8_t *filter, size_t len,
 void	 stats_set_region(struct worker *, uint16_t slot, int fd);
 void	 stats_publish(struct worker *);
 void	 stats_latency(struct worker *, int path, uint64_t received);
+
+/* A packet of `type`, `len` bytes, queued for a client. */
+static inline void
+stats_sent(struct worker *w, uint8_t type, size_t len)
+{
+	w->stats.traffic[METRICS_PACKETS_OUT][type & 15]++;
+	w->stats.traffic[METRICS_BYTES_OUT][type & 15] += len;
+}
 
 /* auth.c */
 enum {

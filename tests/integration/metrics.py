@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pmq
@@ -201,7 +202,55 @@ def latency(b, port, before, pub):
             kv.split("=") for kv in key.replace('"', "").split(","))),
             "%s: +Inf is not the count" % key)
     check(total(now, LATENCY + "_sum") > 0, "no latency summed")
+    # the stored session: online with what it was sent until acknowledged
+    wait_value(port, "promptmq_sessions_stored", 1, "the online stored session",
+               state="online")
     s.close()
+    wait_value(port, "promptmq_sessions_stored", 1, "the offline stored session",
+               state="offline")
+    pub.publish(topic, b"kept for later", 1)
+    wait_value(port, "promptmq_session_queued_messages", 1, "a message queued offline")
+    pmq.wait_for(lambda: total(scrape(port), "promptmq_session_queued_bytes") >=
+                 len(b"kept for later"), 10, "the queued message's bytes")
+    check(total(scrape(port), "promptmq_index_disk_bytes") > 0, "no index bytes")
+
+
+def typed_and_dropped(b, port, pub):
+    """Packets and bytes by type; messages not sent because they are
+    larger than a client's Maximum Packet Size, and publishes the ACL
+    refuses, each under their reason."""
+    before = scrape(port)
+    small = pmq.RawClient(b.port, 5, "small client")
+    small.connect(pmq.unique("msmall"), props={"maximum-packet-size": 64})
+    topic = pmq.unique("mbig")
+    small.subscribe([(topic, 0)])
+    pub.publish(topic, b"x" * 200, 1)
+    pub.publish(topic, b"fits", 1)
+    m = small.message(what="the message that fits")
+    check(m.payload == b"fits", "the small client got %r" % m)
+    wait_value(port, "promptmq_messages_dropped_total",
+               total(before, "promptmq_messages_dropped_total", reason="too_large") + 1,
+               "the message too large for the client", reason="too_large")
+    pub.send(pmq.publish_packet("forbidden/x", b"no", 1, pid=901, version=5))
+    ack = pub.expect(pmq.PUBACK)
+    check(ack.reason == 0x87, "publish to forbidden/x: %r" % ack)
+    wait_value(port, "promptmq_messages_dropped_total",
+               total(before, "promptmq_messages_dropped_total", reason="not_authorized") + 1,
+               "the publish the ACL refused", reason="not_authorized")
+    now = scrape(port)
+    # the publisher's PUBLISH packets, in and by type; PUBACKs out
+    for fam, typ, least in (("promptmq_packets_received_total", "publish", 3),
+                            ("promptmq_packets_sent_total", "puback", 3),
+                            ("promptmq_packets_received_total", "subscribe", 1),
+                            ("promptmq_received_bytes_total", "publish", 200),
+                            ("promptmq_sent_bytes_total", "suback", 4)):
+        moved = total(now, fam, type=typ) - total(before, fam, type=typ)
+        check(moved >= least, "%s{type=%s} moved by %s, expected %s or more" %
+              (fam, typ, moved, least))
+    check(total(now, "promptmq_packets_received_total", type="auth") ==
+          total(before, "promptmq_packets_received_total", type="auth"),
+          "AUTH packets counted")
+    small.close()
 
 
 def restarts(b, port, sub, pub, topic):
@@ -332,9 +381,13 @@ def reloads(b, port):
 
 
 def test():
+    acl = tempfile.NamedTemporaryFile("w", prefix="metrics-acl.", dir="/tmp",
+                                      delete=False)
+    acl.write("topic readwrite #\ntopic deny forbidden/#\n")
+    acl.close()
     b = pmq.PromptMQ(workers=2, name="metrics", conf_values={
         "metrics.enabled": True, "metrics.bind": "127.0.0.1:0",
-        "server.respawn-delay": "3s"})
+        "server.respawn-delay": "3s", "auth.acl-file": acl.name})
     b.start()
     try:
         port = http_port(b)
@@ -348,12 +401,14 @@ def test():
         check(total(values, "promptmq_workers") == 2, "promptmq_workers")
         check(total(values, "promptmq_build_info") == 1, "build info")
         sub, pub, topic = counting(b, port)
+        typed_and_dropped(b, port, pub)
         restarts(b, port, sub, pub, topic)
         bad_input(b, port)
         reloads(b, port)
     finally:
         b.stop()
         b.cleanup()
+        os.unlink(acl.name)
 
 
 pmq.run_test(test)

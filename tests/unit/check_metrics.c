@@ -64,6 +64,13 @@ START_TEST(test_exposition)
 	m = metrics_of(mem, len);
 	metric_set(&metrics_sup(m)[METRIC_SUP_WORKERS], 2);
 	metric_add(&metrics_sup(m)[METRIC_SUP_RESTARTS_WALSVC], 3);
+	metric_add(&metrics_sup(m)[METRIC_SUP_RESTARTS_WORKER_SIGNAL], 1);
+	metric_set(&metrics_traffic(m, 1, METRICS_PACKETS_IN)[3], 40);
+	metric_set(&metrics_traffic(m, 0, METRICS_BYTES_OUT)[15], 7);
+	metric_set(&metrics_latency(m, 1, METRICS_PATH_STORED)[
+	    metrics_latency_bucket(700)], 2);
+	metric_set(&metrics_latency(m, 1, METRICS_PATH_STORED)[
+	    METRICS_LATENCY_BUCKETS], 1400);
 	metric_set(&metrics_worker(m, 1)[METRIC_W_DROPPED_QUEUE], 12);
 	metric_set(&metrics_worker(m, 0)[METRIC_W_CONN_TLS], 4);
 	metric_set(&metrics_walsvc(m)[METRIC_WAL_RETAINED], 9);
@@ -88,8 +95,28 @@ START_TEST(test_exposition)
 	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_log_fsync_seconds_count "
 	    "3\n"));
 	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_workers 2\n"));
-	ck_assert_ptr_nonnull(strstr(text,
-	    "\npromptmq_child_restarts_total{role=\"walsvc\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_child_restarts_total"
+	    "{role=\"walsvc\",cause=\"exit\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_child_restarts_total"
+	    "{role=\"worker\",cause=\"signal\"} 1\n"));
+	/* traffic by packet type, by worker */
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_packets_received_total"
+	    "{worker=\"1\",type=\"publish\"} 40\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_sent_bytes_total"
+	    "{worker=\"0\",type=\"auth\"} 7\n"));
+	/* the latency histograms: by worker and path, cumulative */
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_delivery_latency_"
+	    "seconds_bucket{worker=\"1\",path=\"stored\",le=\"0.000500\"} 0\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_delivery_latency_"
+	    "seconds_bucket{worker=\"1\",path=\"stored\",le=\"0.001000\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_delivery_latency_"
+	    "seconds_bucket{worker=\"1\",path=\"stored\",le=\"+Inf\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_delivery_latency_"
+	    "seconds_sum{worker=\"1\",path=\"stored\"} 0.001400\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_delivery_latency_"
+	    "seconds_count{worker=\"1\",path=\"stored\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_delivery_latency_"
+	    "seconds_count{worker=\"0\",path=\"direct\"} 0\n"));
 	ck_assert_ptr_nonnull(strstr(text, "\npromptmq_messages_dropped_total"
 	    "{worker=\"1\",reason=\"queue_full\"} 12\n"));
 	ck_assert_ptr_nonnull(strstr(text,
