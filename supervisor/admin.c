@@ -631,6 +631,12 @@ client_cb(struct ctl_channel *ch, int status, struct ipc_batch *batch,
 		else
 			request(cl, &rec);
 	}
+	/* a tool that asks and never reads is not kept on our memory */
+	if (ctl_pending(cl->ctl) > ADMIN_PENDING_MAX) {
+		log_warnx("promptmqctl does not read its answers; dropped",
+		    "pid=%ld", (long)cl->pid);
+		client_free(cl);
+	}
 }
 
 /*
