@@ -109,10 +109,12 @@ enum ipc_type {
 				   u16 0, u32 session expiry, u64 last append
 				   sequence, u64 highest session sequence
 				   sent to the client), client id */
-	IPC_RET_LOOKUP = 0x0304,	/* corr: lookup id; the retained messages
-				   for a SUBSCRIBE: u16 n, (u16 slot, u64
-				   gen, u64 seq) x n barriers, then (u8
-				   QoS, u8 0, u16 length, filter)* */
+	IPC_RET_LOOKUP = 0x0304,	/* corr: conn; seq: the worker's number
+				   of the lookup (it may be sent twice);
+				   the retained messages for a SUBSCRIBE:
+				   u16 n, (u16 slot, u64 gen, u64 seq) x n
+				   barriers, then (u8 QoS, u8 0, u16
+				   length, filter)* */
 	IPC_REG_SYNC = 0x0303,	/* corr: the REG_SYNC_ASK answered; body: u8
 				   0, then (u64 conn, u16 node, u16 window,
 				   u32 epoch, u64 session id, u64 will id, u16
@@ -146,11 +148,13 @@ enum ipc_type {
 	IPC_SESS_QOS2 = 0x0386,	/* corr: conn; before REG_GRANTED: (u16)* the
 				   packet ids of QoS 2 messages the client
 				   published and has not released */
-	IPC_RET_MSG = 0x0387,	/* corr: lookup id; a retained message: u8
-				   QoS to send at, u8 level, u16 0, u32
-				   remaining Message Expiry Interval
-				   (0xffffffff: none), the PUBLISH */
-	IPC_RET_DONE = 0x0388,	/* corr: lookup id; body empty: that was all */
+	IPC_RET_MSG = 0x0387,	/* corr: conn; seq: the lookup's number; a
+				   retained message: u8 QoS to send at, u8
+				   level, u16 0, u32 remaining Message
+				   Expiry Interval (0xffffffff: none), the
+				   PUBLISH */
+	IPC_RET_DONE = 0x0388,	/* corr: conn; seq: the lookup's number;
+				   body empty: that was all */
 	IPC_WILL_PUBLISH = 0x0389,	/* body: u8 level, u8 0, a will's
 					   PUBLISH, durable: route it as if
 					   published here */

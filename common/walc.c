@@ -27,6 +27,7 @@ struct walc {
 	struct event		*timer;
 	walc_durable_fn		 durable_fn;
 	walc_refused_fn		 refused_fn;
+	walc_relinked_fn	 relinked_fn;
 	void			*arg;
 	uint64_t		 next_seq;
 	uint64_t		 durable;
@@ -81,6 +82,7 @@ static void
 retransmit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct walc	*w = arg;
+	int		 relinked = 0;
 
 	if (w->head == w->q.len)
 		return;
@@ -109,8 +111,12 @@ retransmit_cb(evutil_socket_t fd, short what, void *arg)
 			    (unsigned long long)w->durable + 1,
 			    ipc_link_backlog(w->link));
 			ipc_link_reconnect(w->link);
+			relinked = 1;
 		}
 		resend_from(w, w->durable + 1);
+		/* the old socket took the owner's requests with it too */
+		if (relinked && w->relinked_fn)
+			w->relinked_fn(w->arg);
 	}
 }
 
@@ -138,6 +144,13 @@ walc_new(struct event_base *base, struct ipc_link *link,
 	}
 	w->last_progress = clock_mono_ms();
 	return w;
+}
+
+/* Who is told when the link starts over (NULL: nobody). */
+void
+walc_set_relinked(struct walc *w, walc_relinked_fn fn)
+{
+	w->relinked_fn = fn;
 }
 
 void

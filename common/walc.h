@@ -14,7 +14,12 @@
  *      watermark and a gap with WAL_RESEND (first sequence it needs);
  *   4) after a walsvc restart (a new generation in the peers table, or
  *      silence for WALC_RETRANSMIT_MS with appends outstanding) every
- *      unacknowledged record is sent again, in order.
+ *      unacknowledged record is sent again, in order;
+ *   5) after WALC_RECONNECT_AFTER silent rounds the link starts over (a
+ *      new nng socket), which drops whatever nng still held for walsvc:
+ *      the appends are sent again by 4), and the owner is told
+ *      (walc_relinked_fn) so that it sends again the other requests it
+ *      put on the link and still waits on.
  *
  * So an acknowledged record is in the log exactly once, whatever dies
  * when.  Under wal-sync "always" the watermark means fsynced; under
@@ -40,9 +45,13 @@ struct walc;
 typedef void	(*walc_durable_fn)(void *arg, uint64_t seq);
 /* refused: walsvc cannot write (disk full, I/O error); it retries */
 typedef void	(*walc_refused_fn)(void *arg, uint64_t seq, int error);
+/* relinked: the link started over; what else waits for walsvc's answer
+ * was dropped with the old socket and is to be sent again */
+typedef void	(*walc_relinked_fn)(void *arg);
 
 struct walc	*walc_new(struct event_base *, struct ipc_link *,
 		    walc_durable_fn, walc_refused_fn, void *arg);
+void		 walc_set_relinked(struct walc *, walc_relinked_fn);
 void		 walc_free(struct walc *);
 uint64_t	 walc_append(struct walc *, uint8_t kind, const void *payload,
 		    size_t len);

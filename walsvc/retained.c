@@ -22,6 +22,10 @@
  *   3) then every matching message goes out at the lower of its QoS and
  *      the subscription's, with its remaining Message Expiry Interval;
  *      an expired one is not sent.
+ * A worker sends a lookup again when walsvc restarts or its log link
+ * starts over, so one may come twice: each is answered, in the order
+ * they came, naming the worker's number of the lookup (the record's
+ * sequence), and the worker takes only the first answer.
  */
 #include "config.h"
 
@@ -51,6 +55,7 @@ struct lookup {
 	uint16_t	 slot;		/* the asking worker */
 	uint64_t	 gen;
 	uint64_t	 id;		/* its correlation id */
+	uint64_t	 number;	/* the worker's, echoed in the answer */
 	uint64_t	 need_lsn;	/* shippable up to here first */
 	uint16_t	 nbarriers;
 	uint32_t	 len;
@@ -235,6 +240,7 @@ struct reply {
 	struct walsvc	*ws;
 	struct ipc_link	*link;
 	uint64_t	 id;
+	uint64_t	 number;
 	uint8_t		 qos;		/* the subscription's */
 	int64_t		 now;
 };
@@ -250,8 +256,8 @@ send_one(struct reply *rp, struct rnode *n)
 	    msg_expiry_left(n->body->expiry, n->body->received, rp->now,
 	    &left) == -1)
 		return;		/* expired: it is not sent */
-	if ((b = ipc_link_record_begin(rp->link, IPC_RET_MSG, 0, rp->id,
-	    &start)) == NULL)
+	if ((b = ipc_link_record_begin(rp->link, IPC_RET_MSG, rp->number,
+	    rp->id, &start)) == NULL)
 		return;
 	buf_add_u8(b, n->body->qos < rp->qos ? n->body->qos : rp->qos);
 	buf_add_u8(b, n->body->level);
@@ -354,6 +360,7 @@ answer(struct walsvc *ws, struct lookup *l)
 	memset(&rp, 0, sizeof(rp));
 	rp.ws = ws;
 	rp.id = l->id;
+	rp.number = l->number;
 	rp.now = clock_wall_ms();
 	if ((rp.link = walsvc_reply_link(ws, IPC_ROLE_WORKER, l->slot,
 	    l->gen)) == NULL)
@@ -368,7 +375,7 @@ answer(struct walsvc *ws, struct lookup *l)
 			break;
 		match(&rp, &ws->retained->root, f, flen, 1);
 	}
-	ipc_link_send(rp.link, IPC_RET_DONE, 0, l->id, NULL, 0);
+	ipc_link_send(rp.link, IPC_RET_DONE, l->number, l->id, NULL, 0);
 }
 
 /* Lookups whose barriers are met are answered, in the order they came. */
@@ -422,6 +429,7 @@ retained_lookup(struct walsvc *ws, const struct ipc_batch *batch,
 	l->slot = batch->sender.slot;
 	l->gen = batch->sender.gen;
 	l->id = rec->corr;
+	l->number = rec->seq;
 	l->need_lsn = wal_next_lsn(ws->wal) - 1;
 	if (r->lookups_tail)
 		r->lookups_tail->next = l;

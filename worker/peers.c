@@ -42,7 +42,7 @@ walsvc_arrived(struct worker *w, uint64_t gen)
 		log_info("walsvc restarted", "gen=%llu",
 		    (unsigned long long)gen);
 		registry_walsvc_restarted(w);
-		retained_walsvc_restarted(w);
+		retained_send_again(w);
 	}
 }
 
@@ -97,12 +97,13 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 		case IPC_RET_MSG:
 			if (rec.len <= IPC_RET_MSG_HEADER)
 				goto bad;
-			retained_message(w, rec.corr, rec.body, rec.len);
+			retained_message(w, rec.corr, rec.seq, rec.body,
+			    rec.len);
 			break;
 		case IPC_RET_DONE:
 			if (rec.len != 0)
 				goto bad;
-			retained_done(w, rec.corr);
+			retained_done(w, rec.corr, rec.seq);
 			break;
 		case IPC_WILL_PUBLISH:
 			if (rec.len < 4)
@@ -176,6 +177,19 @@ refused_cb(void *arg, uint64_t seq, int error)
 	    (unsigned long long)seq, strerror(error));
 }
 
+/*
+ * The log link started over, and nng dropped what it held: the appends
+ * go again (walc.c), claims within a second (registry_claim_again),
+ * walsvc asks again for a list it lacks, and the retained lookups that
+ * wait are sent again here: nobody else would, and the client's
+ * messages wait behind them.
+ */
+static void
+relinked_cb(void *arg)
+{
+	retained_send_again(arg);
+}
+
 static void
 drained_cb(struct ipc_link *link, void *arg)
 {
@@ -206,6 +220,7 @@ peers_start(struct worker *w)
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
+	walc_set_relinked(w->walc, relinked_cb);
 	w->npeers = p->nworkers;
 	if ((w->peers = calloc(w->npeers ? w->npeers : 1,
 	    sizeof(*w->peers))) == NULL ||

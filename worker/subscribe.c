@@ -23,7 +23,8 @@
  * was published before the subscription reached its publisher's worker
  * is found.  Until the answer is complete (RET_DONE), the client's
  * other deliveries wait (deliver.c).  Lookups not answered when walsvc
- * restarts are sent again.
+ * restarts, or when the log link starts over, are sent again; each is
+ * numbered, and only the first answer to it counts.
  */
 #include "config.h"
 
@@ -312,7 +313,7 @@ subscribe_progress(struct worker *w)
 
 /* Send one lookup, with the barriers as they are now. */
 static void
-send_lookup(struct conn *c, const struct buf *filters)
+send_lookup(struct conn *c, const struct ret_lookup *l)
 {
 	struct worker	*w = c->w;
 	struct buf	*b;
@@ -320,8 +321,8 @@ send_lookup(struct conn *c, const struct buf *filters)
 	uint16_t	 n = 1;
 	unsigned	 slot;
 
-	if ((b = ipc_link_record_begin(w->wal_link, IPC_RET_LOOKUP, 0, c->id,
-	    &start)) == NULL)
+	if ((b = ipc_link_record_begin(w->wal_link, IPC_RET_LOOKUP, l->number,
+	    c->id, &start)) == NULL)
 		return;		/* sent again when walsvc comes back */
 	for (slot = 0; slot < w->npeers; slot++)
 		if (slot != w->proc->self.slot && w->peers[slot].gen != 0)
@@ -337,7 +338,7 @@ send_lookup(struct conn *c, const struct buf *filters)
 		buf_add_u64(b, w->peers[slot].gen);
 		buf_add_u64(b, w->peers[slot].appended);
 	}
-	buf_add(b, filters->data, filters->len);
+	buf_add(b, l->filters.data, l->filters.len);
 	if (buf_failed(b))
 		buf_truncate(b, start);
 	else
@@ -369,6 +370,7 @@ lookup_retained(struct conn *c, struct buf *filters)
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return;		/* no memory: no retained messages for it */
+	l->number = ++c->w->last_lookup;
 	l->filters = *filters;		/* taken over */
 	buf_init(filters);
 	if (c->lookups_tail)
@@ -377,18 +379,23 @@ lookup_retained(struct conn *c, struct buf *filters)
 		c->lookups = l;
 	c->lookups_tail = l;
 	c->ret_pending++;
-	send_lookup(c, &l->filters);
+	send_lookup(c, l);
 }
 
-/* A retained message for the oldest lookup of this connection. */
+/*
+ * A retained message for lookup number `lookup`, which must be the
+ * oldest of this connection: an answer to one sent twice comes twice,
+ * and only the first counts.
+ */
 void
-retained_message(struct worker *w, uint64_t conn_id, const uint8_t *body,
-    size_t len)
+retained_message(struct worker *w, uint64_t conn_id, uint64_t lookup,
+    const uint8_t *body, size_t len)
 {
 	struct conn		*c = idmap_get(&w->conns_by_id, conn_id);
 	struct mqtt_packet	 pkt;
 
-	if (c == NULL || c->state != CONN_ACTIVE || c->ret_pending == 0)
+	if (c == NULL || c->state != CONN_ACTIVE || c->lookups == NULL ||
+	    c->lookups->number != lookup)
 		return;
 	/* auth.acl-file: only what the subscriber may read */
 	if (w->acl != NULL && (mqtt_decode_stored_publish(body +
@@ -400,14 +407,14 @@ retained_message(struct worker *w, uint64_t conn_id, const uint8_t *body,
 	    len - IPC_RET_MSG_HEADER, body[0], buf_load_u32(body + 4));
 }
 
-/* Its oldest lookup is answered: what waited may go. */
+/* Its oldest lookup is answered, once: what waited may go. */
 void
-retained_done(struct worker *w, uint64_t conn_id)
+retained_done(struct worker *w, uint64_t conn_id, uint64_t lookup)
 {
 	struct conn		*c = idmap_get(&w->conns_by_id, conn_id);
 	struct ret_lookup	*l;
 
-	if (c == NULL || (l = c->lookups) == NULL)
+	if (c == NULL || (l = c->lookups) == NULL || l->number != lookup)
 		return;
 	c->lookups = l->next;
 	if (c->lookups == NULL)
@@ -418,16 +425,21 @@ retained_done(struct worker *w, uint64_t conn_id)
 	deliver_queued(c);
 }
 
-/* A new walsvc knows no lookup: every one still out is sent again. */
+/*
+ * Every lookup still out is sent again: a new walsvc knows none, and a
+ * log link that started over dropped those nng still held.  walsvc may
+ * have one already (it was slow, not gone): the answers name the lookup,
+ * so a second one is ignored.
+ */
 void
-retained_walsvc_restarted(struct worker *w)
+retained_send_again(struct worker *w)
 {
 	struct conn		*c;
 	struct ret_lookup	*l;
 
 	for (c = w->conns; c; c = c->next)
 		for (l = c->lookups; l; l = l->next)
-			send_lookup(c, &l->filters);
+			send_lookup(c, l);
 }
 
 void

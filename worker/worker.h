@@ -223,9 +223,15 @@ struct conn_aliases {
 
 #define ALIAS_OUT_MAX	64
 
-/* A retained lookup sent to walsvc and not yet answered whole. */
+/*
+ * A retained lookup sent to walsvc and not yet answered whole.  It may
+ * be sent more than once (a new walsvc, a log link that started over)
+ * and so be answered more than once: the answers name its number, and
+ * only those to the oldest one out count.
+ */
 struct ret_lookup {
 	struct ret_lookup	*next;
+	uint64_t		 number;	/* of this worker's lookups */
 	struct buf		 filters;	/* (u8 QoS, u8 0, u16 len, filter)* */
 };
 
@@ -348,6 +354,8 @@ struct worker {
 	/* routing requests to the other workers */
 	uint64_t		 route_issued;
 	struct pending_suback	*subacks, *subacks_tail;
+	uint64_t		 last_lookup;	/* number of the latest
+						   retained lookup */
 	/* PUBACKs owed, in append order */
 	struct pending_ack	*acks;
 	size_t			 acks_head, acks_tail, acks_cap;
@@ -604,9 +612,9 @@ void	 unsubscribe_handle(struct conn *, const struct mqtt_packet *);
 void	 subscribe_drop_all(struct conn *);
 void	 subscribe_progress(struct worker *);
 void	 retained_message(struct worker *, uint64_t conn_id,
-	    const uint8_t *body, size_t len);
-void	 retained_done(struct worker *, uint64_t conn_id);
-void	 retained_walsvc_restarted(struct worker *);
+	    uint64_t lookup, const uint8_t *body, size_t len);
+void	 retained_done(struct worker *, uint64_t conn_id, uint64_t lookup);
+void	 retained_send_again(struct worker *);
 void	 retained_free(struct conn *);
 
 /* route.c */

@@ -13,9 +13,12 @@
  * Checked: sequences increase; a watermark releases records and reports
  * them durable; RESEND(n) sends again from n, in order; a reply from a
  * new walsvc generation, or silence for WALC_RETRANSMIT_MS, sends again
- * everything unacknowledged; replies that are impossible (a watermark
- * beyond what was sent), malformed or not from walsvc change nothing;
- * REFUSED reaches the refused callback.
+ * everything unacknowledged; after WALC_RECONNECT_AFTER silent rounds
+ * the link starts over, the appends go again on the new socket and the
+ * relinked callback follows them (its owner sends again what else the
+ * old socket took); replies that are impossible (a watermark beyond
+ * what was sent), malformed or not from walsvc change nothing; REFUSED
+ * reaches the refused callback.
  *
  * walc's retransmission timer lives on the event base given to
  * walc_new().  Most tests give it a base that never runs, so however
@@ -81,6 +84,8 @@ static uint64_t			 durable_seq;
 static int			 refused_calls;
 static uint64_t			 refused_seq;
 static int			 refused_error;
+static int			 relinked_calls;
+static uint64_t			 relinked_resent;	/* walc_resent() then */
 
 static void
 walsvc_dispatch(struct ipc_batch *bt, void *arg)
@@ -138,6 +143,14 @@ on_refused(void *arg, uint64_t seq, int error)
 }
 
 static void
+on_relinked(void *arg)
+{
+	ck_assert_ptr_eq(arg, &durable_calls);
+	relinked_calls++;
+	relinked_resent = walc_resent(walc);
+}
+
+static void
 walsvc_start(uint64_t gen)
 {
 	char	 err[256];
@@ -179,7 +192,8 @@ start(int timer_runs)
 	ck_assert_int_eq(ipc_endpoint_path(tool_path, sizeof(tool_path), dir,
 	    IPC_ROLE_TOOL, 0), 0);
 	nappends = probes = replies = durable_calls = refused_calls = 0;
-	durable_seq = refused_seq = 0;
+	relinked_calls = 0;
+	durable_seq = refused_seq = relinked_resent = 0;
 	refused_error = 0;
 	walsvc_start(WALSVC_GEN);
 	tool_ep = ipc_endpoint_open(base, tool_path, TOOL_GEN, 1 << 20,
@@ -499,6 +513,37 @@ START_TEST(test_retransmit_on_silence)
 }
 END_TEST
 
+static int
+relinked(void *arg)
+{
+	return relinked_calls > 0;
+}
+
+START_TEST(test_relinked_after_silent_rounds)
+{
+	int	 before;
+
+	walc_set_relinked(walc, on_relinked);
+	append_range(1, 1);
+	/* walsvc takes the appends and never answers */
+	ck_assert_msg(harness_run_until(base, relinked, NULL, WAIT_MS),
+	    "the link never started over");
+	ck_assert_int_eq(relinked_calls, 1);
+	/* one record out, sent again each round, the last one before the
+	 * owner hears of it */
+	ck_assert_uint_eq(relinked_resent, WALC_RECONNECT_AFTER);
+	ck_assert_int_ge(nappends, 1);
+	/* the new socket reaches walsvc */
+	before = nappends;
+	wait_appends(before + 1, WAIT_MS);
+	ck_assert_uint_eq(appends[before].seq, 1);
+	/* an answer ends the silence: no more starting over */
+	reply_durable(1);
+	harness_run_for(base, WALC_RETRANSMIT_MS * WALC_RECONNECT_AFTER + 100);
+	ck_assert_int_eq(relinked_calls, 1);
+}
+END_TEST
+
 START_TEST(test_nothing_outstanding_stays_quiet)
 {
 	append_range(1, 2);
@@ -589,6 +634,7 @@ walc_suite(void)
 	tc = harness_tcase(s, "retransmission timer", setup_with_timer,
 	    teardown);
 	tcase_add_test(tc, test_retransmit_on_silence);
+	tcase_add_test(tc, test_relinked_after_silent_rounds);
 	tcase_add_test(tc, test_nothing_outstanding_stays_quiet);
 
 	tc = harness_tcase(s, "other replies", setup, teardown);
