@@ -14,9 +14,19 @@ until both workers have seen it in the peers table and have started
 their log link over (a QoS 1 message each, unacknowledged, makes them):
 
 - once walsvc serves, its registry is in step because every worker
-  listed its clients, not because the window closed, and it holds both;
+  listed its clients, not because the window closed, and it holds them
+  all;
 - both publishers get their PUBACKs, and both stored sessions, still
   connected, get both messages from walsvc's queues.
+
+A subscription asks walsvc for its retained messages (RET_LOOKUP), and
+everything else for that client waits for the answer.  A lookup that
+waits on the log link is dropped with it when the link starts over, and
+used to be sent again only when walsvc restarted: a stored session that
+subscribed just before walsvc was killed (its lookup unanswered, seen
+under load) never got another message.  Here a clean session subscribes
+while walsvc is held, so its lookup is on the link when it starts over;
+it must get the retained message, once, and then both messages.
 """
 
 import os
@@ -48,11 +58,20 @@ def test():
     gate = os.path.join(b.base, "walsvc.gate")
     b.env["PMQ_TEST_WALSVC_GATE"] = gate
     slots = {}
+    late = None
     try:
         b.start()
         u = pmq.unique("regsync")
         slots = pmq.spread(b, lambda i: stored_client(b, u, i))
         clients = [slots[s][0] for s in sorted(slots)]
+        kept = u + "-kept/t"        # not under u/#: only `late` wants it
+        pid = clients[0].pid()
+        clients[0].send(pmq.publish_packet(kept, b"kept", 1, pid=pid, retain=True,
+                                           version=5))
+        ack = clients[0].expect(pmq.PUBACK, what="the PUBACK of the retained message")
+        check(ack.pid == pid and ack.reason == 0, "retained message: PUBACK %r" % ack)
+        late = pmq.RawClient(b.port, 5, "clean subscriber")
+        late.connect(u + "-clean", clean=True)
 
         # 1) a new walsvc that every worker knows of, held before it serves
         open(gate, "w").close()
@@ -64,6 +83,9 @@ def test():
         check(walsvc != old, "the killed walsvc said it was held")
         for s in sorted(slots):
             b.wait_log(r"worker/%d\[\d+\] info: walsvc restarted" % s, 10, mark)
+        # its SUBACK needs no record; its retained lookup waits on the link
+        check(late.subscribe([u + "/#", u + "-kept/#"], 1) == [1, 1],
+              "clean subscriber: SUBACK")
 
         # 2) appends nobody answers: each worker starts its log link over
         mark = b.mark()
@@ -84,9 +106,9 @@ def test():
         check(m.group(1) == "every worker listed its clients",
               "the registry sync after the restart ended by %r, not by the workers' "
               "lists" % m.group(1))
-        check(int(m.group(2)) == len(clients),
+        check(int(m.group(2)) == len(clients) + 1,
               "after the restart walsvc knew %s clients, not %d" % (m.group(2),
-                                                                     len(clients)))
+                                                                     len(clients) + 1))
 
         # 4) nothing was lost: PUBACKs, and every message in every session
         for c, pid in zip(clients, pids):
@@ -100,17 +122,31 @@ def test():
                          for _ in want)
             check(got == want, "%s got %s, not %s" % (c.name, got, want))
             c.ping()
+        # the retained message first, once; the held ones after it
+        first = late.message(what="the retained message, asked for while walsvc "
+                             "was held")
+        check(first.retain and first.payload == b"kept",
+              "clean subscriber: %r came before the retained message" % first)
+        got = sorted(late.message(what="a message published while walsvc was "
+                                  "held").payload for _ in want)
+        check(got == want, "clean subscriber got %s, not %s" % (got, want))
+        late.ping()
+        check(not late.pending, "clean subscriber: more came: %r" % late.pending)
         kicked = re.findall(r"[^\n]*session taken over[^\n]*", b.log()[mark:])
         check(not kicked, "a client lost its connection: %s" % kicked)
         print("walsvc held until both workers reconnected their log links; "
               "the sync ended with %s clients listed" % m.group(2))
         pmq.close_all(slots)
         slots = {}
+        late.close()
+        late = None
         check(b.stop() == 0, "promptmqd did not stop cleanly")
     finally:
         if os.path.exists(gate):
             os.unlink(gate)
         pmq.close_all(slots)
+        if late is not None:
+            late.close()
         b.cleanup()
 
 
