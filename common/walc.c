@@ -106,18 +106,33 @@ retransmit_cb(evutil_socket_t fd, short what, void *arg)
 		 * whatever state the transport is in.
 		 */
 		if (++w->silent % WALC_RECONNECT_AFTER == 0) {
-			log_notice("walsvc silent; reconnecting the log link",
-			    "unacked_from=%llu link_backlog=%zu",
-			    (unsigned long long)w->durable + 1,
-			    ipc_link_backlog(w->link));
-			ipc_link_reconnect(w->link);
+			walc_relink(w, "walsvc silent");
 			relinked = 1;
 		}
-		resend_from(w, w->durable + 1);
-		/* the old socket took the owner's requests with it too */
-		if (relinked && w->relinked_fn)
-			w->relinked_fn(w->arg);
+		if (!relinked)
+			resend_from(w, w->durable + 1);
 	}
+}
+
+/*
+ * Start the link over: the transport may hold a pipe that delivers
+ * nothing (nng_close drops what is queued in it), so everything not yet
+ * acknowledged goes again on a new socket, and the owner is told to send
+ * its own requests again.  `why` names the sign that walsvc does not hear
+ * us.
+ */
+void
+walc_relink(struct walc *w, const char *why)
+{
+	log_notice("walsvc does not hear us; reconnecting the log link",
+	    "why=\"%s\" unacked_from=%llu link_backlog=%zu", why,
+	    (unsigned long long)w->durable + 1, ipc_link_backlog(w->link));
+	ipc_link_reconnect(w->link);
+	if (w->head < w->q.len)
+		resend_from(w, w->durable + 1);
+	/* the old socket took the owner's requests with it too */
+	if (w->relinked_fn)
+		w->relinked_fn(w->arg);
 }
 
 struct walc *

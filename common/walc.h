@@ -52,6 +52,8 @@ typedef void	(*walc_relinked_fn)(void *arg);
 struct walc	*walc_new(struct event_base *, struct ipc_link *,
 		    walc_durable_fn, walc_refused_fn, void *arg);
 void		 walc_set_relinked(struct walc *, walc_relinked_fn);
+/* Start the link over now (another sign than silent appends). */
+void		 walc_relink(struct walc *, const char *why);
 void		 walc_free(struct walc *);
 uint64_t	 walc_append(struct walc *, uint8_t kind, const void *payload,
 		    size_t len);

@@ -646,6 +646,15 @@ registry_list(struct worker *w, uint64_t ask)
 	uint32_t	 n = 0;
 	uint8_t		 last[IPC_SYNC_LAST_SIZE];
 
+	/*
+	 * Asked again by the walsvc we answered: our answer did not reach
+	 * it, and nothing else we send may either (a pipe that delivers
+	 * nothing was seen once, after two restarts in quick succession).
+	 */
+	if (w->listed_for == w->walsvc_gen && w->walsvc_gen != 0)
+		walc_relink(w->walc, "asked again for our clients");
+	w->listed_for = w->walsvc_gen;
+
 	for (c = w->conns; c; c = c->next) {
 		if (!c->registered || c->state != CONN_ACTIVE)
 			continue;

@@ -187,6 +187,7 @@ refused_cb(void *arg, uint64_t seq, int error)
 static void
 relinked_cb(void *arg)
 {
+	registry_walsvc_restarted(arg);		/* the waiting claims */
 	retained_send_again(arg);
 }
 

@@ -323,6 +323,8 @@ struct worker {
 	struct ipc_link		*wal_link;	/* to walsvc */
 	struct walc		*walc;		/* append stream to the log */
 	uint64_t		 walsvc_gen;
+	uint64_t		 listed_for;	/* walsvc gen our clients were
+						   last listed for */
 	struct peer		*peers;		/* by slot; ours unused */
 	uint32_t		 npeers;
 	struct sub_table	*subs;

@@ -59,8 +59,8 @@ def test():
         # 2) an append nobody answers: the worker starts its log link over
         pid = pub.pid()
         pub.send(pmq.publish_packet(u + "/live", b"live", 1, pid=pid, version=5))
-        b.wait_log(r"worker/0\[\d+\] notice: walsvc silent; reconnecting the "
-                   r"log link", 10, mark)
+        b.wait_log(r"worker/0\[\d+\] notice: walsvc does not hear us; "
+                   r"reconnecting the log link why=\"walsvc silent\"", 10, mark)
         os.kill(walsvc, signal.SIGCONT)
         walsvc = None
 

@@ -96,8 +96,9 @@ def test():
                                       1, pid=pid, version=5))
             pids.append(pid)
         for s in sorted(slots):
-            b.wait_log(r"worker/%d\[\d+\] notice: walsvc silent; reconnecting "
-                       r"the log link" % s, 10, mark)
+            b.wait_log(r"worker/%d\[\d+\] notice: walsvc does not hear us; "
+                       r"reconnecting the log link why=\"walsvc silent\"" % s,
+                       10, mark)
 
         # 3) walsvc serves: the workers' lists, not the window, end the sync
         os.unlink(gate)
