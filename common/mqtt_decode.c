@@ -178,13 +178,14 @@ read_protocol(struct buf_reader *r, struct mqtt_packet *pkt,
 	level = buf_read_u8(r);
 	if (r->failed)
 		return mqtt_fail(res, MALFORMED, "packet too short");
-	res->level = level;
 	if (name.len == 4 && memcmp(name.data, "MQTT", 4) == 0) {
+		res->level = level;
 		if (level != MQTT_LEVEL_311 && level != MQTT_LEVEL_5)
 			return mqtt_fail(res,
 			    MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION,
 			    "unsupported protocol level");
 	} else if (name.len == 6 && memcmp(name.data, "MQIsdp", 6) == 0) {
+		res->level = level;
 		if (level != MQTT_LEVEL_31)
 			return mqtt_fail(res,
 			    MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION,
