@@ -442,7 +442,9 @@ struct mqtt_result {
 	uint8_t		 reason;	/* ERROR: reason code to send */
 	uint8_t		 type;		/* packet type, 0 if unknown */
 	uint8_t		 level;		/* CONNECT: level it asked for, even on
-					   error (0 if not reached) */
+					   error (0 if not reached, or if the
+					   protocol name is neither MQTT nor
+					   MQIsdp: no level of ours) */
 	const char	*what;		/* ERROR: static text for the log */
 };
 

@@ -83,15 +83,21 @@ read_binary(struct buf_reader *r, struct mqtt_view *v, struct mqtt_result *res)
 	return 0;
 }
 
-/* A packet identifier, which is never 0 ([MQTT-2.2.1-3], -4, -5, -6). */
+/*
+ * A packet identifier, which is never 0 ([MQTT-2.2.1-3], -4, -5, -6).
+ * The specification names no reason code for 0: `zero` is the one
+ * Mosquitto 2.0 answers with, which client suites expect (0x81 in
+ * SUBSCRIBE and UNSUBSCRIBE, 0x82 elsewhere).
+ */
 static int
-read_packet_id(struct buf_reader *r, uint16_t *id, struct mqtt_result *res)
+read_packet_id(struct buf_reader *r, uint16_t *id, uint8_t zero,
+    struct mqtt_result *res)
 {
 	*id = buf_read_u16(r);
 	if (r->failed)
 		return mqtt_fail(res, MALFORMED, "packet too short");
 	if (*id == 0)
-		return mqtt_fail(res, PROTOCOL, "packet identifier 0");
+		return mqtt_fail(res, zero, "packet identifier 0");
 	return 0;
 }
 
@@ -120,9 +126,11 @@ too_many_levels(const struct mqtt_view *t, const struct mqtt_decode_opts *opts)
 }
 
 /*
- * The topic name rules, with the reason codes they lead to; past the
- * levels limit, a protocol error, as Mosquitto answers (its limit is
- * not a property a client can know).
+ * The topic name rules, with the reason codes they lead to: ill-formed
+ * UTF-8 is malformed, wildcards or an empty name a protocol error, as
+ * Mosquitto answers (0x90 means a name well formed but refused); past
+ * the levels limit, a protocol error too (its limit is not a property a
+ * client can know).
  */
 static int
 check_topic_name(const struct mqtt_view *t, const struct mqtt_decode_opts *opts,
@@ -132,7 +140,7 @@ check_topic_name(const struct mqtt_view *t, const struct mqtt_decode_opts *opts,
 
 	if (e != TOPIC_OK)
 		return mqtt_fail(res, e == TOPIC_BAD_UTF8 ? MALFORMED :
-		    MQTT_RC_TOPIC_NAME_INVALID, topic_strerror(e));
+		    PROTOCOL, topic_strerror(e));
 	if (too_many_levels(t, opts))
 		return mqtt_fail(res, PROTOCOL, "topic name with more levels "
 		    "than mqtt.max-topic-levels");
@@ -170,13 +178,14 @@ read_protocol(struct buf_reader *r, struct mqtt_packet *pkt,
 	level = buf_read_u8(r);
 	if (r->failed)
 		return mqtt_fail(res, MALFORMED, "packet too short");
-	res->level = level;
 	if (name.len == 4 && memcmp(name.data, "MQTT", 4) == 0) {
+		res->level = level;
 		if (level != MQTT_LEVEL_311 && level != MQTT_LEVEL_5)
 			return mqtt_fail(res,
 			    MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION,
 			    "unsupported protocol level");
 	} else if (name.len == 6 && memcmp(name.data, "MQIsdp", 6) == 0) {
+		res->level = level;
 		if (level != MQTT_LEVEL_31)
 			return mqtt_fail(res,
 			    MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION,
@@ -322,7 +331,7 @@ decode_publish(struct buf_reader *r, struct mqtt_packet *pkt, uint8_t flags,
 	p->retain = flags & 1;
 	if (read_string(r, &p->topic, res) == -1)
 		return -1;
-	if (p->qos > 0 && read_packet_id(r, &p->packet_id, res) == -1)
+	if (p->qos > 0 && read_packet_id(r, &p->packet_id, PROTOCOL, res) == -1)
 		return -1;
 	if (pkt->level == MQTT_LEVEL_5 && mqtt_props_decode(r, MQTT_PUBLISH,
 	    opts->direction, &p->props, res) == -1)
@@ -353,7 +362,7 @@ decode_ack(struct buf_reader *r, struct mqtt_packet *pkt,
 	struct mqtt_ack	*a = &pkt->ack;
 
 	memset(a, 0, sizeof(*a));
-	if (read_packet_id(r, &a->packet_id, res) == -1)
+	if (read_packet_id(r, &a->packet_id, PROTOCOL, res) == -1)
 		return -1;
 	if (pkt->level == MQTT_LEVEL_5 && buf_read_left(r) > 0) {
 		a->reason = buf_read_u8(r);
@@ -401,9 +410,13 @@ read_filter(struct buf_reader *r, struct mqtt_view *f, struct topic_filter *tf,
 
 	if (read_string(r, f, res) == -1)
 		return -1;
+	/* a filter that breaks the wildcard rules or is empty is not well
+	 * formed: malformed, as Mosquitto answers (0x8F means well formed
+	 * but refused); a bad $share form stays 0x8F */
 	if ((e = topic_filter_parse(f->data, f->len, tf)) != TOPIC_OK)
-		return mqtt_fail(res, e == TOPIC_BAD_UTF8 ? MALFORMED :
-		    MQTT_RC_TOPIC_FILTER_INVALID, topic_strerror(e));
+		return mqtt_fail(res, e == TOPIC_BAD_SHARE ?
+		    MQTT_RC_TOPIC_FILTER_INVALID : MALFORMED,
+		    topic_strerror(e));
 	/* past the levels limit: malformed, as Mosquitto answers */
 	if (too_many_levels(f, opts))
 		return mqtt_fail(res, MALFORMED, "topic filter with more "
@@ -421,7 +434,7 @@ decode_filter_list(struct buf_reader *r, struct mqtt_packet *pkt, int sub,
 	struct topic_filter	 tf;
 
 	memset(s, 0, sizeof(*s));
-	if (read_packet_id(r, &s->packet_id, res) == -1)
+	if (read_packet_id(r, &s->packet_id, MALFORMED, res) == -1)
 		return -1;
 	if (pkt->level == MQTT_LEVEL_5 && mqtt_props_decode(r, pkt->type,
 	    opts->direction, &s->props, res) == -1)
@@ -473,7 +486,7 @@ decode_reason_list(struct buf_reader *r, struct mqtt_packet *pkt,
 	size_t			 i;
 
 	memset(a, 0, sizeof(*a));
-	if (read_packet_id(r, &a->packet_id, res) == -1)
+	if (read_packet_id(r, &a->packet_id, PROTOCOL, res) == -1)
 		return -1;
 	if (pkt->type == MQTT_UNSUBACK && pkt->level < MQTT_LEVEL_5)
 		return expect_end(r, res);
@@ -587,7 +600,8 @@ check_first_byte(uint8_t b, const struct mqtt_decode_opts *opts,
 
 	res->type = type;
 	if (type == 0)
-		return mqtt_fail(res, MALFORMED, "reserved packet type 0");
+		/* reserved: a protocol error, as Mosquitto answers */
+		return mqtt_fail(res, PROTOCOL, "reserved packet type 0");
 	if (type != MQTT_CONNECT && opts->level == MQTT_LEVEL_UNKNOWN)
 		return mqtt_fail(res, PROTOCOL, "first packet is not CONNECT");
 	if (type == MQTT_AUTH && opts->level < MQTT_LEVEL_5)

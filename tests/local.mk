@@ -55,6 +55,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_response_info.py \
 	tests/integration/mqtt_auth_method.py \
 	tests/integration/mqtt_queue_qos0.py \
+	tests/integration/differential.py \
 	tests/integration/storage_compaction.py \
 	tests/integration/storage_faults.py \
 	tests/integration/walsvc_outage.py \
@@ -77,6 +78,7 @@ INTEGRATION_TESTS = \
 	tests/integration/init_script.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/pmq.py tests/integration/kill9lib.py \
+	tests/integration/differential_cases.py \
 	tests/integration/certs.py tests/integration/mqttjs_client.js \
 	$(INTEGRATION_TESTS)
 

@@ -344,30 +344,37 @@ protocol_error(struct conn *c, uint8_t reason, const char *what)
 }
 
 /*
- * A CONNECT that could not be decoded still gets the CONNACK the
- * specification names, in the format of the level it asked for.
+ * A CONNECT that could not be decoded gets a CONNACK only where
+ * Mosquitto 2.0 sends one, as client suites expect; otherwise the
+ * connection is closed without a word, which every version allows
+ * (3.1.1 4.8, 5.0 4.13.1):
+ * - a protocol level that is not its name's (MQTT 3 or 6, MQIsdp 4):
+ *   return code 1 in the 3.x form, whatever the level, as an older
+ *   server would answer a newer client (5.0 [MQTT-3.1.2-2] allows
+ *   either form);
+ * - a 3.x client identifier the level refuses: return code 2
+ *   (3.1.1 [MQTT-3.1.3-9]).
+ * A protocol name that is neither MQTT nor MQIsdp (res->level 0) is not
+ * MQTT at all: closed ([MQTT-3.1.2-1] of 3.1.1).
  */
 static void
 connect_refused(struct conn *c, const struct mqtt_result *res)
 {
 	struct mqtt_packet	 pkt;
 	int			 code;
-	uint8_t			 level = res->level;
 
+	if (res->level == 0)
+		return;
+	if (res->reason != MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION &&
+	    (res->level >= MQTT_LEVEL_5 ||
+	    res->reason != MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID))
+		return;
+	if ((code = mqtt_connack_v3_code(res->reason)) < 0)
+		return;
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_CONNACK;
-	/* a level above ours is a newer client: answer in the newest form */
-	if (level >= MQTT_LEVEL_5) {
-		level = MQTT_LEVEL_5;
-		pkt.connack.reason = res->reason;
-	} else {
-		if ((code = mqtt_connack_v3_code(res->reason)) < 0)
-			return;
-		pkt.connack.reason = (uint8_t)code;
-		if (level != MQTT_LEVEL_31)
-			level = MQTT_LEVEL_311;
-	}
-	c->level = level;
+	pkt.connack.reason = (uint8_t)code;
+	c->level = res->level == MQTT_LEVEL_31 ? MQTT_LEVEL_31 : MQTT_LEVEL_311;
 	conn_send_packet(c, &pkt);
 }
 

@@ -266,8 +266,10 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 	/* 4) keep-alive: 5.0 clients are told a smaller limit if need be */
 	max_ka = config_num(cfg, OPT_mqtt_max_keep_alive) / 1000;
 	c->keep_alive = cn->keep_alive;
+	/* keep alive 0 (none) is answered with the limit too, as
+	 * Mosquitto does: a 5.0 client then pings within it */
 	if (c->level == MQTT_LEVEL_5 && (cn->keep_alive > max_ka ||
-	    (cn->keep_alive == 0 && max_ka < 65535))) {
+	    cn->keep_alive == 0)) {
 		c->keep_alive = (uint16_t)max_ka;
 		c->connack_flags |= FLAG_SERVER_KEEP_ALIVE;
 	}
@@ -464,9 +466,12 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 			    OPT_mqtt_max_packet_size);
 			mqtt_props_set(p, MQTT_PROP_MAXIMUM_PACKET_SIZE);
 		}
-		p->wildcard_subscription_available = config_num(cfg,
-		    OPT_mqtt_wildcard_available) ? 1 : 0;
-		mqtt_props_set(p, MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE);
+		/* absent means available */
+		if (!config_num(cfg, OPT_mqtt_wildcard_available)) {
+			p->wildcard_subscription_available = 0;
+			mqtt_props_set(p,
+			    MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE);
+		}
 		p->shared_subscription_available = 0;
 		mqtt_props_set(p, MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE);
 		if (c->connack_flags & FLAG_ASSIGNED_ID) {

@@ -602,10 +602,11 @@ pubrec_handle(struct conn *c, const struct mqtt_packet *pkt)
 	struct inflight	*f = find_inflight(c, pkt->ack.packet_id);
 
 	if (f == NULL || f->qos != 2) {
-		/* MQTT 5 says so; 3.x has no way to */
-		if (c->level == MQTT_LEVEL_5)
-			deliver_ack(c, MQTT_PUBREL, pkt->ack.packet_id,
-			    MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND);
+		/* MQTT 5 says so; a 3.x client gets a plain PUBREL, as
+		 * Mosquitto sends, so that it can finish the exchange and
+		 * free the id (a session lost by a server without one) */
+		deliver_ack(c, MQTT_PUBREL, pkt->ack.packet_id,
+		    MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND);
 		return;
 	}
 	/* 5.0: a PUBREC with an error ends the exchange here */

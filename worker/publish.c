@@ -217,12 +217,15 @@ waiting_changed(struct conn *c)
 }
 
 /* A QoS 2 message is in the log: it goes out, the client hears PUBREC. */
+static void qos2_release(struct conn *, uint16_t);
+
 static void
 qos2_logged(struct worker *w, struct conn *c, struct pending_ack *a)
 {
 	static struct log_ratelimit	 rl;
 	struct mqtt_packet		 pkt;
 	struct qos2_in			*q;
+	int				 early;
 
 	if (mqtt_decode_stored_publish(a->packet, a->len, a->level, &pkt) ==
 	    0)
@@ -233,12 +236,16 @@ qos2_logged(struct worker *w, struct conn *c, struct pending_ack *a)
 		    "dropped", "len=%u", a->len);
 	if (c == NULL)
 		return;
-	if ((q = qos2_in_find(c, a->packet_id)) != NULL &&
-	    q->state == QOS2_LOGGING)
+	q = qos2_in_find(c, a->packet_id);
+	early = q != NULL && q->state == QOS2_RELEASED_EARLY;
+	if (q != NULL && (q->state == QOS2_LOGGING || early))
 		q->state = QOS2_RECEIVED;
 	deliver_ack(c, MQTT_PUBREC, a->packet_id, 0);
 	c->q2_logging--;
 	waiting_changed(c);
+	/* the PUBREL that came before this PUBREC, answered in order */
+	if (early)
+		qos2_release(c, a->packet_id);
 }
 
 /* The log holds everything up to `seq`: what waited for it goes out. */
@@ -597,10 +604,27 @@ pubrel_handle(struct conn *c, const struct mqtt_packet *pkt)
 		    MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND);
 		return;
 	}
-	if (q->state == QOS2_LOGGING)
-		return;		/* before our PUBREC: a confused client */
-	if (q->state == QOS2_RELEASING)
+	/* before our PUBREC (a client that does not wait for it, which
+	 * Mosquitto answers): PUBREC, then PUBCOMP, once the message is in
+	 * the log; the client must not be left waiting for its PUBCOMP */
+	if (q->state == QOS2_LOGGING) {
+		q->state = QOS2_RELEASED_EARLY;
+		return;
+	}
+	if (q->state != QOS2_RECEIVED)
 		return;		/* a repeat: its PUBCOMP is on its way */
+	qos2_release(c, id);
+}
+
+/* PUBREL for a message whose PUBREC went out: PUBCOMP, once the log
+ * knows the id free if the session is stored. */
+static void
+qos2_release(struct conn *c, uint16_t id)
+{
+	struct qos2_in	*q = qos2_in_find(c, id);
+
+	if (q == NULL)
+		return;
 	if (!c->stored ||
 	    config_num(&c->w->proc->cfg, OPT_storage_wal_sync) == SYNC_NONE) {
 		if (c->stored)

@@ -57,6 +57,8 @@ enum qos2_in_state {
 	QOS2_LOGGING = 1,	/* waiting for the log; PUBREC then */
 	QOS2_RECEIVED,		/* PUBREC sent; waiting for PUBREL */
 	QOS2_RELEASING,		/* PUBREL received; PUBCOMP once logged */
+	QOS2_RELEASED_EARLY,	/* PUBREL received while LOGGING: PUBREC,
+				   then RELEASING, once logged */
 };
 
 struct qos2_in {

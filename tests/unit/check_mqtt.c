@@ -87,9 +87,9 @@ static const struct bad bad_packets[] = {
 	    "string runs past the packet"),
 	B(0, S, 0x10, V4 "02", MALF, "packet too short"),
 	B(0, S, 0x10, V4 "06" KA "00 01 63 00 03 61 2f 23 00 00",
-	    MQTT_RC_TOPIC_NAME_INVALID, "wildcard in a topic name"),
+	    PROTO, "wildcard in a topic name"),
 	B(0, S, 0x10, V4 "06" KA "00 01 63 00 00 00 00",
-	    MQTT_RC_TOPIC_NAME_INVALID, "empty topic"),
+	    PROTO, "empty topic"),
 	B(0, S, 0x10, V4 "06" KA "00 01 63 00 01 74 00 05", MALF,
 	    "binary data runs past the packet"),
 	B(0, S, 0x10, V4 "82" KA "00 01 63", MALF,
@@ -152,11 +152,11 @@ static const struct bad bad_packets[] = {
 	    "property included more than once"),
 
 	/* PUBLISH */
-	B(4, S, 0x30, "00 03 61 2f 2b", MQTT_RC_TOPIC_NAME_INVALID,
+	B(4, S, 0x30, "00 03 61 2f 2b", PROTO,
 	    "wildcard in a topic name"),
-	B(4, S, 0x30, "00 03 61 2f 23 78", MQTT_RC_TOPIC_NAME_INVALID,
+	B(4, S, 0x30, "00 03 61 2f 23 78", PROTO,
 	    "wildcard in a topic name"),
-	B(3, S, 0x30, "00 00 78", MQTT_RC_TOPIC_NAME_INVALID, "empty topic"),
+	B(3, S, 0x30, "00 00 78", PROTO, "empty topic"),
 	B(4, S, 0x30, "00 02 61 ff", MALF, "string is not valid UTF-8"),
 	B(4, S, 0x30, "00 02 61 01", MALF, "topic is not acceptable UTF-8"),
 	B(4, S, 0x30, "00 03 61 c2 85", MALF, "topic is not acceptable UTF-8"),
@@ -222,14 +222,12 @@ static const struct bad bad_packets[] = {
 	/* SUBSCRIBE */
 	B(4, S, 0x82, "00 01", PROTO, "SUBSCRIBE without a topic filter"),
 	B(5, S, 0x82, "00 01 00", PROTO, "SUBSCRIBE without a topic filter"),
-	B(4, S, 0x82, "00 00 00 01 61 00", PROTO, "packet identifier 0"),
-	B(4, S, 0x82, "00 01 00 05 61 2f 23 2f 62 00",
-	    MQTT_RC_TOPIC_FILTER_INVALID,
+	B(4, S, 0x82, "00 00 00 01 61 00", MALF, "packet identifier 0"),
+	B(4, S, 0x82, "00 01 00 05 61 2f 23 2f 62 00", MALF,
 	    "wildcard does not fill a whole level"),
-	B(4, S, 0x82, "00 01 00 02 61 2b 00", MQTT_RC_TOPIC_FILTER_INVALID,
+	B(4, S, 0x82, "00 01 00 02 61 2b 00", MALF,
 	    "wildcard does not fill a whole level"),
-	B(4, S, 0x82, "00 01 00 00 00", MQTT_RC_TOPIC_FILTER_INVALID,
-	    "empty topic"),
+	B(4, S, 0x82, "00 01 00 00 00", MALF, "empty topic"),
 	B(4, S, 0x82, "00 01 00 08 24 73 68 61 72 65 2f 67 00",
 	    MQTT_RC_TOPIC_FILTER_INVALID, "malformed $share filter"),
 	B(4, S, 0x82, "00 01 00 09 24 73 68 61 72 65 2f 2f 78 00",
@@ -275,12 +273,12 @@ static const struct bad bad_packets[] = {
 	/* UNSUBSCRIBE */
 	B(4, S, 0xa2, "00 01", PROTO, "UNSUBSCRIBE without a topic filter"),
 	B(5, S, 0xa2, "00 01 00", PROTO, "UNSUBSCRIBE without a topic filter"),
-	B(4, S, 0xa2, "00 01 00 02 61 23", MQTT_RC_TOPIC_FILTER_INVALID,
+	B(4, S, 0xa2, "00 01 00 02 61 23", MALF,
 	    "wildcard does not fill a whole level"),
 	B(4, S, 0xa2, "00 01 00 03 61 2f", MALF, "string runs past the packet"),
 	B(5, S, 0xa2, "00 01 02 0b 01 00 01 61", MALF,
 	    "property not allowed in this packet"),
-	B(3, S, 0xa2, "00 00 00 01 61", PROTO, "packet identifier 0"),
+	B(3, S, 0xa2, "00 00 00 01 61", MALF, "packet identifier 0"),
 
 	/* UNSUBACK */
 	B(4, C, 0xb0, "00 01 00", MALF,
@@ -322,7 +320,7 @@ static const struct bad bad_packets[] = {
 
 /* Fixed-header faults, whatever the type. */
 static const struct bad bad_headers[] = {
-	RAW(4, S, "00 00", MALF, "reserved packet type 0"),
+	RAW(4, S, "00 00", PROTO, "reserved packet type 0"),
 	RAW(4, S, "30 80 80 80 80 01", MALF, "malformed remaining length"),
 	RAW(4, S, "30 ff ff ff ff 7f", MALF, "malformed remaining length"),
 	RAW(4, S, "30 80 00", MALF, "malformed remaining length"),

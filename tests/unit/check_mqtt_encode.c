@@ -457,6 +457,13 @@ START_TEST(test_connect_error_level)
 	    MQTT_DECODE_ERROR);
 	ck_assert_uint_eq(res.level, 4);
 	ck_assert_int_eq(mqtt_connack_v3_code(res.reason), 2);
+	/* not MQTT or MQIsdp: no level to answer in */
+	n = mqtt_hex("10 0d 00 04 4d 51 54 58 04 02 00 3c 00 01 63", p,
+	    sizeof(p));
+	ck_assert_int_eq(decode_with(p, n, 0, MQTT_TO_SERVER, &pkt, &res),
+	    MQTT_DECODE_ERROR);
+	ck_assert_uint_eq(res.reason, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION);
+	ck_assert_uint_eq(res.level, 0);
 }
 END_TEST
 
