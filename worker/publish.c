@@ -325,6 +325,38 @@ publish_check_waiting(struct worker *w, int64_t now)
 	}
 }
 
+/*
+ * The broker's own topics, which no client may publish to, as Mosquitto
+ * has it: $SYS/... (but $SYS/broker/connection/CLIENT/state, which
+ * Mosquitto's bridges publish) and $share... (a shared subscription's
+ * form, never a topic).
+ */
+static int
+reserved_topic(const uint8_t *t, size_t len)
+{
+	static const char	 sys[] = "$SYS/", conn[] = "broker/connection/",
+				 state[] = "/state", share[] = "$share";
+	const uint8_t		*rest, *slash;
+	size_t			 n;
+
+	if (len >= sizeof(share) - 1 && memcmp(t, share, sizeof(share) - 1) ==
+	    0)
+		return 1;
+	if (len < sizeof(sys) - 1 || memcmp(t, sys, sizeof(sys) - 1) != 0)
+		return 0;
+	rest = t + sizeof(sys) - 1;
+	n = len - (sizeof(sys) - 1);
+	if (n <= sizeof(conn) - 1 || memcmp(rest, conn, sizeof(conn) - 1) != 0)
+		return 1;
+	rest += sizeof(conn) - 1;
+	n -= sizeof(conn) - 1;
+	/* one level, then /state and nothing more */
+	if ((slash = memchr(rest, '/', n)) == NULL || slash == rest)
+		return 1;
+	n -= (size_t)(slash - rest);
+	return !(n == sizeof(state) - 1 && memcmp(slash, state, n) == 0);
+}
+
 /* Append the message; the sequence of the append, 0 if it failed. */
 static uint64_t
 log_message(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
@@ -510,15 +542,16 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 		raw = w->resolved.data;
 		rawlen = w->resolved.len;
 	}
-	/* auth.acl-file: a topic the client may not write goes nowhere; an
-	 * MQTT 5 client is told at QoS 1 and 2, as Mosquitto does (a 3.x
-	 * client cannot be) */
-	if (!auth_may(c, m->topic.data, m->topic.len, ACL_WRITE)) {
+	/* auth.acl-file, and the broker's own topics: a topic the client
+	 * may not write goes nowhere; an MQTT 5 client is told at QoS 1 and
+	 * 2, as Mosquitto does (a 3.x client cannot be) */
+	if (reserved_topic(m->topic.data, m->topic.len) ||
+	    !auth_may(c, m->topic.data, m->topic.len, ACL_WRITE)) {
 		w->stats.dropped_not_authorized++;
 		log_limited(&rl, LOG_LEVEL_INFO, "publish not allowed by "
-		    "auth.acl-file", "client=%.*s topic=%.*s",
-		    (int)c->client_id_len, c->client_id, (int)m->topic.len,
-		    m->topic.data);
+		    "auth.acl-file or to a broker topic", "client=%.*s "
+		    "topic=%.*s", (int)c->client_id_len, c->client_id,
+		    (int)m->topic.len, m->topic.data);
 		if (m->qos > 0)
 			deliver_ack(c, m->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
 			    m->packet_id, c->level == MQTT_LEVEL_5 ?

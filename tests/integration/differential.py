@@ -184,9 +184,6 @@ PENDING = {
     "PUBLISH: 5.0 QoS 1, no subscriber": one_step(
         "issue 10, drop-in for Mosquitto's clients: PUBACK 0x10 No matching subscribers "
         "(notes/protocol.md item 7)", "40020003", "4003000310"),
-    "PUBLISH: 5.0 QoS 1 to $SYS": one_step(
-        "issue 10, drop-in for Mosquitto's clients: PUBACK 0x87 for a client's PUBLISH "
-        "to $SYS (notes/protocol.md item 19)", "40020001", "4003000187"),
 }
 
 

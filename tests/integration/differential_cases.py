@@ -332,6 +332,22 @@ case("PUBLISH", "5.0 retain as published",
      step("a", b"", publishes=2))
 case("PUBLISH", "5.0 QoS 1 to $SYS", c5() + pub("$SYS/diff", "x", 1, 1, 5))
 case("PUBLISH", "3.1.1 QoS 1 to $SYS", c4() + pub("$SYS/diff", "x", 1, 1, 4))
+case("PUBLISH", "5.0 QoS 2 to $SYS", c5() + pub("$SYS/diff", "x", 2, 1, 5))
+case("PUBLISH", "5.0 QoS 1 to a $share topic", c5() + pub("$share/g/diff", "x", 1, 1, 5))
+case("PUBLISH", "3.1.1 QoS 1 to a $share topic", c4() + pub("$share/g/diff", "x", 1, 1, 4))
+t = "$SYS/broker/connection/%s/state" % topic("bridge").replace("/", "-")
+case("PUBLISH", "5.0 QoS 1 to a bridge's state",
+     step("a", c5() + sub(1, [(t, 0)], 5)),
+     step("b", c5() + pub(t, "1", 1, 1, 5)),
+     step("a", b"", publishes=1))
+case("PUBLISH", "5.0 QoS 1 to a deeper $SYS/broker/connection topic", c5() + pub(
+    "$SYS/broker/connection/diff/state/x", "1", 1, 1, 5))
+t = topic("sysdeliv")
+case("PUBLISH", "$SYS from a client reaches no subscriber",
+     step("a", c5() + sub(1, [("$SYS/" + t, 0)], 5)),
+     step("b", c5() + pub("$SYS/" + t, "spoof", 0, 0, 5) + pub("$SYS/" + t, "spoof", 1, 1, 5)),
+     step("b", pub(t, "ordinary", 0, 0, 5)),
+     step("a", b""))
 
 # ---------------------------------------------------------------------------
 # PINGREQ
