@@ -310,8 +310,11 @@ status(struct admin_client *cl, uint64_t corr)
 	}
 	adm_row_end(&rows);
 	process_row(s, &rows, &s->walsvc, now);
-	for (i = 0; i < s->nworkers; i++)
+	for (i = 0; i < s->nworkers; i++) {
 		process_row(s, &rows, &s->workers[i], now);
+		if (adm_rows_due(&rows, 0))	/* 256 workers: several */
+			send_rows(cl, corr, &rows);
+	}
 	if (config_num(&s->cfg, OPT_metrics_enabled) || s->metrics.pid > 0)
 		process_row(s, &rows, &s->metrics, now);
 	send_rows(cl, corr, &rows);
