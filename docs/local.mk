@@ -27,4 +27,4 @@ CLEANFILES += configuration.md.tmp configuration.md.generated \
 # Reference documents shipped with the source.
 EXTRA_DIST += docs/wal-format.md docs/architecture.md docs/benchmarks.md \
 	docs/protocol.md docs/fuzzing.md docs/mosquitto.md docs/security.md \
-	docs/packaging.md docs/operations.md
+	docs/packaging.md docs/operations.md docs/conformance.md
