@@ -124,6 +124,15 @@ case("CONNECT", "3.1 client id of 24 bytes", c3("diff-" + "x" * 19))
 case("CONNECT", "unknown protocol name", c4(protocol=(b"MQTX", 4)))
 case("CONNECT", "MQTT level 3", c4(protocol=(b"MQTT", 3)))
 case("CONNECT", "MQTT level 6", c5(protocol=(b"MQTT", 6)))
+# [MQTT-3.1.3-5]: 1 to 23 letters and digits are always a client id
+case("CONNECT", "3.1.1 client id of letters and digits",
+     c4(client_id="0123456789abcdefghijXYZ"))
+# [MQTT-3.1.4-5]: nothing after a refused CONNECT is acted on
+t = topic("refused")
+case("CONNECT", "3.1.1 a PUBLISH behind a refused CONNECT",
+     step("a", c4() + sub(1, [(t, 0)], 4)),
+     step("b", c4(protocol=(b"MQTT", 6)) + pub(t, "after the refusal", 0, 0, 4)),
+     step("a", b""))
 case("CONNECT", "MQIsdp level 4", c4(protocol=(b"MQIsdp", 4)))
 case("CONNECT", "3.1.1 reserved flag", connect_with(4, 0x03, mqtt_str(cid())))
 case("CONNECT", "5.0 reserved flag", connect_with(5, 0x03, mqtt_str(cid())))
@@ -330,6 +339,12 @@ case("PUBLISH", "5.0 retain as published",
      step("a", b"", publishes=2),
      step("b", pub(t, "", 0, 0, 5, retain=True) + pub(t + "/x", "", 0, 0, 5, retain=True)),
      step("a", b"", publishes=2))
+# [MQTT-3.3.1-3]: the DUP a publisher sets is not passed on
+t = topic("dup")
+case("PUBLISH", "3.1.1 DUP is not passed on",
+     step("a", c4() + sub(1, [(t, 1)], 4)),
+     step("b", c4() + pub(t, "again", 1, 7, 4, dup=True)),
+     step("a", b"", publishes=1))
 case("PUBLISH", "5.0 QoS 1 to $SYS", c5() + pub("$SYS/diff", "x", 1, 1, 5))
 case("PUBLISH", "3.1.1 QoS 1 to $SYS", c4() + pub("$SYS/diff", "x", 1, 1, 4))
 case("PUBLISH", "5.0 QoS 2 to $SYS", c5() + pub("$SYS/diff", "x", 2, 1, 5))
