@@ -339,6 +339,21 @@ case("PUBLISH", "5.0 retain as published",
      step("a", b"", publishes=2),
      step("b", pub(t, "", 0, 0, 5, retain=True) + pub(t + "/x", "", 0, 0, 5, retain=True)),
      step("a", b"", publishes=2))
+# [MQTT-1.5.3-3]: U+FEFF in a topic is kept, byte for byte
+t = topic("\ufeffbom")
+case("PUBLISH", "3.1.1 U+FEFF in a topic",
+     step("a", c4() + sub(1, [(t, 0)], 4)),
+     step("b", c4() + pub(t, "kept", 0, 0, 4)),
+     step("a", b"", publishes=1))
+# [MQTT-4.7.3-4]: matching neither folds case nor normalises: only the
+# topic spelled exactly as the filter (the last of the four) is delivered
+t = topic("e\u0301")
+case("PUBLISH", "3.1.1 no normalisation when matching",
+     step("a", c4() + sub(1, [(t, 0)], 4)),
+     step("b", c4() + pub(t.upper(), "upper", 0, 0, 4) +
+          pub(t[:-2] + "\u00e9", "composed", 0, 0, 4) + pub(t + "/", "slash", 0, 0, 4) +
+          pub(t, "exact", 0, 0, 4)),
+     step("a", b"", publishes=1))
 # [MQTT-3.3.1-3]: the DUP a publisher sets is not passed on
 t = topic("dup")
 case("PUBLISH", "3.1.1 DUP is not passed on",
