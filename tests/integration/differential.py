@@ -190,39 +190,6 @@ PENDING = {
 # ---------------------------------------------------------------------------
 # Reading and describing packets.
 
-def split_packet(buf):
-    """(packet bytes, rest) when buf starts with a whole packet, else None.
-    A Remaining Length longer than four bytes is taken as it comes: the
-    broker's own packets are checked by the comparison, not here."""
-    n = shift = 0
-    for i in range(1, min(len(buf), 5)):
-        b = buf[i]
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            end = i + 1 + n
-            return (buf[:end], buf[end:]) if len(buf) >= end else None
-    return None
-
-
-def body_of(raw):
-    i = 1
-    while raw[i] & 0x80:
-        i += 1
-    return raw[i + 1:]
-
-
-def read_varint(data, i):
-    v = shift = 0
-    while True:
-        b = data[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, i
-
-
 def props_offset(ptype, flags, body):
     """Where the property block of a 5.0 packet from the server starts,
     or None when it has none."""
@@ -256,7 +223,7 @@ def prop_records(block):
         elif kind == "int4":
             i += 4
         elif kind == "varint":
-            i = read_varint(block, i)[1]
+            i = pmq.read_varint(block, i)[1]
         elif kind in ("str", "bin"):
             i += 2 + struct.unpack("!H", block[i:i + 2])[0]
         elif kind == "pair":
@@ -273,14 +240,14 @@ ASSIGNED_ID = re.compile(rb"auto-[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}
 
 def normalise(raw, level, exact_connack=False):
     """A packet from the server, normalised as the module says."""
-    ptype, flags, body = raw[0] >> 4, raw[0] & 15, body_of(raw)
+    ptype, flags, body = raw[0] >> 4, raw[0] & 15, pmq.body_of(raw)
     if level != 5:
         return raw
     try:
         at = props_offset(ptype, flags, body)
         if at is None:
             return raw
-        length, start = read_varint(body, at)
+        length, start = pmq.read_varint(body, at)
         records = prop_records(body[start:start + length])
     except (ValueError, IndexError, struct.error):
         return raw      # left as it came: the comparison shows it
@@ -303,7 +270,7 @@ def normalise(raw, level, exact_connack=False):
 def describe(raw, level):
     """A packet decoded for a reader: name, ids, reason codes, properties."""
     try:
-        p = pmq.Packet(raw[0] >> 4, raw[0] & 15, body_of(raw), level)
+        p = pmq.packet_of(raw, level)
         text = repr(p)
         if p.type == pmq.CONNACK:
             text = "CONNACK(sp=%d rc=0x%02X%s)" % (p.session_present, p.reason,
@@ -344,7 +311,7 @@ class Connection:
     def read(self, deadline):
         """The next packet, None when the broker closed, "timeout"."""
         while True:
-            got = split_packet(self.buf)
+            got = pmq.split_packet(self.buf)
             if got:
                 raw, self.buf = got
                 return raw
@@ -377,11 +344,11 @@ def answers_wanted(data):
     answer; a malformed tail asks for nothing."""
     want = []
     while True:
-        got = split_packet(data)
+        got = pmq.split_packet(data)
         if not got:
             return want
         raw, data = got
-        ptype, flags, body = raw[0] >> 4, raw[0] & 15, body_of(raw)
+        ptype, flags, body = raw[0] >> 4, raw[0] & 15, pmq.body_of(raw)
         try:
             if ptype in ANSWERS:
                 want.append((ANSWERS[ptype], body[:2] if ptype != pmq.PINGREQ else b""))
@@ -408,7 +375,7 @@ def collect(conn, wanted, publishes):
         if raw == "timeout":
             reply.append("timeout")
             return reply
-        ptype, body = raw[0] >> 4, body_of(raw)
+        ptype, body = raw[0] >> 4, pmq.body_of(raw)
         key = (ptype, body[:2] if ptype != pmq.PINGRESP else b"")
         if key in wanted:
             wanted.remove(key)
@@ -441,7 +408,7 @@ def run_case(port, case):
             # a CONNECT first is answered before the rest goes: Mosquitto
             # drops the CONNACK it has not written yet when what follows
             # in the same read makes it close the connection
-            first = split_packet(data)
+            first = pmq.split_packet(data)
             if data[:1] == b"\x10" and first and first[1]:
                 conn.send(first[0])
                 reply = [r for r in collect(conn, [], 0) if r != "closed"]

@@ -68,18 +68,10 @@ class ScriptedServer:
         """The next packet from the client (pmq.Packet)."""
         deadline = time.monotonic() + pmq.patience(5)
         while True:
-            if len(self.buf) >= 2:
-                n = shift = 0
-                for i in range(1, min(len(self.buf), 5)):
-                    b = self.buf[i]
-                    n |= (b & 0x7F) << shift
-                    shift += 7
-                    if not b & 0x80:
-                        if len(self.buf) >= i + 1 + n:
-                            h, body = self.buf[0], self.buf[i + 1:i + 1 + n]
-                            self.buf = self.buf[i + 1 + n:]
-                            return pmq.Packet(h >> 4, h & 15, body, version)
-                        break
+            got = pmq.split_packet(self.buf)
+            if got:
+                raw, self.buf = got
+                return pmq.packet_of(raw, version)
             left = deadline - time.monotonic()
             check(left > 0, "expected %s from the client, got nothing" % what)
             self.conn.settimeout(left)

@@ -984,16 +984,46 @@ class Packet:
         return name
 
 
-def decode_props(data):
-    """bytes starting with the property length -> ({name: value}, bytes used)."""
-    n, i, shift = 0, 0, 0
+def read_varint(data, i):
+    """The Variable Byte Integer at data[i] -> (value, index after it)."""
+    v = shift = 0
     while True:
         b = data[i]
-        n |= (b & 0x7F) << shift
         i += 1
+        v |= (b & 0x7F) << shift
         shift += 7
         if not b & 0x80:
-            break
+            return v, i
+
+
+def split_packet(buf):
+    """(packet bytes, rest) when buf starts with a whole packet, else None.
+    A Remaining Length longer than four bytes is taken as it comes: the
+    broker's own packets are checked by whoever reads them, not here."""
+    n = shift = 0
+    for i in range(1, min(len(buf), 5)):
+        b = buf[i]
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            end = i + 1 + n
+            return (buf[:end], buf[end:]) if len(buf) >= end else None
+    return None
+
+
+def body_of(raw):
+    """A whole packet's bytes after its fixed header."""
+    return raw[read_varint(raw, 1)[1]:]
+
+
+def packet_of(raw, version):
+    """A whole packet's bytes as a Packet."""
+    return Packet(raw[0] >> 4, raw[0] & 15, body_of(raw), version)
+
+
+def decode_props(data):
+    """bytes starting with the property length -> ({name: value}, bytes used)."""
+    n, i = read_varint(data, 0)
     end, props = i + n, {}
     while i < end:
         pid = data[i]
@@ -1007,13 +1037,7 @@ def decode_props(data):
         elif kind == "int4":
             v, i = struct.unpack("!I", data[i:i + 4])[0], i + 4
         elif kind == "varint":
-            v = shift = 0
-            while True:
-                b, i = data[i], i + 1
-                v |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            v, i = read_varint(data, i)
         else:
             ln = struct.unpack("!H", data[i:i + 2])[0]
             v, i = data[i + 2:i + 2 + ln], i + 2 + ln
@@ -1050,18 +1074,10 @@ class RawClient:
     def _read_packet(self, deadline):
         """The next packet from the socket, or None when the broker closed."""
         while True:
-            if len(self.buf) >= 2:
-                n = shift = 0
-                for i in range(1, min(len(self.buf), 5)):
-                    b = self.buf[i]
-                    n |= (b & 0x7F) << shift
-                    shift += 7
-                    if not b & 0x80:
-                        if len(self.buf) >= i + 1 + n:
-                            h, body = self.buf[0], self.buf[i + 1:i + 1 + n]
-                            self.buf = self.buf[i + 1 + n:]
-                            return Packet(h >> 4, h & 15, body, self.version)
-                        break
+            got = split_packet(self.buf)
+            if got:
+                raw, self.buf = got
+                return packet_of(raw, self.version)
             if self.closed:
                 check(not self.buf, "%s: the broker closed the connection in the "
                       "middle of a packet: %r" % (self.name, self.buf))
