@@ -233,36 +233,36 @@ plain(struct buf *out, const struct series *s, const metric_t *v, size_t n)
 /*
  * A histogram's series: `buckets` (nb, not cumulative, the last +Inf)
  * with upper `bounds` in microseconds, then its sum and count; `labels`
- * go before le.
+ * ("" or `a="x",b="y"`) go on every series, before le.
  */
 static void
 histogram(struct buf *b, const char *family, const char *labels,
     const uint64_t *bounds, const metric_t *buckets, size_t nb,
     uint64_t sum)
 {
-	char		 line[256];
+	char		 line[256], lead[128], braced[128];
 	uint64_t	 count = 0;
 	size_t		 i;
 	int		 n;
 
+	snprintf(lead, sizeof(lead), "%s%s", labels, *labels ? "," : "");
+	snprintf(braced, sizeof(braced), "%s%s%s", *labels ? "{" : "", labels,
+	    *labels ? "}" : "");
 	for (i = 0; i < nb; i++) {
 		count += metric_get(&buckets[i]);
 		if (i < nb - 1)
 			n = snprintf(line, sizeof(line), "%s_bucket{%sle=\"%"
 			    PRIu64 ".%06" PRIu64 "\"} %" PRIu64 "\n", family,
-			    labels, bounds[i] / 1000000, bounds[i] % 1000000,
+			    lead, bounds[i] / 1000000, bounds[i] % 1000000,
 			    count);
 		else
 			n = snprintf(line, sizeof(line), "%s_bucket{%sle="
-			    "\"+Inf\"} %" PRIu64 "\n", family, labels, count);
+			    "\"+Inf\"} %" PRIu64 "\n", family, lead, count);
 		buf_add(b, line, (size_t)n);
 	}
-	n = snprintf(line, sizeof(line), "%s_sum%s%.*s%s %" PRIu64 ".%06"
-	    PRIu64 "\n%s_count%s%.*s%s %" PRIu64 "\n", family,
-	    *labels ? "{" : "", (int)(*labels ? strlen(labels) - 1 : 0), labels,
-	    *labels ? "}" : "", sum / 1000000, sum % 1000000, family,
-	    *labels ? "{" : "", (int)(*labels ? strlen(labels) - 1 : 0), labels,
-	    *labels ? "}" : "", count);
+	n = snprintf(line, sizeof(line), "%s_sum%s %" PRIu64 ".%06" PRIu64
+	    "\n%s_count%s %" PRIu64 "\n", family, braced, sum / 1000000,
+	    sum % 1000000, family, braced, count);
 	buf_add(b, line, (size_t)n);
 }
 
@@ -344,7 +344,7 @@ latency_histograms(struct buf *b, const struct metrics *m)
 		for (path = 0; path < METRICS_PATHS; path++) {
 			v = metrics_latency((struct metrics *)m, w, path);
 			snprintf(labels, sizeof(labels), "worker=\"%u\","
-			    "path=\"%s\",", w, path_names[path]);
+			    "path=\"%s\"", w, path_names[path]);
 			histogram(b, LATENCY_FAMILY, labels, latency_bounds, v,
 			    METRICS_LATENCY_BUCKETS, metric_get(
 			    &v[METRICS_LATENCY_BUCKETS]));

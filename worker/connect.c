@@ -613,9 +613,10 @@ registry_timeout(struct conn *c)
 	    "client registry unavailable");
 }
 
-/* A new walsvc: the claims that wait go to it. */
+/* A new walsvc, or the log link started over: the claims that wait go
+ * again (a repeat is the same claim to walsvc). */
 void
-registry_walsvc_restarted(struct worker *w)
+registry_send_claims_again(struct worker *w)
 {
 	struct conn	*c;
 

@@ -41,7 +41,7 @@ walsvc_arrived(struct worker *w, uint64_t gen)
 	if (restarted) {
 		log_info("walsvc restarted", "gen=%llu",
 		    (unsigned long long)gen);
-		registry_walsvc_restarted(w);
+		registry_send_claims_again(w);
 		retained_send_again(w);
 	}
 }
@@ -187,7 +187,7 @@ refused_cb(void *arg, uint64_t seq, int error)
 static void
 relinked_cb(void *arg)
 {
-	registry_walsvc_restarted(arg);		/* the waiting claims */
+	registry_send_claims_again(arg);
 	retained_send_again(arg);
 }
 

@@ -558,7 +558,7 @@ void	 admin_request(struct worker *, struct proc *,
 void	 registry_refused(struct worker *, uint64_t conn_id, uint8_t reason);
 void	 registry_release(struct conn *);
 void	 registry_will_clear(struct conn *);
-void	 registry_walsvc_restarted(struct worker *);
+void	 registry_send_claims_again(struct worker *);
 void	 registry_list(struct worker *, uint64_t ask);
 void	 registry_timeout(struct conn *);
 void	 registry_claim_again(struct conn *, int64_t now);
