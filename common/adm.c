@@ -4,10 +4,12 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "adm.h"
+#include "ctl.h"
 
 void
 adm_rows_init(struct adm_rows *r)
@@ -103,6 +105,32 @@ int
 adm_rows_due(const struct adm_rows *r, int force)
 {
 	return r->b.len >= ADM_ROWS_FLUSH || (force && r->b.len > 0);
+}
+
+void
+adm_send_rows(struct ctl_channel *ch, uint64_t corr, struct adm_rows *r)
+{
+	ctl_send(ch, IPC_ADM_ROWS, corr, r->b.data, r->b.len, -1);
+	buf_reset(&r->b);
+}
+
+void
+adm_send_done(struct ctl_channel *ch, uint64_t corr, uint8_t result,
+    const char *fmt, ...)
+{
+	uint8_t	 body[1024];
+	va_list	 ap;
+	int	 n;
+
+	body[0] = result;
+	va_start(ap, fmt);
+	n = vsnprintf((char *)body + 1, sizeof(body) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(body) - 1)
+		n = sizeof(body) - 2;
+	ctl_send(ch, IPC_ADM_DONE, corr, body, 1 + (size_t)n, -1);
 }
 
 int

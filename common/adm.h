@@ -51,6 +51,13 @@ void	 adm_row_end(struct adm_rows *);
 /* 1 when the rows waiting should be sent (or `force` and any wait). */
 int	 adm_rows_due(const struct adm_rows *, int force);
 
+/* Over a control channel: the rows waiting (then none wait), and the
+ * answer's end with its result and message. */
+struct ctl_channel;
+void	 adm_send_rows(struct ctl_channel *, uint64_t corr, struct adm_rows *);
+void	 adm_send_done(struct ctl_channel *, uint64_t corr, uint8_t result,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* A parameter of a request, or NULL; -1 from adm_pairs_valid() when
  * the body is not (name\0value\0)* (ipc_pairs_next()). */
 int	 adm_pairs_valid(const uint8_t *body, size_t len);

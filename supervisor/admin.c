@@ -142,20 +142,13 @@ static void
 send_done(struct admin_client *cl, uint64_t corr, uint8_t result,
     const char *msg)
 {
-	struct buf	 b = BUF_INITIALIZER;
-
-	buf_add_u8(&b, result);
-	buf_add(&b, msg, strlen(msg));
-	if (!buf_failed(&b))
-		ctl_send(cl->ctl, IPC_ADM_DONE, corr, b.data, b.len, -1);
-	buf_free(&b);
+	adm_send_done(cl->ctl, corr, result, "%s", msg);
 }
 
 static void
 send_rows(struct admin_client *cl, uint64_t corr, struct adm_rows *rows)
 {
-	ctl_send(cl->ctl, IPC_ADM_ROWS, corr, rows->b.data, rows->b.len, -1);
-	buf_reset(&rows->b);
+	adm_send_rows(cl->ctl, corr, rows);
 }
 
 static const char *

@@ -6,7 +6,6 @@
  */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,32 +19,12 @@ static uint64_t	 corr;		/* of the request being answered */
 static void
 flush(struct walsvc *ws, struct adm_rows *rows)
 {
-	ctl_send(ws->proc->ctl, IPC_ADM_ROWS, corr, rows->b.data, rows->b.len,
-	    -1);
-	buf_reset(&rows->b);
+	adm_send_rows(ws->proc->ctl, corr, rows);
 }
 
-static void
-done(struct walsvc *ws, uint8_t result, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-done(struct walsvc *ws, uint8_t result, const char *fmt, ...)
-{
-	uint8_t	 body[1024];
-	va_list	 ap;
-	int	 n;
-
-	body[0] = result;
-	va_start(ap, fmt);
-	n = vsnprintf((char *)body + 1, sizeof(body) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof(body) - 1)
-		n = sizeof(body) - 2;
-	ctl_send(ws->proc->ctl, IPC_ADM_DONE, corr, body, 1 + (size_t)n, -1);
-}
+/* The end of the answer, with its result and message. */
+#define done(ws, result, ...) \
+	adm_send_done((ws)->proc->ctl, corr, (result), __VA_ARGS__)
 
 static void
 kick(struct walsvc *ws, const char *id, int end)

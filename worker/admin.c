@@ -67,7 +67,6 @@ static void
 clients(struct worker *w, struct proc *p, uint64_t corr, const uint8_t *body,
     size_t len)
 {
-	static const uint8_t	 done = ADM_DONE_OK;
 	struct adm_rows		 rows;
 	struct conn		*c;
 	struct conn_sub		*sub;
@@ -107,28 +106,23 @@ clients(struct worker *w, struct proc *p, uint64_t corr, const uint8_t *body,
 		adm_num(&rows, "queued_bytes", (int64_t)c->queued_bytes);
 		adm_num(&rows, "subscriptions", (int64_t)nsubs);
 		adm_row_end(&rows);
-		if (adm_rows_due(&rows, 0)) {
-			ctl_send(p->ctl, IPC_ADM_ROWS, corr, rows.b.data,
-			    rows.b.len, -1);
-			buf_reset(&rows.b);
-		}
+		if (adm_rows_due(&rows, 0))
+			adm_send_rows(p->ctl, corr, &rows);
 	}
 	if (adm_rows_due(&rows, 1))
-		ctl_send(p->ctl, IPC_ADM_ROWS, corr, rows.b.data, rows.b.len,
-		    -1);
+		adm_send_rows(p->ctl, corr, &rows);
 	adm_rows_free(&rows);
-	ctl_send(p->ctl, IPC_ADM_DONE, corr, &done, 1, -1);
+	adm_send_done(p->ctl, corr, ADM_DONE_OK, "%s", "");
 }
 
 void
 admin_request(struct worker *w, struct proc *p, const struct ipc_record *rec)
 {
-	static const char	 unknown[] = "\002a worker does not answer that";
-	const char		*cmd = adm_param(rec->body, rec->len, "cmd");
+	const char	*cmd = adm_param(rec->body, rec->len, "cmd");
 
 	if (cmd != NULL && strcmp(cmd, "clients") == 0)
 		clients(w, p, rec->corr, rec->body, rec->len);
 	else
-		ctl_send(p->ctl, IPC_ADM_DONE, rec->corr, unknown,
-		    sizeof(unknown) - 1, -1);
+		adm_send_done(p->ctl, rec->corr, ADM_DONE_FAILED,
+		    "a worker does not answer that");
 }
