@@ -397,7 +397,6 @@ process(struct conn *c, const uint8_t *data, size_t len)
 	opts.max_topic_levels = (uint32_t)config_num(&c->w->proc->cfg,
 	    OPT_mqtt_max_topic_levels);
 	c->w->rx_mono_us = (uint64_t)clock_mono_us();
-	c->w->rx_mono_ms = (int64_t)(c->w->rx_mono_us / 1000);
 	c->w->rx_wall_ms = 0;
 	while (off < len && c->state != CONN_CLOSING && !c->paused &&
 	    !c->w->ipc_paused) {
@@ -417,11 +416,11 @@ process(struct conn *c, const uint8_t *data, size_t len)
 			protocol_error(c, res.reason, res.what);
 			break;
 		}
-		c->last_rx = c->w->rx_mono_ms;
+		c->last_rx = worker_mono_ms(c->w);
 		dispatch(c, &pkt, &res, data + off);
 		off += res.size;
 	}
-	c->w->rx_mono_ms = 0;
+	c->w->rx_mono_us = 0;
 	return off;
 }
 

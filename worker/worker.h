@@ -379,9 +379,9 @@ struct worker {
 	struct buf		 resolved;	/* a PUBLISH with its alias
 						   replaced by its topic */
 	/* the clocks read once per batch of a client's packets (0: not in
-	 * one; worker_mono_ms() and worker_wall_ms() read them then) */
-	int64_t			 rx_mono_ms, rx_wall_ms;
-	uint64_t		 rx_mono_us;	/* the same, in µs */
+	 * one; worker_mono_us(), _ms() and worker_wall_ms() read them then) */
+	uint64_t		 rx_mono_us;
+	int64_t			 rx_wall_ms;
 	struct conn		**targets;	/* local receivers of one message */
 	size_t			 targets_cap;
 	struct worker_stats	 stats;
@@ -399,22 +399,22 @@ struct worker {
 
 /* The clocks as of the packets being handled, read at most once per
  * batch; outside one, now. */
-static inline int64_t
-worker_mono_ms(struct worker *w)
-{
-	return w->rx_mono_ms != 0 ? w->rx_mono_ms : clock_mono_ms();
-}
-
 static inline uint64_t
 worker_mono_us(struct worker *w)
 {
-	return w->rx_mono_ms != 0 ? w->rx_mono_us : (uint64_t)clock_mono_us();
+	return w->rx_mono_us != 0 ? w->rx_mono_us : (uint64_t)clock_mono_us();
+}
+
+static inline int64_t
+worker_mono_ms(struct worker *w)
+{
+	return (int64_t)(worker_mono_us(w) / 1000);
 }
 
 static inline int64_t
 worker_wall_ms(struct worker *w)
 {
-	if (w->rx_mono_ms == 0)
+	if (w->rx_mono_us == 0)
 		return clock_wall_ms();
 	if (w->rx_wall_ms == 0)
 		w->rx_wall_ms = clock_wall_ms();
