@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		12
+#define IPC_VERSION		13
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -109,6 +109,8 @@ enum ipc_type {
 				   u16 0, u32 session expiry, u64 last append
 				   sequence, u64 highest session sequence
 				   sent to the client), client id */
+	IPC_SHARE_ASK = 0x0305,	/* body empty: every group's stored member
+				   count, please (SHARE_RESET, SHARE_SET*) */
 	IPC_RET_LOOKUP = 0x0304,	/* corr: conn; seq: the worker's number
 				   of the lookup (it may be sent twice);
 				   the retained messages for a SUBSCRIBE:
@@ -163,15 +165,26 @@ enum ipc_type {
 					   of walsvc, again until it has them
 					   all */
 
+	IPC_SHARE_SET = 0x038B,	/* body: u32 stored members of the group,
+				   "$share/GROUP/FILTER" */
+	IPC_SHARE_RESET = 0x038C,	/* body empty: forget walsvc's groups,
+					   the whole list follows */
+	IPC_SHARE_PUBLISH = 0x038D,	/* body: u8 level, u8 0, u16 length,
+					   "$share/GROUP/FILTER", the PUBLISH:
+					   place it with a clean member */
+
 	/* worker <-> worker: routing */
 	IPC_ROUTE_SET = 0x0401,	/* corr: ack id or 0; body: u32 count, filter */
 	IPC_ROUTE_ACK = 0x0402,	/* corr: the acknowledged id; body: u64 the
 				   acker's last append sequence */
 	IPC_ROUTE_RESET = 0x0403,	/* body: empty; forget the sender's filters */
 	IPC_ROUTE_SYNCED = 0x0404,	/* corr: ack id; the full table was sent */
-	IPC_FWD_PUBLISH = 0x0405,	/* body: u8 level, u8 0, u64 origin conn,
-					   u64 when it was read (monotonic
-					   µs; 0: not measured), the PUBLISH
+	IPC_FWD_PUBLISH = 0x0405,	/* body: u8 level, u8 flags
+					   (IPC_FWD_*), u64 origin conn, u64
+					   when it was read (monotonic µs; 0:
+					   not measured); with IPC_FWD_PICKS:
+					   u16 n, n x (u32 k, u16 length,
+					   "$share/GROUP/FILTER"); the PUBLISH
 					   packet as received */
 
 	/* promptmqctl -> supervisor -> children, control channels (adm.h) */
@@ -270,6 +283,11 @@ enum wal_record_type {
 #define IPC_SESS_MSG_DUP	0x01	/* sent before: set DUP */
 #define IPC_SESS_MSG_RELEASE	0x02	/* PUBREC recorded: send PUBREL only */
 #define IPC_SESS_MSG_RETAIN	0x04	/* RETAIN as published */
+#define IPC_SESS_MSG_SHARED	0x08	/* placed by a shared subscription */
+
+/* IPC_FWD_PUBLISH flags (its second byte) */
+#define IPC_FWD_PICKS		0x01	/* shared picks follow */
+#define IPC_FWD_PLACED_AGAIN	0x02	/* not to be placed a third time */
 
 struct ipc_identity {
 	uint8_t		role;

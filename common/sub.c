@@ -119,9 +119,11 @@ struct sub_group {
 	struct sub_members	 local;
 	uint32_t		*remote;	/* members per slot, or NULL */
 	uint32_t		 nremote;	/* slots with members */
+	uint32_t		 turn;		/* the next member, mod total */
 	uint16_t		 nslots;
 	uint16_t		 name_len;
-	uint8_t			 name[];
+	uint32_t		 text_len;
+	uint8_t			 text[];	/* "$share/NAME/FILTER" */
 };
 
 /* A pending step of sub_match(): a node, and where its next level starts. */
@@ -615,25 +617,33 @@ group_find(const struct sub_leaf *leaf, const uint8_t *name, size_t len)
 	struct sub_group	*g;
 
 	for (g = leaf->groups; g != NULL; g = g->next)
-		if (g->name_len == len && memcmp(g->name, name, len) == 0)
+		if (g->name_len == len && memcmp(g->text +
+		    TOPIC_SHARE_PREFIX_LEN, name, len) == 0)
 			return g;
 	return NULL;
 }
 
 static struct sub_group *
-group_get(struct sub_table *t, struct sub_node *node, const uint8_t *name,
-    size_t len)
+group_get(struct sub_table *t, struct sub_node *node,
+    const struct topic_filter *tf)
 {
 	struct sub_group	*g;
+	size_t			 text_len;
 
-	if ((g = group_find(node->leaf, name, len)) != NULL)
+	if ((g = group_find(node->leaf, tf->share, tf->share_len)) != NULL)
 		return g;
-	if ((g = calloc(1, sizeof(*g) + len)) == NULL)
+	text_len = TOPIC_SHARE_PREFIX_LEN + tf->share_len + 1 + tf->filter_len;
+	if ((g = calloc(1, sizeof(*g) + text_len)) == NULL)
 		return NULL;
 	g->node = node;
 	g->nslots = (uint16_t)t->nworkers;
-	g->name_len = (uint16_t)len;
-	memcpy(g->name, name, len);
+	g->name_len = (uint16_t)tf->share_len;
+	g->text_len = (uint32_t)text_len;
+	memcpy(g->text, TOPIC_SHARE_PREFIX, TOPIC_SHARE_PREFIX_LEN);
+	memcpy(g->text + TOPIC_SHARE_PREFIX_LEN, tf->share, tf->share_len);
+	g->text[TOPIC_SHARE_PREFIX_LEN + tf->share_len] = '/';
+	memcpy(g->text + TOPIC_SHARE_PREFIX_LEN + tf->share_len + 1,
+	    tf->filter, tf->filter_len);
 	g->next = node->leaf->groups;
 	node->leaf->groups = g;
 	return g;
@@ -760,7 +770,7 @@ sub_add_local(struct sub_table *t, const struct topic_filter *tf, void *owner,
 	if ((node = node_with_leaf(t, tf)) == NULL)
 		return -1;
 	if (tf->share != NULL) {
-		if ((g = group_get(t, node, tf->share, tf->share_len)) ==
+		if ((g = group_get(t, node, tf)) ==
 		    NULL) {
 			node_release(t, node);
 			return -1;
@@ -893,7 +903,7 @@ sub_set_remote(struct sub_table *t, const struct topic_filter *tf,
 		}
 		return 0;
 	}
-	if ((g = group_get(t, node, tf->share, tf->share_len)) == NULL) {
+	if ((g = group_get(t, node, tf)) == NULL) {
 		node_release(t, node);
 		return -1;
 	}
@@ -975,8 +985,8 @@ sub_local_filters(struct sub_table *t,
 {
 	struct sub_node		*node;
 	struct sub_group	*g;
-	uint8_t			*f = NULL, *p;
-	size_t			 flen = 0;
+	uint8_t			*f;
+	size_t			 flen;
 	uint32_t		 i;
 
 	for (i = 0; t->children.slot != NULL && i <= t->children.mask; i++) {
@@ -991,21 +1001,11 @@ sub_local_filters(struct sub_table *t,
 			f = filter_text(t, node);
 			flen = (size_t)(t->text + t->text_cap - f);
 			fn(f, flen, node->leaf->local.n, arg);
-		} else
-			f = NULL;
+		}
 		for (g = node->leaf->groups; g != NULL; g = g->next) {
 			if (g->local.n == 0)
 				continue;
-			if (f == NULL) {
-				f = filter_text(t, node);
-				flen = (size_t)(t->text + t->text_cap - f);
-			}
-			p = f - (TOPIC_SHARE_PREFIX_LEN + g->name_len + 1);
-			memcpy(p, TOPIC_SHARE_PREFIX, TOPIC_SHARE_PREFIX_LEN);
-			memcpy(p + TOPIC_SHARE_PREFIX_LEN, g->name,
-			    g->name_len);
-			f[-1] = '/';
-			fn(p, flen + (size_t)(f - p), g->local.n, arg);
+			fn(g->text, g->text_len, g->local.n, arg);
 		}
 	}
 }
@@ -1127,7 +1127,7 @@ const uint8_t *
 sub_group_name(const struct sub_group *g, size_t *len)
 {
 	*len = g->name_len;
-	return g->name;
+	return g->text + TOPIC_SHARE_PREFIX_LEN;
 }
 
 size_t
@@ -1140,6 +1140,30 @@ struct sub_hit *
 sub_group_local(const struct sub_group *g, size_t i)
 {
 	return i < g->local.n ? &g->local.v[i] : NULL;
+}
+
+const uint8_t *
+sub_group_text(const struct sub_group *g, size_t *len)
+{
+	*len = g->text_len;
+	return g->text;
+}
+
+uint32_t
+sub_group_turn(struct sub_group *g)
+{
+	return g->turn++;
+}
+
+struct sub_group *
+sub_group_find(struct sub_table *t, const struct topic_filter *tf)
+{
+	struct sub_node	*node;
+
+	if (tf->share == NULL || (node = node_path(t, tf->filter,
+	    tf->filter_len, 0)) == NULL || node->leaf == NULL)
+		return NULL;
+	return group_find(node->leaf, tf->share, tf->share_len);
 }
 
 uint32_t

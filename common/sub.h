@@ -51,7 +51,7 @@ struct sub_hit {
 
 /* A shared group that matched: the caller picks the member. */
 struct sub_share_hit {
-	const struct sub_group	*group;
+	struct sub_group	*group;
 };
 
 struct sub_match {
@@ -134,6 +134,12 @@ const uint8_t	*sub_group_name(const struct sub_group *, size_t *len);
 size_t	 sub_group_local_count(const struct sub_group *);
 struct sub_hit	*sub_group_local(const struct sub_group *, size_t i);
 uint32_t sub_group_remote_count(const struct sub_group *, unsigned slot);
+/* "$share/NAME/FILTER", as a subscriber writes it. */
+const uint8_t	*sub_group_text(const struct sub_group *, size_t *len);
+/* The group's turn counter, moved on by one (who gets the next message). */
+uint32_t sub_group_turn(struct sub_group *);
+/* The group of a parsed "$share/..." filter, NULL if it has no members. */
+struct sub_group *sub_group_find(struct sub_table *, const struct topic_filter *);
 
 /* Counters for tests and metrics. */
 size_t	 sub_local_count(const struct sub_table *);

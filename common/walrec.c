@@ -20,7 +20,8 @@ walrec_publish_encode(struct buf *b, const struct walrec_publish *p)
 {
 	buf_add_u8(b, p->format);
 	buf_add_u8(b, p->level);
-	if (p->format == WALREC_PUBLISH_V2 || p->format == WALREC_PUBLISH_V3) {
+	if (p->format == WALREC_PUBLISH_V2 || p->format == WALREC_PUBLISH_V3 ||
+	    p->format == WALREC_PUBLISH_V4) {
 		buf_add_u16(b, 0);
 		buf_add_u16(b, p->node);
 		buf_add_u16(b, 0);
@@ -34,10 +35,59 @@ walrec_publish_encode(struct buf *b, const struct walrec_publish *p)
 				return -1;
 			buf_add_u64(b, p->will);
 		}
+		if (p->format == WALREC_PUBLISH_V4) {
+			if (p->npicks == 0)
+				return -1;
+			buf_add_u16(b, p->npicks);
+			buf_add(b, p->picks, p->picks_len);
+		}
 	} else if (p->format != WALREC_PUBLISH_V1)
 		return -1;
 	buf_add(b, p->packet, p->len);
 	return buf_failed(b) ? -1 : 0;
+}
+
+void
+walrec_pick_add(struct buf *b, uint32_t ticket, const uint8_t *filter,
+    size_t len)
+{
+	buf_add_u32(b, ticket);
+	buf_add_u16(b, (uint16_t)len);
+	buf_add(b, filter, len);
+}
+
+int
+walrec_pick_next(struct buf_reader *rd, uint32_t *ticket,
+    const uint8_t **filter, size_t *len)
+{
+	if (buf_read_left(rd) == 0)
+		return 0;
+	*ticket = buf_read_u32(rd);
+	*len = buf_read_u16(rd);
+	*filter = buf_read_ptr(rd, *len);
+	return rd->failed || *len == 0 ? -1 : 1;
+}
+
+/* v4's list: u16 n, then n picks, each checked. */
+static int
+picks_decode(struct buf_reader *rd, struct walrec_publish *p)
+{
+	struct buf_reader	 list;
+	const uint8_t		*start, *f;
+	size_t			 flen;
+	uint32_t		 ticket;
+	uint16_t		 i;
+
+	if ((p->npicks = buf_read_u16(rd)) == 0 || rd->failed)
+		return -1;
+	start = buf_read_ptr(rd, 0);
+	buf_reader_init(&list, start, buf_read_left(rd));
+	for (i = 0; i < p->npicks; i++)
+		if (walrec_pick_next(&list, &ticket, &f, &flen) != 1)
+			return -1;
+	p->picks = start;
+	p->picks_len = list.off;
+	return buf_read_skip(rd, list.off);
 }
 
 int
@@ -49,7 +99,8 @@ walrec_publish_decode(const uint8_t *data, size_t len, struct walrec_publish *p)
 	buf_reader_init(&rd, data, len);
 	p->format = buf_read_u8(&rd);
 	p->level = buf_read_u8(&rd);
-	if (p->format == WALREC_PUBLISH_V2 || p->format == WALREC_PUBLISH_V3) {
+	if (p->format == WALREC_PUBLISH_V2 || p->format == WALREC_PUBLISH_V3 ||
+	    p->format == WALREC_PUBLISH_V4) {
 		if (buf_read_u16(&rd) != 0)
 			return -1;
 		p->node = buf_read_u16(&rd);
@@ -63,6 +114,9 @@ walrec_publish_decode(const uint8_t *data, size_t len, struct walrec_publish *p)
 		p->received = (int64_t)buf_read_u64(&rd);
 		if (p->format == WALREC_PUBLISH_V3 &&
 		    (p->will = buf_read_u64(&rd)) == 0)
+			return -1;
+		if (p->format == WALREC_PUBLISH_V4 &&
+		    picks_decode(&rd, p) == -1)
 			return -1;
 	} else if (p->format != WALREC_PUBLISH_V1)
 		return -1;

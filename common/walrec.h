@@ -26,6 +26,7 @@
 #define WALREC_PUBLISH_V1	1	/* u8 1, u8 level, packet */
 #define WALREC_PUBLISH_V2	2	/* with the publisher and receive time */
 #define WALREC_PUBLISH_V3	3	/* a will: v2 and the will's id */
+#define WALREC_PUBLISH_V4	4	/* v2 and shared groups placed in walsvc */
 
 struct walrec_publish {
 	uint8_t		 format;
@@ -36,12 +37,24 @@ struct walrec_publish {
 	uint16_t	 packet_id;	/* as the client sent it */
 	int64_t		 received;	/* wall clock, ms; 0: unknown (v1) */
 	uint64_t	 will;		/* v3: the will this message is */
+	/* v4: the shared groups whose member is one of walsvc's stored
+	 * sessions, each (u32 ticket, u16 length, "$share/GROUP/FILTER");
+	 * read them with walrec_pick_next() */
+	const uint8_t	*picks;
+	size_t		 picks_len;
+	uint16_t	 npicks;
 	const uint8_t	*packet;	/* the PUBLISH packet as received */
 	size_t		 len;
 };
 
 int	 walrec_publish_encode(struct buf *, const struct walrec_publish *);
 int	 walrec_publish_decode(const uint8_t *, size_t, struct walrec_publish *);
+/* Add one pick to a list being built (b), for walrec_publish's picks. */
+void	 walrec_pick_add(struct buf *, uint32_t ticket, const uint8_t *filter,
+	    size_t len);
+/* The next pick of a list: 1, 0 at its end, -1 malformed. */
+int	 walrec_pick_next(struct buf_reader *, uint32_t *ticket,
+	    const uint8_t **filter, size_t *len);
 
 /* session: a stored session created, resumed, gone offline or ended */
 enum walrec_session_op {
