@@ -171,6 +171,9 @@ enum { METRICS_PATH_DIRECT, METRICS_PATH_STORED, METRICS_PATHS };
 	    METRIC_GAUGE, "")						\
 	X(W_SUBSCRIPTIONS, "promptmq_subscriptions", "", METRIC_GAUGE,	\
 	    "Subscriptions of the clients connected.")			\
+	X(W_SHARED_SUBSCRIPTIONS, "promptmq_shared_subscriptions", "",	\
+	    METRIC_GAUGE, "Shared subscriptions ($share) of the clients "	\
+	    "connected.")						\
 	X(W_CLIENTS_STORED, "promptmq_clients_with_stored_session", "",	\
 	    METRIC_GAUGE, "Clients connected to a stored (persistent) "	\
 	    "session.")							\
@@ -203,6 +206,8 @@ enum { METRICS_PATH_DIRECT, METRICS_PATH_STORED, METRICS_PATHS };
 	    "reason=\"too_large\"", METRIC_COUNTER, "")			\
 	X(W_DROPPED_NOT_AUTHORIZED, "promptmq_messages_dropped_total",	\
 	    "reason=\"not_authorized\"", METRIC_COUNTER, "")		\
+	X(W_DROPPED_NO_MEMBER, "promptmq_messages_dropped_total",	\
+	    "reason=\"no_member\"", METRIC_COUNTER, "")			\
 	X(W_PROTOCOL_ERRORS, "promptmq_protocol_errors_total", "",	\
 	    METRIC_COUNTER, "Connections closed for a protocol error.")	\
 	X(W_AUTH_FAILURES, "promptmq_auth_failures_total", "",		\

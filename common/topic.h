@@ -43,6 +43,10 @@ struct topic_filter {
 #define TOPIC_SHARE_PREFIX	"$share/"
 #define TOPIC_SHARE_PREFIX_LEN	7
 
+/* Whether a filter, valid or not, is written as a shared one. */
+#define topic_is_shared(f, len)	((len) > TOPIC_SHARE_PREFIX_LEN &&	\
+	memcmp((f), TOPIC_SHARE_PREFIX, TOPIC_SHARE_PREFIX_LEN) == 0)
+
 int		 topic_name_check(const uint8_t *, size_t);
 int		 topic_filter_parse(const uint8_t *, size_t, struct topic_filter *);
 const char	*topic_strerror(int);

@@ -8,6 +8,9 @@
 
 #include "walrec.h"
 
+/* publish v4, the flags at offset 22 */
+#define WALREC_PICKS_ONLY	1
+
 #define FORMAT_1		1
 #define ACK_HEADER		18
 #define ACK_COUNT_AT		16
@@ -28,7 +31,8 @@ walrec_publish_encode(struct buf *b, const struct walrec_publish *p)
 		buf_add_u64(b, p->sid);
 		buf_add_u32(b, p->epoch);
 		buf_add_u16(b, p->packet_id);
-		buf_add_u16(b, 0);
+		buf_add_u16(b, p->format == WALREC_PUBLISH_V4 &&
+		    p->picks_only ? WALREC_PICKS_ONLY : 0);
 		buf_add_u64(b, (uint64_t)p->received);
 		if (p->format == WALREC_PUBLISH_V3) {
 			if (p->will == 0)
@@ -94,6 +98,7 @@ int
 walrec_publish_decode(const uint8_t *data, size_t len, struct walrec_publish *p)
 {
 	struct buf_reader	 rd;
+	uint16_t		 flags;
 
 	memset(p, 0, sizeof(*p));
 	buf_reader_init(&rd, data, len);
@@ -109,7 +114,10 @@ walrec_publish_decode(const uint8_t *data, size_t len, struct walrec_publish *p)
 		p->sid = buf_read_u64(&rd);
 		p->epoch = buf_read_u32(&rd);
 		p->packet_id = buf_read_u16(&rd);
-		if (buf_read_u16(&rd) != 0)
+		flags = buf_read_u16(&rd);
+		if (p->format == WALREC_PUBLISH_V4 && flags == WALREC_PICKS_ONLY)
+			p->picks_only = 1;
+		else if (flags != 0)
 			return -1;
 		p->received = (int64_t)buf_read_u64(&rd);
 		if (p->format == WALREC_PUBLISH_V3 &&

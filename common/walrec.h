@@ -35,6 +35,8 @@ struct walrec_publish {
 	uint64_t	 sid;		/* publisher's stored session, 0: none */
 	uint32_t	 epoch;
 	uint16_t	 packet_id;	/* as the client sent it */
+	uint8_t		 picks_only;	/* v4: for the picks alone, not for
+					   plain subscribers, not retained */
 	int64_t		 received;	/* wall clock, ms; 0: unknown (v1) */
 	uint64_t	 will;		/* v3: the will this message is */
 	/* v4: the shared groups whose member is one of walsvc's stored

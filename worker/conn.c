@@ -725,6 +725,10 @@ conn_close(struct conn *c, uint8_t reason, const char *why)
 	/* its own subscriptions go first: the will is not for itself (a
 	 * stored session keeps them in walsvc) */
 	subscribe_drop_all(c);
+	/* a clean session ends here: its shared messages not delivered go
+	 * to the group's other members */
+	if (!c->stored)
+		deliver_share_again(c);
 	/* walsvc publishes the will unless told, before the release, that
 	 * the client disconnected normally */
 	if (c->will_id != 0 && c->normal_close)

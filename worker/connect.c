@@ -388,14 +388,15 @@ install_subscriptions(struct conn *c)
 	while ((s = c->granted_subs) != NULL) {
 		c->granted_subs = s->next;
 		if (topic_filter_parse(s->filter, s->len, &tf) != TOPIC_OK ||
-		    sub_add_local(c->w->subs, &tf, c, &s->options,
-		    &count) == -1) {
+		    (tf.share == NULL && sub_add_local(c->w->subs, &tf, c,
+		    &s->options, &count) == -1)) {
 			log_warnx("stored subscription not installed",
 			    "client=%.*s", (int)c->client_id_len, c->client_id);
 			free(s);
 			continue;
 		}
-		if (tf.share != NULL || count == 1)
+		/* a shared one is walsvc's to hold (share.c) */
+		if (tf.share == NULL && count == 1)
 			route_announce(c->w, s->filter, s->len, count, 0);
 		if (s->options.sub_id != 0)
 			c->has_sub_ids = 1;
@@ -472,8 +473,12 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 			mqtt_props_set(p,
 			    MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE);
 		}
-		p->shared_subscription_available = 0;
-		mqtt_props_set(p, MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE);
+		/* absent means available */
+		if (!config_num(cfg, OPT_mqtt_shared_sub_available)) {
+			p->shared_subscription_available = 0;
+			mqtt_props_set(p,
+			    MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE);
+		}
 		if (c->connack_flags & FLAG_ASSIGNED_ID) {
 			p->assigned_client_identifier.data =
 			    (const uint8_t *)c->client_id;

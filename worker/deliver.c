@@ -167,11 +167,35 @@ alias_commit(struct conn *c, uint16_t alias, int known,
 }
 
 /*
- * The Subscription Identifiers of the client's subscriptions that match
- * a topic, in the worker's array (grown as needed, kept for the next).
+ * Whether subscription s brought a message of this kind: a plain one
+ * (group NULL) by its filter; a shared one by its group, or (length 0:
+ * walsvc's) by being shared with a filter that matches.
+ */
+static int
+brought(const struct conn_sub *s, const struct mqtt_view *topic,
+    const struct mqtt_view *group)
+{
+	struct topic_filter	 tf;
+
+	if (topic_filter_parse(s->filter, s->len, &tf) != TOPIC_OK)
+		return 0;
+	if (group == NULL || tf.share == NULL)
+		return group == NULL && tf.share == NULL &&
+		    topic_match(s->filter, s->len, topic->data, topic->len);
+	if (group->len > 0)
+		return s->len == group->len &&
+		    memcmp(s->filter, group->data, group->len) == 0;
+	return topic_match(tf.filter, tf.filter_len, topic->data, topic->len);
+}
+
+/*
+ * The Subscription Identifiers of the client's subscriptions that
+ * brought the message, in the worker's array (grown as needed, kept for
+ * the next).
  */
 static const uint32_t *
-matching_ids(struct conn *c, const struct mqtt_view *topic, size_t *n)
+matching_ids(struct conn *c, const struct mqtt_view *topic,
+    const struct mqtt_view *group, size_t *n)
 {
 	struct worker		*w = c->w;
 	const struct conn_sub	*s;
@@ -180,8 +204,7 @@ matching_ids(struct conn *c, const struct mqtt_view *topic, size_t *n)
 
 	*n = 0;
 	for (s = c->subs; s; s = s->next) {
-		if (s->options.sub_id == 0 || !topic_match(s->filter, s->len,
-		    topic->data, topic->len))
+		if (s->options.sub_id == 0 || !brought(s, topic, group))
 			continue;
 		if (*n == w->sub_ids_cap) {
 			cap = w->sub_ids_cap ? w->sub_ids_cap * 2 : 16;
@@ -199,7 +222,8 @@ matching_ids(struct conn *c, const struct mqtt_view *topic, size_t *n)
 /* Encode one PUBLISH for this client; 0, or -1 if it cannot take it. */
 static int
 encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
-    uint16_t packet_id, uint8_t dup, uint8_t retain)
+    uint16_t packet_id, uint8_t dup, uint8_t retain,
+    const struct mqtt_view *group)
 {
 	static struct log_ratelimit	 rl;
 	struct mqtt_delivery		 d;
@@ -216,7 +240,8 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	/* 5.0: the identifiers of every subscription of the client's that
 	 * matches, whichever way the message came (MQTT-3.3.4-3) */
 	if (c->has_sub_ids && c->level == MQTT_LEVEL_5)
-		d.sub_ids = matching_ids(c, &m->topic, &d.sub_id_count);
+		d.sub_ids = matching_ids(c, &m->topic, group,
+		    &d.sub_id_count);
 	/* in wire order: an alias is the client's once its PUBLISH is */
 	if (c->aliases != NULL && (d.topic_alias = alias_pick(c, &m->topic,
 	    &known)) != 0) {
@@ -262,7 +287,8 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
  */
 static int
 send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
-    uint64_t seq, uint8_t dup, uint8_t retain, uint64_t received)
+    uint64_t seq, uint8_t dup, uint8_t retain, uint64_t received,
+    const struct mqtt_view *group)
 {
 	struct inflight	*f;
 	uint16_t	 id;
@@ -274,7 +300,7 @@ send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	    alloc_packet_id(c);
 	if (seq > c->sent_seq)
 		c->sent_seq = seq;
-	if (encode_to(c, m, qos, id, dup, retain) == -1) {
+	if (encode_to(c, m, qos, id, dup, retain, group) == -1) {
 		/* never delivered: done as far as the session goes */
 		if (seq != 0)
 			session_ack(c, seq, WALREC_ACK_DONE, 0, 0);
@@ -282,6 +308,7 @@ send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 	}
 	f = &c->inflight[c->inflight_out++];
 	f->seq = seq;
+	f->keep = NULL;
 	f->id = id;
 	f->qos = qos;
 	f->released = 0;
@@ -299,25 +326,52 @@ expires_at(uint32_t interval)
 	    (int64_t)interval * 1000;
 }
 
+/* A copy of a message, with its group's text if it has one. */
+static struct queued_msg *
+msg_copy(uint8_t level, const uint8_t *raw, size_t rawlen,
+    const struct mqtt_view *group)
+{
+	struct queued_msg	*q;
+	size_t			 glen = group ? group->len : 0;
+
+	if ((q = malloc(sizeof(*q) + rawlen + glen)) == NULL)
+		return NULL;
+	memset(q, 0, sizeof(*q));
+	q->level = level;
+	q->len = (uint32_t)rawlen;
+	memcpy(q->packet, raw, rawlen);
+	q->shared = group != NULL;
+	q->group_len = (uint16_t)glen;
+	if (glen > 0)
+		memcpy(q->packet + rawlen, group->data, glen);
+	return q;
+}
+
+static struct mqtt_view *
+group_of(struct queued_msg *q, struct mqtt_view *v)
+{
+	if (!q->shared)
+		return NULL;
+	v->data = q->packet + q->len;
+	v->len = q->group_len;
+	return v;
+}
+
 static struct queued_msg *
 queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
     size_t rawlen, uint64_t seq, uint8_t dup, uint8_t retain,
-    uint32_t expiry, uint64_t received)
+    uint32_t expiry, uint64_t received, const struct mqtt_view *group)
 {
 	struct queued_msg	*q;
 
-	if ((q = malloc(sizeof(*q) + rawlen)) == NULL)
+	if ((q = msg_copy(level, raw, rawlen, group)) == NULL)
 		return NULL;
-	q->next = NULL;
 	q->seq = seq;
 	q->dup = dup;
 	q->retain = retain;
 	q->expires = expires_at(expiry);
-	q->level = level;
 	q->qos = qos;
 	q->received = received;
-	q->len = (uint32_t)rawlen;
-	memcpy(q->packet, raw, rawlen);
 	if (c->qtail)
 		c->qtail->next = q;
 	else
@@ -328,11 +382,24 @@ queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
 	return q;
 }
 
+/*
+ * The shared delivery just put in the window stays with it until the
+ * client completes it: if the session ends first, it goes to another
+ * member (MQTT-4.8.2-5).  Out of memory, it is only not placed again.
+ */
+static void
+keep_shared(struct conn *c, uint8_t level, const uint8_t *raw, size_t rawlen,
+    const struct mqtt_view *group)
+{
+	c->inflight[c->inflight_out - 1].keep = msg_copy(level, raw, rawlen,
+	    group);
+}
+
 /* A message of this worker's routing, at its delivery QoS. */
 void
 deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
     const uint8_t *raw, size_t rawlen, uint8_t qos, uint8_t retain,
-    uint64_t received)
+    uint64_t received, const struct mqtt_view *group)
 {
 	const struct config	*cfg = &c->w->proc->cfg;
 	uint64_t		 max_msgs, max_bytes;
@@ -346,12 +413,14 @@ deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 			drop(c, 0, "output queue full");
 			return;
 		}
-		encode_to(c, m, 0, 0, 0, retain);
+		encode_to(c, m, 0, 0, 0, retain, group);
 		return;
 	}
 	if (c->qhead == NULL && c->ret_pending == 0 &&
 	    c->inflight_out < c->send_max) {
-		send_window(c, m, qos, 0, 0, retain, received);
+		if (send_window(c, m, qos, 0, 0, retain, received, group) == 0 &&
+		    group != NULL)
+			keep_shared(c, level, raw, rawlen, group);
 		return;
 	}
 	if (c->queued >= max_msgs || c->queued_bytes + rawlen > max_bytes) {
@@ -361,7 +430,8 @@ deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 	}
 	if (queue_copy(c, level, qos, raw, rawlen, 0, 0, retain,
 	    mqtt_props_has(&m->props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL) ?
-	    m->props.message_expiry_interval : NO_EXPIRY, received) == NULL)
+	    m->props.message_expiry_interval : NO_EXPIRY, received,
+	    group) == NULL)
 		drop(c, qos, "out of memory");
 }
 
@@ -388,18 +458,14 @@ deliver_retained(struct conn *c, uint8_t level, const uint8_t *raw,
 		drop(c, qos, "too many retained messages at once");
 		return;
 	}
-	if ((q = malloc(sizeof(*q) + rawlen)) == NULL) {
+	if ((q = msg_copy(level, raw, rawlen, NULL)) == NULL) {
 		drop(c, qos, "out of memory");
 		return;
 	}
-	memset(q, 0, sizeof(*q));
-	q->level = level;
 	q->qos = qos;
 	q->retain = 1;
 	q->received = 0;	/* retained: not a latency */
 	q->expires = expires_at(expiry);
-	q->len = (uint32_t)rawlen;
-	memcpy(q->packet, raw, rawlen);
 	if (c->rtail)
 		c->rtail->next = q;
 	else
@@ -416,20 +482,21 @@ deliver_retained(struct conn *c, uint8_t level, const uint8_t *raw,
 void
 deliver_stored(struct conn *c, const struct mqtt_publish *m, uint8_t level,
     const uint8_t *raw, size_t rawlen, uint8_t qos, uint64_t seq, uint8_t dup,
-    uint8_t retain, uint32_t expiry, uint64_t received)
+    uint8_t retain, uint32_t expiry, uint64_t received,
+    const struct mqtt_view *group)
 {
 	static struct log_ratelimit	 rl;
 
 	if (qos == 0 && c->qhead == NULL && c->ret_pending == 0) {
-		/* kept while the session was away (mqtt.queue-qos0): sent
-		 * is delivered */
-		encode_to(c, m, 0, 0, 0, retain);
+		/* kept while the session was away (mqtt.queue-qos0), or a
+		 * shared group's: sent is delivered */
+		encode_to(c, m, 0, 0, 0, retain, group);
 		session_ack(c, seq, WALREC_ACK_DONE, 0, 0);
 	} else if (qos > 0 && c->qhead == NULL && c->ret_pending == 0 &&
 	    c->inflight_out < c->send_max)
-		send_window(c, m, qos, seq, dup, retain, received);
+		send_window(c, m, qos, seq, dup, retain, received, group);
 	else if (queue_copy(c, level, qos, raw, rawlen, seq, dup,
-	    retain, expiry, received) == NULL)
+	    retain, expiry, received, group) == NULL)
 		/* it stays unacknowledged: sent again at the next connection */
 		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory queueing a "
 		    "session message", "client=%.*s", (int)c->client_id_len,
@@ -482,6 +549,7 @@ send_queued(struct conn *c, struct queued_msg *q)
 {
 	static struct log_ratelimit	 rl;
 	struct mqtt_packet		 pkt;
+	struct mqtt_view		 gv, *group = group_of(q, &gv);
 	int64_t				 left = 0;
 
 	if (q->expires != 0)
@@ -504,12 +572,13 @@ send_queued(struct conn *c, struct queued_msg *q)
 		pkt.publish.props.message_expiry_interval =
 		    (uint32_t)((left + 999) / 1000);
 	if (q->qos == 0) {
-		encode_to(c, &pkt.publish, 0, 0, 0, q->retain);
+		encode_to(c, &pkt.publish, 0, 0, 0, q->retain, group);
 		if (q->seq != 0)
 			session_ack(c, q->seq, WALREC_ACK_DONE, 0, 0);
-	} else
-		send_window(c, &pkt.publish, q->qos, q->seq, q->dup, q->retain,
-		    q->received);
+	} else if (send_window(c, &pkt.publish, q->qos, q->seq, q->dup,
+	    q->retain, q->received, group) == 0 && group != NULL &&
+	    q->seq == 0)
+		keep_shared(c, q->level, q->packet, q->len, group);
 }
 
 /*
@@ -544,11 +613,50 @@ deliver_queued(struct conn *c)
 	}
 }
 
+/*
+ * A clean session ends: its shared deliveries that are not complete (in
+ * the window and not PUBREC'd, or still queued) go to another member of
+ * their group (MQTT-4.8.2-5), in the order they came.
+ */
+void
+deliver_share_again(struct conn *c)
+{
+	struct queued_msg	*q, **qp;
+	struct mqtt_view	 gv;
+	unsigned		 i;
+
+	for (i = 0; i < c->inflight_out; i++)
+		if ((q = c->inflight[i].keep) != NULL) {
+			share_place_again(c->w, q->level, q->packet, q->len,
+			    group_of(q, &gv));
+			free(q);
+			c->inflight[i].keep = NULL;
+		}
+	for (qp = &c->qhead; (q = *qp) != NULL; )
+		if (q->shared && q->seq == 0) {
+			share_place_again(c->w, q->level, q->packet, q->len,
+			    group_of(q, &gv));
+			*qp = q->next;
+			c->queued--;
+			c->queued_bytes -= q->len;
+			free(q);
+		} else
+			qp = &q->next;
+	c->qtail = NULL;
+	for (q = c->qhead; q; q = q->next)
+		c->qtail = q;
+}
+
 void
 deliver_free_queue(struct conn *c)
 {
 	struct queued_msg	*q;
+	unsigned		 i;
 
+	for (i = 0; i < c->inflight_out; i++) {
+		free(c->inflight[i].keep);
+		c->inflight[i].keep = NULL;
+	}
 	while ((q = c->qhead) != NULL) {
 		c->qhead = q->next;
 		free(q);
@@ -582,6 +690,7 @@ complete(struct conn *c, struct inflight *f)
 {
 	if (f->seq != 0)
 		session_ack(c, f->seq, WALREC_ACK_DONE, 0, 0);
+	free(f->keep);
 	*f = c->inflight[--c->inflight_out];
 	deliver_queued(c);
 }
@@ -619,6 +728,9 @@ pubrec_handle(struct conn *c, const struct mqtt_packet *pkt)
 		return;
 	}
 	if (f->seq == 0) {
+		/* the client has it: it is its member's for good */
+		free(f->keep);
+		f->keep = NULL;
 		f->released = 1;
 		deliver_ack(c, MQTT_PUBREL, f->id, 0);
 		return;

@@ -11,6 +11,7 @@ promptmq_worker_SOURCES += \
 	worker/connect.c \
 	worker/publish.c worker/deliver.c worker/session.c \
 	worker/route.c \
+	worker/share.c \
 	worker/subscribe.c \
 	worker/stats.c \
 	worker/admin.c \

@@ -29,7 +29,8 @@ max_batch(const struct worker *w)
  * A walsvc incarnation we have not served: seen in the peers table or in
  * a batch of its own, whichever comes first.  A new one after another
  * gets our unacknowledged appends, the claims and the retained lookups
- * that wait; it asks for our clients itself (REG_SYNC_ASK).
+ * that wait; it asks for our clients itself (REG_SYNC_ASK).  Every one
+ * is asked for its shared groups' stored members (share.c).
  */
 static void
 walsvc_arrived(struct worker *w, uint64_t gen)
@@ -44,6 +45,7 @@ walsvc_arrived(struct worker *w, uint64_t gen)
 		registry_send_claims_again(w);
 		retained_send_again(w);
 	}
+	share_ask(w);
 }
 
 static void
@@ -109,6 +111,17 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 			if (rec.len < 4)
 				goto bad;
 			publish_will(w, rec.body, rec.len);
+			break;
+		case IPC_SHARE_SET:
+			share_stored_count(w, rec.body, rec.len);
+			break;
+		case IPC_SHARE_RESET:
+			if (rec.len != 0)
+				goto bad;
+			sub_clear_remote(w->subs, share_walsvc_slot(w));
+			break;
+		case IPC_SHARE_PUBLISH:
+			share_handed(w, rec.body, rec.len);
 			break;
 		case IPC_SESS_QOS2:
 			session_incoming(w, rec.corr, rec.body, rec.len);
@@ -182,13 +195,15 @@ refused_cb(void *arg, uint64_t seq, int error)
  * go again (walc.c), claims within a second (registry_claim_again),
  * walsvc asks again for a list it lacks, and the retained lookups that
  * wait are sent again here: nobody else would, and the client's
- * messages wait behind them.
+ * messages wait behind them.  walsvc's shared group counts are asked for
+ * again, in case they were lost too.
  */
 static void
 relinked_cb(void *arg)
 {
 	registry_send_claims_again(arg);
 	retained_send_again(arg);
+	share_ask(arg);
 }
 
 static void
@@ -225,7 +240,7 @@ peers_start(struct worker *w)
 	w->npeers = p->nworkers;
 	if ((w->peers = calloc(w->npeers ? w->npeers : 1,
 	    sizeof(*w->peers))) == NULL ||
-	    (w->subs = sub_table_new(w->npeers, p->self.slot)) == NULL) {
+	    (w->subs = sub_table_new(w->npeers + 1, p->self.slot)) == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}

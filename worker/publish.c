@@ -64,22 +64,32 @@ add_target(struct worker *w, size_t n, struct conn *c)
 	return 0;
 }
 
-static void
-forward(struct worker *w, unsigned slot, uint8_t level, uint64_t origin,
-    uint64_t received, const uint8_t *raw, size_t rawlen)
+/*
+ * A FWD_PUBLISH to worker `slot`, its header written: the caller adds
+ * what its flags say follows, then publish_forward_end().  NULL when the
+ * worker is down (its clients are gone) or the link cannot take it.
+ */
+struct buf *
+publish_forward_begin(struct worker *w, unsigned slot, uint8_t level,
+    uint8_t flags, uint64_t origin, uint64_t received, size_t *start)
 {
 	struct buf	*b;
-	size_t		 start;
 
-	if (w->peers[slot].gen == 0)
-		return;		/* down: its clients are gone */
-	if ((b = ipc_link_record_begin(w->peers[slot].link, IPC_FWD_PUBLISH,
-	    0, 0, &start)) == NULL)
-		return;
+	if (w->peers[slot].gen == 0 || (b = ipc_link_record_begin(
+	    w->peers[slot].link, IPC_FWD_PUBLISH, 0, 0, start)) == NULL)
+		return NULL;
 	buf_add_u8(b, level);
-	buf_add_u8(b, 0);
+	buf_add_u8(b, flags);
 	buf_add_u64(b, origin);
 	buf_add_u64(b, received);
+	return b;
+}
+
+/* The packet, and the record goes (or nothing, out of memory). */
+void
+publish_forward_end(struct worker *w, unsigned slot, struct buf *b,
+    size_t start, const uint8_t *raw, size_t rawlen)
+{
 	buf_add(b, raw, rawlen);
 	if (buf_failed(b))
 		buf_truncate(b, start);
@@ -89,19 +99,35 @@ forward(struct worker *w, unsigned slot, uint8_t level, uint64_t origin,
 	}
 }
 
+static void
+forward(struct worker *w, unsigned slot, uint8_t level, uint64_t origin,
+    uint64_t received, const uint8_t *raw, size_t rawlen)
+{
+	struct buf	*b;
+	size_t		 start;
+
+	if ((b = publish_forward_begin(w, slot, level, 0, origin, received,
+	    &start)) != NULL)
+		publish_forward_end(w, slot, b, start, raw, rawlen);
+}
+
 /*
  * Deliver a message to the matching local subscribers and, when it was
- * published here (from_here), forward it to the other workers with
- * matching subscriptions.  origin: the publishing connection, if it is
- * still open (no-local).  A client with several matching subscriptions
- * gets the message once, at the highest of their QoS.  received: when
- * the publisher's PUBLISH was read (clock_mono_us(), the same clock in
- * every process; 0: not measured).
+ * published here (ROUTE_HERE), forward it to the other workers with
+ * matching subscriptions and place it with one member of each matching
+ * shared group (share.c): `placed` when it was placed before (QoS 2, at
+ * logging), else now, into w->placed, where the caller finds walsvc's
+ * picks for its record (ROUTE_LOG_PICKS: there is none, append one).
+ * origin: the publishing connection, if it is still open (no-local).  A
+ * client with several matching subscriptions gets the message once, at
+ * the highest of their QoS.  received: when the publisher's PUBLISH was
+ * read (clock_mono_us(), the same clock in every process; 0: not
+ * measured).
  */
 void
-publish_route(struct worker *w, struct conn *origin, int from_here,
+publish_route(struct worker *w, struct conn *origin, int flags,
     const struct mqtt_publish *m, uint8_t level, const uint8_t *raw,
-    size_t rawlen, uint64_t received)
+    size_t rawlen, uint64_t received, const struct buf *placed)
 {
 	static struct log_ratelimit	 rl;
 	struct sub_match		*sm = &w->match;
@@ -111,16 +137,26 @@ publish_route(struct worker *w, struct conn *origin, int from_here,
 	uint64_t			 stamp;
 	uint8_t				 qos;
 
+	if (placed != &w->placed)
+		buf_truncate(&w->placed, 0);
 	if (sub_match(w->subs, m->topic.data, m->topic.len, sm) == -1) {
 		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory matching "
 		    "subscriptions; message not delivered", "");
 		return;
 	}
-	if (from_here) {
+	if (flags & ROUTE_HERE) {
 		for (slot = 0; slot < w->npeers; slot++)
 			if (sub_match_worker(sm, slot))
 				forward(w, slot, level, origin ? origin->id : 0,
 				    received, raw, rawlen);
+		if (placed == NULL && sm->nshares > 0) {
+			share_place(w, sm, &w->placed);
+			placed = &w->placed;
+		}
+		if (placed != NULL && placed->len > 0)
+			share_dispatch(w, placed, 0, flags & ROUTE_LOG_PICKS, m,
+			    level, raw, rawlen, origin ? origin->id : 0,
+			    received);
 	}
 	stamp = ++w->match_stamp;
 	for (i = 0; i < sm->nhits; i++) {
@@ -151,7 +187,7 @@ publish_route(struct worker *w, struct conn *origin, int from_here,
 		/* RETAIN goes on only to a Retain As Published subscription
 		 * (MQTT-3.3.1-12, -13) */
 		deliver(c, m, level, raw, rawlen, qos, m->retain && c->match_rap,
-		    received);
+		    received, NULL);
 	}
 }
 
@@ -162,7 +198,8 @@ publish_route(struct worker *w, struct conn *origin, int from_here,
  */
 static int
 push_pending(struct worker *w, uint64_t seq, struct conn *c,
-    uint16_t packet_id, uint8_t kind, const uint8_t *raw, size_t rawlen)
+    uint16_t packet_id, uint8_t kind, const uint8_t *raw, size_t rawlen,
+    const struct buf *placed)
 {
 	struct pending_ack	*a;
 	size_t			 n = w->acks_tail - w->acks_head, cap;
@@ -190,10 +227,12 @@ push_pending(struct worker *w, uint64_t seq, struct conn *c,
 	a->packet_id = packet_id;
 	a->kind = kind;
 	if (raw != NULL) {
-		if ((a->packet = malloc(rawlen)) == NULL)
+		if ((a->packet = malloc(rawlen + placed->len)) == NULL)
 			return -1;
 		memcpy(a->packet, raw, rawlen);
+		memcpy(a->packet + rawlen, placed->data, placed->len);
 		a->len = (uint32_t)rawlen;
+		a->placed_len = (uint32_t)placed->len;
 		a->level = c->level;
 	}
 	w->acks_tail++;
@@ -204,7 +243,7 @@ int
 publish_answer_later(struct worker *w, uint64_t seq, struct conn *c,
     uint16_t packet_id, uint8_t kind)
 {
-	return push_pending(w, seq, c, packet_id, kind, NULL, 0);
+	return push_pending(w, seq, c, packet_id, kind, NULL, 0, NULL);
 }
 
 /* Reading resumes once fewer messages than the limit wait for the log. */
@@ -225,12 +264,17 @@ qos2_logged(struct worker *w, struct conn *c, struct pending_ack *a)
 	static struct log_ratelimit	 rl;
 	struct mqtt_packet		 pkt;
 	struct qos2_in			*q;
+	struct buf			 placed;
 	int				 early;
 
+	/* its placement, made when it was logged, follows it */
+	buf_init(&placed);
+	placed.data = a->packet + a->len;
+	placed.len = a->placed_len;
 	if (mqtt_decode_stored_publish(a->packet, a->len, a->level, &pkt) ==
 	    0)
-		publish_route(w, c, 1, &pkt.publish, a->level, a->packet,
-		    a->len, 0);
+		publish_route(w, c, ROUTE_HERE, &pkt.publish, a->level,
+		    a->packet, a->len, 0, &placed);
 	else
 		log_limited(&rl, LOG_LEVEL_ERROR, "undecodable QoS 2 message "
 		    "dropped", "len=%u", a->len);
@@ -357,17 +401,28 @@ reserved_topic(const uint8_t *t, size_t len)
 	return !(n == sizeof(state) - 1 && memcmp(slash, state, n) == 0);
 }
 
-/* Append the message; the sequence of the append, 0 if it failed. */
+/*
+ * Append the message, with walsvc's picks of its placement (w->placed);
+ * the sequence of the append, 0 if it failed.
+ */
 static uint64_t
 log_message(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
     size_t rawlen, uint64_t received)
 {
 	struct walrec_publish	 lr;
-	struct buf		*rec = &c->w->record;
+	struct worker		*w = c->w;
+	struct buf		*rec = &w->record;
 	uint64_t		 seq;
+	int			 npicks;
 
 	memset(&lr, 0, sizeof(lr));
 	lr.format = WALREC_PUBLISH_V2;
+	if ((npicks = share_walsvc_picks(w, &w->placed, &w->picks)) > 0) {
+		lr.format = WALREC_PUBLISH_V4;
+		lr.picks = w->picks.data;
+		lr.picks_len = w->picks.len;
+		lr.npicks = (uint16_t)npicks;
+	}
 	lr.level = c->level;
 	lr.node = c->node;
 	lr.sid = c->sid;
@@ -377,10 +432,11 @@ log_message(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
 	lr.packet = raw;
 	lr.len = rawlen;
 	buf_truncate(rec, 0);
-	seq = walrec_publish_encode(rec, &lr) == -1 ? 0 :
-	    walc_append_received(c->w->walc, WAL_TYPE_PUBLISH, rec->data,
+	seq = buf_failed(&w->picks) || walrec_publish_encode(rec, &lr) == -1 ?
+	    0 : walc_append_received(w->walc, WAL_TYPE_PUBLISH, rec->data,
 	    rec->len, received);
 	rec->failed = 0;
+	w->picks.failed = 0;
 	return seq;
 }
 
@@ -400,6 +456,8 @@ publish_qos2(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
 		return;
 	}
 	w->stats.publishes_in++;
+	/* placed now, so that walsvc's picks are in its record */
+	share_place_topic(w, m);
 	if ((q = qos2_in_add(c, m->packet_id, QOS2_LOGGING)) == NULL ||
 	    (seq = log_message(c, m, raw, rawlen, 0)) == 0) {
 		if (q)
@@ -411,12 +469,13 @@ publish_qos2(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
 	if (config_num(&w->proc->cfg, OPT_storage_wal_sync) == SYNC_NONE) {
 		/* best effort: on its way now */
 		q->state = QOS2_RECEIVED;
-		publish_route(w, c, 1, m, c->level, raw, rawlen, 0);
+		publish_route(w, c, ROUTE_HERE, m, c->level, raw, rawlen, 0,
+		    &w->placed);
 		deliver_ack(c, MQTT_PUBREC, m->packet_id, 0);
 		return;
 	}
 	if (push_pending(w, seq, c, m->packet_id, ANSWER_PUBREC, raw,
-	    rawlen) == -1) {
+	    rawlen, &w->placed) == -1) {
 		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 		return;
 	}
@@ -588,12 +647,15 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 
 	/* 2) to whoever subscribed, here and on the other workers */
 	received = m->qos == 1 ? worker_mono_us(w) : 0;
-	publish_route(w, c, 1, m, c->level, raw, rawlen, received);
+	publish_route(w, c, ROUTE_HERE, m, c->level, raw, rawlen, received,
+	    NULL);
 
-	/* a retained QoS 0 message is kept too, and any with
-	 * mqtt.queue-qos0 (for offline sessions): into the log, unanswered */
+	/* a retained QoS 0 message is kept too, any with mqtt.queue-qos0
+	 * (for offline sessions), and one placed with a stored session of
+	 * a shared group: into the log, unanswered */
 	if (m->qos == 0 && (m->retain || (config_num(cfg,
-	    OPT_mqtt_queue_qos0) && !w->disk_full)) &&
+	    OPT_mqtt_queue_qos0) && !w->disk_full) ||
+	    share_walsvc_picks(w, &w->placed, &w->picks) > 0) &&
 	    log_message(c, m, raw, rawlen, 0) == 0)
 		log_limited(&rl, LOG_LEVEL_ERROR, "cannot log a QoS 0 "
 		    "message: out of memory", "client=%.*s",
@@ -609,8 +671,8 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 		if (config_num(cfg, OPT_storage_wal_sync) == SYNC_NONE)
 			/* best effort: acknowledge now */
 			deliver_ack(c, MQTT_PUBACK, m->packet_id, 0);
-		else if (push_pending(w, seq, c, m->packet_id, ANSWER_PUBACK,
-		    NULL, 0) == -1) {
+		else if (publish_answer_later(w, seq, c, m->packet_id,
+		    ANSWER_PUBACK) == -1) {
 			conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 			return;
 		} else {
@@ -672,20 +734,47 @@ qos2_release(struct conn *c, uint16_t id)
 		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 }
 
-/* A message another worker's client published, for our subscribers. */
+/*
+ * A message another worker's client published (FWD_PUBLISH, past its
+ * level and flags): for our subscribers, or with IPC_FWD_PICKS for the
+ * members of shared groups it was placed with here.
+ */
 void
-publish_forwarded(struct worker *w, uint8_t level, uint64_t origin,
-    uint64_t received, const uint8_t *raw, size_t rawlen)
+publish_forwarded(struct worker *w, uint8_t level, uint8_t flags,
+    const uint8_t *body, size_t len)
 {
 	static struct log_ratelimit	 rl;
 	struct mqtt_packet		 pkt;
+	struct buf_reader		 rd;
+	const uint8_t			*picks = NULL, *f;
+	size_t				 flen;
+	uint64_t			 received;
+	uint32_t			 k;
+	uint16_t			 n = 0, i = 0;
 
-	if (mqtt_decode_stored_publish(raw, rawlen, level, &pkt) == -1) {
+	buf_reader_init(&rd, body, len);
+	(void)buf_read_u64(&rd);	/* the publisher: no-local is for
+					   its own worker */
+	received = buf_read_u64(&rd);
+	if (flags & IPC_FWD_PICKS) {
+		n = buf_read_u16(&rd);
+		picks = body + rd.off;
+		while (i < n && walrec_pick_next(&rd, &k, &f, &flen) == 1)
+			i++;
+	}
+	if (rd.failed || i < n || mqtt_decode_stored_publish(body + rd.off,
+	    len - rd.off, level, &pkt) == -1) {
 		log_limited(&rl, LOG_LEVEL_ERROR, "undecodable forwarded "
-		    "message dropped", "level=%u len=%zu", level, rawlen);
+		    "message dropped", "level=%u len=%zu", level, len);
 		return;
 	}
-	publish_route(w, NULL, 0, &pkt.publish, level, raw, rawlen, received);
+	if (flags & IPC_FWD_PICKS)
+		share_forwarded(w, flags, picks, (size_t)(body + rd.off - picks),
+		    n, &pkt.publish,
+		    level, body + rd.off, len - rd.off, received);
+	else
+		publish_route(w, NULL, 0, &pkt.publish, level, body + rd.off,
+		    len - rd.off, received, NULL);
 }
 
 /*
@@ -706,5 +795,6 @@ publish_will(struct worker *w, const uint8_t *body, size_t len)
 		    "len=%zu", len);
 		return;
 	}
-	publish_route(w, NULL, 1, &pkt.publish, body[0], body + 2, len - 2, 0);
+	publish_route(w, NULL, ROUTE_HERE | ROUTE_LOG_PICKS, &pkt.publish,
+	    body[0], body + 2, len - 2, 0, NULL);
 }

@@ -286,10 +286,8 @@ worker_dispatch_worker(struct worker *w, struct ipc_batch *batch)
 		case IPC_FWD_PUBLISH:
 			if (rec.len < 18)
 				goto bad;
-			publish_forwarded(w, rec.body[0],
-			    buf_load_u64(rec.body + 2),
-			    buf_load_u64(rec.body + 10), rec.body + 18,
-			    rec.len - 18);
+			publish_forwarded(w, rec.body[0], rec.body[1],
+			    rec.body + 2, rec.len - 2);
 			break;
 		case IPC_ROUTE_SET:
 			handle_set(w, slot, &rec);

@@ -72,6 +72,9 @@ qos2_in_remove(struct conn *c, uint16_t id)
 }
 
 /* A message of the stored session from walsvc. */
+/* a shared delivery of walsvc's: the subscriptions tell which group */
+static const struct mqtt_view	walsvc_group = { (const uint8_t *)"", 0 };
+
 void
 session_message(struct worker *w, uint64_t conn_id, uint64_t seq,
     const uint8_t *body, size_t len)
@@ -117,7 +120,8 @@ session_message(struct worker *w, uint64_t conn_id, uint64_t seq,
 		pkt.publish.props.message_expiry_interval = expiry;
 	deliver_stored(c, &pkt.publish, level, raw, rawlen, qos, seq,
 	    (flags & IPC_SESS_MSG_DUP) != 0, (flags & IPC_SESS_MSG_RETAIN) != 0,
-	    expiry, buf_load_u64(body + 24));
+	    expiry, buf_load_u64(body + 24),
+	    (flags & IPC_SESS_MSG_SHARED) ? &walsvc_group : NULL);
 }
 
 /* The QoS 2 packet ids the session had received and not released. */

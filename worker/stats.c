@@ -30,7 +30,8 @@
 	X(protocol_errors, METRIC_W_PROTOCOL_ERRORS)			\
 	X(auth_failures, METRIC_W_AUTH_FAILURES)				\
 	X(dropped_too_large, METRIC_W_DROPPED_TOO_LARGE)		\
-	X(dropped_not_authorized, METRIC_W_DROPPED_NOT_AUTHORIZED)
+	X(dropped_not_authorized, METRIC_W_DROPPED_NOT_AUTHORIZED)	\
+	X(dropped_no_member, METRIC_W_DROPPED_NO_MEMBER)
 
 /*
  * The slot's arrays (latency histograms, traffic by packet type) and the
@@ -146,6 +147,7 @@ void
 stats_publish(struct worker *w)
 {
 	uint64_t	 transport[4] = { 0 }, levels[3] = { 0 }, subs = 0;
+	uint64_t	 shared = 0;
 	uint64_t	 stored = 0;
 	struct conn	*c;
 	struct conn_sub	*sub;
@@ -165,8 +167,10 @@ stats_publish(struct worker *w)
 		levels[c->level == MQTT_LEVEL_5 ? 0 : c->level ==
 		    MQTT_LEVEL_311 ? 1 : 2]++;
 		stored += c->stored != 0;
-		for (sub = c->subs; sub; sub = sub->next)
+		for (sub = c->subs; sub; sub = sub->next) {
 			subs++;
+			shared += topic_is_shared(sub->filter, sub->len);
+		}
 	}
 	metric_set(&w->metrics[METRIC_W_CONN_TCP], transport[0]);
 	metric_set(&w->metrics[METRIC_W_CONN_TLS], transport[1]);
@@ -176,6 +180,7 @@ stats_publish(struct worker *w)
 	metric_set(&w->metrics[METRIC_W_CLIENTS_311], levels[1]);
 	metric_set(&w->metrics[METRIC_W_CLIENTS_31], levels[2]);
 	metric_set(&w->metrics[METRIC_W_SUBSCRIPTIONS], subs);
+	metric_set(&w->metrics[METRIC_W_SHARED_SUBSCRIPTIONS], shared);
 	metric_set(&w->metrics[METRIC_W_CLIENTS_STORED], stored);
 	publish_ipc(w);
 }

@@ -161,7 +161,7 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 	uint32_t			 count, i = 0, sub_id = 0;
 	uint64_t			 seq = 0;
 	uint8_t				 maxqos;
-	int				 added, retain;
+	int				 added = 0, retain;
 
 	/* 5.0: one Subscription Identifier for every filter of the packet
 	 * (the codec refuses 0 and a second one) */
@@ -183,7 +183,8 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 
 	mqtt_list_iter(&sl->list, &rd);
 	while (mqtt_subscribe_next(&rd, &s) == 1 && i < sl->count) {
-		if (s.parsed.share != NULL) {
+		if (s.parsed.share != NULL &&
+		    !config_num(cfg, OPT_mqtt_shared_sub_available)) {
 			ps->reasons[i++] = refusal(c,
 			    MQTT_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
 			continue;
@@ -212,17 +213,27 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 		}
 		if (seq > ps->wal_seq)
 			ps->wal_seq = seq;
-		if (remember(c, s.filter.data, s.filter.len, &opts) == -1 ||
-		    (added = sub_add_local(w->subs, &s.parsed, c, &opts,
-		    &count)) == -1) {
+		if (remember(c, s.filter.data, s.filter.len, &opts) == -1) {
 			ps->reasons[i++] = refusal(c, MQTT_RC_UNSPECIFIED_ERROR);
 			continue;
 		}
-		if (count == 1)
-			route_announce(w, s.filter.data, s.filter.len, 1, 1);
+		/* a stored session's share is walsvc's to hold (share.c) */
+		if (!(c->stored && s.parsed.share != NULL)) {
+			if ((added = sub_add_local(w->subs, &s.parsed, c, &opts,
+			    &count)) == -1) {
+				ps->reasons[i++] = refusal(c,
+				    MQTT_RC_UNSPECIFIED_ERROR);
+				continue;
+			}
+			/* a group's every change counts */
+			if (count == 1 || s.parsed.share != NULL)
+				route_announce(w, s.filter.data, s.filter.len,
+				    count, 1);
+		}
 		ps->reasons[i++] = opts.qos;
-		/* 5.0 Retain Handling: 0 always, 1 if new, 2 never */
-		if (retain && (c->level != MQTT_LEVEL_5 ||
+		/* 5.0 Retain Handling: 0 always, 1 if new, 2 never; none
+		 * for a shared subscription (MQTT 5.0 3.8.4) */
+		if (retain && s.parsed.share == NULL && (c->level != MQTT_LEVEL_5 ||
 		    opts.retain_handling == 0 ||
 		    (opts.retain_handling == 1 && added == 0))) {
 			buf_add_u8(&ps->retained, opts.qos);
@@ -456,6 +467,20 @@ retained_free(struct conn *c)
 	c->ret_pending = 0;
 }
 
+/* A shared subscription of a stored session: walsvc's, not in our table. */
+static int
+stored_share(const struct conn *c, const uint8_t *filter, size_t len)
+{
+	const struct conn_sub	*s;
+
+	if (!c->stored)
+		return 0;
+	for (s = c->subs; s; s = s->next)
+		if (s->len == len && memcmp(s->filter, filter, len) == 0)
+			return topic_is_shared(filter, len);
+	return 0;
+}
+
 void
 unsubscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 {
@@ -476,7 +501,8 @@ unsubscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 	ps->unsuback = 1;
 	mqtt_list_iter(&ul->list, &rd);
 	while (mqtt_unsubscribe_next(&rd, &filter) == 1 && i < ul->count) {
-		if (unsubscribe_one(c, filter.data, filter.len) == 0) {
+		if (unsubscribe_one(c, filter.data, filter.len) == 0 ||
+		    stored_share(c, filter.data, filter.len)) {
 			forget(c, filter.data, filter.len);
 			ps->reasons[i++] = MQTT_RC_SUCCESS;
 			if (c->stored && (seq = log_change(c,

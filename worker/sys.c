@@ -199,8 +199,8 @@ compute(struct worker *w)
 	    &wal[METRIC_WAL_RETAINED]));
 	put_u64(w, "$SYS/broker/messages/stored", metric_get(
 	    &wal[METRIC_WAL_RETAINED]));
-	/* shared subscriptions are not offered (yet) */
-	put_u64(w, "$SYS/broker/shared_subscriptions/count", 0);
+	put_u64(w, "$SYS/broker/shared_subscriptions/count", sum(m,
+	    METRIC_W_SHARED_SUBSCRIPTIONS));
 
 	/* load: a rate per minute, decayed as Mosquitto decays it */
 	secs = s->last_ms ? (double)(ms - s->last_ms) / 1000.0 : 0;
@@ -253,7 +253,7 @@ publish_all(struct worker *w)
 		    &pkt) == -1)
 			continue;
 		publish_route(w, NULL, 0, &pkt.publish, MQTT_LEVEL_311,
-		    s->v[i].packet.data, s->v[i].packet.len, 0);
+		    s->v[i].packet.data, s->v[i].packet.len, 0, NULL);
 	}
 }
 

@@ -47,6 +47,9 @@ enum conn_state {
 /* A QoS 1 or 2 message sent to the client and not yet complete. */
 struct inflight {
 	uint64_t		 seq;		/* session sequence; 0: none */
+	struct queued_msg	*keep;		/* a clean session's shared
+						   delivery: placed again if
+						   the session ends first */
 	uint16_t		 id;
 	uint8_t			 qos;
 	uint8_t			 released;	/* QoS 2: PUBREL sent */
@@ -81,6 +84,9 @@ struct queued_msg {
 						   Expiry Interval ends; 0:
 						   it has none */
 	uint32_t		 len;
+	uint8_t			 shared;	/* a shared delivery: */
+	uint16_t		 group_len;	/* its group's text follows
+						   the packet (0: walsvc's) */
 	uint8_t			 packet[];	/* the PUBLISH as received */
 };
 
@@ -283,6 +289,8 @@ struct pending_ack {
 	uint8_t			 kind;		/* enum answer */
 	uint8_t			 level;		/* ANSWER_PUBREC: the message */
 	uint32_t		 len;
+	uint32_t		 placed_len;	/* its shared placement, after
+						   the packet */
 	uint8_t			*packet;
 };
 
@@ -312,6 +320,7 @@ struct worker_stats {
 	uint64_t		 dropped_too_large;	/* the client's maximum
 							   packet size */
 	uint64_t		 dropped_not_authorized; /* auth.acl-file */
+	uint64_t		 dropped_no_member; /* shared: nobody left */
 	/* packets and bytes in and out, by type (METRICS_PACKETS_IN..) */
 	uint64_t		 traffic[METRICS_TRAFFIC][METRICS_TYPES];
 	/* QoS 1 publish-to-delivery, by path (metrics.h): buckets, sum */
@@ -376,6 +385,8 @@ struct worker {
 	uint32_t		*sub_ids;	/* deliver.c: one PUBLISH's */
 	size_t			 sub_ids_cap;
 	struct buf		 record;	/* a log record being encoded */
+	struct buf		 placed;	/* a shared message's placement */
+	struct buf		 picks;		/* ... walsvc's part of it */
 	struct buf		 resolved;	/* a PUBLISH with its alias
 						   replaced by its topic */
 	/* the clocks read once per batch of a client's packets (0: not in
@@ -567,25 +578,65 @@ void	 registry_claim_again(struct conn *, int64_t now);
 void	 publish_handle(struct conn *, const struct mqtt_packet *,
 	    const uint8_t *raw, size_t rawlen);
 void	 pubrel_handle(struct conn *, const struct mqtt_packet *);
-void	 publish_forwarded(struct worker *, uint8_t level, uint64_t origin,
-	    uint64_t received, const uint8_t *raw, size_t rawlen);
-void	 publish_route(struct worker *, struct conn *origin, int from_here,
+struct buf *publish_forward_begin(struct worker *, unsigned slot,
+	    uint8_t level, uint8_t flags, uint64_t origin, uint64_t received,
+	    size_t *start);
+void	 publish_forward_end(struct worker *, unsigned slot, struct buf *,
+	    size_t start, const uint8_t *raw, size_t rawlen);
+void	 publish_forwarded(struct worker *, uint8_t level, uint8_t flags,
+	    const uint8_t *body, size_t len);
+/* publish_route() flags */
+#define ROUTE_HERE		0x01	/* published here: to the other
+					   workers too, and shared groups
+					   placed */
+#define ROUTE_LOG_PICKS		0x02	/* walsvc's picks need a record of
+					   their own (the message has none
+					   that names them) */
+void	 publish_route(struct worker *, struct conn *origin, int flags,
 	    const struct mqtt_publish *, uint8_t level, const uint8_t *raw,
-	    size_t rawlen, uint64_t received);
+	    size_t rawlen, uint64_t received, const struct buf *placed);
 int	 publish_answer_later(struct worker *, uint64_t seq, struct conn *,
 	    uint16_t packet_id, uint8_t kind);
 void	 publish_durable(struct worker *, uint64_t seq);
 void	 publish_check_waiting(struct worker *, int64_t now);
 void	 publish_will(struct worker *, const uint8_t *body, size_t len);
 
+/* share.c: shared subscriptions */
+unsigned share_walsvc_slot(const struct worker *);
+void	 share_place(struct worker *, const struct sub_match *, struct buf *);
+void	 share_place_topic(struct worker *, const struct mqtt_publish *);
+int	 share_walsvc_picks(const struct worker *, const struct buf *placed,
+	    struct buf *picks);
+void	 share_dispatch(struct worker *, const struct buf *placed,
+	    uint8_t flags, int log, const struct mqtt_publish *, uint8_t level,
+	    const uint8_t *raw, size_t rawlen, uint64_t origin,
+	    uint64_t received);
+void	 share_forwarded(struct worker *, uint8_t flags, const uint8_t *picks,
+	    size_t len, uint16_t n, const struct mqtt_publish *, uint8_t level,
+	    const uint8_t *raw, size_t rawlen, uint64_t received);
+void	 share_place_again(struct worker *, uint8_t level, const uint8_t *raw,
+	    size_t rawlen, const struct mqtt_view *group);
+void	 share_handed(struct worker *, const uint8_t *body, size_t len);
+void	 share_stored_count(struct worker *, const uint8_t *body, size_t len);
+void	 share_ask(struct worker *);
+
 /* deliver.c: messages to clients */
+/*
+ * group: NULL for a plain delivery; a shared one names its group
+ * ("$share/NAME/FILTER"), or has length 0 for walsvc's (SESS_MSG), whose
+ * group the client's subscriptions tell.  A delivery carries the
+ * Subscription Identifiers of its kind only.
+ */
 void	 deliver(struct conn *, const struct mqtt_publish *, uint8_t level,
 	    const uint8_t *raw, size_t rawlen, uint8_t qos, uint8_t retain,
-	    uint64_t received);
+	    uint64_t received, const struct mqtt_view *group);
 void	 deliver_stored(struct conn *, const struct mqtt_publish *,
 	    uint8_t level, const uint8_t *raw, size_t rawlen, uint8_t qos,
 	    uint64_t seq, uint8_t dup, uint8_t retain, uint32_t expiry,
-	    uint64_t received);
+	    uint64_t received, const struct mqtt_view *group);
+/* A closing clean session's shared deliveries not complete, placed
+ * again with the other members of their group (share.c) */
+void	 deliver_share_again(struct conn *);
 void	 deliver_retained(struct conn *, uint8_t level, const uint8_t *raw,
 	    size_t rawlen, uint8_t qos, uint32_t expiry);
 void	 deliver_release(struct conn *, uint64_t seq);

@@ -33,10 +33,6 @@ Normalisation, field by field, and nothing else:
 - CONNACK Assigned Client Identifier (0x12): both brokers make
   `auto-` + a random upper-case UUID; the form is checked, the value is
   replaced by `auto-<uuid>`;
-- CONNACK Shared Subscription Available 0 (0x2A), while promptmqd has
-  no shared subscriptions (pmq.PromptMQ.shared_subs): it is left out
-  (Mosquitto cannot be configured without them), except in the cases
-  marked exact_connack, which keep it, and are PENDING until they come.
 
 A case whose replies differ fails, with the hex of both transcripts and
 the packets decoded, unless it is in DELIBERATE (a difference the
@@ -176,11 +172,6 @@ MOSQUITTO_RACES = {
 # Parts of issue 10 not done yet: the case, the issue item, the replies
 # measured today.
 PENDING = {
-    "CONNECT: 5.0 clean start": Listed(
-        "issue 10, Shared subscriptions: CONNACK says Shared Subscription Available 0",
-        ["a: 201000000d21001422000a27000004002a00"], ["a: %s" % CONNACK5]),
-    "SUBSCRIBE: 5.0 shared subscription": one_step(
-        "issue 10, Shared subscriptions: SUBACK 0x9E", "90040001009e", "900400010001"),
     "PUBLISH: 5.0 QoS 1, no subscriber": one_step(
         "issue 10, drop-in for Mosquitto's clients: PUBACK 0x10 No matching subscribers "
         "(notes/protocol.md item 7)", "40020003", "4003000310"),
@@ -238,7 +229,7 @@ def prop_records(block):
 ASSIGNED_ID = re.compile(rb"auto-[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\Z")
 
 
-def normalise(raw, level, exact_connack=False):
+def normalise(raw, level):
     """A packet from the server, normalised as the module says."""
     ptype, flags, body = raw[0] >> 4, raw[0] & 15, pmq.body_of(raw)
     if level != 5:
@@ -253,9 +244,6 @@ def normalise(raw, level, exact_connack=False):
         return raw      # left as it came: the comparison shows it
     fixed = []
     for pid, rec in records:
-        if (ptype == pmq.CONNACK and pid == 0x2A and rec == b"\x2a\x00" and
-                not exact_connack and not pmq.PromptMQ.shared_subs):
-            continue
         if ptype == pmq.CONNACK and pid == 0x12:
             value = rec[3:]
             rec = rec[:1] + pmq.mqtt_str(b"auto-<uuid>" if ASSIGNED_ID.match(value)
@@ -288,8 +276,8 @@ def describe(raw, level):
 class Connection:
     """One client connection of a case: what was sent, what came back."""
 
-    def __init__(self, port, name, exact_connack):
-        self.name, self.exact_connack = name, exact_connack
+    def __init__(self, port, name):
+        self.name = name
         self.sock = pmq.tcp_connect(port)
         self.buf = b""
         self.closed = False
@@ -384,7 +372,7 @@ def collect(conn, wanted, publishes):
             # answered first, then the harness's
             pong = True
             continue
-        packet = normalise(raw, conn.level, conn.exact_connack)
+        packet = normalise(raw, conn.level)
         if ptype == pmq.PUBLISH:
             publishes -= 1
         conn.received.append(packet)
@@ -401,7 +389,7 @@ def run_case(port, case):
     try:
         for step in case.steps:
             if step.client not in conns:
-                conns[step.client] = Connection(port, step.client, case.exact_connack)
+                conns[step.client] = Connection(port, step.client)
             conn = conns[step.client]
             data = step.data(conn.received) if callable(step.data) else step.data
             reply = []

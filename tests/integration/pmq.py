@@ -462,12 +462,12 @@ class PromptMQ(Broker):
     """promptmqd as the target of the MQTT tests.
 
     What this phase of promptmqd offers, for tests whose expectations
-    differ between targets: QoS up to 2, retained messages, no $share
+    differ between targets: QoS up to 2, retained messages, $share
     subscriptions; sessions are kept as MQTT says."""
     kind = "promptmqd"
     max_qos = 2
     keeps_sessions = True       # clean-session=0 / session expiry are honoured
-    shared_subs = False
+    shared_subs = True
     subscription_ids = True
     retain_available = True     # retained messages are kept and sent
     keepalive_grace = 1.0       # seconds past 1.5 x keep alive to drop a client
