@@ -745,6 +745,51 @@ START_TEST(test_shared)
 }
 END_TEST
 
+/* A group knows its text and counts its turns; it is found by its filter. */
+START_TEST(test_group_text_turn_find)
+{
+	struct topic_filter	 tf;
+	struct sub_group	*g;
+	const uint8_t		*text;
+	size_t			 len;
+	uint32_t		 count;
+
+	tf = parse("$share/g/a/+");
+	ck_assert_ptr_null(sub_group_find(t, &tf));
+	ck_assert_int_eq(add_opts("$share/g/a/+", OWNER(1), 1, 0, &count), 0);
+	ck_assert_ptr_nonnull(g = sub_group_find(t, &tf));
+	text = sub_group_text(g, &len);
+	ck_assert_uint_eq(len, 12);
+	ck_assert_int_eq(memcmp(text, "$share/g/a/+", 12), 0);
+	ck_assert_uint_eq(sub_group_turn(g), 0);
+	ck_assert_uint_eq(sub_group_turn(g), 1);
+	match("a/b");
+	ck_assert_ptr_eq(m.shares[0].group, g);
+	ck_assert_uint_eq(sub_group_turn(m.shares[0].group), 2);
+	/* another group of the filter, a plain filter: not this group */
+	tf = parse("$share/h/a/+");
+	ck_assert_ptr_null(sub_group_find(t, &tf));
+	tf = parse("a/+");
+	ck_assert_ptr_null(sub_group_find(t, &tf));
+	/* a group with remote members only has its text too (a slot past
+	 * the workers' is walsvc's in a worker's table) */
+	ck_assert_int_eq(remote("$share/long-group-name/x/y/z", NWORKERS - 1,
+	    2), 0);
+	tf = parse("$share/long-group-name/x/y/z");
+	ck_assert_ptr_nonnull(g = sub_group_find(t, &tf));
+	text = sub_group_text(g, &len);
+	ck_assert_uint_eq(len, 28);
+	ck_assert_int_eq(memcmp(text, "$share/long-group-name/x/y/z", 28), 0);
+	ck_assert_uint_eq(sub_group_local_count(g), 0);
+	ck_assert_uint_eq(sub_group_remote_count(g, NWORKERS - 1), 2);
+	ck_assert_int_eq(remote("$share/long-group-name/x/y/z", NWORKERS - 1,
+	    0), 0);
+	ck_assert_ptr_null(sub_group_find(t, &tf));
+	ck_assert_int_eq(rem("$share/g/a/+", OWNER(1)), 0);
+	ck_assert_uint_eq(sub_node_count(t), 0);
+}
+END_TEST
+
 #define MAX_LISTED	16
 
 static struct {
@@ -1340,6 +1385,8 @@ sub_suite(void)
 	tcase_add_test(tc, test_remote);
 	tcase_add_test(tc, test_remote_many_slots);
 	tcase_add_test(table_case(s, "shared", 0), test_shared);
+	tcase_add_test(table_case(s, "group text, turn, find", 0),
+	    test_group_text_turn_find);
 	tcase_add_test(table_case(s, "local filters", 0), test_local_filters);
 	tc = table_case(s, "allocation", 120);
 	tcase_add_test(tc, test_out_of_memory);
