@@ -1123,6 +1123,19 @@ sub_match_worker(const struct sub_match *m, unsigned slot)
 	return (m->workers[slot / 64] >> (slot % 64)) & 1;
 }
 
+int
+sub_match_anywhere(const struct sub_match *m)
+{
+	size_t	 w;
+
+	if (m->nhits > 0 || m->nshares > 0)
+		return 1;
+	for (w = 0; w < SUB_MAX_WORKERS / 64; w++)
+		if (m->workers[w] != 0)
+			return 1;
+	return 0;
+}
+
 const uint8_t *
 sub_group_name(const struct sub_group *g, size_t *len)
 {

@@ -31,7 +31,9 @@
 
 #include "topic.h"
 
-#define SUB_MAX_WORKERS	256
+/* 256 workers, and a slot for walsvc in a worker's table (a multiple
+ * of 64: the match's slot bitmap) */
+#define SUB_MAX_WORKERS	320
 
 struct sub_table;
 
@@ -128,6 +130,8 @@ int	 sub_match(struct sub_table *, const uint8_t *topic, size_t len,
 	    struct sub_match *);
 void	 sub_match_free(struct sub_match *);
 int	 sub_match_worker(const struct sub_match *, unsigned slot);
+/* Whether anything matched: a local subscriber, a slot, a group. */
+int	 sub_match_anywhere(const struct sub_match *);
 
 /* Shared groups: their name, and their members here and elsewhere. */
 const uint8_t	*sub_group_name(const struct sub_group *, size_t *len);

@@ -139,12 +139,15 @@ publish_route(struct worker *w, struct conn *origin, int flags,
 
 	if (placed != &w->placed)
 		buf_truncate(&w->placed, 0);
+	w->matched = 1;		/* unless the match says otherwise */
 	if (sub_match(w->subs, m->topic.data, m->topic.len, sm) == -1) {
 		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory matching "
 		    "subscriptions; message not delivered", "");
 		return;
 	}
 	if (flags & ROUTE_HERE) {
+		/* anywhere: here, another worker, walsvc's stored sessions */
+		w->matched = sub_match_anywhere(sm);
 		for (slot = 0; slot < w->npeers; slot++)
 			if (sub_match_worker(sm, slot))
 				forward(w, slot, level, origin ? origin->id : 0,
@@ -313,9 +316,12 @@ publish_durable(struct worker *w, uint64_t seq)
 			free(a->packet);
 			break;
 		case ANSWER_PUBACK:
+		case ANSWER_PUBACK_UNMATCHED:
 			if (c == NULL)
 				break;
-			deliver_ack(c, MQTT_PUBACK, a->packet_id, 0);
+			deliver_ack(c, MQTT_PUBACK, a->packet_id,
+			    a->kind == ANSWER_PUBACK ? 0 :
+			    MQTT_RC_NO_MATCHING_SUBSCRIBERS);
 			c->inflight_in--;
 			waiting_changed(c);
 			break;
@@ -556,6 +562,7 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 	struct worker			*w = c->w;
 	const struct config		*cfg = &w->proc->cfg;
 	uint64_t			 seq, received;
+	uint8_t				 kind;
 	int64_t				 max_qos = config_num(cfg, OPT_mqtt_max_qos);
 	int64_t				 max_in = config_num(cfg,
 					    OPT_mqtt_max_inflight);
@@ -668,11 +675,14 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 			    "cannot log the message: out of memory");
 			return;
 		}
+		/* 5.0: nobody subscribed, 0x10 (as Mosquitto says) */
+		kind = w->matched ? ANSWER_PUBACK : ANSWER_PUBACK_UNMATCHED;
 		if (config_num(cfg, OPT_storage_wal_sync) == SYNC_NONE)
 			/* best effort: acknowledge now */
-			deliver_ack(c, MQTT_PUBACK, m->packet_id, 0);
+			deliver_ack(c, MQTT_PUBACK, m->packet_id, w->matched ?
+			    0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS);
 		else if (publish_answer_later(w, seq, c, m->packet_id,
-		    ANSWER_PUBACK) == -1) {
+		    kind) == -1) {
 			conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 			return;
 		} else {

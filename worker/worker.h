@@ -279,6 +279,8 @@ enum answer {
 	ANSWER_PUBREC,		/* a QoS 2 message received: routed first */
 	ANSWER_PUBCOMP,		/* a QoS 2 release of a stored session */
 	ANSWER_PUBREL,		/* a stored session's PUBREC, recorded */
+	ANSWER_PUBACK_UNMATCHED, /* a 5.0 client's QoS 1 message nobody
+				   subscribed to: PUBACK 0x10 */
 };
 
 struct pending_ack {
@@ -386,6 +388,8 @@ struct worker {
 	size_t			 sub_ids_cap;
 	struct buf		 record;	/* a log record being encoded */
 	struct buf		 placed;	/* a shared message's placement */
+	int			 matched;	/* the last message published
+						   here matched a subscription */
 	struct buf		 picks;		/* ... walsvc's part of it */
 	struct buf		 resolved;	/* a PUBLISH with its alias
 						   replaced by its topic */

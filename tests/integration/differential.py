@@ -37,9 +37,8 @@ Normalisation, field by field, and nothing else:
 A case whose replies differ fails, with the hex of both transcripts and
 the packets decoded, unless it is in DELIBERATE (a difference the
 specification or docs/mosquitto.md justifies, with the exact replies of
-both brokers) or in PENDING (a part of issue 10 not done yet, with the
-exact replies of both brokers; printed at the end).  A listed case
-whose replies change, or come to agree, fails too: the lists stay exact.
+both brokers).  A listed case whose replies change, or come to agree,
+fails too: the list stays exact.
 """
 
 import re
@@ -168,15 +167,6 @@ MOSQUITTO_RACES = {
         "DISCONNECT 0x95 is sometimes lost in the reset that follows",
         ["a: %s closed" % CONNACK5]),
 }
-
-# Parts of issue 10 not done yet: the case, the issue item, the replies
-# measured today.
-PENDING = {
-    "PUBLISH: 5.0 QoS 1, no subscriber": one_step(
-        "issue 10, drop-in for Mosquitto's clients: PUBACK 0x10 No matching subscribers "
-        "(notes/protocol.md item 7)", "40020003", "4003000310"),
-}
-
 
 # ---------------------------------------------------------------------------
 # Reading and describing packets.
@@ -437,10 +427,10 @@ def report(case, ours, theirs):
     return "\n".join(out)
 
 
-def listed_report(case, entry, which, ours, theirs):
+def listed_report(case, entry, ours, theirs):
     return "\n".join([
-        "case %r is in %s (%s) but its replies are not the ones listed:" %
-        (case.name, which, entry.why),
+        "case %r is in DELIBERATE (%s) but its replies are not the ones listed:" %
+        (case.name, entry.why),
         "  listed promptmqd: %s" % entry.promptmq,
         "  listed mosquitto: %s" % entry.mosquitto,
         report(case, ours, theirs)])
@@ -455,7 +445,7 @@ def mosquitto_version():
 def test():
     names = [c.name for c in cases.CASES]
     check(len(names) == len(set(names)), "two cases share a name")
-    for table in (DELIBERATE, PENDING, MOSQUITTO_RACES):
+    for table in (DELIBERATE, MOSQUITTO_RACES):
         unknown = set(table) - set(names)
         check(not unknown, "listed cases that do not exist: %s" % sorted(unknown))
     print("mosquitto %s (%s)" % (mosquitto_version(), pmq.MOSQUITTO))
@@ -464,7 +454,7 @@ def test():
     try:
         ours.start()
         theirs.start()
-        failures, by_group, pending_seen = [], {}, []
+        failures, by_group = [], {}
         t0 = time.monotonic()
         for case in cases.CASES:
             by_group[case.group] = by_group.get(case.group, 0) + 1
@@ -476,31 +466,22 @@ def test():
             if pmq.os.environ.get("PMQ_DIFF_VERBOSE"):
                 print(report(case, a, b).replace("the replies differ", "replies"))
             same = transcript(a) == transcript(b)
-            listed = [(n, t[case.name]) for n, t in (("DELIBERATE", DELIBERATE),
-                                                     ("PENDING", PENDING))
-                      if case.name in t]
-            if not listed:
+            entry = DELIBERATE.get(case.name)
+            if entry is None:
                 if not same:
                     failures.append(report(case, a, b))
-                continue
-            which, entry = listed[0]
-            if same:
-                failures.append("case %r is in %s (%s) but both brokers now reply "
-                                "the same: take it off the list\n%s" %
-                                (case.name, which, entry.why, "\n".join(decoded(a))))
+            elif same:
+                failures.append("case %r is in DELIBERATE (%s) but both brokers now "
+                                "reply the same: take it off the list\n%s" %
+                                (case.name, entry.why, "\n".join(decoded(a))))
             elif transcript(a) != entry.promptmq or transcript(b) != entry.mosquitto:
-                failures.append(listed_report(case, entry, which, a, b))
-            elif which == "PENDING":
-                pending_seen.append("%s: %s" % (case.name, entry.why))
+                failures.append(listed_report(case, entry, a, b))
         ours.check_alive("after the cases")
         print("%d cases in %.1fs: %s" % (len(cases.CASES), time.monotonic() - t0,
                                          ", ".join("%s %d" % kv for kv in by_group.items())))
         print("deliberate differences: %d" % len(DELIBERATE))
         for name, entry in DELIBERATE.items():
             print("  %s: %s" % (name, entry.why))
-        print("PENDING (issue 10, not done yet): %d" % len(pending_seen))
-        for line in pending_seen:
-            print("  " + line)
         if failures:
             print("\n\n".join(failures))
             raise pmq.TestFailure("%d of %d cases differ" % (len(failures), len(cases.CASES)))
