@@ -177,6 +177,7 @@ void	 progress_start(struct progress *, const char *step);
 void	 progress_note(struct progress *, uint64_t done, uint64_t total);
 struct ipc_link	*walsvc_reply_link(struct walsvc *, uint8_t role, uint16_t slot,
 		    uint64_t gen);
+struct ipc_link	*walsvc_next_worker(struct walsvc *, size_t *peer);
 
 /* admin.c */
 void	 admin_request(struct walsvc *, const struct ipc_record *);
