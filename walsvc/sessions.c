@@ -1648,7 +1648,9 @@ sessions_open(struct walsvc *ws)
 
 /*
  * After bodies_load(): an entry whose message the log no longer has is
- * dropped, loudly.  The queue's byte count is known only now.
+ * dropped, loudly.  The queue's byte count is known only now: counted
+ * afresh, since the replay counted the messages it queued (and uncounted
+ * loaded ones it saw acknowledged, whose size it did not know yet).
  */
 void
 sessions_drop_missing(struct walsvc *ws)
@@ -1661,6 +1663,7 @@ sessions_drop_missing(struct walsvc *ws)
 
 	for (i = 0; i < ss->nbuckets; i++)
 		for (s = ss->by_sid[i]; s; s = s->next_sid) {
+			s->qbytes = 0;
 			for (j = 0; j < s->qlen; j++) {
 				e = entry_at(s, j);
 				if (e->state == ENTRY_DONE || e->body == NULL)
