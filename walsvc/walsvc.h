@@ -222,6 +222,7 @@ int	 body_fill(struct walsvc *, struct body *,
 	    const struct walrec_publish *);
 void	 body_unref(struct walsvc *, struct body *);
 int	 bodies_load(struct walsvc *);
+int	 bodies_read(struct walsvc *, uint64_t from, uint64_t to);
 int	 bodies_load_locations(struct walsvc *);
 size_t	 bodies_count(const struct walsvc *);
 void	 bodies_apply_copy(struct walsvc *, const struct wal_record *);
