@@ -367,6 +367,8 @@ walsvc_serve(struct walsvc *ws)
 
 	mem = (uint64_t)config_num(&p->cfg, OPT_storage_memory_buffer);
 	ws->pending_limit = mem / 2;
+	if (shares_start(ws) == -1)
+		fatalx("out of memory setting up shared subscriptions", "");
 	if (registry_start(ws) == -1)
 		fatalx("cannot set up the client registry", "");
 	if (append_start(ws) == -1)
@@ -449,6 +451,7 @@ walsvc_stop(struct proc *p)
 	if (ws->endpoint != NULL)
 		append_stop(ws);
 	stats_publish(ws);
+	shares_close(ws);
 	sessions_close(ws);
 	wills_close(ws);
 	retained_close(ws);

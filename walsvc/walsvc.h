@@ -24,6 +24,7 @@ struct retained;
 struct sessions;
 struct bodies;
 struct wills;
+struct shares;
 struct mqtt_publish;
 struct walrec_publish;
 
@@ -137,6 +138,7 @@ struct walsvc {
 	struct retained		*retained;
 	struct bodies		*bodies;
 	struct wills		*wills;
+	struct shares		*shares;	/* once serving */
 	struct ipc_endpoint	*endpoint;
 	struct reply_link	*links;
 	struct stream		*streams[STREAM_BUCKETS];
@@ -265,9 +267,22 @@ struct sessions_gauges {
 	uint64_t	 online, offline, queued, queued_bytes;
 };
 void	 sessions_gauges(const struct walsvc *, struct sessions_gauges *);
+void	 sessions_filters(struct walsvc *, void (*)(const uint8_t *filter,
+	    size_t len, uint32_t count, void *arg), void *arg);
 uint32_t sessions_expiry_of(struct walsvc *, const uint8_t *id, size_t len);
 void	 sessions_id_of(struct walsvc *, const uint8_t *id, size_t len,
 	    uint16_t *node, uint64_t *sid);
+
+/* shares.c */
+int	 shares_start(struct walsvc *);
+void	 shares_close(struct walsvc *);
+void	 shares_announce(struct walsvc *, const uint8_t *group, size_t len,
+	    uint32_t count);
+void	 shares_ask(struct walsvc *, const struct ipc_batch *,
+	    const struct ipc_record *);
+void	 shares_hand_off(struct walsvc *, uint64_t lsn, struct body *,
+	    const uint8_t *group, size_t len);
+void	 shares_durable(struct walsvc *);
 
 /* wills.c */
 int	 wills_open(struct walsvc *);
