@@ -393,7 +393,10 @@ entry_at(const struct session *s, size_t i)
 	return &s->q[(s->qhead + i) % s->qcap];
 }
 
-/* A shared group's count changed: the workers hear it (shares.c). */
+/*
+ * Into the table and the session's list; a shared group's new count of
+ * stored members goes to the workers (shares.c).
+ */
 static int
 sub_install(struct walsvc *ws, struct session *s, const uint8_t *filter,
     size_t len, const struct sub_options *opts)
