@@ -295,6 +295,9 @@ walsvc_dispatch(struct ipc_batch *batch, void *arg)
 		case IPC_RET_LOOKUP:
 			retained_lookup(ws, batch, &rec);
 			break;
+		case IPC_SHARE_ASK:
+			shares_ask(ws, batch, &rec);
+			break;
 		default:
 			log_limited(&rl, LOG_LEVEL_WARN, "unexpected message "
 			    "dropped", "from=%s/%u type=0x%04x",

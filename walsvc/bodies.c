@@ -175,13 +175,13 @@ body_unref(struct walsvc *ws, struct body *b)
 }
 
 /*
- * Read the bodies that references from the index lack, in one pass over
- * the log from the oldest one.  Returns 0 (a body the log no longer has
- * stays without bytes: its holders drop it), or -1 when the log cannot
- * be read.
+ * Fill the bodies without bytes found at their location in the log from
+ * `from` to `to`, in one pass.  Returns how many, or -1 when the log
+ * cannot be read.
  */
-int
-bodies_load(struct walsvc *ws)
+static int64_t
+fill_between(struct walsvc *ws, uint64_t from, uint64_t to,
+    struct progress *pg)
 {
 	struct bodies		*bs = ws->bodies;
 	struct wal_iter		*it;
@@ -189,25 +189,19 @@ bodies_load(struct walsvc *ws)
 	struct walrec_publish	 p;
 	struct walrec_copy	 c;
 	struct body		*b;
-	struct progress		 pg;
-	uint64_t		 from = UINT64_MAX, loaded = 0, read = 0;
-	size_t			 i;
+	uint64_t		 read = 0;
+	int64_t			 loaded = 0;
 	int			 rv;
 
-	for (i = 0; i < bs->nbuckets; i++)
-		for (b = bs->buckets[i]; b; b = b->next)
-			if (b->packet == NULL && b->loc < from)
-				from = b->loc;
-	if (from == UINT64_MAX)
-		return 0;
 	if ((rv = wal_iter_open(&it, ws->wal, from)) != 0) {
 		log_error("cannot read the log for queued and retained "
 		    "messages", "error=\"%s\"", strerror(-rv));
 		return -1;
 	}
-	progress_start(&pg, "reading queued and retained messages");
-	while ((rv = wal_iter_next(it, &rec)) == 1) {
-		progress_note(&pg, ++read, wal_written_lsn(ws->wal) - from + 1);
+	while ((rv = wal_iter_next(it, &rec)) == 1 && rec.lsn <= to) {
+		if (pg != NULL)
+			progress_note(pg, ++read, wal_written_lsn(ws->wal) -
+			    from + 1);
 		if (rec.type == WAL_TYPE_PUBLISH) {
 			if ((b = *slot(bs, rec.lsn)) == NULL ||
 			    b->packet != NULL || b->loc != rec.lsn ||
@@ -231,10 +225,48 @@ bodies_load(struct walsvc *ws)
 		    "messages", "error=\"%s\"", strerror(-rv));
 		return -1;
 	}
-	log_info("message bodies loaded from the log", "messages=%llu "
-	    "from_lsn=%llu", (unsigned long long)loaded,
-	    (unsigned long long)from);
+	return loaded;
+}
+
+/*
+ * Read the bodies that references from the index lack, in one pass over
+ * the log from the oldest one.  Returns 0 (a body the log no longer has
+ * stays without bytes: its holders drop it), or -1 when the log cannot
+ * be read.
+ */
+int
+bodies_load(struct walsvc *ws)
+{
+	struct bodies		*bs = ws->bodies;
+	struct body		*b;
+	struct progress		 pg;
+	uint64_t		 from = UINT64_MAX;
+	int64_t			 loaded;
+	size_t			 i;
+
+	for (i = 0; i < bs->nbuckets; i++)
+		for (b = bs->buckets[i]; b; b = b->next)
+			if (b->packet == NULL && b->loc < from)
+				from = b->loc;
+	if (from == UINT64_MAX)
+		return 0;
+	progress_start(&pg, "reading queued and retained messages");
+	if ((loaded = fill_between(ws, from, UINT64_MAX, &pg)) == -1)
+		return -1;
+	log_info("message bodies loaded from the log", "messages=%lld "
+	    "from_lsn=%llu", (long long)loaded, (unsigned long long)from);
 	return 0;
+}
+
+/*
+ * While the log is replayed, before bodies_load(): the bytes of the
+ * bodies located from `from` to `to` that have none yet, now (a few, for
+ * a decision that depends on them).  -1: the log cannot be read.
+ */
+int
+bodies_read(struct walsvc *ws, uint64_t from, uint64_t to)
+{
+	return fill_between(ws, from, to, NULL) == -1 ? -1 : 0;
 }
 
 size_t

@@ -78,19 +78,12 @@ compact_storage_bytes(struct walsvc *ws)
 static void
 tell_workers(struct walsvc *ws)
 {
-	const struct proc_peer	*p;
-	struct ipc_link		*link;
-	uint8_t			 full = ws->disk_full ? 1 : 0;
-	size_t			 i;
+	struct ipc_link	*link;
+	uint8_t		 full = ws->disk_full ? 1 : 0;
+	size_t		 i = 0;
 
-	for (i = 0; i < ws->proc->npeers; i++) {
-		p = &ws->proc->peers[i];
-		if (p->role != IPC_ROLE_WORKER || !p->up)
-			continue;
-		if ((link = walsvc_reply_link(ws, IPC_ROLE_WORKER, p->slot,
-		    p->gen)) != NULL)
-			ipc_link_send(link, IPC_WAL_FULL, 0, 0, &full, 1);
-	}
+	while ((link = walsvc_next_worker(ws, &i)) != NULL)
+		ipc_link_send(link, IPC_WAL_FULL, 0, 0, &full, 1);
 }
 
 static void

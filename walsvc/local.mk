@@ -27,6 +27,7 @@ promptmq_walsvc_SOURCES = \
 	walsvc/index.c \
 	walsvc/registry.c \
 	walsvc/sessions.c \
+	walsvc/shares.c \
 	walsvc/retained.c \
 	walsvc/wills.c \
 	walsvc/bodies.c \

@@ -10,10 +10,12 @@
  * first (walsvc_append) and then applies like any other.
  *
  *   publish       matched against the stored sessions' subscriptions;
- *                 queued for each with an effective QoS >= 1; a QoS 2
- *                 message from a stored session adds its packet id to
- *                 that session's incoming set
- *   session       open (create or resume: epoch + 1), offline, end
+ *                 queued for each with an effective QoS >= 1; queued for
+ *                 the stored member a shared group picked (format 4),
+ *                 at any QoS; a QoS 2 message from a stored session adds
+ *                 its packet id to that session's incoming set
+ *   session       open (create or resume: epoch + 1), offline, end (its
+ *                 shared messages not delivered go to another member)
  *   subscription  added or removed (only with the current epoch)
  *   ack           messages delivered (PUBACK, PUBCOMP) or received
  *                 (PUBREC) by the client (current epoch); incoming QoS 2
@@ -88,14 +90,18 @@ struct entry {
 	uint8_t		 live;		/* queued while a connection held the
 					   session: its first send is a
 					   delivery latency */
+	uint8_t		 shared;	/* placed by a shared subscription */
 };
 
-#define ROW_RETAIN	0x80	/* in a queue row's state byte */
+/* in a queue row's state byte, with enum entry_state */
+#define ROW_RETAIN	0x80
+#define ROW_SHARED	0x40
 
 static uint8_t
 row_state(const struct entry *e)
 {
-	return e->state | (e->retain ? ROW_RETAIN : 0);
+	return e->state | (e->retain ? ROW_RETAIN : 0) |
+	    (e->shared ? ROW_SHARED : 0);
 }
 
 struct ssub {
@@ -133,6 +139,10 @@ struct session {
 	size_t			 qhead, qlen, qcap;
 	size_t			 qbytes;
 	size_t			 ship_next;	/* offset of the next to send */
+	uint64_t		 ship_from;	/* nothing is sent before this
+						   LSN is shippable: the end of
+						   a session that moved messages
+						   here (memory only) */
 	uint32_t		 sent;		/* shipped, not done */
 	/* QoS 2 packet ids the client published and has not released */
 	uint16_t		*q2in;
@@ -183,6 +193,8 @@ struct sessions {
 	uint64_t		  expired_messages;
 	struct session		**matched;
 	size_t			  matched_cap;
+	struct sub_hit		**members;	/* of a shared group, ordered */
+	size_t			  members_cap;
 	struct progress		  loading;	/* start-up */
 	uint64_t		  loaded;
 };
@@ -381,10 +393,15 @@ entry_at(const struct session *s, size_t i)
 	return &s->q[(s->qhead + i) % s->qcap];
 }
 
+/*
+ * Into the table and the session's list; a shared group's new count of
+ * stored members goes to the workers (shares.c).
+ */
 static int
-sub_install(struct sessions *ss, struct session *s, const uint8_t *filter,
+sub_install(struct walsvc *ws, struct session *s, const uint8_t *filter,
     size_t len, const struct sub_options *opts)
 {
+	struct sessions		*ss = ws->sessions;
 	struct topic_filter	 tf;
 	struct ssub		*u, **up;
 	uint32_t		 count;
@@ -407,25 +424,49 @@ sub_install(struct sessions *ss, struct session *s, const uint8_t *filter,
 	memcpy(u->filter, filter, len);
 	u->next = NULL;
 	*up = u;	/* at the end: the client's order */
+	if (tf.share != NULL)
+		shares_announce(ws, filter, len, count);
 	return 0;
 }
 
+/* Out of the table (the session keeps the filter in its list). */
 static void
-sub_uninstall(struct sessions *ss, struct session *s, const uint8_t *filter,
+table_remove(struct walsvc *ws, struct session *s, const uint8_t *filter,
     size_t len)
 {
 	struct topic_filter	 tf;
-	struct ssub		*u, **up;
 	uint32_t		 count;
 
-	if (topic_filter_parse(filter, len, &tf) == TOPIC_OK)
-		sub_remove_local(ss->table, &tf, s, &count);
+	if (topic_filter_parse(filter, len, &tf) == TOPIC_OK &&
+	    sub_remove_local(ws->sessions->table, &tf, s, &count) == 0 &&
+	    tf.share != NULL)
+		shares_announce(ws, filter, len, count);
+}
+
+static void
+sub_uninstall(struct walsvc *ws, struct session *s, const uint8_t *filter,
+    size_t len)
+{
+	struct ssub	*u, **up;
+
+	table_remove(ws, s, filter, len);
 	for (up = &s->subs; (u = *up) != NULL; up = &u->next)
 		if (u->len == len && memcmp(u->filter, filter, len) == 0) {
 			*up = u->next;
 			free(u);
 			return;
 		}
+}
+
+static void
+subs_free(struct session *s)
+{
+	struct ssub	*u;
+
+	while ((u = s->subs) != NULL) {
+		s->subs = u->next;
+		free(u);
+	}
 }
 
 static void
@@ -459,16 +500,25 @@ unlink_lists(struct sessions *ss, struct session *s)
 			}
 }
 
-/* The session and everything it holds go, in memory and in the index. */
+static void	shares_move(struct walsvc *, struct session *, uint64_t);
+
+/*
+ * The session and everything it holds go, in memory and in the index,
+ * as the record at lsn says.  It leaves its shared groups first, so that
+ * its shared messages not delivered go to one of the other members.
+ */
 static void
-session_destroy(struct walsvc *ws, struct session *s)
+session_destroy(struct walsvc *ws, struct session *s, uint64_t lsn)
 {
 	struct sessions	*ss = ws->sessions;
+	struct ssub	*u;
 	struct entry	*e;
 	size_t		 i;
 
-	while (s->subs)
-		sub_uninstall(ss, s, s->subs->filter, s->subs->len);
+	for (u = s->subs; u != NULL; u = u->next)
+		table_remove(ws, s, u->filter, u->len);
+	shares_move(ws, s, lsn);
+	subs_free(s);
 	for (i = 0; i < s->qlen; i++) {
 		e = entry_at(s, i);
 		if (e->state != ENTRY_DONE) {
@@ -623,7 +673,7 @@ apply_session(struct walsvc *ws, const struct wal_record *rec)
 				log_warnx("session created over a stored one; "
 				    "the old one is dropped", "client=%.*s",
 				    (int)r.idlen, (const char *)r.client_id);
-				session_destroy(ws, s);
+				session_destroy(ws, s, rec->lsn);
 			}
 			if ((s = session_new(ss, r.node, rec->lsn, r.client_id,
 			    r.idlen)) == NULL) {
@@ -666,7 +716,7 @@ apply_session(struct walsvc *ws, const struct wal_record *rec)
 		    r.why == WALREC_END_EXPIRED ? "expired" :
 		    r.why == WALREC_END_CLEAN_START ? "clean-start" :
 		    r.why == WALREC_END_DELETED ? "deleted" : "disconnect");
-		session_destroy(ws, s);
+		session_destroy(ws, s, rec->lsn);
 		break;
 	}
 }
@@ -687,12 +737,12 @@ apply_subscription(struct walsvc *ws, const struct wal_record *rec)
 	if ((s = find_sid(ss, r.node, r.sid)) == NULL || s->epoch != r.epoch)
 		return;		/* a connection that no longer holds it */
 	if (r.op == WALREC_SUB_ADD) {
-		if (sub_install(ss, s, r.filter, r.len, &r.options) == -1)
+		if (sub_install(ws, s, r.filter, r.len, &r.options) == -1)
 			log_limited(&rl, LOG_LEVEL_ERROR, "cannot keep a "
 			    "subscription (out of memory or bad filter)",
 			    "client=%.*s", (int)s->idlen, s->client_id);
 	} else
-		sub_uninstall(ss, s, r.filter, r.len);
+		sub_uninstall(ws, s, r.filter, r.len);
 	mark_dirty(ss, s);
 }
 
@@ -811,105 +861,90 @@ drop_for(struct walsvc *ws, struct session *s, const char *why)
 	    (unsigned long long)ws->sessions->dropped);
 }
 
-/* Queue the message at `rec` for session s at QoS qos. */
+/* Queue message b (NULL: there was no memory for it) for session s. */
 static void
-enqueue(struct walsvc *ws, struct session *s, const struct wal_record *rec,
-    const struct walrec_publish *p, uint8_t qos, uint8_t retain)
+enqueue(struct walsvc *ws, struct session *s, struct body *b, uint8_t qos,
+    uint8_t retain, uint8_t shared)
 {
 	struct sessions		*ss = ws->sessions;
 	const struct config	*cfg = &ws->proc->cfg;
-	struct body		*b;
+	struct entry		*e;
 	uint64_t		 seq;
 
+	if (b == NULL) {
+		drop_for(ws, s, "out of memory");
+		return;
+	}
 	if ((int64_t)s->qlen >= config_num(cfg, OPT_mqtt_max_queued_messages)) {
 		drop_for(ws, s, "mqtt.max-queued-messages reached");
 		return;
 	}
-	if ((int64_t)(s->qbytes + p->len) > config_num(cfg,
+	if ((int64_t)(s->qbytes + b->len) > config_num(cfg,
 	    OPT_mqtt_max_queued_bytes)) {
 		drop_for(ws, s, "mqtt.max-queued-bytes reached");
 		return;
 	}
 	seq = s->next_seq;
-	if ((b = body_ref(ws, rec->lsn)) == NULL ||
-	    body_fill(ws, b, p) == -1 ||
-	    queue_push(s, seq, b, qos) == -1) {
-		if (b)
-			body_unref(ws, b);
+	if (queue_push(s, seq, body_ref(ws, b->lsn), qos) == -1) {
+		body_unref(ws, b);
 		drop_for(ws, s, "out of memory");
 		return;
 	}
-	s->qbytes += p->len;
+	s->qbytes += b->len;
 	ss->queued++;
-	entry_at(s, s->qlen - 1)->retain = retain;
-	entry_at(s, s->qlen - 1)->live = s->owned;
-	index_queue_put(ws->index, s->node, s->sid, seq, rec->lsn, qos,
-	    row_state(entry_at(s, s->qlen - 1)));
+	e = entry_at(s, s->qlen - 1);
+	e->retain = retain;
+	e->shared = shared;
+	e->live = s->owned;
+	index_queue_put(ws->index, s->node, s->sid, seq, b->lsn, qos,
+	    row_state(e));
 	mark_ready(ss, s);
 }
 
 /*
+ * The message of the publish record being applied, with a reference
+ * held in *held, taken once for all the queues it goes to; NULL when
+ * there is no memory for it.
+ */
+static struct body *
+record_body(struct walsvc *ws, const struct wal_record *rec,
+    const struct walrec_publish *p, struct body **held)
+{
+	if (*held == NULL && (*held = body_ref(ws, rec->lsn)) != NULL &&
+	    body_fill(ws, *held, p) == -1) {
+		body_unref(ws, *held);
+		*held = NULL;
+	}
+	return *held;
+}
+
+/*
  * A message is queued once per session, at the highest QoS of that
- * session's matching subscriptions (capped by the message's), unless
- * that is 0 (the worker delivers those directly to an online client) or
- * every match is a no-local filter of the session that published it.
+ * session's matching plain subscriptions (capped by the message's),
+ * unless that is 0 (the worker delivers those directly to an online
+ * client) or every match is a no-local filter of the session that
+ * published it.  Shared groups are not matched here (sub_match() keeps
+ * them apart): they queue a message only through a pick.
  */
 static void
-apply_publish(struct walsvc *ws, const struct wal_record *rec)
+queue_plain(struct walsvc *ws, const struct wal_record *rec,
+    const struct walrec_publish *p, const struct mqtt_publish *m,
+    struct body **held)
 {
 	static struct log_ratelimit	 rl;
 	struct sessions			*ss = ws->sessions;
-	struct walrec_publish		 p;
-	struct mqtt_packet		 pkt;
 	struct session			*s, **grown;
 	size_t				 i, n = 0, cap;
 	uint64_t			 stamp;
 	uint8_t				 qos;
 	int				 queue0;
 
-	if (walrec_publish_decode(rec->payload, rec->length, &p) == -1 ||
-	    p.len < 2) {
-		log_limited(&rl, LOG_LEVEL_WARN, "malformed publish record not "
-		    "queued", "lsn=%llu", (unsigned long long)rec->lsn);
-		return;
-	}
-	/*
-	 * Most records concern no stored session: not a will, not retained,
-	 * not a stored session's QoS 2 message, and nothing to match (or
-	 * QoS 0 that is not queued).  The fixed header says so without
-	 * decoding the packet, which under load is much of walsvc's work.
-	 */
-	qos = (p.packet[0] >> 1) & 3;
 	queue0 = config_num(&ws->proc->cfg, OPT_mqtt_queue_qos0) != 0;
-	if (p.will == 0 && (p.packet[0] & 1) == 0 && (qos != 2 ||
-	    p.sid == 0) && (sub_local_count(ss->table) == 0 || (qos == 0 &&
-	    !queue0)))
+	if (sub_local_count(ss->table) == 0 || (m->qos == 0 && !queue0) ||
+	    m->topic.len == 0)
 		return;
-	if (mqtt_decode_stored_publish(p.packet, p.len, p.level, &pkt) == -1) {
-		log_limited(&rl, LOG_LEVEL_WARN, "malformed publish record not "
-		    "queued", "lsn=%llu", (unsigned long long)rec->lsn);
-		return;
-	}
-	if (p.will != 0)
-		wills_apply_published(ws, p.will);
-	/* received from a stored session: its id is taken until released
-	 * (a will has none) */
-	if (pkt.publish.qos == 2 && p.sid != 0 && p.will == 0 &&
-	    (s = find_sid(ss, p.node, p.sid)) != NULL) {
-		if (q2in_add(s, p.packet_id) == -1)
-			log_limited(&rl, LOG_LEVEL_ERROR, "out of memory keeping "
-			    "a QoS 2 packet id", "client=%.*s", (int)s->idlen,
-			    s->client_id);
-		mark_dirty(ss, s);
-	}
-	if (pkt.publish.retain && pkt.publish.topic.len > 0 &&
-	    config_num(&ws->proc->cfg, OPT_mqtt_retain_available))
-		retained_apply(ws, rec, &p, &pkt.publish);
-	if (sub_local_count(ss->table) == 0 || (pkt.publish.qos == 0 &&
-	    !queue0) || pkt.publish.topic.len == 0)
-		return;
-	if (sub_match(ss->table, pkt.publish.topic.data,
-	    pkt.publish.topic.len, &ss->match) == -1) {
+	if (sub_match(ss->table, m->topic.data, m->topic.len,
+	    &ss->match) == -1) {
 		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory matching stored "
 		    "sessions; message not queued", "lsn=%llu",
 		    (unsigned long long)rec->lsn);
@@ -918,8 +953,8 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 	stamp = ++ss->match_stamp;
 	for (i = 0; i < ss->match.nhits; i++) {
 		s = ss->match.hits[i].owner;
-		if (ss->match.hits[i].options.no_local && p.sid == s->sid &&
-		    p.node == s->node)
+		if (ss->match.hits[i].options.no_local && p->sid == s->sid &&
+		    p->node == s->node)
 			continue;
 		qos = ss->match.hits[i].options.qos;
 		if (s->match_stamp != stamp) {
@@ -942,14 +977,233 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 	}
 	for (i = 0; i < n; i++) {
 		s = ss->matched[i];
-		qos = s->match_qos < pkt.publish.qos ? s->match_qos :
-		    pkt.publish.qos;
+		qos = s->match_qos < m->qos ? s->match_qos : m->qos;
 		/* QoS 0 only for a session away (mqtt.queue-qos0): its
 		 * worker delivers it to one that is online */
 		if (qos > 0 || (queue0 && s->offline_since != 0))
-			enqueue(ws, s, rec, &p, qos,
-			    s->match_rap && pkt.publish.retain);
+			enqueue(ws, s, record_body(ws, rec, p, held), qos,
+			    s->match_rap && m->retain, 0);
 	}
+}
+
+static int
+member_cmp(const void *a, const void *b)
+{
+	const struct session	*x = (*(struct sub_hit *const *)a)->owner;
+	const struct session	*y = (*(struct sub_hit *const *)b)->owner;
+
+	if (x->node != y->node)
+		return x->node < y->node ? -1 : 1;
+	return x->sid < y->sid ? -1 : x->sid > y->sid;
+}
+
+/*
+ * Group g's stored member k mod n (of its n, ordered by node and session
+ * id: the order is a function of the log, so a replay chooses the same
+ * one) gets message b, at the lower of the message's QoS and its
+ * subscription's, QoS 0 included: an online member's worker writes
+ * that off once sent.  The record at `decided` chose so: the message
+ * waits for it to be shippable.  Returns -1 when the group has no
+ * stored member.
+ */
+static int
+place_shared(struct walsvc *ws, const struct sub_group *g, uint64_t k,
+    struct body *b, const struct mqtt_publish *m, uint64_t decided)
+{
+	struct sessions	*ss = ws->sessions;
+	struct session	*s;
+	struct sub_hit	**grown, *hit;
+	size_t		 i, n = g != NULL ? sub_group_local_count(g) : 0;
+
+	if (n == 0)
+		return -1;
+	if (n > ss->members_cap) {
+		if ((grown = reallocarray(ss->members, n,
+		    sizeof(*grown))) == NULL) {
+			/* no member can be told from another: dropped */
+			drop_for(ws, sub_group_local(g, 0)->owner,
+			    "out of memory ordering a shared group");
+			return 0;
+		}
+		ss->members = grown;
+		ss->members_cap = n;
+	}
+	for (i = 0; i < n; i++)
+		ss->members[i] = sub_group_local(g, i);
+	qsort(ss->members, n, sizeof(*ss->members), member_cmp);
+	hit = ss->members[k % n];
+	s = hit->owner;
+	if (decided > s->ship_from)
+		s->ship_from = decided;
+	enqueue(ws, s, b, hit->options.qos < m->qos ? hit->options.qos :
+	    m->qos, hit->options.retain_as_published && m->retain, 1);
+	return 0;
+}
+
+/*
+ * Format 4: each shared group that picked one of walsvc's members names
+ * itself and k.  A group left without stored members since the worker
+ * picked goes to a worker, to place with a clean member.
+ */
+static void
+queue_picks(struct walsvc *ws, const struct wal_record *rec,
+    const struct walrec_publish *p, const struct mqtt_publish *m,
+    struct body **held)
+{
+	static struct log_ratelimit	 rl;
+	struct buf_reader		 rd;
+	struct topic_filter		 tf;
+	struct body			*b;
+	const uint8_t			*group;
+	size_t				 len;
+	uint32_t			 k;
+
+	if ((b = record_body(ws, rec, p, held)) == NULL) {
+		ws->sessions->dropped += p->npicks;
+		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory placing a "
+		    "shared message", "lsn=%llu", (unsigned long long)rec->lsn);
+		return;
+	}
+	/* walrec_publish_decode() checked the list */
+	buf_reader_init(&rd, p->picks, p->picks_len);
+	while (walrec_pick_next(&rd, &k, &group, &len) == 1) {
+		if (topic_filter_parse(group, len, &tf) != TOPIC_OK ||
+		    tf.share == NULL) {
+			log_limited(&rl, LOG_LEVEL_WARN, "shared pick of a "
+			    "filter that is not shared ignored", "lsn=%llu",
+			    (unsigned long long)rec->lsn);
+			continue;
+		}
+		if (place_shared(ws, sub_group_find(ws->sessions->table, &tf),
+		    k, b, m, rec->lsn) == -1)
+			shares_hand_off(ws, rec->lsn, b, group, len);
+	}
+}
+
+/*
+ * A stored session ends (session_destroy(), after it left its groups):
+ * each of its shared messages whose delivery is not complete goes to
+ * another stored member of the first of its groups, in the client's
+ * order, that matches the topic and has one: member (the entry's
+ * sequence mod n), as place_shared() orders them, so a replay does the
+ * same (MQTT-4.8.2-4, -5).  Complete are those delivered and those the
+ * client refused (MQTT-4.8.2-6: its worker logs them delivered); a QoS 2
+ * message whose PUBREC was recorded stays, and goes with the session.
+ * With no stored member left, a worker places it with a clean one; one
+ * that none of the session's groups matches any more (it left the group
+ * that placed it) goes with the session.
+ */
+static void
+shares_move(struct walsvc *ws, struct session *s, uint64_t lsn)
+{
+	struct sessions		*ss = ws->sessions;
+	struct topic_filter	 tf;
+	struct mqtt_packet	 pkt;
+	const struct ssub	*u, *first;
+	struct entry		*e;
+	uint64_t		 from = UINT64_MAX, to = 0;
+	size_t			 i;
+
+	/* replaying, bodies from the index have no bytes yet: the topic
+	 * decides, so those are read now */
+	for (i = 0; i < s->qlen; i++) {
+		e = entry_at(s, i);
+		if (e->shared && e->state == ENTRY_QUEUED &&
+		    e->body->packet == NULL) {
+			from = e->body->loc < from ? e->body->loc : from;
+			to = e->body->loc > to ? e->body->loc : to;
+		}
+	}
+	if (from != UINT64_MAX && bodies_read(ws, from, to) == -1)
+		log_error("cannot read the shared messages of an ended session "
+		    "from the log; they are lost", "client=%.*s",
+		    (int)s->idlen, s->client_id);
+	for (i = 0; i < s->qlen; i++) {
+		e = entry_at(s, i);
+		if (!e->shared || e->state != ENTRY_QUEUED ||
+		    e->body->packet == NULL ||
+		    mqtt_decode_stored_publish(e->body->packet, e->body->len,
+		    e->body->level, &pkt) == -1)
+			continue;
+		first = NULL;
+		for (u = s->subs; u != NULL; u = u->next) {
+			if (topic_filter_parse(u->filter, u->len, &tf) !=
+			    TOPIC_OK || tf.share == NULL ||
+			    !topic_match(tf.filter, tf.filter_len,
+			    pkt.publish.topic.data, pkt.publish.topic.len))
+				continue;
+			if (first == NULL)
+				first = u;
+			if (place_shared(ws, sub_group_find(ss->table, &tf),
+			    e->seq, e->body, &pkt.publish, lsn) == 0)
+				break;
+		}
+		if (u == NULL && first != NULL)
+			shares_hand_off(ws, lsn, e->body, first->filter,
+			    first->len);
+	}
+}
+
+/*
+ * Most records concern no stored session: not a will, not retained,
+ * not a stored session's QoS 2 message, no shared pick, and nothing to
+ * match (or QoS 0 that is not queued).  The fixed header says so without
+ * decoding the packet, which under load is much of walsvc's work.
+ */
+static int
+concerns_no_session(struct walsvc *ws, const struct walrec_publish *p)
+{
+	uint8_t	 qos = (p->packet[0] >> 1) & 3;
+
+	return p->will == 0 && (p->packet[0] & 1) == 0 && (qos != 2 ||
+	    p->sid == 0) && p->npicks == 0 &&
+	    (sub_local_count(ws->sessions->table) == 0 || (qos == 0 &&
+	    !config_num(&ws->proc->cfg, OPT_mqtt_queue_qos0)));
+}
+
+static void
+apply_publish(struct walsvc *ws, const struct wal_record *rec)
+{
+	static struct log_ratelimit	 rl;
+	struct sessions			*ss = ws->sessions;
+	struct walrec_publish		 p;
+	struct mqtt_packet		 pkt;
+	struct session			*s;
+	struct body			*held = NULL;
+
+	if (walrec_publish_decode(rec->payload, rec->length, &p) == -1 ||
+	    p.len < 2) {
+		log_limited(&rl, LOG_LEVEL_WARN, "malformed publish record not "
+		    "queued", "lsn=%llu", (unsigned long long)rec->lsn);
+		return;
+	}
+	if (concerns_no_session(ws, &p))
+		return;
+	if (mqtt_decode_stored_publish(p.packet, p.len, p.level, &pkt) == -1) {
+		log_limited(&rl, LOG_LEVEL_WARN, "malformed publish record not "
+		    "queued", "lsn=%llu", (unsigned long long)rec->lsn);
+		return;
+	}
+	if (p.will != 0)
+		wills_apply_published(ws, p.will);
+	/* received from a stored session: its id is taken until released
+	 * (a will has none) */
+	if (pkt.publish.qos == 2 && p.sid != 0 && p.will == 0 &&
+	    (s = find_sid(ss, p.node, p.sid)) != NULL) {
+		if (q2in_add(s, p.packet_id) == -1)
+			log_limited(&rl, LOG_LEVEL_ERROR, "out of memory keeping "
+			    "a QoS 2 packet id", "client=%.*s", (int)s->idlen,
+			    s->client_id);
+		mark_dirty(ss, s);
+	}
+	if (pkt.publish.retain && pkt.publish.topic.len > 0 &&
+	    config_num(&ws->proc->cfg, OPT_mqtt_retain_available))
+		retained_apply(ws, rec, &p, &pkt.publish);
+	queue_plain(ws, rec, &p, &pkt.publish, &held);
+	if (p.npicks > 0)
+		queue_picks(ws, rec, &p, &pkt.publish, &held);
+	if (held != NULL)
+		body_unref(ws, held);
 }
 
 void
@@ -1040,8 +1294,9 @@ ship(struct walsvc *ws, struct session *s)
 			s->ship_next++;
 			continue;
 		}
-		if (e->body->lsn > ws->shippable_lsn || e->body->packet == NULL ||
-		    e->seq - first >= ID_SPACE)
+		if (e->body->lsn > ws->shippable_lsn ||
+		    s->ship_from > ws->shippable_lsn ||
+		    e->body->packet == NULL || e->seq - first >= ID_SPACE)
 			break;
 		if (msg_expiry_left(e->body->expiry, e->body->received, now,
 		    &left) == -1) {
@@ -1069,7 +1324,8 @@ ship(struct walsvc *ws, struct session *s)
 		buf_add_u8(b, e->qos);
 		buf_add_u8(b, (e->dup ? IPC_SESS_MSG_DUP : 0) |
 		    (e->state == ENTRY_RECEIVED ? IPC_SESS_MSG_RELEASE : 0) |
-		    (e->retain ? IPC_SESS_MSG_RETAIN : 0));
+		    (e->retain ? IPC_SESS_MSG_RETAIN : 0) |
+		    (e->shared ? IPC_SESS_MSG_SHARED : 0));
 		buf_add_u8(b, e->body->level);
 		buf_add_u8(b, 0);
 		buf_add_u32(b, left);
@@ -1199,6 +1455,7 @@ sessions_durable(struct walsvc *ws)
 	grants_run(ws);
 	ready_run(ws);
 	wills_durable(ws);
+	shares_durable(ws);
 }
 
 /* ---------------------------------------------------------------------
@@ -1559,7 +1816,7 @@ load_session(void *arg, uint16_t node, uint64_t sid, const uint8_t *row,
 		flen = buf_read_u16(&rd);
 		if ((filter = buf_read_ptr(&rd, flen)) != NULL &&
 		    walrec_sub_flags_set(&o, flags) == 0 &&
-		    sub_install(ss, s, filter, flen, &o) == -1)
+		    sub_install(ws, s, filter, flen, &o) == -1)
 			log_warnx("stored subscription not restored",
 			    "client=%.*s", (int)idlen, (const char *)id);
 	}
@@ -1616,7 +1873,8 @@ load_entry(void *arg, uint16_t node, uint64_t sid, uint64_t seq, uint64_t lsn,
 	 * written off as expired (MQTT-4.4.0-1) */
 	entry_at(s, s->qlen - 1)->dup = seq <= s->sent_seq;
 	entry_at(s, s->qlen - 1)->retain = (state & ROW_RETAIN) != 0;
-	if ((state & ~ROW_RETAIN) == ENTRY_RECEIVED && qos == 2)
+	entry_at(s, s->qlen - 1)->shared = (state & ROW_SHARED) != 0;
+	if ((state & ~(ROW_RETAIN | ROW_SHARED)) == ENTRY_RECEIVED && qos == 2)
 		entry_at(s, s->qlen - 1)->state = ENTRY_RECEIVED;
 	return 0;
 }
@@ -1648,7 +1906,9 @@ sessions_open(struct walsvc *ws)
 
 /*
  * After bodies_load(): an entry whose message the log no longer has is
- * dropped, loudly.  The queue's byte count is known only now.
+ * dropped, loudly.  The queue's byte count is known only now: counted
+ * afresh, since the replay counted the messages it queued (and uncounted
+ * loaded ones it saw acknowledged, whose size it did not know yet).
  */
 void
 sessions_drop_missing(struct walsvc *ws)
@@ -1661,6 +1921,7 @@ sessions_drop_missing(struct walsvc *ws)
 
 	for (i = 0; i < ss->nbuckets; i++)
 		for (s = ss->by_sid[i]; s; s = s->next_sid) {
+			s->qbytes = 0;
 			for (j = 0; j < s->qlen; j++) {
 				e = entry_at(s, j);
 				if (e->state == ENTRY_DONE || e->body == NULL)
@@ -1711,6 +1972,14 @@ sessions_gauges(const struct walsvc *ws, struct sessions_gauges *g)
 		}
 }
 
+/* The filters of the stored sessions, each with its number of them. */
+void
+sessions_filters(struct walsvc *ws, void (*fn)(const uint8_t *, size_t,
+    uint32_t, void *), void *arg)
+{
+	sub_local_filters(ws->sessions->table, fn, arg);
+}
+
 void
 sessions_close(struct walsvc *ws)
 {
@@ -1723,13 +1992,8 @@ sessions_close(struct walsvc *ws)
 		return;
 	for (i = 0; ss->by_sid != NULL && i < ss->nbuckets; i++)
 		for (s = ss->by_sid[i]; s; s = next) {
-			struct ssub *u;
-
 			next = s->next_sid;
-			while ((u = s->subs) != NULL) {
-				s->subs = u->next;
-				free(u);
-			}
+			subs_free(s);
 			for (j = 0; j < s->qlen; j++)
 				if (entry_at(s, j)->body)
 					body_unref(ws, entry_at(s, j)->body);
@@ -1749,6 +2013,7 @@ sessions_close(struct walsvc *ws)
 	free(ss->by_cid);
 	free(ss->heap);
 	free(ss->matched);
+	free(ss->members);
 	free(ss);
 	ws->sessions = NULL;
 }

@@ -93,6 +93,26 @@ walsvc_reply_link(struct walsvc *ws, uint8_t role, uint16_t slot, uint64_t gen)
 	return rl->link;
 }
 
+/*
+ * The link to the first running worker at or after peer *i, NULL when
+ * there is none; *i moves past it, so that a loop visits each once.
+ */
+struct ipc_link *
+walsvc_next_worker(struct walsvc *ws, size_t *i)
+{
+	const struct proc_peer	*p;
+	struct ipc_link		*link;
+
+	while (*i < ws->proc->npeers) {
+		p = &ws->proc->peers[(*i)++];
+		if (p->role == IPC_ROLE_WORKER && p->up &&
+		    (link = walsvc_reply_link(ws, IPC_ROLE_WORKER, p->slot,
+		    p->gen)) != NULL)
+			return link;
+	}
+	return NULL;
+}
+
 static void
 report_recovery(const struct wal_recovery *r, const char *dir)
 {
@@ -347,6 +367,8 @@ walsvc_serve(struct walsvc *ws)
 
 	mem = (uint64_t)config_num(&p->cfg, OPT_storage_memory_buffer);
 	ws->pending_limit = mem / 2;
+	if (shares_start(ws) == -1)
+		fatalx("out of memory setting up shared subscriptions", "");
 	if (registry_start(ws) == -1)
 		fatalx("cannot set up the client registry", "");
 	if (append_start(ws) == -1)
@@ -429,6 +451,7 @@ walsvc_stop(struct proc *p)
 	if (ws->endpoint != NULL)
 		append_stop(ws);
 	stats_publish(ws);
+	shares_close(ws);
 	sessions_close(ws);
 	wills_close(ws);
 	retained_close(ws);

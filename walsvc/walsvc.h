@@ -24,6 +24,7 @@ struct retained;
 struct sessions;
 struct bodies;
 struct wills;
+struct shares;
 struct mqtt_publish;
 struct walrec_publish;
 
@@ -137,6 +138,7 @@ struct walsvc {
 	struct retained		*retained;
 	struct bodies		*bodies;
 	struct wills		*wills;
+	struct shares		*shares;	/* once serving */
 	struct ipc_endpoint	*endpoint;
 	struct reply_link	*links;
 	struct stream		*streams[STREAM_BUCKETS];
@@ -177,6 +179,7 @@ void	 progress_start(struct progress *, const char *step);
 void	 progress_note(struct progress *, uint64_t done, uint64_t total);
 struct ipc_link	*walsvc_reply_link(struct walsvc *, uint8_t role, uint16_t slot,
 		    uint64_t gen);
+struct ipc_link	*walsvc_next_worker(struct walsvc *, size_t *peer);
 
 /* admin.c */
 void	 admin_request(struct walsvc *, const struct ipc_record *);
@@ -221,6 +224,7 @@ int	 body_fill(struct walsvc *, struct body *,
 	    const struct walrec_publish *);
 void	 body_unref(struct walsvc *, struct body *);
 int	 bodies_load(struct walsvc *);
+int	 bodies_read(struct walsvc *, uint64_t from, uint64_t to);
 int	 bodies_load_locations(struct walsvc *);
 size_t	 bodies_count(const struct walsvc *);
 void	 bodies_apply_copy(struct walsvc *, const struct wal_record *);
@@ -263,9 +267,22 @@ struct sessions_gauges {
 	uint64_t	 online, offline, queued, queued_bytes;
 };
 void	 sessions_gauges(const struct walsvc *, struct sessions_gauges *);
+void	 sessions_filters(struct walsvc *, void (*)(const uint8_t *filter,
+	    size_t len, uint32_t count, void *arg), void *arg);
 uint32_t sessions_expiry_of(struct walsvc *, const uint8_t *id, size_t len);
 void	 sessions_id_of(struct walsvc *, const uint8_t *id, size_t len,
 	    uint16_t *node, uint64_t *sid);
+
+/* shares.c */
+int	 shares_start(struct walsvc *);
+void	 shares_close(struct walsvc *);
+void	 shares_announce(struct walsvc *, const uint8_t *group, size_t len,
+	    uint32_t count);
+void	 shares_ask(struct walsvc *, const struct ipc_batch *,
+	    const struct ipc_record *);
+void	 shares_hand_off(struct walsvc *, uint64_t lsn, struct body *,
+	    const uint8_t *group, size_t len);
+void	 shares_durable(struct walsvc *);
 
 /* wills.c */
 int	 wills_open(struct walsvc *);

@@ -114,11 +114,113 @@ START_TEST(test_publish_refused)
 	b.data[2] = 1;
 	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
 	b.data[2] = 0;
-	b.data[0] = 4;
+	b.data[0] = 5;
 	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
 	b.data[0] = 0;
 	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
 	p.format = 7;
+	ck_assert_int_eq(walrec_publish_encode(&b, &p), -1);
+	buf_free(&b);
+}
+END_TEST
+
+/* Format 4: two picks, "$share/g/a/+" (k 5) and "$share/h/#" (k 0). */
+static void
+encode_picks(struct buf *b)
+{
+	struct walrec_publish	 p;
+	struct buf		 picks = BUF_INITIALIZER;
+
+	walrec_pick_add(&picks, 5, (const uint8_t *)"$share/g/a/+", 12);
+	walrec_pick_add(&picks, 0, (const uint8_t *)"$share/h/#", 10);
+	ck_assert(!buf_failed(&picks));
+	memset(&p, 0, sizeof(p));
+	p.format = WALREC_PUBLISH_V4;
+	p.level = 5;
+	p.sid = 42;
+	p.epoch = 1;
+	p.received = 1764859373123;
+	p.picks = picks.data;
+	p.picks_len = picks.len;
+	p.npicks = 2;
+	p.packet = packet;
+	p.len = sizeof(packet);
+	ck_assert_int_eq(walrec_publish_encode(b, &p), 0);
+	buf_free(&picks);
+}
+
+START_TEST(test_publish_picks)
+{
+	struct buf		 b = BUF_INITIALIZER;
+	struct buf_reader	 rd;
+	struct walrec_publish	 p;
+	const uint8_t		*f;
+	size_t			 flen;
+	uint32_t		 k;
+
+	encode_picks(&b);
+	/* 32, u16 n, 2 x (u32 k, u16 length) and the filters, the packet */
+	ck_assert_uint_eq(b.len, 32 + 2 + 12 + 12 + 10 + sizeof(packet));
+	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), 0);
+	ck_assert_uint_eq(p.format, 4);
+	ck_assert_uint_eq(p.sid, 42);
+	ck_assert_int_eq(p.received, 1764859373123);
+	ck_assert_uint_eq(p.npicks, 2);
+	ck_assert_uint_eq(p.picks_len, 12 + 12 + 10);
+	ck_assert_uint_eq(p.len, sizeof(packet));
+	ck_assert_mem_eq(p.packet, packet, sizeof(packet));
+	buf_reader_init(&rd, p.picks, p.picks_len);
+	ck_assert_int_eq(walrec_pick_next(&rd, &k, &f, &flen), 1);
+	ck_assert_uint_eq(k, 5);
+	ck_assert_uint_eq(flen, 12);
+	ck_assert_mem_eq(f, "$share/g/a/+", 12);
+	ck_assert_int_eq(walrec_pick_next(&rd, &k, &f, &flen), 1);
+	ck_assert_uint_eq(k, 0);
+	ck_assert_uint_eq(flen, 10);
+	ck_assert_mem_eq(f, "$share/h/#", 10);
+	ck_assert_int_eq(walrec_pick_next(&rd, &k, &f, &flen), 0);
+	/* other formats carry none */
+	buf_reset(&b);
+	encode_publish(&b, WALREC_PUBLISH_V2);
+	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), 0);
+	ck_assert_uint_eq(p.npicks, 0);
+	ck_assert_ptr_null(p.picks);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_publish_picks_refused)
+{
+	struct buf		 b = BUF_INITIALIZER;
+	struct walrec_publish	 p;
+	size_t			 cut, list = 2 + 12 + 12 + 10;
+
+	encode_picks(&b);
+	/* cut anywhere before the packet's first two bytes */
+	for (cut = 0; cut < 32 + list + 2; cut++)
+		ck_assert_msg(walrec_publish_decode(b.data, cut, &p) == -1,
+		    "accepted %zu bytes", cut);
+	/* no picks: a format 2 record, not a format 4 one */
+	b.data[32] = 0;
+	b.data[33] = 0;
+	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
+	/* more picks than there are: the packet read as one */
+	b.data[33] = 3;
+	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
+	/* an empty filter */
+	b.data[33] = 2;
+	b.data[32 + 2 + 4] = 0;
+	b.data[32 + 2 + 5] = 0;
+	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
+	/* a filter running past the record */
+	b.data[32 + 2 + 4] = 0xff;
+	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
+	/* and nothing to encode */
+	memset(&p, 0, sizeof(p));
+	p.format = WALREC_PUBLISH_V4;
+	p.packet = packet;
+	p.len = sizeof(packet);
+	buf_reset(&b);
 	ck_assert_int_eq(walrec_publish_encode(&b, &p), -1);
 	buf_free(&b);
 }
@@ -434,6 +536,8 @@ walrec_suite(void)
 	tcase_add_test(tc, test_publish_format_1);
 	tcase_add_test(tc, test_publish_will);
 	tcase_add_test(tc, test_publish_refused);
+	tcase_add_test(tc, test_publish_picks);
+	tcase_add_test(tc, test_publish_picks_refused);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("session");
 	tcase_add_test(tc, test_session_round_trip);
