@@ -106,14 +106,14 @@ ipc_type_name(uint16_t type)
 		return "WILL_PUBLISH";
 	case IPC_REG_SYNC_ASK:
 		return "REG_SYNC_ASK";
-	case IPC_SHARE_SET:
-		return "SHARE_SET";
-	case IPC_SHARE_RESET:
-		return "SHARE_RESET";
+	case IPC_STORED_SET:
+		return "STORED_SET";
+	case IPC_STORED_RESET:
+		return "STORED_RESET";
 	case IPC_SHARE_PUBLISH:
 		return "SHARE_PUBLISH";
-	case IPC_SHARE_ASK:
-		return "SHARE_ASK";
+	case IPC_STORED_ASK:
+		return "STORED_ASK";
 	case IPC_REG_REFUSED:
 		return "REG_REFUSED";
 	case IPC_ROUTE_SET:

@@ -109,8 +109,9 @@ enum ipc_type {
 				   u16 0, u32 session expiry, u64 last append
 				   sequence, u64 highest session sequence
 				   sent to the client), client id */
-	IPC_SHARE_ASK = 0x0305,	/* body empty: every group's stored member
-				   count, please (SHARE_RESET, SHARE_SET*) */
+	IPC_STORED_ASK = 0x0305,	/* body empty: every stored filter's
+					   count, please (STORED_RESET,
+					   STORED_SET*) */
 	IPC_RET_LOOKUP = 0x0304,	/* corr: conn; seq: the worker's number
 				   of the lookup (it may be sent twice);
 				   the retained messages for a SUBSCRIBE:
@@ -165,9 +166,10 @@ enum ipc_type {
 					   of walsvc, again until it has them
 					   all */
 
-	IPC_SHARE_SET = 0x038B,	/* body: u32 stored members of the group,
-				   "$share/GROUP/FILTER" */
-	IPC_SHARE_RESET = 0x038C,	/* body empty: forget walsvc's groups,
+	IPC_STORED_SET = 0x038B,	/* body: u32 stored sessions subscribed
+					   (0: none), the filter or
+					   "$share/GROUP/FILTER" */
+	IPC_STORED_RESET = 0x038C,	/* body empty: forget walsvc's filters,
 					   the whole list follows */
 	IPC_SHARE_PUBLISH = 0x038D,	/* body: u8 level, u8 0, u16 length,
 					   "$share/GROUP/FILTER", the PUBLISH:

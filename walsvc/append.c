@@ -295,8 +295,8 @@ walsvc_dispatch(struct ipc_batch *batch, void *arg)
 		case IPC_RET_LOOKUP:
 			retained_lookup(ws, batch, &rec);
 			break;
-		case IPC_SHARE_ASK:
-			shares_ask(ws, batch, &rec);
+		case IPC_STORED_ASK:
+			stored_ask(ws, batch, &rec);
 			break;
 		default:
 			log_limited(&rl, LOG_LEVEL_WARN, "unexpected message "

@@ -424,8 +424,9 @@ sub_install(struct walsvc *ws, struct session *s, const uint8_t *filter,
 	memcpy(u->filter, filter, len);
 	u->next = NULL;
 	*up = u;	/* at the end: the client's order */
-	if (tf.share != NULL)
-		shares_announce(ws, filter, len, count);
+	/* a group's every change counts, a plain filter's first */
+	if (tf.share != NULL || count == 1)
+		stored_announce(ws, filter, len, count);
 	return 0;
 }
 
@@ -439,8 +440,8 @@ table_remove(struct walsvc *ws, struct session *s, const uint8_t *filter,
 
 	if (topic_filter_parse(filter, len, &tf) == TOPIC_OK &&
 	    sub_remove_local(ws->sessions->table, &tf, s, &count) == 0 &&
-	    tf.share != NULL)
-		shares_announce(ws, filter, len, count);
+	    (tf.share != NULL || count == 0))
+		stored_announce(ws, filter, len, count);
 }
 
 static void
@@ -1196,10 +1197,13 @@ apply_publish(struct walsvc *ws, const struct wal_record *rec)
 			    s->client_id);
 		mark_dirty(ss, s);
 	}
-	if (pkt.publish.retain && pkt.publish.topic.len > 0 &&
+	/* a worker's record for its picks alone: the message was retained
+	 * and matched, if at all, by its publisher's record */
+	if (pkt.publish.retain && pkt.publish.topic.len > 0 && !p.picks_only &&
 	    config_num(&ws->proc->cfg, OPT_mqtt_retain_available))
 		retained_apply(ws, rec, &p, &pkt.publish);
-	queue_plain(ws, rec, &p, &pkt.publish, &held);
+	if (!p.picks_only)
+		queue_plain(ws, rec, &p, &pkt.publish, &held);
 	if (p.npicks > 0)
 		queue_picks(ws, rec, &p, &pkt.publish, &held);
 	if (held != NULL)

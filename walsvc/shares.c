@@ -1,14 +1,18 @@
 /*
- * shares.c - what the workers hear from walsvc about shared
- * subscriptions ($share/GROUP/FILTER; docs/architecture.md, "Shared
- * subscriptions").  sessions.c keeps the stored members and their
- * queues; this file speaks to the workers:
+ * shares.c - what the workers hear from walsvc about the stored
+ * sessions' subscriptions, shared ones ($share/GROUP/FILTER;
+ * docs/architecture.md, "Shared subscriptions") above all.  sessions.c
+ * keeps the stored members and their queues; this file speaks to the
+ * workers:
  *
- *   SHARE_SET      a group's number of stored members changed: every
- *                  running worker hears it, so that a publisher's worker
- *                  counts walsvc among the group's holders;
- *   SHARE_ASK      a worker whose log link started asks for all of them:
- *                  SHARE_RESET, then one SHARE_SET per group;
+ *   STORED_SET     a group's number of stored members changed, or a plain
+ *                  filter gained its first stored subscriber or lost its
+ *                  last: every running worker hears it, so that a
+ *                  publisher's worker counts walsvc among the group's
+ *                  holders, and knows whether anybody at all wants a
+ *                  message (PUBACK 0x10 when nobody does);
+ *   STORED_ASK     a worker whose log link started asks for all of them:
+ *                  STORED_RESET, then one STORED_SET per filter;
  *   SHARE_PUBLISH  a message walsvc cannot place with a stored member
  *                  (the group has none left) goes to a worker, which
  *                  places it with a clean member; only once the record
@@ -89,7 +93,7 @@ send_count(struct ipc_link *link, const uint8_t *group, size_t len,
 	struct buf	*b;
 	size_t		 start;
 
-	if ((b = ipc_link_record_begin(link, IPC_SHARE_SET, 0, 0, &start)) ==
+	if ((b = ipc_link_record_begin(link, IPC_STORED_SET, 0, 0, &start)) ==
 	    NULL)
 		return;
 	if (add_count(b, group, len, count) == -1)
@@ -98,9 +102,9 @@ send_count(struct ipc_link *link, const uint8_t *group, size_t len,
 		ipc_link_record_end(link, start);
 }
 
-/* The group's number of stored members is now `count` (0: none). */
+/* The stored subscribers of a filter or group are now `count` (0: none). */
 void
-shares_announce(struct walsvc *ws, const uint8_t *group, size_t len,
+stored_announce(struct walsvc *ws, const uint8_t *group, size_t len,
     uint32_t count)
 {
 	struct ipc_link	*link;
@@ -112,18 +116,15 @@ shares_announce(struct walsvc *ws, const uint8_t *group, size_t len,
 		send_count(link, group, len, count);
 }
 
-/* sessions_filters() reports plain filters too: only groups are told. */
 static void
-send_group(const uint8_t *filter, size_t len, uint32_t count, void *arg)
+send_filter(const uint8_t *filter, size_t len, uint32_t count, void *arg)
 {
-	if (len > TOPIC_SHARE_PREFIX_LEN && memcmp(filter,
-	    TOPIC_SHARE_PREFIX, TOPIC_SHARE_PREFIX_LEN) == 0)
-		send_count(arg, filter, len, count);
+	send_count(arg, filter, len, count);
 }
 
-/* SHARE_ASK: the whole list, to the worker that asked. */
+/* STORED_ASK: the whole list, to the worker that asked. */
 void
-shares_ask(struct walsvc *ws, const struct ipc_batch *batch,
+stored_ask(struct walsvc *ws, const struct ipc_batch *batch,
     const struct ipc_record *rec)
 {
 	static struct log_ratelimit	 rl;
@@ -138,9 +139,9 @@ shares_ask(struct walsvc *ws, const struct ipc_batch *batch,
 	if ((link = walsvc_reply_link(ws, IPC_ROLE_WORKER, batch->sender.slot,
 	    batch->sender.gen)) == NULL)
 		return;
-	if (ipc_link_send(link, IPC_SHARE_RESET, 0, 0, NULL, 0) == -1)
+	if (ipc_link_send(link, IPC_STORED_RESET, 0, 0, NULL, 0) == -1)
 		return;
-	sessions_filters(ws, send_group, link);
+	sessions_filters(ws, send_filter, link);
 }
 
 /*

@@ -193,6 +193,22 @@ waldump_payload(const uint8_t *p, uint32_t len)
 		fputs("...", stdout);
 }
 
+/* A format 4 publish: the shared groups walsvc places it with. */
+static void
+waldump_picks(const struct walrec_publish *pub)
+{
+	struct buf_reader	 rd;
+	const uint8_t		*f;
+	size_t			 flen;
+	uint32_t		 k;
+
+	printf(" picks_only=%u picks=", pub->picks_only);
+	buf_reader_init(&rd, pub->picks, pub->picks_len);
+	while (walrec_pick_next(&rd, &k, &f, &flen) == 1)
+		printf("%s%" PRIu32 ":%.*s", rd.off == 6 + flen ? "" : ",", k,
+		    (int)flen, (const char *)f);
+}
+
 /*
  * The fields of a payload in a known format; 1 if it was one, with the
  * bytes to preview in *p, *len (the message for a publish, nothing for
@@ -236,6 +252,8 @@ waldump_decoded(const struct wal_record *rec, const uint8_t **p, size_t *len)
 			    pub.sid, pub.epoch, pub.packet_id, pub.received);
 		if (pub.format == WALREC_PUBLISH_V3)
 			printf(" will=%" PRIu64, pub.will);
+		if (pub.format == WALREC_PUBLISH_V4)
+			waldump_picks(&pub);
 		printf(" qos=%u retain=%u topic_len=%zu", pkt.publish.qos,
 		    pkt.publish.retain, pkt.publish.topic.len);
 		*p = pkt.publish.payload.data;

@@ -276,9 +276,9 @@ void	 sessions_id_of(struct walsvc *, const uint8_t *id, size_t len,
 /* shares.c */
 int	 shares_start(struct walsvc *);
 void	 shares_close(struct walsvc *);
-void	 shares_announce(struct walsvc *, const uint8_t *group, size_t len,
+void	 stored_announce(struct walsvc *, const uint8_t *group, size_t len,
 	    uint32_t count);
-void	 shares_ask(struct walsvc *, const struct ipc_batch *,
+void	 stored_ask(struct walsvc *, const struct ipc_batch *,
 	    const struct ipc_record *);
 void	 shares_hand_off(struct walsvc *, uint64_t lsn, struct body *,
 	    const uint8_t *group, size_t len);

@@ -45,7 +45,7 @@ walsvc_arrived(struct worker *w, uint64_t gen)
 		registry_send_claims_again(w);
 		retained_send_again(w);
 	}
-	share_ask(w);
+	stored_ask(w);
 }
 
 static void
@@ -112,10 +112,10 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 				goto bad;
 			publish_will(w, rec.body, rec.len);
 			break;
-		case IPC_SHARE_SET:
-			share_stored_count(w, rec.body, rec.len);
+		case IPC_STORED_SET:
+			stored_count(w, rec.body, rec.len);
 			break;
-		case IPC_SHARE_RESET:
+		case IPC_STORED_RESET:
 			if (rec.len != 0)
 				goto bad;
 			sub_clear_remote(w->subs, share_walsvc_slot(w));
@@ -203,7 +203,7 @@ relinked_cb(void *arg)
 {
 	registry_send_claims_again(arg);
 	retained_send_again(arg);
-	share_ask(arg);
+	stored_ask(arg);
 }
 
 static void

@@ -361,28 +361,33 @@ share_handed(struct worker *w, const uint8_t *body, size_t len)
 	    text.len, len - 4 - text.len);
 }
 
-/* SHARE_SET: how many stored sessions a group has now. */
+/*
+ * STORED_SET: how many stored sessions subscribe to a filter or group
+ * now.  A group's count places messages; a plain filter's only says that
+ * somebody wants them (PUBACK 0x10 otherwise), walsvc queueing them
+ * from the log.
+ */
 void
-share_stored_count(struct worker *w, const uint8_t *body, size_t len)
+stored_count(struct worker *w, const uint8_t *body, size_t len)
 {
 	static struct log_ratelimit	 rl;
 	struct topic_filter		 tf;
 
 	if (len < 5 || topic_filter_parse(body + 4, len - 4, &tf) !=
-	    TOPIC_OK || tf.share == NULL) {
-		log_limited(&rl, LOG_LEVEL_WARN, "malformed shared group count "
+	    TOPIC_OK) {
+		log_limited(&rl, LOG_LEVEL_WARN, "malformed stored filter count "
 		    "from walsvc", "len=%zu", len);
 		return;
 	}
 	if (sub_set_remote(w->subs, &tf, share_walsvc_slot(w),
 	    buf_load_u32(body)) == -1)
 		log_limited(&rl, LOG_LEVEL_ERROR, "out of memory applying a "
-		    "shared group count", "");
+		    "stored filter count", "");
 }
 
 /* walsvc's counts, all of them (when the log link starts). */
 void
-share_ask(struct worker *w)
+stored_ask(struct worker *w)
 {
-	ipc_link_send(w->wal_link, IPC_SHARE_ASK, 0, 0, NULL, 0);
+	ipc_link_send(w->wal_link, IPC_STORED_ASK, 0, 0, NULL, 0);
 }

@@ -621,8 +621,8 @@ void	 share_forwarded(struct worker *, uint8_t flags, const uint8_t *picks,
 void	 share_place_again(struct worker *, uint8_t level, const uint8_t *raw,
 	    size_t rawlen, const struct mqtt_view *group);
 void	 share_handed(struct worker *, const uint8_t *body, size_t len);
-void	 share_stored_count(struct worker *, const uint8_t *body, size_t len);
-void	 share_ask(struct worker *);
+void	 stored_count(struct worker *, const uint8_t *body, size_t len);
+void	 stored_ask(struct worker *);
 
 /* deliver.c: messages to clients */
 /*

@@ -14,7 +14,7 @@ import struct
 
 import pmq
 from pmq import (connect_packet, encode_props, mqtt_str, packet, publish_packet,
-                 subscribe_packet, puback_packet, pubrec_packet, pubrel_packet,
+                 subscribe_packet, unsubscribe_packet, puback_packet, pubrec_packet, pubrel_packet,
                  pubcomp_packet, disconnect_packet, PINGREQ_PACKET)
 
 LIMIT = 1024    # both brokers' maximum packet size (bytes)
@@ -84,10 +84,7 @@ def sub(pid, filters, version, props=None):
 
 
 def unsub(pid, filters, version, props=None, flags=2):
-    body = struct.pack("!H", pid) + (encode_props(props) if version == 5 else b"")
-    for f in filters:
-        body += mqtt_str(f)
-    return packet(pmq.UNSUBSCRIBE, flags, body)
+    return unsubscribe_packet(pid, filters, version, props, flags)
 
 
 def pub(t, payload, qos=0, pid=1, version=4, **kw):

@@ -895,6 +895,13 @@ def subscribe_packet(pid, topics, version=4, props=None):
     return packet(SUBSCRIBE, 2, body)
 
 
+def unsubscribe_packet(pid, filters, version=4, props=None, flags=2):
+    body = struct.pack("!H", pid) + (encode_props(props) if version == 5 else b"")
+    for f in filters:
+        body += mqtt_str(f)
+    return packet(UNSUBSCRIBE, flags, body)
+
+
 def puback_packet(pid):
     return packet(PUBACK, 0, struct.pack("!H", pid))
 
