@@ -80,14 +80,42 @@ conn_send_packet(struct conn *c, const struct mqtt_packet *pkt)
 {
 	static struct log_ratelimit	 rl;
 	struct buf			*out = conn_out(c);
+	struct mqtt_packet		 bare;
 	size_t				 before = out->len;
 
-	if (mqtt_encode(out, pkt, c->level) == -1)
+	if (mqtt_encode(out, pkt, c->level) == -1) {
 		log_limited(&rl, LOG_LEVEL_ERROR, "cannot encode packet",
 		    "type=%s client=%.*s", mqtt_type_name(pkt->type),
 		    (int)c->client_id_len, c->client_id ? c->client_id : "");
-	else
-		stats_sent(c->w, pkt->type, out->len - before);
+		return;
+	}
+	/* MQTT 5: never more than the client's Maximum Packet Size
+	 * (MQTT-3.1.2-24); a DISCONNECT goes without its Reason String
+	 * then (MQTT-3.14.2-3); anything else not at all, and since the
+	 * exchange cannot go on without it, the connection ends */
+	if (c->max_out_packet && out->len - before > c->max_out_packet) {
+		buf_truncate(out, before);
+		if (pkt->type == MQTT_DISCONNECT && pkt->disconnect.props.present) {
+			bare = *pkt;
+			memset(&bare.disconnect.props, 0,
+			    sizeof(bare.disconnect.props));
+			conn_send_packet(c, &bare);
+			return;
+		}
+		log_limited(&rl, LOG_LEVEL_WARN, "packet not sent: larger than "
+		    "the client's maximum packet size", "type=%s client=%.*s "
+		    "maximum=%u", mqtt_type_name(pkt->type),
+		    (int)c->client_id_len, c->client_id ? c->client_id : "",
+		    c->max_out_packet);
+		/* no DISCONNECT before the CONNACK: closed as Mosquitto
+		 * closes */
+		if (pkt->type != MQTT_DISCONNECT)
+			conn_close(c, pkt->type == MQTT_CONNACK ? NO_REASON :
+			    MQTT_RC_PACKET_TOO_LARGE, "a packet larger than the "
+			    "client's maximum packet size");
+		return;
+	}
+	stats_sent(c->w, pkt->type, out->len - before);
 }
 
 void

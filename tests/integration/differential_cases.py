@@ -159,6 +159,9 @@ case("CONNECT", "5.0 keep alive 0", c5(keepalive=0))
 case("CONNECT", "5.0 authentication method", c5(props={"auth-method": "NOPE"}))
 case("CONNECT", "5.0 receive maximum 0", c5(props={"receive-maximum": 0}))
 case("CONNECT", "5.0 maximum packet size 0", c5(props={"maximum-packet-size": 0}))
+# the CONNACK with its Assigned Client Identifier cannot fit (MQTT-3.1.2-24)
+case("CONNECT", "5.0 maximum packet size below the CONNACK's",
+     c5("", props={"maximum-packet-size": 20}))
 case("CONNECT", "5.0 duplicate property",
      connect_with(5, 0x02, mqtt_str(cid()), props=b"\x0a\x11\x00\x00\x00\x01\x11\x00\x00\x00\x02"))
 case("CONNECT", "5.0 unknown property",
