@@ -56,6 +56,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_auth_method.py \
 	tests/integration/mqtt_queue_qos0.py \
 	tests/integration/mqtt_no_subscribers.py \
+	tests/integration/mqtt_server_limits.py \
 	tests/integration/differential.py \
 	tests/integration/storage_compaction.py \
 	tests/integration/storage_faults.py \
