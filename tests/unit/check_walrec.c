@@ -179,12 +179,25 @@ START_TEST(test_publish_picks)
 	ck_assert_uint_eq(flen, 10);
 	ck_assert_mem_eq(f, "$share/h/#", 10);
 	ck_assert_int_eq(walrec_pick_next(&rd, &k, &f, &flen), 0);
+	ck_assert_uint_eq(p.picks_only, 0);
+	/* for its picks alone: flag 1 at offset 22 */
+	b.data[23] = 1;
+	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), 0);
+	ck_assert_uint_eq(p.picks_only, 1);
+	ck_assert_uint_eq(p.npicks, 2);
+	/* an unknown flag is refused */
+	b.data[23] = 2;
+	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
+	b.data[23] = 0;
 	/* other formats carry none */
 	buf_reset(&b);
 	encode_publish(&b, WALREC_PUBLISH_V2);
 	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), 0);
 	ck_assert_uint_eq(p.npicks, 0);
 	ck_assert_ptr_null(p.picks);
+	/* ... nor flags */
+	b.data[23] = 1;
+	ck_assert_int_eq(walrec_publish_decode(b.data, b.len, &p), -1);
 	buf_free(&b);
 }
 END_TEST
