@@ -1121,7 +1121,10 @@ shares_move(struct walsvc *ws, struct session *s, uint64_t lsn)
 		    (int)s->idlen, s->client_id);
 	for (i = 0; i < s->qlen; i++) {
 		e = entry_at(s, i);
+		/* a QoS 2 message sent to the member goes to no other
+		 * (MQTT-4.8.2-5) */
 		if (!e->shared || e->state != ENTRY_QUEUED ||
+		    (e->qos == 2 && (e->dup || e->seq <= s->sent_seq)) ||
 		    e->body->packet == NULL ||
 		    mqtt_decode_stored_publish(e->body->packet, e->body->len,
 		    e->body->level, &pkt) == -1)

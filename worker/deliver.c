@@ -383,16 +383,20 @@ queue_copy(struct conn *c, uint8_t level, uint8_t qos, const uint8_t *raw,
 }
 
 /*
- * The shared delivery just put in the window stays with it until the
- * client completes it: if the session ends first, it goes to another
- * member (MQTT-4.8.2-5).  Out of memory, it is only not placed again.
+ * The shared QoS 1 delivery just put in the window stays with it until
+ * the client acknowledges it: if the session ends first, it goes to
+ * another member (MQTT 5.0 4.8.2).  A QoS 2 one never does: its delivery
+ * has begun, and it may go to no other member (MQTT-4.8.2-5).  Out of
+ * memory, it is only not placed again.
  */
 static void
 keep_shared(struct conn *c, uint8_t level, const uint8_t *raw, size_t rawlen,
     const struct mqtt_view *group)
 {
-	c->inflight[c->inflight_out - 1].keep = msg_copy(level, raw, rawlen,
-	    group);
+	struct inflight	*f = &c->inflight[c->inflight_out - 1];
+
+	if (f->qos == 1)
+		f->keep = msg_copy(level, raw, rawlen, group);
 }
 
 /* A message of this worker's routing, at its delivery QoS. */
@@ -614,9 +618,9 @@ deliver_queued(struct conn *c)
 }
 
 /*
- * A clean session ends: its shared deliveries that are not complete (in
- * the window and not PUBREC'd, or still queued) go to another member of
- * their group (MQTT-4.8.2-5), in the order they came.
+ * A clean session ends: its shared deliveries that are not complete go
+ * to another member of their group, in the order they came: QoS 1 ones
+ * in the window, and whatever is still queued (not sent, so not begun).
  */
 void
 deliver_share_again(struct conn *c)
@@ -728,9 +732,6 @@ pubrec_handle(struct conn *c, const struct mqtt_packet *pkt)
 		return;
 	}
 	if (f->seq == 0) {
-		/* the client has it: it is its member's for good */
-		free(f->keep);
-		f->keep = NULL;
 		f->released = 1;
 		deliver_ack(c, MQTT_PUBREL, f->id, 0);
 		return;

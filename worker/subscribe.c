@@ -232,7 +232,7 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 		}
 		ps->reasons[i++] = opts.qos;
 		/* 5.0 Retain Handling: 0 always, 1 if new, 2 never; none
-		 * for a shared subscription (MQTT 5.0 3.8.4) */
+		 * for a shared subscription (MQTT 5.0 3.3.1.3) */
 		if (retain && s.parsed.share == NULL && (c->level != MQTT_LEVEL_5 ||
 		    opts.retain_handling == 0 ||
 		    (opts.retain_handling == 1 && added == 0))) {
