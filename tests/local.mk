@@ -64,6 +64,7 @@ INTEGRATION_TESTS = \
 	tests/integration/walsvc_restart_sync.py \
 	tests/integration/walsvc_relink.py \
 	tests/integration/mqtt_cross_worker.py \
+	tests/integration/mqtt_shared.py \
 	tests/integration/mqtt_worker_kill.py \
 	tests/integration/mqtt_walsvc_kill.py \
 	tests/integration/kill9_client.py \

@@ -1248,24 +1248,43 @@ class RawClient:
                    unexpected or "nothing"))
         return elapsed
 
+    def _read_now(self):
+        """Add to buf what the socket holds now, without waiting."""
+        if self.closed:
+            return
+        self.sock.setblocking(False)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    self.closed = True
+                    return
+                self.buf += data
+        except BlockingIOError:
+            pass
+        except (ConnectionResetError, BrokenPipeError):
+            self.closed = True
+        finally:
+            self.sock.setblocking(True)
+
     def is_open(self):
         """True while the broker has not closed the connection (nothing may
         be waiting to be read)."""
-        if self.closed:
-            return False
-        self.sock.setblocking(False)
-        try:
-            data = self.sock.recv(65536)
-        except BlockingIOError:
-            return True
-        except (ConnectionResetError, BrokenPipeError):
-            data = b""
-        finally:
-            self.sock.setblocking(True)
-        self.buf += data
-        if not data:
-            self.closed = True
+        self._read_now()
         return not self.closed
+
+    def available(self):
+        """The packets that have come so far, without waiting: those kept
+        for later first, then the whole ones the socket holds (for a test
+        that watches several connections at once)."""
+        self._read_now()
+        out, self.pending = self.pending, []
+        while True:
+            got = split_packet(self.buf)
+            if not got:
+                return out
+            raw, self.buf = got
+            out.append(packet_of(raw, self.version))
 
     def close(self):
         try:
