@@ -22,9 +22,17 @@ them connected until every worker holds one.  Each scenario:
    SHOULD send a QoS 1 message to another member when the session ends;
    QoS 1 only: a QoS 2 message whose delivery began must go to no other
    member [MQTT-4.8.2-5]);
+4b. refused_and_begun: a clean member refuses one QoS 1 message (PUBACK
+   0x80) and holds two QoS 2 messages without PUBREC, then is cut off:
+   the refused one reaches nobody [MQTT-4.8.2-6], the QoS 2 ones nobody
+   else [MQTT-4.8.2-5], the QoS 1 ones it did not acknowledge the other
+   member;
 5. stored_member_away: a member with Session Expiry Interval 300 is away
    while messages come: its share waits for it and comes when it returns
    (clean start 0); together with the online members, each message once;
+5b. stored_qos2_completed: a stored member that got a QoS 2 message and
+   sent no PUBREC comes back: the message comes again, DUP set, to it
+   [MQTT-4.8.2-4];
 6. stored_member_ends: a stored member's session ends while its share
    waits, by a clean start over it or by its expiry: its share goes to
    the other members, stored (one away, which gets it on its return) or
@@ -53,8 +61,9 @@ Against Mosquitto (PMQ_TARGET=mosquitto) the scenarios it shares run on
 its one process, which checks the checks (2.0.11 takes the members
 strictly in turn, an away stored member included, as promptmqd does);
 it differs from promptmqd in the others, which are skipped there:
-- clean_member_leaves, stored_member_ends: it keeps a member's messages
-  with it until it comes back, and drops them when its session ends;
+- clean_member_leaves, refused_and_begun, stored_member_ends: it keeps a
+  member's messages with it until it comes back, and drops them when its
+  session ends;
 - no_local: it grants No Local on a $share filter (MQTT-3.8.3-4 makes it
   a Protocol Error);
 - unavailable: it cannot turn shared subscriptions off (its default
@@ -71,6 +80,7 @@ listed together at the end."""
 
 import collections
 import contextlib
+import struct
 import subprocess
 import sys
 
@@ -163,6 +173,7 @@ class RawMember(Member):
         Member.__init__(self, name, slot, pmq.unique(name))
         self.r.connect(self.client_id, props=props)
         self.ack = ack
+        self.pids = []      # of the messages in got, in order
         check(self.r.subscribe(self.flush_topic, 1) == [1],
               "%s: SUBACK for its marker topic" % name)
 
@@ -177,6 +188,8 @@ class RawMember(Member):
             check(p.type == pmq.PUBLISH, "%s: expected PUBLISH or PUBREL, got %r" %
                   (self.name, p))
             self._add(p.topic, p.payload, p.qos, p.props.get("subscription-id", ()))
+            if p.topic != self.flush_topic:
+                self.pids.append(p.pid)
             if self.ack and p.qos == 1:
                 self.r.send(pmq.puback_packet(p.pid))
             elif self.ack and p.qos == 2:
@@ -566,6 +579,79 @@ def stored_member_ends(b):
             exactly_once(members, want, what)
 
 
+def refused_and_begun(b):
+    """A clean member that refuses a QoS 1 message (PUBACK 0x80) and holds
+    QoS 2 messages without PUBREC, then is cut off: the refused message is
+    discarded (MQTT-4.8.2-6), the QoS 2 ones sent to it go to no other
+    member (MQTT-4.8.2-5); the QoS 1 ones it did not acknowledge do."""
+    base = pmq.unique("begun")
+    filt = "$share/%s/%s/#" % (pmq.unique("g"), base)
+    with contextlib.ExitStack() as done:
+        mute = RawMember(b, "mute", 5, ack=False, props={"session-expiry": 0})
+        done.callback(mute.close)
+        mute.join(filt, 2)
+        other = PahoMember(b, "other", 5, avoid=mute.slot)
+        done.callback(other.close)
+        other.join(filt, 2)
+        pub = publisher(b, done)
+        want1 = publish(pub, base + "/q1", "q1", 6, 1)
+        pmq.wait_for(lambda: poll_all([mute]) or len(mute.got) >= 3, MSG_TIMEOUT,
+                     "%s to get its 3 QoS 1 messages" % mute)
+        refused = mute.got[0]
+        mute.r.send(pmq.packet(pmq.PUBACK, 0, struct.pack("!HB", mute.pids[0], 0x80) +
+                               b"\x00"))
+        want2 = publish(pub, base + "/q2", "q2", 4, 2)
+        pmq.wait_for(lambda: poll_all([mute]) or len(mute.got) >= 5, MSG_TIMEOUT,
+                     "%s to get its 2 QoS 2 messages" % mute)
+        begun = {d.payload for d in mute.got if d.qos == 2}
+        check(len(begun) == 2, "%s got QoS 2 messages %s, expected 2" % (mute, begun))
+        mute.close()
+        b.wait_closed(mute.r.local_port)
+        moved = {d.payload for d in mute.got if d.qos == 1} - {refused.payload}
+        what = "after %s refused one QoS 1 message and held 2 QoS 2 ones" % mute
+        expect = (want1 | want2) - {refused.payload} - begun
+        gather([other], expect, what)
+        flush(pub, [other], what)
+        got = counts([other])
+        check(refused.payload not in got, "%s: the refused message %s went to %s "
+              "[MQTT-4.8.2-6]" % (what, refused.payload.decode(), other))
+        check(not begun & set(got), "%s: QoS 2 messages whose delivery had begun went "
+              "to %s: %s [MQTT-4.8.2-5]" % (what, other, sorted(begun & set(got))))
+        check(moved <= set(got), "%s: unacknowledged QoS 1 messages not moved" % what)
+        exactly_once([other], expect, what)
+
+
+def stored_qos2_completed(b):
+    """A stored member holding a QoS 2 message without PUBREC disconnects
+    and comes back: the message is sent to it again, DUP set
+    (MQTT-4.8.2-4), and to nobody else."""
+    base = pmq.unique("q2back")
+    filt = "$share/%s/%s/#" % (pmq.unique("g"), base)
+    with contextlib.ExitStack() as done:
+        cid = pmq.unique("holder")
+        r = pmq.RawClient(b.port, 5, "stored holder")
+        done.callback(r.close)
+        r.connect(cid, clean=True, props={"session-expiry": 300})
+        done.callback(lambda: end_session(b, cid))
+        check(r.subscribe([(filt, 2)]) == [2], "stored holder: SUBACK")
+        pub = publisher(b, done)
+        publish(pub, base + "/t", "only", 1, 2)
+        first = r.expect(pmq.PUBLISH)
+        r.close()
+        b.wait_closed(r.local_port)
+        again = pmq.RawClient(b.port, 5, "stored holder, back")
+        done.callback(again.close)
+        ack = again.connect(cid, clean=False, props={"session-expiry": 300})
+        check(ack.session_present, "stored holder: session present 0 on its return")
+        p = again.expect(pmq.PUBLISH)
+        check(p.payload == first.payload and p.qos == 2 and p.flags & 8,
+              "stored holder: on its return %r, expected %r again with DUP "
+              "[MQTT-4.8.2-4]" % (p, first))
+        again.send(pmq.pubrec_packet(p.pid))
+        again.expect(pmq.PUBREL)
+        again.send(pmq.pubcomp_packet(p.pid))
+
+
 def no_local(b):
     with contextlib.closing(pmq.RawClient(b.port, 5, "no local")) as r:
         r.connect(pmq.unique("nolocal"))
@@ -687,7 +773,10 @@ SCENARIOS = [
     ("plain_and_shared", plain_and_shared, (2,), None),
     ("clean_member_leaves", clean_member_leaves, (2, 3),
      "Mosquitto keeps a member's messages until it returns"),
+    ("refused_and_begun", refused_and_begun, (2,),
+     "Mosquitto keeps a member's messages until it returns"),
     ("stored_member_away", stored_member_away, (2,), None),
+    ("stored_qos2_completed", stored_qos2_completed, (2,), None),
     ("stored_member_ends", stored_member_ends, (2,),
      "Mosquitto drops the share of a member whose session ends"),
     ("no_local", no_local, (2,), "Mosquitto 2.0.11 grants No Local on $share"),
