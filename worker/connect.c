@@ -523,13 +523,46 @@ registry_refused(struct worker *w, uint64_t conn_id, uint8_t reason)
 }
 
 /* walsvc gave our client's id to a newer connection. */
+/*
+ * REG_RELEASE of connection conn_id; a release lost on the way (the log
+ * link started over) is made up by the next REG_SYNC or REG_KICK.
+ */
+static void
+send_release(struct worker *w, uint64_t conn_id, uint8_t flags,
+    uint32_t expiry, uint64_t sent, const uint8_t *id, size_t len)
+{
+	struct buf	*b;
+	size_t		 start;
+
+	if (len == 0 || len > 65535 || (b = ipc_link_record_begin(w->wal_link,
+	    IPC_REG_RELEASE, 0, conn_id, &start)) == NULL)
+		return;
+	buf_add_u8(b, flags);
+	buf_add_u8(b, 0);
+	buf_add_u16(b, 0);
+	buf_add_u32(b, expiry);
+	buf_add_u64(b, walc_last(w->walc));
+	buf_add_u64(b, sent);
+	buf_add(b, id, len);
+	if (buf_failed(b))
+		buf_truncate(b, start);
+	else
+		ipc_link_record_end(w->wal_link, start);
+}
+
 void
-registry_kick(struct worker *w, uint64_t conn_id, uint8_t reason)
+registry_kick(struct worker *w, uint64_t conn_id, uint8_t reason,
+    const uint8_t *client_id, size_t len)
 {
 	struct conn	*c = idmap_get(&w->conns_by_id, conn_id);
 
-	if (c == NULL)
+	/* gone, and walsvc did not hear so (its release was lost when the
+	 * log link started over): it hears now, not after its wait */
+	if (c == NULL) {
+		/* all it was shipped counts as sent; the claim's expiry */
+		send_release(w, conn_id, 0, 0, UINT64_MAX, client_id, len);
 		return;
+	}
 	/* the newer connection wins, even one still waiting for CONNACK;
 	 * an operator's kick (promptmqctl) the same way */
 	c->normal_close = 0;
@@ -572,27 +605,12 @@ registry_will_clear(struct conn *c)
 void
 registry_release(struct conn *c)
 {
-	struct buf	*b;
-	size_t		 start;
-
 	if (c->client_id == NULL)
 		return;
 	c->registered = 0;
-	if ((b = ipc_link_record_begin(c->w->wal_link, IPC_REG_RELEASE, 0,
-	    c->id, &start)) == NULL)
-		return;		/* walsvc learns it from the next REG_SYNC */
-	buf_add_u8(b, IPC_RELEASE_EXPIRY);
-	buf_add_u8(b, 0);
-	buf_add_u16(b, 0);
-	buf_add_u32(b, c->expiry);
-	buf_add_u64(b, walc_last(c->w->walc));
-	/* what walsvc shipped beyond it never reached the client */
-	buf_add_u64(b, c->sent_seq);
-	buf_add(b, c->client_id, c->client_id_len);
-	if (buf_failed(b))
-		buf_truncate(b, start);
-	else
-		ipc_link_record_end(c->w->wal_link, start);
+	/* what walsvc shipped beyond sent_seq never reached the client */
+	send_release(c->w, c->id, IPC_RELEASE_EXPIRY, c->expiry, c->sent_seq,
+	    (const uint8_t *)c->client_id, c->client_id_len);
 }
 
 /*

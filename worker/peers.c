@@ -134,7 +134,8 @@ worker_dispatch_walsvc(struct worker *w, struct ipc_batch *batch)
 		case IPC_REG_KICK:
 			if (rec.len < 1)
 				goto bad;
-			registry_kick(w, rec.corr, rec.body[0]);
+			registry_kick(w, rec.corr, rec.body[0], rec.body + 1,
+			    rec.len - 1);
 			break;
 		case IPC_REG_REFUSED:
 			if (rec.len != 1)

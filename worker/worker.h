@@ -564,7 +564,8 @@ void	 registry_granted(struct worker *, uint64_t conn_id,
 	    const uint8_t *body);
 void	 registry_session_sub(struct worker *, uint64_t conn_id,
 	    const uint8_t *body, size_t len);
-void	 registry_kick(struct worker *, uint64_t conn_id, uint8_t reason);
+void	 registry_kick(struct worker *, uint64_t conn_id, uint8_t reason,
+	    const uint8_t *client_id, size_t len);
 
 /* admin.c */
 struct proc;
