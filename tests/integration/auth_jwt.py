@@ -15,7 +15,9 @@ RS256 and ES256 signatures).
 - A password that is not shaped like a token still goes to the password
   file.
 - A client whose token expires while it is connected gets DISCONNECT
-  0x87 with the reason string "token expired" (5.0) and is closed.
+  0x87 with the reason string "token expired" (5.0) and is closed; one
+  whose Maximum Packet Size is too small for that string gets the
+  DISCONNECT without it [MQTT-3.14.2-3].
 - A reload to an EC P-256 public key takes ES256 tokens and refuses
   HS256 ones (the algorithm is the key's, never the token's); then an
   RSA 2048 key takes RS256 tokens.
@@ -40,6 +42,7 @@ from pmq import check
 OPENSSL = shutil.which("openssl")
 TOOL = os.path.join(pmq.BUILDDIR, "promptmq-passwd")
 SECRET = b"a-secret-of-forty-bytes-for-hs256-tokens"
+SMALL = 16      # bytes: a client's Maximum Packet Size, above the CONNACK's 11
 ACL = "user dev-1\ntopic readwrite dev/dev-1/#\n\nuser alice\ntopic readwrite alice/#\n"
 
 
@@ -86,11 +89,12 @@ def claims(**extra):
     return c
 
 
-def login(b, password, version=5, username="anything", expect=0):
-    """A raw client that sends password; its CONNACK code is expect."""
+def login(b, password, version=5, username="anything", expect=0, props=None):
+    """A raw client that sends password (and CONNECT properties props);
+    its CONNACK code is expect."""
     r = pmq.RawClient(b.port, version, "token login")
     try:
-        r.connect(pmq.unique("jwt"), username=username, password=password,
+        r.connect(pmq.unique("jwt"), username=username, password=password, props=props,
                   expect_reason=expect if version == 5 else (0 if expect == 0 else 5))
     except BaseException:
         r.close()
@@ -125,14 +129,29 @@ def accepted_as_dev1(b):
 
 
 def expires_while_connected(b):
-    r = login(b, token(claims(exp=int(time.time()) + 2)))
+    """DISCONNECT 0x87 "token expired"; to a client whose Maximum Packet
+    Size leaves no room for the Reason String (the CONNACK fits, the
+    DISCONNECT with it would take 20 bytes), DISCONNECT 0x87 without
+    it [MQTT-3.14.2-3]."""
+    exp = int(time.time()) + 3
+    r = login(b, token(claims(exp=exp)))
+    small = None
     try:
+        small = login(b, token(claims(exp=exp)), props={"maximum-packet-size": SMALL})
         p = r.expect(pmq.DISCONNECT, timeout=10, what="DISCONNECT when the token expires")
         check(p.reason == 0x87 and p.props.get("reason-string") == "token expired",
               "DISCONNECT %r %r, expected 0x87 'token expired'" % (p.reason, p.props))
         r.expect_closed(5)
+        p = small.expect(pmq.DISCONNECT, timeout=10,
+                         what="DISCONNECT within %d bytes when the token expires" % SMALL)
+        check(p.reason == 0x87 and not p.props and len(p.body) + 2 <= SMALL,
+              "Maximum Packet Size %d: DISCONNECT %r %r (%d bytes), expected 0x87 without "
+              "a Reason String" % (SMALL, p.reason, p.props, len(p.body) + 2))
+        small.expect_closed(5)
     finally:
         r.close()
+        if small:
+            small.close()
 
 
 def key_files(tmp):

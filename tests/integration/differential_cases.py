@@ -168,6 +168,19 @@ case("CONNECT", "5.0 unknown property",
      connect_with(5, 0x02, mqtt_str(cid()), props=b"\x02\x7e\x00"))
 case("CONNECT", "5.0 will property in CONNECT",
      connect_with(5, 0x02, mqtt_str(cid()), props=b"\x05\x18\x00\x00\x00\x01"))
+# [MQTT-3.1.2-14]: Will Retain 0, the will goes out with RETAIN 0 (to a
+# subscriber that asked for Retain As Published) and is not kept: a later
+# subscriber gets only the message retained on the marker topic it
+# subscribes to next (promptmqd sends retained messages after the SUBACK,
+# one SUBSCRIBE after the other: a PINGRESP alone is no barrier for them)
+t, m = topic("will"), topic("marker")
+case("CONNECT", "5.0 will with Will Retain 0",
+     step("s", c5() + sub(1, [(t, 0x08)], 5) + pub(m, "marker", 0, 0, 5, retain=True)),
+     step("a", connect_with(5, 0x06, mqtt_str(cid()) + b"\x00" + mqtt_str(t) + mqtt_str("gone")) +
+          disconnect_packet(5, 0x04)),
+     step("s", b"", publishes=1),
+     step("b", c5() + sub(1, [(t, 0)], 5) + sub(2, [(m, 0)], 5), publishes=1),
+     step("s", pub(m, "", 0, 0, 5, retain=True)))
 case("CONNECT", "3.1.1 second CONNECT", c4() + c4())
 case("CONNECT", "5.0 second CONNECT", c5() + c5())
 case("CONNECT", "PUBLISH before CONNECT", pub(topic(), "x", 1))
@@ -364,6 +377,30 @@ case("PUBLISH", "3.1.1 QoS 1 to $SYS", c4() + pub("$SYS/diff", "x", 1, 1, 4))
 case("PUBLISH", "5.0 QoS 2 to $SYS", c5() + pub("$SYS/diff", "x", 2, 1, 5))
 case("PUBLISH", "5.0 QoS 1 to a $share topic", c5() + pub("$share/g/diff", "x", 1, 1, 5))
 case("PUBLISH", "3.1.1 QoS 1 to a $share topic", c4() + pub("$share/g/diff", "x", 1, 1, 4))
+# [MQTT-3.1.2-29]: Request Problem Information 0, no Reason String or
+# User Property on the refusals (PUBACK, PUBREC) nor on the UNSUBACK
+case("PUBLISH", "5.0 request problem information 0, refused",
+     c5(props={"request-problem-info": 0}) + pub("$SYS/diff", "x", 1, 1, 5) +
+     pub("$SYS/diff", "x", 2, 2, 5) + unsub(3, [topic("none")], 5))
+# [MQTT-4.3.3-9]: after PUBREC 0x87 (a refused QoS 2 message) its packet
+# id starts a new message, delivered once released
+t = topic("refused")
+case("PUBLISH", "5.0 QoS 2 packet id used again after PUBREC 0x87",
+     step("a", c5() + sub(1, [(t, 0)], 5)),
+     step("b", c5() + pub("$SYS/diff", "refused", 2, 5, 5)),
+     step("b", pub(t, "new", 2, 5, 5)),
+     step("b", pubrel_packet(5)),
+     step("a", b"", publishes=1))
+# [MQTT-4.3.2-5]: after the PUBACK, a PUBLISH with the same packet id is a
+# new message, with DUP (the same message sent again) or without
+for v, conn in ((4, c4), (5, c5)):
+    t = topic("again")
+    case("PUBLISH", "%s QoS 1 packet id used again after its PUBACK" % {4: "3.1.1", 5: "5.0"}[v],
+         step("a", conn() + sub(1, [(t, 1)], v)),
+         step("b", conn() + pub(t, "one", 1, 7, v)),
+         step("b", pub(t, "one", 1, 7, v, dup=True)),
+         step("b", pub(t, "two", 1, 7, v)),
+         step("a", b"", publishes=3))
 t = "$SYS/broker/connection/%s/state" % topic("bridge").replace("/", "-")
 case("PUBLISH", "5.0 QoS 1 to a bridge's state",
      step("a", c5() + sub(1, [(t, 0)], 5)),

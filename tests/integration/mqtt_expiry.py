@@ -29,6 +29,10 @@ on another worker than the connection before:
   it are not delivered once it has passed, the one with 100 s is, with
   its interval less the time it waited, and so are a queued message
   without an interval and one published after the acknowledgement;
+- a QoS 2 message with an interval of 2 s whose PUBREL comes once it
+  has passed still gets PUBCOMP 0x00, from a clean publisher and from a
+  stored one [MQTT-4.3.3-13]; its copy for a stored subscriber away
+  meanwhile has expired and is not delivered;
 - promptmqd only: across a stop and start of the whole broker, a
   queued message with an interval of 3 s (QoS 1 and QoS 2) that passed
   while the broker was down is not delivered; one with 300 s is, its
@@ -301,6 +305,46 @@ def full_window(b, pub, ps, stored):
         check_none(got[2], "%s, the message published after the PUBACK" % what)
 
 
+
+def released_after_expiry(b):
+    """A QoS 2 message with an interval of SHORT s whose PUBREL comes once
+    it has passed: PUBCOMP 0x00 all the same [MQTT-4.3.3-13], to a clean
+    publisher and to a stored one, and the copy for a stored subscriber
+    away meanwhile has expired: only the marker reaches it."""
+    u = pmq.unique("released")
+    topic = u + "/t"
+    keep = {"session-expiry": KEEP}
+    what = "a QoS 2 message released after its interval"
+    with contextlib.ExitStack() as done:
+        sub, slot = raw(b, done, "subscriber", cid=u + "-sub", clean=False, props=keep)
+        subscribe(sub, [topic], 2)
+        sub.send(pmq.disconnect_packet(5))
+        sub.expect_closed()
+        pubs = [raw(b, done, "clean publisher", slot)[0],
+                raw(b, done, "stored publisher", slot, cid=u + "-pub", clean=False,
+                    props=keep)[0]]
+        pids = []
+        for r in pubs:
+            pids.append(r.pid())
+            r.send(pmq.publish_packet(topic, b"expires before its PUBREL", 2, pids[-1],
+                                      version=5, props={"message-expiry": SHORT}))
+            rec = r.expect(pmq.PUBREC, what="PUBREC")
+            check(rec.pid == pids[-1] and rec.reason < 0x80, "%s: PUBREC for packet id %d "
+                  "with a success code expected, got %r" % (r.name, pids[-1], rec))
+        wait_past(time.monotonic(), PAST)
+        for r, pid in zip(pubs, pids):
+            r.send(pmq.pubrel_packet(pid))
+            comp = r.expect(pmq.PUBCOMP, what="PUBCOMP after the interval")
+            check(comp.pid == pid and comp.reason == 0, "%s: %s: PUBCOMP 0x00 for packet "
+                  "id %d expected, got %r" % (r.name, what, pid, comp))
+        publish(pubs[0], topic, MARK, 2)
+        sub, _ = raw(b, done, "subscriber back", slot, cid=u + "-sub", clean=False,
+                     props=keep)
+        check(sub.connack.session_present, "%s: the subscriber got session present 0" % what)
+        m = sub.message(what="the marker")
+        check(m.payload == MARK, "%s: the subscriber away got %s, expected only the "
+              "marker" % (what, described([m])))
+
 def across_restart():
     """promptmqd: a message whose interval passed while the broker was
     down is not delivered; one with 300 s is, counted down."""
@@ -370,6 +414,7 @@ def test():
             retained(b, pub, ps)
             for stored in (False, True):
                 full_window(b, pub, ps, stored)
+            released_after_expiry(b)
         b.check_alive("after the message expiry checks")
     finally:
         b.stop()

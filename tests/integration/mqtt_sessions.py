@@ -20,6 +20,13 @@ publisher on the worker it left:
 - a QoS 1 message delivered but not acknowledged is sent again when
   the session resumes, with DUP set and the same packet id [MQTT-4.4.0-1,
   MQTT-3.3.1-1]; once acknowledged it is not sent again;
+- messages in flight when the client unsubscribes are completed
+  [MQTT-3.10.4-3]: a PUBACK after the UNSUBACK is taken, a PUBREC gets
+  its PUBREL, and a QoS 1 message left unacknowledged comes again (DUP,
+  same packet id) at the next connection;
+- a 5.0 session that answers PUBACK 0x80 (QoS 1) or PUBREC 0x80 (QoS 2)
+  has acknowledged the message: no PUBREL, and it does not come again at
+  the next connection [MQTT-4.4.0-2];
 - a 5.0 session with Session Expiry Interval 2 is there half a second
   after its disconnect and gone (its queued message and subscription
   with it) once 2 s have passed after the next one; a Session Expiry
@@ -50,6 +57,7 @@ DISCONNECT 0x8E that MQTT 5.0 3.1.4 says the Server sends
 import contextlib
 import os
 import signal
+import struct
 import subprocess
 import time
 
@@ -62,6 +70,7 @@ QUEUED = 50         # messages queued for an offline session
 DUP = 0x08          # the PUBLISH fixed header's DUP flag
 TAKEN_OVER = 0x8E
 PROTOCOL_ERROR = 0x82
+REFUSED = 0x80      # Unspecified error, a 5.0 client's PUBACK / PUBREC
 CLI_ROUNDS = 12     # mosquitto_sub runs until one resumed on another worker
 
 
@@ -272,6 +281,83 @@ def unacknowledged_resent(b, pubs, v):
         check(m.payload == b"marker" and not m.flags & DUP,
               "%s: an acknowledged message was sent again: %r" % (what, m))
 
+
+
+def refused_not_sent_again(b, pubs, qos):
+    """A stored 5.0 session that answers a QoS 1 PUBLISH with PUBACK 0x80,
+    or a QoS 2 one with PUBREC 0x80, has acknowledged it: no PUBREL
+    follows, and the message does not come again at the next connection
+    [MQTT-4.4.0-2]."""
+    u = pmq.unique("refused%d" % qos)
+    topic = u + "/t"
+    props = raw_props(5)
+    answer = pmq.PUBACK if qos == 1 else pmq.PUBREC
+    what = "5.0 %s, a QoS %d message answered %s 0x%02X" % (
+        persistent(5), qos, pmq.PACKET_NAMES[answer], REFUSED)
+    with contextlib.ExitStack() as done:
+        r, slot = raw(b, done, 5, "QoS %d subscriber" % qos)
+        r.connect(u, clean=False, props=props)
+        r.subscribe(topic, qos)
+        pubs[slot].publish(topic, b"refused", qos)
+        p = r.expect(pmq.PUBLISH, what="the message")
+        check((p.payload, p.qos) == (b"refused", qos),
+              "%s: expected the message at QoS %d, got %r" % (what, qos, p))
+        r.send(pmq.packet(answer, 0, struct.pack("!HB", p.pid, REFUSED)))
+        r.ping()        # a PUBREL fails here, or at the next connection
+        r.send(pmq.disconnect_packet(5))
+        r.expect_closed()
+        r, slot2 = raw(b, done, 5, "QoS %d subscriber back" % qos, avoid=slot)
+        ack = r.connect(u, clean=False, props=props)
+        check(ack.session_present, "%s: reconnecting got session present 0" % what)
+        pubs[slot2].publish(topic, b"marker", qos)
+        m = r.message(what="the marker")     # as would a PUBREL before it
+        check(m.payload == b"marker" and not m.flags & DUP,
+              "%s: expected only the marker, got %r: the message was sent again" % (what, m))
+
+
+def unsubscribed_in_flight(b, pubs, v):
+    """Messages sent before an UNSUBSCRIBE and not yet acknowledged are
+    completed [MQTT-3.10.4-3]: a PUBACK after the UNSUBACK is taken, a
+    PUBREC gets its PUBREL, and one left unacknowledged comes again (DUP,
+    same packet id) at the stored session's next connection; nothing
+    else comes on the filter given up."""
+    u = pmq.unique("unsub%d" % v)
+    topic, marker = u + "/t", u + "/marker"
+    props = raw_props(v)
+    what = "%s %s, unsubscribed with messages in flight" % (NAMES[v], persistent(v))
+    sent = [("acknowledged", 1), ("completed", 2), ("left", 1)]
+    with contextlib.ExitStack() as done:
+        r, slot = raw(b, done, v, "%s subscriber" % NAMES[v])
+        r.connect(u, clean=False, props=props)
+        r.subscribe([(topic, 2), (marker, 1)])
+        for payload, qos in sent:
+            pubs[slot].publish(topic, payload, qos)
+        got = [r.expect(pmq.PUBLISH, what="message %d" % (k + 1)) for k in range(len(sent))]
+        check([(p.payload.decode(), p.qos) for p in got] == sent,
+              "%s: expected %s, got %s" % (what, sent, got))
+        r.send(pmq.unsubscribe_packet(r.pid(), [topic], v))
+        r.expect(pmq.UNSUBACK)
+        r.send(pmq.puback_packet(got[0].pid))
+        r.send(pmq.pubrec_packet(got[1].pid))
+        rel = r.expect(pmq.PUBREL, what="the PUBREL after the UNSUBACK")
+        check(rel.pid == got[1].pid and rel.reason == 0,
+              "%s: PUBREC for packet id %d answered %r" % (what, got[1].pid, rel))
+        r.send(pmq.pubcomp_packet(got[1].pid))
+        r.ping()
+        r.close()       # the last message not acknowledged
+        r, slot2 = raw(b, done, v, "%s subscriber back" % NAMES[v], avoid=slot)
+        ack = r.connect(u, clean=False, props=props)
+        check(ack.session_present, "%s: reconnecting got session present 0" % what)
+        again = r.expect(pmq.PUBLISH, what="the unacknowledged message again")
+        check(again.payload == b"left" and again.flags & DUP and again.pid == got[2].pid,
+              "%s: expected %r again with DUP and packet id %d, got %r" %
+              (what, "left", got[2].pid, again))
+        r.send(pmq.puback_packet(again.pid))
+        pubs[slot].publish(topic, b"after the UNSUBSCRIBE", 1)
+        pubs[slot].publish(marker, b"marker", 1)
+        m = r.message(what="the marker")
+        check((m.topic, m.payload, m.flags & DUP) == (marker, b"marker", 0),
+              "%s: expected only the marker, got %r" % (what, m))
 
 def check_ended(b, done, pub, cid, topic, slot, since, interval, what):
     """The 5.0 session cid, away since since with Session Expiry
@@ -511,7 +597,10 @@ def test():
             subscriptions_kept(b, pub_at, v)
             offline_queue(b, pub_at, v)
             unacknowledged_resent(b, pub_at, v)
+            unsubscribed_in_flight(b, pub_at, v)
             takeover(b, pub_at, v)
+        for qos in (1, 2):
+            refused_not_sent_again(b, pub_at, qos)
         session_expiry(b, pub_at)
         expiry_set_at_disconnect(b, pub_at)
         expiry_from_zero_refused(b, pub_at)
