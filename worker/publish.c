@@ -233,7 +233,10 @@ push_pending(struct worker *w, uint64_t seq, struct conn *c,
 		if ((a->packet = malloc(rawlen + placed->len)) == NULL)
 			return -1;
 		memcpy(a->packet, raw, rawlen);
-		memcpy(a->packet + rawlen, placed->data, placed->len);
+		/* no placement: placed->data may be NULL, which memcpy
+		 * may not be given even for 0 bytes */
+		if (placed->len > 0)
+			memcpy(a->packet + rawlen, placed->data, placed->len);
 		a->len = (uint32_t)rawlen;
 		a->placed_len = (uint32_t)placed->len;
 		a->level = c->level;

@@ -4,6 +4,12 @@ with paho.  Publisher and subscriber sit on different workers where the
 target has several, and every reconnection of a session lands on
 another worker than the connection before:
 
+- the first message a fresh worker takes is a QoS 2 one, on a raw
+  socket: PUBREC, PUBREL, PUBCOMP, and every process of the broker
+  still runs (under UndefinedBehaviorSanitizer the worker died copying
+  the empty shared-subscription placement, whose buffer was still NULL,
+  into the PUBREC it keeps until the log has the message: found by
+  tests/fuzz/session_fuzz.py);
 - the flows: paho publishes and receives QoS 2 both ways; on a raw
   socket a QoS 2 PUBLISH gets PUBREC with its packet id, PUBREL gets
   PUBCOMP, and a QoS 2 subscriber gets PUBLISH QoS 2 (no DUP), answers
@@ -159,6 +165,17 @@ def paho_both_ways(b, v):
             check(granted == [2], "%s: SUBSCRIBE with QoS 2 granted %s" % (NAMES[v], granted))
             pub.publish(topic, b"exactly once", 2)      # waits for the PUBCOMP
             sub.expect(topic, b"exactly once", 2)
+
+
+def first_message_qos2(b):
+    """A QoS 2 message the first one a worker takes, checked at once."""
+    r = pmq.RawClient(b.port, 4, "first QoS 2 publisher")
+    try:
+        r.connect(pmq.unique("q2first"))
+        r.publish(pmq.unique("q2first/t"), b"first", 2)
+    finally:
+        r.close()
+    b.check_alive("after a fresh worker's first message, at QoS 2")
 
 
 def raw_flows(b, v):
@@ -470,6 +487,7 @@ def test():
         if b.max_qos < 2:
             print("SKIP: the target offers QoS up to %d" % b.max_qos)
             return pmq.SKIP
+        first_message_qos2(b)
         for v in (4, 5):
             paho_both_ways(b, v)
             raw_flows(b, v)
