@@ -57,6 +57,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_queue_qos0.py \
 	tests/integration/mqtt_no_subscribers.py \
 	tests/integration/differential.py \
+	tests/integration/session_fuzz_smoke.py \
 	tests/integration/storage_compaction.py \
 	tests/integration/storage_faults.py \
 	tests/integration/walsvc_outage.py \
