@@ -58,6 +58,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_no_subscribers.py \
 	tests/integration/mqtt_server_limits.py \
 	tests/integration/differential.py \
+	tests/integration/session_fuzz_smoke.py \
 	tests/integration/storage_compaction.py \
 	tests/integration/storage_faults.py \
 	tests/integration/walsvc_outage.py \

@@ -6,6 +6,9 @@
 #                                 crashes to fuzz-crashes/
 #   make fuzz-corpus              rewrite tests/fuzz/corpus from the samples
 #
+# session_fuzz.py fuzzes whole sessions against the running daemon
+# (docs/fuzzing.md); integration/session_fuzz_smoke.py runs it briefly.
+#
 # The target is compiled from the codec sources directly so that clang
 # instruments all of them; it does not use libpromptmq.a.
 FUZZ_TIME = 300
@@ -19,6 +22,7 @@ FUZZ_CPPFLAGS = -I$(top_builddir) -I$(top_srcdir)/common \
 	-I$(top_srcdir)/tests/unit
 
 EXTRA_DIST += tests/fuzz/fuzz_mqtt_decode.c tests/fuzz/mkcorpus.c \
+	tests/fuzz/session_fuzz.py \
 	tests/fuzz/mqtt.dict tests/fuzz/corpus tests/fuzz/regressions
 CLEANFILES += fuzz_mqtt_decode mkcorpus fuzz-run.log
 
