@@ -474,6 +474,12 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 			    MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE);
 		}
 		/* absent means available */
+		if (!config_num(cfg, OPT_mqtt_subscription_id_available)) {
+			p->subscription_identifier_available = 0;
+			mqtt_props_set(p,
+			    MQTT_PROP_SUBSCRIPTION_IDENTIFIER_AVAILABLE);
+		}
+		/* absent means available */
 		if (!config_num(cfg, OPT_mqtt_shared_sub_available)) {
 			p->shared_subscription_available = 0;
 			mqtt_props_set(p,

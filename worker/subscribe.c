@@ -164,7 +164,14 @@ subscribe_handle(struct conn *c, const struct mqtt_packet *pkt)
 	int				 added = 0, retain;
 
 	/* 5.0: one Subscription Identifier for every filter of the packet
-	 * (the codec refuses 0 and a second one) */
+	 * (the codec refuses 0 and a second one); a protocol error where
+	 * the CONNACK said there are none (MQTT 5.0 3.2.2.3.16) */
+	if (sl->props.subscription_identifier_count > 0 &&
+	    !config_num(cfg, OPT_mqtt_subscription_id_available)) {
+		conn_close(c, MQTT_RC_SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+		    "subscription identifiers are off");
+		return;
+	}
 	if (sl->props.subscription_identifier_count > 0) {
 		mqtt_props_iter(&sl->props, &rd);
 		if (mqtt_subscription_id_next(&rd, &sub_id) != 1)

@@ -12,7 +12,11 @@ subscriber on different workers:
   all 40 identifiers;
 - a stored session keeps the identifiers: a message queued while the
   client was away carries them when it reconnects, on whichever worker;
-- a 3.1.1 subscriber gets no properties.
+- a 3.1.1 subscriber gets no properties;
+- with `mqtt.subscription-id-available = false` (promptmqd only:
+  Mosquitto cannot turn them off) the CONNACK says Subscription
+  Identifier Available 0 and a SUBSCRIBE that carries one is a Protocol
+  Error, DISCONNECT 0xA1 (MQTT 5.0 3.2.2.3.16); one without is granted.
 """
 
 import pmq
@@ -126,4 +130,29 @@ def test():
         b.cleanup()
 
 
-pmq.run_test(test)
+def switched_off():
+    b = pmq.PromptMQ(workers=2, name="subids-off",
+                     conf_values={"mqtt.subscription-id-available": False}).start()
+    c = None
+    try:
+        c = pmq.RawClient(b.port, 5, "subscriber")
+        ack = c.connect(pmq.unique("off"))
+        check(ack.props.get("subscription-id-available") == 0,
+              "CONNACK %s: Subscription Identifier Available 0 expected" % ack.props)
+        check(c.subscribe([("off/plain", 1)]) == [1], "SUBSCRIBE without an identifier")
+        c.send(pmq.subscribe_packet(c.pid(), [("off/id", 1)], version=5,
+                                    props={"subscription-id": 3}))
+        c.expect_closed(disconnect=0xA1)
+    finally:
+        if c is not None:
+            c.close()
+        b.cleanup()
+
+
+def test_all():
+    test()
+    if pmq.TARGET == "promptmqd":
+        switched_off()
+
+
+pmq.run_test(test_all)
