@@ -248,6 +248,19 @@ def cover(b, members, make, tries=40):
                           (tries, b.slots, members))
 
 
+def one_per_worker(b, done, name, filt, qos):
+    """A clean paho 5.0 member on every worker, joined to filt at qos,
+    closed when done closes."""
+    def make(i):
+        m = PahoMember(b, "%s-%d" % (name, i), 5)
+        done.callback(m.close)
+        return m
+    members = [m for ms in pmq.spread(b, make, 1).values() for m in ms]
+    for m in members:
+        m.join(filt, qos)
+    return members
+
+
 def publisher(b, done, name="pub"):
     c = pmq.Client(b.port, pmq.unique(name), 5)
     done.callback(c.close)
@@ -473,14 +486,7 @@ def clean_member_leaves(b):
                          props={"receive-maximum": window, "session-expiry": 0})
         done.callback(mute.close)
         mute.join(filt, 1)
-
-        def make(i):
-            m = PahoMember(b, "member-%d" % i, 5)
-            done.callback(m.close)
-            return m
-        others = [m for ms in pmq.spread(b, make, 1).values() for m in ms]
-        for m in others:
-            m.join(filt, 1)
+        others = one_per_worker(b, done, "member", filt, 1)
         pub = publisher(b, done)
         want = publish(pub, base + "/t", "m", FEW, 1)
         pmq.wait_for(lambda: poll_all([mute]) or len(mute.got) >= window, MSG_TIMEOUT,
@@ -503,14 +509,7 @@ def stored_member_away(b):
         done.callback(lambda: end_session(b, away.client_id))
         away.join(filt, 2)
         slot, cid = away.slot, away.client_id
-
-        def make(i):
-            m = PahoMember(b, "online-%d" % i, 5)
-            done.callback(m.close)
-            return m
-        online = [m for ms in pmq.spread(b, make, 1).values() for m in ms]
-        for m in online:
-            m.join(filt, 2)
+        online = one_per_worker(b, done, "online", filt, 2)
         away.close()
         b.wait_closed(away.c.local_port)
         pub = publisher(b, done)
@@ -546,14 +545,7 @@ def stored_member_ends(b):
                 done.callback(lambda cid=keeper.client_id: end_session(b, cid))
                 keeper.join(filt, 2)
                 stored = [keeper]
-
-            def make(i):
-                m = PahoMember(b, "online-%d" % i, 5)
-                done.callback(m.close)
-                return m
-            online = [m for ms in pmq.spread(b, make, 1).values() for m in ms]
-            for m in online:
-                m.join(filt, 2)
+            online = one_per_worker(b, done, "online", filt, 2)
             for m in [ending] + stored:
                 m.close()
                 b.wait_closed(m.c.local_port)
