@@ -169,23 +169,27 @@ alias_commit(struct conn *c, uint16_t alias, int known,
 /*
  * Whether subscription s brought a message of this kind: a plain one
  * (group NULL) by its filter; a shared one by its group, or (length 0:
- * walsvc's) by being shared with a filter that matches.
+ * walsvc's) by being shared with a filter that matches.  The client's
+ * filters were checked when it subscribed: only walsvc's case needs
+ * the filter proper, past "$share/NAME/".
  */
 static int
 brought(const struct conn_sub *s, const struct mqtt_view *topic,
     const struct mqtt_view *group)
 {
 	struct topic_filter	 tf;
+	int			 shared = topic_is_shared(s->filter, s->len);
 
-	if (topic_filter_parse(s->filter, s->len, &tf) != TOPIC_OK)
+	if (group == NULL)
+		return !shared && topic_match(s->filter, s->len, topic->data,
+		    topic->len);
+	if (!shared)
 		return 0;
-	if (group == NULL || tf.share == NULL)
-		return group == NULL && tf.share == NULL &&
-		    topic_match(s->filter, s->len, topic->data, topic->len);
 	if (group->len > 0)
 		return s->len == group->len &&
 		    memcmp(s->filter, group->data, group->len) == 0;
-	return topic_match(tf.filter, tf.filter_len, topic->data, topic->len);
+	return topic_filter_parse(s->filter, s->len, &tf) == TOPIC_OK &&
+	    topic_match(tf.filter, tf.filter_len, topic->data, topic->len);
 }
 
 /*
