@@ -15,6 +15,7 @@
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/pipeline0/push.h>
 
+#include "clock.h"
 #include "ipc_link.h"
 #include "log.h"
 
@@ -50,7 +51,13 @@ struct ipc_link {
 	size_t			 queued_bytes;
 	struct event		*flush_ev;
 	struct event		*send_ev;
-	int			 flush_pending;
+	int			 flush_pending;	/* 1: end of turn, 2: held */
+	struct ipc_link		*pacer;		/* NULL: every turn */
+	uint32_t		 pace_us;
+	uint32_t		 open_records;
+	int			 open_asks;	/* open batch wants an answer */
+	int			 answer_due;	/* a sent one still does */
+	uint64_t		 asked_at;	/* clock_mono_us() */
 	size_t			 low_mark;
 	int			 above_low;
 	ipc_drain_fn		 drain_fn;
@@ -414,6 +421,68 @@ ipc_link_backlog(const struct ipc_link *link)
 	return link->queued_bytes + link->open.len;
 }
 
+/*
+ * Coalescing across turns (ipc_link.h): a batch opened while the pacer
+ * waits for an answer stays open until the answer comes or until
+ * pace_us after the pacer's question went out, whichever is first.
+ */
+static void
+schedule_flush(struct ipc_link *link)
+{
+	struct ipc_link	*pacer = link->pacer;
+	struct timeval	 tv;
+	uint64_t	 now, due;
+
+	if (pacer != NULL && pacer->answer_due) {
+		now = clock_mono_us();
+		due = pacer->asked_at + link->pace_us;
+		if (now < due) {
+			link->flush_pending = 2;
+			link->stats.held++;
+			tv.tv_sec = (time_t)((due - now) / 1000000);
+			tv.tv_usec = (suseconds_t)((due - now) % 1000000);
+			event_add(link->flush_ev, &tv);
+			return;
+		}
+	}
+	link->flush_pending = 1;
+	event_active(link->flush_ev, 0, 0);
+}
+
+/* A batch kept open goes at the end of this turn. */
+static void
+unhold(struct ipc_link *link)
+{
+	if (link->flush_pending != 2)
+		return;
+	event_del(link->flush_ev);
+	link->flush_pending = 1;
+	event_active(link->flush_ev, 0, 0);
+}
+
+void
+ipc_link_set_pacer(struct ipc_link *link, struct ipc_link *pacer,
+    uint32_t pace_us)
+{
+	link->pacer = pace_us != 0 ? pacer : NULL;
+	link->pace_us = pace_us;
+	if (link->pacer == NULL)
+		unhold(link);
+}
+
+void
+ipc_link_expect_answer(struct ipc_link *link)
+{
+	link->open_asks = 1;
+}
+
+void
+ipc_link_release(struct ipc_link *link)
+{
+	link->answer_due = 0;
+	unhold(link);
+}
+
 struct buf *
 ipc_link_record_begin(struct ipc_link *link, uint16_t type, uint64_t seq,
     uint64_t corr, size_t *start)
@@ -422,10 +491,8 @@ ipc_link_record_begin(struct ipc_link *link, uint16_t type, uint64_t seq,
 		if (ipc_batch_begin(&link->open, &link->self,
 		    link->target_gen) == -1)
 			return NULL;
-		if (!link->flush_pending) {
-			link->flush_pending = 1;
-			event_active(link->flush_ev, 0, 0);
-		}
+		if (!link->flush_pending)
+			schedule_flush(link);
 	}
 	*start = ipc_record_begin(&link->open, type, seq, corr);
 	return &link->open;
@@ -455,6 +522,12 @@ link_close_batch(struct ipc_link *link)
 		link->head = q;
 	link->tail = q;
 	link->queued_bytes += link->open.len;
+	if (link->open_asks) {
+		link->open_asks = 0;
+		link->answer_due = 1;
+		link->asked_at = clock_mono_us();
+	}
+	link->open_records = 0;
 	link->stats.batches++;
 	link->stats.bytes += link->open.len;
 	buf_reset(&link->open);
@@ -467,6 +540,8 @@ ipc_link_record_end(struct ipc_link *link, size_t start)
 	if (ipc_record_end(&link->open, start) == -1)
 		return -1;
 	link->stats.records++;
+	if (++link->open_records == IPC_LINK_HOLD_RECORDS)
+		unhold(link);
 	if (link->open.len >= IPC_LINK_BATCH_BYTES) {
 		if (link_close_batch(link) == -1)
 			return -1;
@@ -532,6 +607,10 @@ link_try_send(struct ipc_link *link)
 void
 ipc_link_flush(struct ipc_link *link)
 {
+	if (link->flush_pending == 2) {
+		event_del(link->flush_ev);
+		link->flush_pending = 0;
+	}
 	if (link_close_batch(link) == -1)
 		log_warnx("ipc batch dropped: out of memory", "path=%s",
 		    link->path);
@@ -550,6 +629,8 @@ ipc_link_discard(struct ipc_link *link)
 	}
 	link->tail = NULL;
 	link->queued_bytes = 0;
+	link->open_records = 0;
+	link->open_asks = 0;
 	buf_reset(&link->open);
 }
 

@@ -15,6 +15,17 @@
  * already active in that turn have run.  A batch is also closed
  * early when it grows past IPC_LINK_BATCH_BYTES.
  *
+ * Coalescing across turns: at a moderate rate a turn holds one or two
+ * records, yet every batch costs its tens of microseconds.  A link may be
+ * paced by a link that asks questions (the log link, whose appends a
+ * commit answers; it may pace itself): while that link waits for an
+ * answer, a batch opened on a paced link stays open, across turns, until
+ * the answer comes (ipc_link_release()) or pace_us after the question
+ * went out.  What several turns produced then goes in one batch, and the
+ * wait costs no wake-up of its own, since the answer wakes the process
+ * anyway.  A quiet link sends at the end of the turn as before, and a
+ * batch of IPC_LINK_HOLD_RECORDS records goes at once.
+ *
  * A send that nng refuses (peer slow, gone or not yet up) stays queued in
  * the link; the send descriptor (NNG_OPT_SENDFD) wakes us to retry.  The
  * queue is bounded by the caller: ipc_link_backlog() says how many bytes
@@ -37,6 +48,7 @@ struct ipc_endpoint;
 struct ipc_link;
 
 #define IPC_LINK_BATCH_BYTES	(256 * 1024)
+#define IPC_LINK_HOLD_RECORDS	64	/* a held batch this full goes at once */
 #define IPC_PATH_MAX		107	/* sun_path less its NUL */
 /* The endpoints' own directory in the runtime directory: the children's
  * user owns it, not the runtime directory (docs/architecture.md) */
@@ -91,6 +103,15 @@ int	 ipc_link_record_end(struct ipc_link *, size_t start);
 int	 ipc_link_send(struct ipc_link *, uint16_t type, uint64_t seq,
 	    uint64_t corr, const void *body, size_t len);
 
+/* Pace `link` by `pacer` (above); pace_us 0 or pacer NULL: every turn. */
+void	 ipc_link_set_pacer(struct ipc_link *, struct ipc_link *pacer,
+	    uint32_t pace_us);
+/* The open batch carries a record that the peer will answer. */
+void	 ipc_link_expect_answer(struct ipc_link *);
+/* The answer came (on a pacer), or the wait is over: a batch kept open
+ * goes at the end of this turn. */
+void	 ipc_link_release(struct ipc_link *);
+
 /* Hand the open batch to nng now (normally done at the end of the turn). */
 void	 ipc_link_flush(struct ipc_link *);
 /* Drop queued batches (the peer is a new incarnation: resend instead). */
@@ -102,6 +123,7 @@ size_t	 ipc_link_backlog(const struct ipc_link *);
 struct ipc_link_stats {
 	uint64_t	records;
 	uint64_t	batches;
+	uint64_t	held;		/* batches that waited for a later turn */
 	uint64_t	bytes;
 	uint64_t	send_retries;
 	uint64_t	reconnects;

@@ -259,6 +259,133 @@ START_TEST(test_one_turn_one_batch)
 }
 END_TEST
 
+/*
+ * Coalescing across turns: a link paced by one that waits for an answer
+ * keeps its batch open until the answer, the bound, or a full batch.
+ */
+#define PACE_LONG_US	(60u * 1000000)	/* never reached in a test */
+
+/* A record the peer will answer (as an append): its batch asks. */
+static void
+send_asking(uint64_t seq)
+{
+	send_numbered(seq);
+	ipc_link_expect_answer(peer_link);
+}
+
+START_TEST(test_paced_waits_for_answer)
+{
+	struct ipc_link_stats	 st;
+
+	open_endpoint(OWN_GEN);
+	open_link();
+	ipc_link_set_pacer(peer_link, peer_link, PACE_LONG_US);
+	/* nothing is due yet: the first batch goes at the end of the turn */
+	send_asking(1);
+	wait_records(1);
+	/* its answer is due: the next turns' records wait for it */
+	send_asking(2);
+	harness_run_for(base, QUIET_MS);
+	send_asking(3);
+	harness_run_for(base, QUIET_MS);
+	ck_assert_int_eq(ngot, 1);
+	ipc_link_release(peer_link);
+	wait_records(3);
+	assert_numbered(0, 1, 3);
+	ck_assert_int_eq(nbatches, 2);
+	ck_assert_int_eq(batch_records[1], 2);
+	ipc_link_stats(peer_link, &st);
+	ck_assert_uint_eq(st.held, 1);
+
+	/* once answered, a batch that asks nothing leaves no answer due */
+	ipc_link_release(peer_link);
+	send_numbered(4);
+	wait_records(4);
+	send_numbered(5);
+	wait_records(5);
+	ck_assert_int_eq(nbatches, 4);
+}
+END_TEST
+
+START_TEST(test_pace_bound)
+{
+	int64_t		 asked;
+
+	open_endpoint(OWN_GEN);
+	open_link();
+	ipc_link_set_pacer(peer_link, peer_link, 200 * 1000);
+	send_asking(1);
+	wait_records(1);
+	asked = harness_now_ms();
+	/* no answer comes: the batch waits 200 ms from the question on */
+	send_numbered(2);
+	wait_records(2);
+	ck_assert_int_ge(harness_now_ms() - asked, 190);
+	assert_numbered(0, 1, 2);
+}
+END_TEST
+
+START_TEST(test_full_batch_not_held)
+{
+	uint64_t	 seq;
+
+	open_endpoint(OWN_GEN);
+	open_link();
+	ipc_link_set_pacer(peer_link, peer_link, PACE_LONG_US);
+	send_asking(1);
+	wait_records(1);
+	for (seq = 2; seq < 1 + IPC_LINK_HOLD_RECORDS; seq++)
+		send_numbered(seq);
+	harness_run_for(base, QUIET_MS);
+	ck_assert_int_eq(ngot, 1);
+	/* the batch is full: it goes without the answer */
+	send_numbered(1 + IPC_LINK_HOLD_RECORDS);
+	wait_records(1 + IPC_LINK_HOLD_RECORDS);
+	assert_numbered(0, 1, 1 + IPC_LINK_HOLD_RECORDS);
+	ck_assert_int_eq(batch_records[1], IPC_LINK_HOLD_RECORDS);
+}
+END_TEST
+
+START_TEST(test_paced_by_other_link)
+{
+	struct ipc_link		*pacer;
+	char			 err[256];
+
+	open_endpoint(OWN_GEN);
+	open_link();
+	pacer = ipc_link_open(base, path, &sender, err, sizeof(err));
+	ck_assert_msg(pacer != NULL, "ipc_link_open: %s", err);
+	ipc_link_set_pacer(peer_link, pacer, PACE_LONG_US);
+	/* the pacer asks nothing: the paced link sends every turn */
+	ck_assert_int_eq(ipc_link_send(pacer, IPC_WAL_SYNC, 100, 0, NULL, 0),
+	    0);
+	send_numbered(1);
+	wait_records(2);
+	/* the pacer asks: the paced link waits for the answer */
+	ck_assert_int_eq(ipc_link_send(pacer, IPC_WAL_SYNC, 101, 0, NULL, 0),
+	    0);
+	ipc_link_expect_answer(pacer);
+	wait_records(3);
+	send_numbered(2);
+	harness_run_for(base, QUIET_MS);
+	ck_assert_int_eq(ngot, 3);
+	ipc_link_release(pacer);
+	ipc_link_release(peer_link);
+	wait_records(4);
+	ck_assert_uint_eq(got[3].seq, 2);
+	/* an explicit flush does not wait */
+	ck_assert_int_eq(ipc_link_send(pacer, IPC_WAL_SYNC, 102, 0, NULL, 0),
+	    0);
+	ipc_link_expect_answer(pacer);
+	wait_records(5);
+	send_numbered(3);
+	ipc_link_flush(peer_link);
+	wait_records(6);
+	ck_assert_uint_eq(got[5].seq, 3);
+	ipc_link_close(pacer);
+}
+END_TEST
+
 START_TEST(test_large_batch_split)
 {
 	enum { BODY = 100 * 1000, RECORDS = 5 };
@@ -570,6 +697,12 @@ ipc_link_suite(void)
 	tc = harness_tcase(s, "batching", setup, teardown);
 	tcase_add_test(tc, test_one_turn_one_batch);
 	tcase_add_test(tc, test_large_batch_split);
+
+	tc = harness_tcase(s, "pacing", setup, teardown);
+	tcase_add_test(tc, test_paced_waits_for_answer);
+	tcase_add_test(tc, test_pace_bound);
+	tcase_add_test(tc, test_full_batch_not_held);
+	tcase_add_test(tc, test_paced_by_other_link);
 
 	tc = harness_tcase(s, "generations", setup, teardown);
 	tcase_add_test(tc, test_target_generation);
