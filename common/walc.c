@@ -53,8 +53,8 @@ send_entry(struct walc *w, uint64_t seq, uint8_t kind, const uint8_t *payload,
 	buf_add(b, payload, len);
 	if (buf_failed(b))
 		buf_truncate(b, start);
-	else
-		ipc_link_record_end(w->link, start);
+	else if (ipc_link_record_end(w->link, start) == 0)
+		ipc_link_expect_answer(w->link);
 }
 
 /* Send again every unacknowledged record from sequence `from` on. */
@@ -225,6 +225,8 @@ acknowledge(struct walc *w, uint64_t upto)
 		return;
 	}
 	w->durable = upto;
+	/* a commit ended: what waited for it in the link goes to the next */
+	ipc_link_release(w->link);
 	while (w->head + ENTRY_HEADER <= w->q.len &&
 	    buf_load_u64(w->q.data + w->head) <= upto) {
 		len = buf_load_u32(w->q.data + w->head + 9);

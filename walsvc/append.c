@@ -39,7 +39,9 @@
 #include "walsvc.h"
 
 #define RETRY_MS	500
-#define COMMIT_GAP_US	250
+#define COMMIT_GAP_US	250	/* a large group: after this gap */
+#define COMMIT_WAIT_US	1000	/* a small one: waits up to this */
+#define COMMIT_GROUP	32	/* records that make a group large */
 #define CHECKPOINT_S	30
 
 static unsigned
@@ -101,23 +103,30 @@ touch(struct walsvc *ws, struct stream *s)
 
 /*
  * Commit at the end of this turn, unless the last commit ended less than
- * COMMIT_GAP_US ago: then at that mark.  Under light load every append
- * is committed at once; under steady load commits come at most every
- * COMMIT_GAP_US, each covering more appends, which saves an fdatasync
- * and two nng messages per worker each time (PostgreSQL's commit_delay,
- * applied only when the log is busy).
+ * a gap ago: then at that mark.  Under light load every append is
+ * committed at once.  Under steady load a group of COMMIT_GROUP records
+ * or more is committed COMMIT_GAP_US after the last commit, and a smaller
+ * one waits up to COMMIT_WAIT_US for more: each wait saves an fdatasync
+ * and two nng messages per worker (PostgreSQL's commit_delay, applied
+ * only when the log is busy), and a group that grows large goes at once,
+ * so that a full log does not wait (docs/architecture.md, "Coalescing
+ * across turns").
  */
 static void
 schedule_commit(struct walsvc *ws)
 {
 	struct timeval	 tv;
-	int64_t		 wait;
+	int64_t		 gap, wait;
 
-	if (ws->commit_pending)
+	gap = ws->group_records >= COMMIT_GROUP ? COMMIT_GAP_US :
+	    COMMIT_WAIT_US;
+	if (ws->commit_pending && ws->commit_gap <= gap)
 		return;
 	ws->commit_pending = 1;
-	wait = ws->last_commit + COMMIT_GAP_US - clock_mono_us();
+	ws->commit_gap = gap;
+	wait = ws->last_commit + gap - (int64_t)clock_mono_us();
 	if (wait <= 0) {
+		event_del(ws->commit_ev);
 		event_active(ws->commit_ev, 0, 0);
 		return;
 	}
@@ -194,6 +203,7 @@ walsvc_append(struct walsvc *ws, uint8_t type, const void *payload,
 	}
 	ws->own_seq++;
 	ws->appends++;
+	ws->group_records++;
 	index_apply(ws->index, &wr);
 	sessions_apply(ws, &wr);
 	schedule_commit(ws);
@@ -256,6 +266,7 @@ handle_append(struct walsvc *ws, const struct ipc_batch *batch,
 	}
 	s->highest = rec->seq;
 	ws->appends++;
+	ws->group_records++;
 	/* the index transaction commits only once the log is synced */
 	index_apply(ws->index, &wr);
 	ws->applying_received = rec->corr;
@@ -432,7 +443,8 @@ commit(struct walsvc *ws)
 		log_notice("message log writable again; acknowledging", "");
 	ws->failing = 0;
 	ws->commits++;
-	ws->last_commit = clock_mono_us();
+	ws->group_records = 0;
+	ws->last_commit = (int64_t)clock_mono_us();
 	lsn = ws->mode == WAL_SYNC_ALWAYS ? wal_synced_lsn(ws->wal) :
 	    wal_written_lsn(ws->wal);
 	buf_store_u64(body, lsn);

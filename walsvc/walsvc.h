@@ -152,7 +152,9 @@ struct walsvc {
 	int			 disk_full;	/* over storage.max-disk */
 	int			 told_full;	/* what the workers heard */
 	int			 commit_pending;
+	int64_t			 commit_gap;	/* µs after last_commit */
 	int64_t			 last_commit;	/* monotonic µs */
+	uint32_t		 group_records;	/* appended since */
 	int			 failing;	/* last write or sync failed */
 	int			 paused;	/* endpoint paused: memory bound */
 	size_t			 pending_limit;

@@ -177,6 +177,13 @@ dispatch(struct ipc_batch *batch, void *arg)
 static void
 durable_cb(void *arg, uint64_t seq)
 {
+	struct worker	*w = arg;
+	uint32_t	 i;
+
+	/* a commit ended: forwards that waited for it go (PEER_PACE_US) */
+	for (i = 0; i < w->npeers; i++)
+		if (w->peers[i].link != NULL)
+			ipc_link_release(w->peers[i].link);
 	publish_durable(arg, seq);
 	subscribe_progress(arg);
 }
@@ -232,6 +239,7 @@ peers_start(struct worker *w)
 	    sizeof(err))) == NULL)
 		goto fail;
 	ipc_link_set_drain(w->wal_link, WORKER_IPC_LOW, drained_cb, w);
+	ipc_link_set_pacer(w->wal_link, w->wal_link, LOG_PACE_US);
 	if ((w->walc = walc_new(w->base, w->wal_link, durable_cb, refused_cb,
 	    w)) == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
@@ -256,6 +264,8 @@ peers_start(struct worker *w)
 			goto fail;
 		ipc_link_set_drain(w->peers[i].link, WORKER_IPC_LOW,
 		    drained_cb, w);
+		ipc_link_set_pacer(w->peers[i].link, w->wal_link,
+		    PEER_PACE_US);
 	}
 	return 0;
 toolong:

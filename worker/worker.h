@@ -411,6 +411,11 @@ struct worker {
 #define WORKER_READ_CHUNK	65536
 #define WORKER_IPC_HIGH		(16u << 20)	/* pause reading clients */
 #define WORKER_IPC_LOW		(4u << 20)	/* resume */
+/* Coalescing across turns (ipc_link.h): while a commit of our appends is
+ * due, what goes to walsvc waits for it, and forwards to the other
+ * workers too, but each at most this long after the appends went out */
+#define LOG_PACE_US		2000
+#define PEER_PACE_US		1000
 
 /* The clocks as of the packets being handled, read at most once per
  * batch; outside one, now. */
