@@ -58,6 +58,8 @@ struct ipc_link {
 	int			 open_asks;	/* open batch wants an answer */
 	int			 answer_due;	/* a sent one still does */
 	uint64_t		 asked_at;	/* clock_mono_us() */
+	uint64_t		 last_sent;	/* likewise, if paced or asking;
+						   0: never */
 	size_t			 low_mark;
 	int			 above_low;
 	ipc_drain_fn		 drain_fn;
@@ -424,7 +426,9 @@ ipc_link_backlog(const struct ipc_link *link)
 /*
  * Coalescing across turns (ipc_link.h): a batch opened while the pacer
  * waits for an answer stays open until the answer comes or until
- * pace_us after the pacer's question went out, whichever is first.
+ * pace_us after the pacer's question went out, whichever is first; but
+ * only on a busy link, whose last batch went less than pace_us ago: on a
+ * quiet one the wait would delay a lone record and save nothing.
  */
 static void
 schedule_flush(struct ipc_link *link)
@@ -436,7 +440,8 @@ schedule_flush(struct ipc_link *link)
 	if (pacer != NULL && pacer->answer_due) {
 		now = clock_mono_us();
 		due = pacer->asked_at + link->pace_us;
-		if (now < due) {
+		if (now < due && link->last_sent != 0 &&
+		    now < link->last_sent + link->pace_us) {
 			link->flush_pending = 2;
 			link->stats.held++;
 			tv.tv_sec = (time_t)((due - now) / 1000000);
@@ -522,10 +527,12 @@ link_close_batch(struct ipc_link *link)
 		link->head = q;
 	link->tail = q;
 	link->queued_bytes += link->open.len;
+	if (link->pacer != NULL || link->open_asks)
+		link->last_sent = clock_mono_us();
 	if (link->open_asks) {
 		link->open_asks = 0;
 		link->answer_due = 1;
-		link->asked_at = clock_mono_us();
+		link->asked_at = link->last_sent;
 	}
 	link->open_records = 0;
 	link->stats.batches++;

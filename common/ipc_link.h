@@ -48,7 +48,7 @@ struct ipc_endpoint;
 struct ipc_link;
 
 #define IPC_LINK_BATCH_BYTES	(256 * 1024)
-#define IPC_LINK_HOLD_RECORDS	64	/* a held batch this full goes at once */
+#define IPC_LINK_HOLD_RECORDS	16	/* a held batch this full goes at once */
 #define IPC_PATH_MAX		107	/* sun_path less its NUL */
 /* The endpoints' own directory in the runtime directory: the children's
  * user owns it, not the runtime directory (docs/architecture.md) */

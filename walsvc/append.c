@@ -104,13 +104,14 @@ touch(struct walsvc *ws, struct stream *s)
 /*
  * Commit at the end of this turn, unless the last commit ended less than
  * a gap ago: then at that mark.  Under light load every append is
- * committed at once.  Under steady load a group of COMMIT_GROUP records
- * or more is committed COMMIT_GAP_US after the last commit, and a smaller
- * one waits up to COMMIT_WAIT_US for more: each wait saves an fdatasync
- * and two nng messages per worker (PostgreSQL's commit_delay, applied
- * only when the log is busy), and a group that grows large goes at once,
- * so that a full log does not wait (docs/architecture.md, "Coalescing
- * across turns").
+ * committed at once.  Under steady load commits come at most every
+ * COMMIT_GAP_US; and when the last group held two records or more (the
+ * appends come faster than the commits), a group smaller than
+ * COMMIT_GROUP waits up to COMMIT_WAIT_US after the last commit for more.
+ * Each wait saves an fdatasync and two nng messages per worker
+ * (PostgreSQL's commit_delay, applied only when the log is busy); a
+ * group that reaches COMMIT_GROUP goes at once, so that a full log does
+ * not wait (docs/architecture.md, "Coalescing across turns").
  */
 static void
 schedule_commit(struct walsvc *ws)
@@ -118,8 +119,8 @@ schedule_commit(struct walsvc *ws)
 	struct timeval	 tv;
 	int64_t		 gap, wait;
 
-	gap = ws->group_records >= COMMIT_GROUP ? COMMIT_GAP_US :
-	    COMMIT_WAIT_US;
+	gap = ws->group_records >= COMMIT_GROUP || ws->last_group < 2 ?
+	    COMMIT_GAP_US : COMMIT_WAIT_US;
 	if (ws->commit_pending && ws->commit_gap <= gap)
 		return;
 	ws->commit_pending = 1;
@@ -443,6 +444,7 @@ commit(struct walsvc *ws)
 		log_notice("message log writable again; acknowledging", "");
 	ws->failing = 0;
 	ws->commits++;
+	ws->last_group = ws->group_records;
 	ws->group_records = 0;
 	ws->last_commit = (int64_t)clock_mono_us();
 	lsn = ws->mode == WAL_SYNC_ALWAYS ? wal_synced_lsn(ws->wal) :

@@ -683,6 +683,34 @@ START_TEST(test_path_limit)
 }
 END_TEST
 
+START_TEST(test_quiet_link_not_held)
+{
+	struct ipc_link		*pacer;
+	char			 err[256];
+
+	open_endpoint(OWN_GEN);
+	open_link();
+	pacer = ipc_link_open(base, path, &sender, err, sizeof(err));
+	ck_assert_msg(pacer != NULL, "ipc_link_open: %s", err);
+	ipc_link_set_pacer(peer_link, pacer, PACE_LONG_US);
+	ck_assert_int_eq(ipc_link_send(pacer, IPC_WAL_SYNC, 100, 0, NULL, 0),
+	    0);
+	ipc_link_expect_answer(pacer);
+	wait_records(1);
+	/* an answer is due, but the paced link has sent nothing for longer
+	 * than its bound: a lone record would only be delayed */
+	send_numbered(1);
+	wait_records(2);
+	/* now it is busy: the next record waits */
+	send_numbered(2);
+	harness_run_for(base, QUIET_MS);
+	ck_assert_int_eq(ngot, 2);
+	ipc_link_release(peer_link);
+	wait_records(3);
+	ipc_link_close(pacer);
+}
+END_TEST
+
 static Suite *
 ipc_link_suite(void)
 {
@@ -703,6 +731,7 @@ ipc_link_suite(void)
 	tcase_add_test(tc, test_pace_bound);
 	tcase_add_test(tc, test_full_batch_not_held);
 	tcase_add_test(tc, test_paced_by_other_link);
+	tcase_add_test(tc, test_quiet_link_not_held);
 
 	tc = harness_tcase(s, "generations", setup, teardown);
 	tcase_add_test(tc, test_target_generation);
