@@ -36,7 +36,7 @@
 #include "buf.h"
 
 #define IPC_MAGIC		0x504d5149u	/* "PMQI" */
-#define IPC_VERSION		13
+#define IPC_VERSION		14
 #define IPC_BATCH_HEADER_SIZE	32
 #define IPC_RECORD_HEADER_SIZE	24
 #define IPC_BATCH_MAX_RECORDS	65535
@@ -90,7 +90,8 @@ enum ipc_type {
 					   first send: when it was read
 					   (monotonic µs), else 0; body: u8
 					   kind, payload */
-	IPC_WAL_SYNC = 0x0202,	/* seq: 0; ask for the current watermark */
+	IPC_WAL_SYNC = 0x0202,	/* seq: 0; a client waits on the next
+				   commit: do not wait for a larger group */
 
 	/* walsvc -> worker/tool */
 	IPC_WAL_DURABLE = 0x0281,	/* seq: durable up to; body: u64 written up to */

@@ -454,9 +454,8 @@ schedule_flush(struct ipc_link *link)
 	event_active(link->flush_ev, 0, 0);
 }
 
-/* A batch kept open goes at the end of this turn. */
-static void
-unhold(struct ipc_link *link)
+void
+ipc_link_unhold(struct ipc_link *link)
 {
 	if (link->flush_pending != 2)
 		return;
@@ -472,7 +471,7 @@ ipc_link_set_pacer(struct ipc_link *link, struct ipc_link *pacer,
 	link->pacer = pace_us != 0 ? pacer : NULL;
 	link->pace_us = pace_us;
 	if (link->pacer == NULL)
-		unhold(link);
+		ipc_link_unhold(link);
 }
 
 void
@@ -485,7 +484,7 @@ void
 ipc_link_release(struct ipc_link *link)
 {
 	link->answer_due = 0;
-	unhold(link);
+	ipc_link_unhold(link);
 }
 
 struct buf *
@@ -548,7 +547,7 @@ ipc_link_record_end(struct ipc_link *link, size_t start)
 		return -1;
 	link->stats.records++;
 	if (++link->open_records == IPC_LINK_HOLD_RECORDS)
-		unhold(link);
+		ipc_link_unhold(link);
 	if (link->open.len >= IPC_LINK_BATCH_BYTES) {
 		if (link_close_batch(link) == -1)
 			return -1;

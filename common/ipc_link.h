@@ -111,6 +111,8 @@ void	 ipc_link_expect_answer(struct ipc_link *);
 /* The answer came (on a pacer), or the wait is over: a batch kept open
  * goes at the end of this turn. */
 void	 ipc_link_release(struct ipc_link *);
+/* A batch kept open goes at the end of this turn; an answer stays due. */
+void	 ipc_link_unhold(struct ipc_link *);
 
 /* Hand the open batch to nng now (normally done at the end of the turn). */
 void	 ipc_link_flush(struct ipc_link *);

@@ -107,7 +107,9 @@ touch(struct walsvc *ws, struct stream *s)
  * committed at once.  Under steady load commits come at most every
  * COMMIT_GAP_US; and when the last group held two records or more (the
  * appends come faster than the commits), a group smaller than
- * COMMIT_GROUP waits up to COMMIT_WAIT_US after the last commit for more.
+ * COMMIT_GROUP waits up to COMMIT_WAIT_US after the last commit for more,
+ * unless a worker said that a client waits on it (WAL_SYNC: its window
+ * is full, so no more will come from it before this commit).
  * Each wait saves an fdatasync and two nng messages per worker
  * (PostgreSQL's commit_delay, applied only when the log is busy); a
  * group that reaches COMMIT_GROUP goes at once, so that a full log does
@@ -119,8 +121,8 @@ schedule_commit(struct walsvc *ws)
 	struct timeval	 tv;
 	int64_t		 gap, wait;
 
-	gap = ws->group_records >= COMMIT_GROUP || ws->last_group < 2 ?
-	    COMMIT_GAP_US : COMMIT_WAIT_US;
+	gap = ws->group_records >= COMMIT_GROUP || ws->last_group < 2 ||
+	    ws->commit_asked ? COMMIT_GAP_US : COMMIT_WAIT_US;
 	if (ws->commit_pending && ws->commit_gap <= gap)
 		return;
 	ws->commit_pending = 1;
@@ -310,11 +312,20 @@ walsvc_dispatch(struct ipc_batch *batch, void *arg)
 		case IPC_STORED_ASK:
 			stored_ask(ws, batch, &rec);
 			break;
+		case IPC_WAL_SYNC:
+			/* a client waits on this commit: no larger group */
+			if (rec.len != 0)
+				goto bad;
+			ws->commit_asked = 1;
+			if (ws->commit_pending)
+				schedule_commit(ws);
+			break;
 		default:
+		bad:
 			log_limited(&rl, LOG_LEVEL_WARN, "unexpected message "
-			    "dropped", "from=%s/%u type=0x%04x",
+			    "dropped", "from=%s/%u type=0x%04x len=%u",
 			    ipc_role_name(batch->sender.role),
-			    batch->sender.slot, rec.type);
+			    batch->sender.slot, rec.type, rec.len);
 		}
 	}
 	if (rv < 0)
@@ -446,6 +457,7 @@ commit(struct walsvc *ws)
 	ws->commits++;
 	ws->last_group = ws->group_records;
 	ws->group_records = 0;
+	ws->commit_asked = 0;
 	ws->last_commit = (int64_t)clock_mono_us();
 	lsn = ws->mode == WAL_SYNC_ALWAYS ? wal_synced_lsn(ws->wal) :
 	    wal_written_lsn(ws->wal);

@@ -156,6 +156,7 @@ struct walsvc {
 	int64_t			 last_commit;	/* monotonic µs */
 	uint32_t		 group_records;	/* appended since */
 	uint32_t		 last_group;	/* in the last commit */
+	int			 commit_asked;	/* WAL_SYNC: do not wait */
 	int			 failing;	/* last write or sync failed */
 	int			 paused;	/* endpoint paused: memory bound */
 	size_t			 pending_limit;

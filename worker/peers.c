@@ -188,6 +188,28 @@ durable_cb(void *arg, uint64_t seq)
 	subscribe_progress(arg);
 }
 
+/*
+ * A client waits on the appends of this batch (its window is full): the
+ * batch goes at the end of the turn, with one WAL_SYNC that asks walsvc
+ * to commit it without waiting for a larger group.
+ */
+void
+log_waited_on(struct worker *w)
+{
+	struct ipc_link_stats	 st;
+
+	if (w->wal_link == NULL)
+		return;
+	ipc_link_stats(w->wal_link, &st);
+	if (w->sync_asked && w->sync_batch == st.batches)
+		return;		/* this open batch asks already */
+	if (ipc_link_send(w->wal_link, IPC_WAL_SYNC, 0, 0, NULL, 0) == -1)
+		return;
+	w->sync_asked = 1;
+	w->sync_batch = st.batches;
+	ipc_link_unhold(w->wal_link);
+}
+
 static void
 refused_cb(void *arg, uint64_t seq, int error)
 {

@@ -252,13 +252,21 @@ publish_answer_later(struct worker *w, uint64_t seq, struct conn *c,
 	return push_pending(w, seq, c, packet_id, kind, NULL, 0, NULL);
 }
 
-/* Reading resumes once fewer messages than the limit wait for the log. */
+/*
+ * Reading resumes once fewer messages than the limit wait for the log.
+ * A client that reaches the limit can send nothing more before this
+ * commit: walsvc is told not to wait for a larger group, and our held
+ * appends go now (architecture.md, "Coalescing across turns").
+ */
 static void
 waiting_changed(struct conn *c)
 {
 	int64_t	 max = config_num(&c->w->proc->cfg, OPT_mqtt_max_inflight);
+	int	 full = c->inflight_in + c->q2_logging >= max;
 
-	conn_pause(c, PAUSE_INFLIGHT, c->inflight_in + c->q2_logging >= max);
+	if (full && !(c->paused & PAUSE_INFLIGHT))
+		log_waited_on(c->w);
+	conn_pause(c, PAUSE_INFLIGHT, full);
 }
 
 /* A QoS 2 message is in the log: it goes out, the client hears PUBREC. */

@@ -406,6 +406,9 @@ struct worker {
 	uint64_t		 ipc_base[4];	/* IPC counts: the slot's
 						   totals (stats.c) */
 	struct sys_state	*sys;		/* $SYS topics (sys.c) */
+	int			 sync_asked;	/* a WAL_SYNC went ... */
+	uint64_t		 sync_batch;	/* ... in this batch of the
+						   log link (peers.c) */
 };
 
 #define WORKER_READ_CHUNK	65536
@@ -695,6 +698,7 @@ void	 route_check_acks(struct worker *);
 int	 peers_start(struct worker *);
 void	 peers_update(struct worker *);
 void	 peers_flush(struct worker *);
+void	 log_waited_on(struct worker *);
 void	 peers_check_backlog(struct worker *);
 
 #endif /* PMQ_WORKER_H */

@@ -314,13 +314,14 @@ START_TEST(test_pace_bound)
 	open_endpoint(OWN_GEN);
 	open_link();
 	ipc_link_set_pacer(peer_link, peer_link, 200 * 1000);
+	/* the question goes out after this (1 ms: milliseconds truncated) */
+	asked = harness_now_ms();
 	send_asking(1);
 	wait_records(1);
-	asked = harness_now_ms();
 	/* no answer comes: the batch waits 200 ms from the question on */
 	send_numbered(2);
 	wait_records(2);
-	ck_assert_int_ge(harness_now_ms() - asked, 190);
+	ck_assert_int_ge(harness_now_ms() - asked, 199);
 	assert_numbered(0, 1, 2);
 }
 END_TEST
@@ -343,6 +344,18 @@ START_TEST(test_full_batch_not_held)
 	wait_records(1 + IPC_LINK_HOLD_RECORDS);
 	assert_numbered(0, 1, 1 + IPC_LINK_HOLD_RECORDS);
 	ck_assert_int_eq(batch_records[1], IPC_LINK_HOLD_RECORDS);
+
+	/* the owner lets a batch go; the answer is still due after it */
+	send_numbered(2 + IPC_LINK_HOLD_RECORDS);
+	harness_run_for(base, QUIET_MS);
+	ck_assert_int_eq(ngot, 1 + IPC_LINK_HOLD_RECORDS);
+	ipc_link_unhold(peer_link);
+	wait_records(2 + IPC_LINK_HOLD_RECORDS);
+	send_numbered(3 + IPC_LINK_HOLD_RECORDS);
+	harness_run_for(base, QUIET_MS);
+	ck_assert_int_eq(ngot, 2 + IPC_LINK_HOLD_RECORDS);
+	ipc_link_release(peer_link);
+	wait_records(3 + IPC_LINK_HOLD_RECORDS);
 }
 END_TEST
 
