@@ -528,7 +528,6 @@ registry_refused(struct worker *w, uint64_t conn_id, uint8_t reason)
 	connect_refuse(c, reason, "connection limit reached");
 }
 
-/* walsvc gave our client's id to a newer connection. */
 /*
  * REG_RELEASE of connection conn_id; a release lost on the way (the log
  * link started over) is made up by the next REG_SYNC or REG_KICK.
@@ -556,6 +555,7 @@ send_release(struct worker *w, uint64_t conn_id, uint8_t flags,
 		ipc_link_record_end(w->wal_link, start);
 }
 
+/* walsvc gave our client's id to a newer connection. */
 void
 registry_kick(struct worker *w, uint64_t conn_id, uint8_t reason,
     const uint8_t *client_id, size_t len)
