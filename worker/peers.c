@@ -200,13 +200,13 @@ log_waited_on(struct worker *w)
 
 	if (w->wal_link == NULL)
 		return;
+	/* the open batch is the one after the st.batches already closed */
 	ipc_link_stats(w->wal_link, &st);
-	if (w->sync_asked && w->sync_batch == st.batches)
-		return;		/* this open batch asks already */
+	if (w->sync_batch == st.batches + 1)
+		return;		/* it asks already */
 	if (ipc_link_send(w->wal_link, IPC_WAL_SYNC, 0, 0, NULL, 0) == -1)
 		return;
-	w->sync_asked = 1;
-	w->sync_batch = st.batches;
+	w->sync_batch = st.batches + 1;
 	ipc_link_unhold(w->wal_link);
 }
 

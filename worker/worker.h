@@ -406,9 +406,9 @@ struct worker {
 	uint64_t		 ipc_base[4];	/* IPC counts: the slot's
 						   totals (stats.c) */
 	struct sys_state	*sys;		/* $SYS topics (sys.c) */
-	int			 sync_asked;	/* a WAL_SYNC went ... */
-	uint64_t		 sync_batch;	/* ... in this batch of the
-						   log link (peers.c) */
+	uint64_t		 sync_batch;	/* the log link's batch with a
+						   WAL_SYNC, counted from 1
+						   (peers.c); 0: none */
 };
 
 #define WORKER_READ_CHUNK	65536
