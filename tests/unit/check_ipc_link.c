@@ -359,7 +359,9 @@ START_TEST(test_full_batch_not_held)
 }
 END_TEST
 
-START_TEST(test_paced_by_other_link)
+/* The endpoint, the link under test, and a second link that paces it. */
+static struct ipc_link *
+open_paced(void)
 {
 	struct ipc_link		*pacer;
 	char			 err[256];
@@ -369,6 +371,13 @@ START_TEST(test_paced_by_other_link)
 	pacer = ipc_link_open(base, path, &sender, err, sizeof(err));
 	ck_assert_msg(pacer != NULL, "ipc_link_open: %s", err);
 	ipc_link_set_pacer(peer_link, pacer, PACE_LONG_US);
+	return pacer;
+}
+
+START_TEST(test_paced_by_other_link)
+{
+	struct ipc_link		*pacer = open_paced();
+
 	/* the pacer asks nothing: the paced link sends every turn */
 	ck_assert_int_eq(ipc_link_send(pacer, IPC_WAL_SYNC, 100, 0, NULL, 0),
 	    0);
@@ -698,14 +707,8 @@ END_TEST
 
 START_TEST(test_quiet_link_not_held)
 {
-	struct ipc_link		*pacer;
-	char			 err[256];
+	struct ipc_link		*pacer = open_paced();
 
-	open_endpoint(OWN_GEN);
-	open_link();
-	pacer = ipc_link_open(base, path, &sender, err, sizeof(err));
-	ck_assert_msg(pacer != NULL, "ipc_link_open: %s", err);
-	ipc_link_set_pacer(peer_link, pacer, PACE_LONG_US);
 	ck_assert_int_eq(ipc_link_send(pacer, IPC_WAL_SYNC, 100, 0, NULL, 0),
 	    0);
 	ipc_link_expect_answer(pacer);
