@@ -221,11 +221,12 @@ auth_answers(evutil_socket_t fd, short what, void *arg)
 		if (!j->ok)
 			fail_note(w, &j->addr);
 		c = idmap_get(&w->conns_by_id, j->conn_id);
-		if (j->x != NULL && c != NULL && c->auth_step ==
+		if (j->x != NULL && c != NULL && c->rare->auth_step ==
 		    AUTH_STEP_CHECK) {
-			c->scram = j->x;
+			/* auth_step set: its rare fields are made */
+			conn_rare(c)->scram = j->x;
 			j->x = NULL;
-			c->auth_step = AUTH_STEP_NONE;
+			conn_rare(c)->auth_step = AUTH_STEP_NONE;
 			if (c->state == CONN_AUTH)
 				connect_authenticated(c, j->ok);
 			else
@@ -491,6 +492,7 @@ token_login(struct conn *c, const struct mqtt_connect *cn, const char **why)
 	const struct config	*cfg = &c->w->proc->cfg;
 	struct jwt_check	 chk;
 	struct failtab_key	 key;
+	struct conn_rare	*r;
 	char			 user[256];
 	int64_t			 exp;
 
@@ -504,11 +506,12 @@ token_login(struct conn *c, const struct mqtt_connect *cn, const char **why)
 			fail_note(c->w, &key);
 		return AUTH_REFUSED;
 	}
-	if ((c->username = strdup(user)) == NULL) {
+	if ((r = conn_rare(c)) == NULL ||
+	    (c->username = strdup(user)) == NULL) {
 		*why = "out of memory";
 		return AUTH_BUSY;
 	}
-	c->token_exp = exp;
+	r->token_exp = exp;
 	return AUTH_OK;
 }
 
@@ -611,7 +614,7 @@ auth_method_known(const struct conn *c, const struct mqtt_props *p)
 	const struct mqtt_view	*m = &p->authentication_method;
 
 	return c->w->scram != NULL && c->w->passwd != NULL &&
-	    c->tls_cn == NULL && m->len == sizeof(SCRAM_METHOD) - 1 &&
+	    c->rare->tls_cn == NULL && m->len == sizeof(SCRAM_METHOD) - 1 &&
 	    memcmp(m->data, SCRAM_METHOD, m->len) == 0;
 }
 
@@ -623,7 +626,7 @@ auth_scram_props(const struct conn *c, struct mqtt_props *p)
 	p->authentication_method.data = (const uint8_t *)SCRAM_METHOD;
 	p->authentication_method.len = sizeof(SCRAM_METHOD) - 1;
 	mqtt_props_set(p, MQTT_PROP_AUTHENTICATION_METHOD);
-	p->authentication_data.data = scram_message(c->scram, &len);
+	p->authentication_data.data = scram_message(c->rare->scram, &len);
 	p->authentication_data.len = len;
 	mqtt_props_set(p, MQTT_PROP_AUTHENTICATION_DATA);
 }
@@ -645,6 +648,7 @@ auth_scram_begin(struct conn *c, const struct mqtt_props *p, const char **why)
 {
 	struct worker		*w = c->w;
 	struct scram_exchange	*x;
+	struct conn_rare	*r;
 	const struct mqtt_view	*d = &p->authentication_data;
 	int			 has = mqtt_props_has(p,
 				    MQTT_PROP_AUTHENTICATION_DATA);
@@ -663,9 +667,14 @@ auth_scram_begin(struct conn *c, const struct mqtt_props *p, const char **why)
 		*why = "re-authentication as another user";
 		return -1;
 	}
-	scram_end(c->scram);
-	c->scram = x;
-	c->auth_step = AUTH_STEP_FINAL;
+	if ((r = conn_rare(c)) == NULL) {
+		scram_end(x);
+		*why = "out of memory";
+		return -1;
+	}
+	scram_end(r->scram);
+	r->scram = x;
+	r->auth_step = AUTH_STEP_FINAL;
 	send_auth(c, MQTT_RC_CONTINUE_AUTHENTICATION);
 	return 0;
 }
@@ -692,8 +701,10 @@ reauth_done(struct conn *c, int ok)
 		return;
 	}
 	send_auth(c, MQTT_RC_SUCCESS);
-	scram_end(c->scram);
-	c->scram = NULL;
+	if (c->rare->scram != NULL) {
+		scram_end(c->rare->scram);
+		conn_rare(c)->scram = NULL;
+	}
 	log_info("client re-authenticated", "client=%.*s addr=%s user=%s",
 	    (int)c->client_id_len, c->client_id, conn_addr(c, addr,
 	    sizeof(addr)), c->username);
@@ -705,6 +716,7 @@ scram_final(struct conn *c, const struct mqtt_props *p)
 {
 	struct auth		*a = c->w->auth;
 	struct auth_job		*j;
+	struct conn_rare	*r;
 	const struct mqtt_view	*d = &p->authentication_data;
 	size_t			 len = mqtt_props_has(p,
 				    MQTT_PROP_AUTHENTICATION_DATA) ? d->len : 0;
@@ -714,7 +726,8 @@ scram_final(struct conn *c, const struct mqtt_props *p)
 		    "checked");
 		return;
 	}
-	if ((j = malloc(sizeof(*j) + len)) == NULL) {
+	if ((r = conn_rare(c)) == NULL ||
+	    (j = malloc(sizeof(*j) + len)) == NULL) {
 		auth_refuse(c, MQTT_RC_SERVER_BUSY, "out of memory");
 		return;
 	}
@@ -722,9 +735,9 @@ scram_final(struct conn *c, const struct mqtt_props *p)
 	j->pwlen = len;
 	if (len > 0)
 		memcpy(j->data, d->data, len);
-	j->x = c->scram;
-	c->scram = NULL;
-	c->auth_step = AUTH_STEP_CHECK;
+	j->x = r->scram;
+	r->scram = NULL;
+	r->auth_step = AUTH_STEP_CHECK;
 	/* before CONNACK nothing else may come: not read meanwhile */
 	if (c->state == CONN_AUTH)
 		conn_pause(c, PAUSE_CLAIM, 1);
@@ -741,7 +754,7 @@ auth_packet(struct conn *c, const struct mqtt_packet *pkt)
 	/* AUTH only where CONNECT named a method [MQTT-4.12.0-7], and
 	 * always that method [MQTT-4.12.0-5], [MQTT-4.12.1-1] */
 	if (!(c->connack_flags & CONN_BY_SCRAM) &&
-	    c->auth_step == AUTH_STEP_NONE) {
+	    c->rare->auth_step == AUTH_STEP_NONE) {
 		auth_refuse(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an "
 		    "authentication method in CONNECT");
 		return;
@@ -754,7 +767,7 @@ auth_packet(struct conn *c, const struct mqtt_packet *pkt)
 	}
 	switch (ap->reason) {
 	case MQTT_RC_CONTINUE_AUTHENTICATION:
-		if (c->auth_step != AUTH_STEP_FINAL) {
+		if (c->rare->auth_step != AUTH_STEP_FINAL) {
 			auth_refuse(c, MQTT_RC_PROTOCOL_ERROR, "AUTH 0x18 "
 			    "where no SCRAM step was asked for");
 			return;
@@ -762,7 +775,7 @@ auth_packet(struct conn *c, const struct mqtt_packet *pkt)
 		scram_final(c, &ap->props);
 		return;
 	case MQTT_RC_REAUTHENTICATE:
-		if (c->state != CONN_ACTIVE || c->auth_step !=
+		if (c->state != CONN_ACTIVE || c->rare->auth_step !=
 		    AUTH_STEP_NONE) {
 			auth_refuse(c, MQTT_RC_PROTOCOL_ERROR, "AUTH 0x19 "
 			    "during an authentication");

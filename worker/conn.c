@@ -40,6 +40,8 @@
 
 /* Output beyond this is written before more input is taken. */
 #define OUT_PAUSE	(1u << 20)
+/* An output buffer this small is freed once written (a few packets) */
+#define OUT_KEEP_MIN	512
 /* sockets a worker accepts beyond mqtt.max-connections (see conn_accept) */
 #define ACCEPT_HEADROOM	64
 
@@ -73,6 +75,23 @@ conn_out(struct conn *c)
 		schedule_flush(c->w);
 	}
 	return &c->out;
+}
+
+const struct conn_rare	conn_rare_none;
+
+/* The connection's rarely used fields, made now if they were not; NULL
+ * when there is no memory for them. */
+struct conn_rare *
+conn_rare(struct conn *c)
+{
+	struct conn_rare	*r;
+
+	if (c->rare != &conn_rare_none)
+		return (struct conn_rare *)c->rare;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	c->rare = r;
+	return r;
 }
 
 void
@@ -140,12 +159,12 @@ write_out(struct conn *c)
 
 	while (c->out.len > 0) {
 		if (c->ssl != NULL) {
-			if (c->tls_hs)
+			if (c->rare->tls_hs)
 				return 0;	/* after the handshake */
 			if ((n = tls_write(c, c->out.data, c->out.len, &st)) ==
 			    -1) {
 				if (st == TLS_WANT_READ)
-					c->tls_write_wr = 1;
+					conn_rare(c)->tls_write_wr = 1;
 				return st == TLS_FAILED ? -1 : 0;
 			}
 		} else if ((n = send(c->fd, c->out.data, c->out.len,
@@ -159,8 +178,10 @@ write_out(struct conn *c)
 		buf_consume(&c->out, (size_t)n);
 	}
 	c->out_msgs = 0;
-	/* an idle connection keeps no buffer */
-	if (c->out.cap > 4 * WORKER_READ_CHUNK)
+	/* a small buffer goes now: an idle connection keeps none, and the
+	 * next write takes the same memory back; a large one goes now, or
+	 * at the tick once its connection is idle */
+	if (c->out.cap <= OUT_KEEP_MIN || c->out.cap > 4 * WORKER_READ_CHUNK)
 		buf_free(&c->out);
 	return 0;
 }
@@ -172,7 +193,7 @@ static int
 want_write(struct conn *c)
 {
 	/* TLS that must read before it writes: the read event resumes it */
-	if (c->tls_write_wr && !c->tls_read_ww && !c->tls_hs)
+	if (c->rare->tls_write_wr && !c->rare->tls_read_ww && !c->rare->tls_hs)
 		return 0;
 	if (c->wev == NULL && (c->wev = event_new(c->w->base, c->fd,
 	    EV_WRITE, conn_writable, c)) == NULL)
@@ -190,14 +211,14 @@ conn_writable(evutil_socket_t fd, short what, void *arg)
 
 	c->want_write = 0;
 	if (c->ssl != NULL) {
-		if (c->tls_hs) {
+		if (c->rare->tls_hs) {
 			/* the handshake's reply went out: read what follows */
 			if (tls_handshake_step(c))
 				event_active(&c->rev, EV_READ, 1);
 			return;
 		}
-		if (c->tls_read_ww) {
-			c->tls_read_ww = 0;
+		if (c->rare->tls_read_ww) {
+			conn_rare(c)->tls_read_ww = 0;
 			event_active(&c->rev, EV_READ, 1);
 		}
 	}
@@ -222,22 +243,36 @@ free_subs(struct conn_sub *s)
 	}
 }
 
+/* The rare fields' own memory; what they point to is freed before. */
+static void
+rare_free(struct conn *c)
+{
+	struct conn_rare	*r;
+
+	if (c->rare == &conn_rare_none)
+		return;
+	r = conn_rare(c);
+	buf_free(&r->in);
+	free(r->acks);
+	free(r->q2in);
+	free_subs(r->granted_subs);
+	free(r->will);
+	free(r);
+	c->rare = &conn_rare_none;
+}
+
 static void
 free_conn(struct conn *c)
 {
 	deliver_free_queue(c);
-	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c->client_id);
 	free(c->username);
-	scram_end(c->scram);
+	scram_end(c->rare->scram);
 	free(c->inflight);
 	conn_aliases_free(c);
-	free(c->acks);
-	free(c->q2in);
 	retained_free(c);
-	free_subs(c->granted_subs);
-	free(c->will);
+	rare_free(c);
 	free(c);
 }
 
@@ -452,18 +487,18 @@ process(struct conn *c, const uint8_t *data, size_t len)
 	return off;
 }
 
-/* Take the bytes kept in c->in, if the state allows. */
+/* Take the bytes kept in c->rare->in, if the state allows. */
 static void
 process_kept(struct conn *c)
 {
 	size_t	 used;
 
-	if (c->in.len == 0 || (c->ws_pre && ws_preamble(c) != 1) ||
-	    c->in.len == 0)
+	if (c->rare->in.len == 0 || (c->ws_pre && ws_preamble(c) != 1) ||
+	    c->rare->in.len == 0)
 		return;
-	used = process(c, c->in.data, c->in.len);
+	used = process(c, c->rare->in.data, c->rare->in.len);
 	if (c->state != CONN_CLOSING)
-		buf_consume(&c->in, used);
+		buf_consume(&conn_rare(c)->in, used);	/* made: it held them */
 }
 
 /* Reading resumes: first the bytes kept from before. */
@@ -555,7 +590,7 @@ conn_recv(struct conn *c, void *dst, size_t len)
 	}
 	if (n < 0 && st == TLS_WANT_WRITE) {
 		/* a key update or ticket to send first */
-		c->tls_read_ww = 1;
+		conn_rare(c)->tls_read_ww = 1;
 		if (want_write(c) == -1 && got == 0)
 			return -1;
 	}
@@ -578,11 +613,11 @@ conn_readable(evutil_socket_t fd, short what, void *arg)
 
 	if (c->ssl != NULL) {
 		/* a write that waited for the peer's bytes */
-		if (c->tls_write_wr && !c->tls_hs) {
-			c->tls_write_wr = 0;
+		if (c->rare->tls_write_wr && !c->rare->tls_hs) {
+			conn_rare(c)->tls_write_wr = 0;
 			(void)conn_out(c);	/* written at the end of the turn */
 		}
-		if (c->tls_hs && !tls_handshake_step(c))
+		if (c->rare->tls_hs && !tls_handshake_step(c))
 			return;
 	}
 	/* activated by hand (TLS) while reading stopped: later */
@@ -601,35 +636,38 @@ conn_readable(evutil_socket_t fd, short what, void *arg)
 static void
 read_some(struct conn *c, struct worker *w)
 {
-	uint8_t		*dst;
-	ssize_t		 n;
-	size_t		 used;
+	struct conn_rare	*r;
+	uint8_t			*dst;
+	ssize_t			 n;
+	size_t			 used;
 
-	if (c->in.len == 0 && !c->ws_pre) {
+	if (c->rare->in.len == 0 && !c->ws_pre) {
 		/* the usual case: decode straight from the loop's buffer */
 		n = conn_recv(c, w->scratch, WORKER_READ_CHUNK);
 		if (n <= 0)
 			goto eof;
 		used = process(c, w->scratch, (size_t)n);
 		if (c->state != CONN_CLOSING && used < (size_t)n &&
-		    buf_add(&c->in, w->scratch + used, (size_t)n - used) == -1)
+		    ((r = conn_rare(c)) == NULL ||
+		    buf_add(&r->in, w->scratch + used, (size_t)n - used) == -1))
 			conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 		return;
 	}
 	/* a packet is already under way: append to it */
-	if (buf_reserve(&c->in, WORKER_READ_CHUNK) == -1) {
+	if ((r = conn_rare(c)) == NULL ||
+	    buf_reserve(&r->in, WORKER_READ_CHUNK) == -1) {
 		conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 		return;
 	}
-	dst = c->in.data + c->in.len;
+	dst = r->in.data + r->in.len;
 	n = conn_recv(c, dst, WORKER_READ_CHUNK);
 	if (n <= 0)
 		goto eof;
-	c->in.len += (size_t)n;
+	r->in.len += (size_t)n;
 	process_kept(c);
 	/* what is left is one incomplete packet: keep it small */
-	if (c->in.len == 0 && c->in.cap > 4 * WORKER_READ_CHUNK)
-		buf_free(&c->in);
+	if (r->in.len == 0 && r->in.cap > 4 * WORKER_READ_CHUNK)
+		buf_free(&r->in);
 	return;
 eof:
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -689,12 +727,12 @@ conn_accept(struct worker *w, int fd, uint8_t kind)
 	}
 	c->w = w;
 	c->fd = fd;
+	c->rare = &conn_rare_none;
 	memcpy(&c->peer, &peer, sizeof(c->peer));
 	c->ws_pre = kind == IPC_LISTEN_WS;
 	c->id = ++w->next_conn_id;
 	c->created = c->last_rx = clock_mono_ms();
 	c->next_packet_id = 1;
-	buf_init(&c->in);
 	buf_init(&c->out);
 	if (kind == IPC_LISTEN_TLS && tls_conn_start(c) == -1) {
 		static struct log_ratelimit	 trl;
@@ -702,6 +740,7 @@ conn_accept(struct worker *w, int fd, uint8_t kind)
 		log_limited(&trl, LOG_LEVEL_WARN, "TLS connection refused: no "
 		    "usable certificate", "fd=%d", fd);
 		close(fd);
+		rare_free(c);
 		free(c);
 		return;
 	}
@@ -712,6 +751,7 @@ conn_accept(struct worker *w, int fd, uint8_t kind)
 		log_warnx("cannot set up connection", "fd=%d", fd);
 		tls_conn_end(c);
 		close(fd);
+		rare_free(c);
 		free(c);
 		return;
 	}
@@ -759,10 +799,10 @@ conn_close(struct conn *c, uint8_t reason, const char *why)
 		deliver_share_again(c);
 	/* walsvc publishes the will unless told, before the release, that
 	 * the client disconnected normally */
-	if (c->will_id != 0 && c->normal_close)
+	if (c->rare->will_id != 0 && c->normal_close)
 		registry_will_clear(c);
 	/* what the client acknowledged is appended before the release */
-	if (c->stored && c->nacks > 0)
+	if (c->stored && c->rare->nacks > 0)
 		session_ack_conn(c);
 	if (c->registered || c->state == CONN_CLAIMING)
 		registry_release(c);
@@ -835,8 +875,8 @@ token_expired(struct conn *c)
 }
 
 /*
- * Once a second: CONNECT time-outs, registry answers that never came,
- * keep-alive (1.5 times what the client asked for, MQTT 3.1.2.10), and
+ * Once a second: idle buffers, CONNECT time-outs, registry answers that
+ * never came, keep-alive (1.5 times what the client asked for, MQTT 3.1.2.10), and
  * logins whose token expired.
  */
 static void
@@ -853,6 +893,17 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	stats_publish(w);
 	for (c = w->conns; c; c = next) {
 		next = c->next;
+		/* an idle connection keeps no buffers: a busy one makes
+		 * them again, once a second at most */
+		if (c->rare->in.len == 0 && c->rare->in.data != NULL)
+			buf_free(&conn_rare(c)->in);
+		if (c->out.len == 0 && c->out.data != NULL)
+			buf_free(&c->out);
+		/* rare fields that hold nothing any more (TLS keeps its
+		 * own: its writes count on them) */
+		if (c->rare != &conn_rare_none && c->ssl == NULL &&
+		    memcmp(c->rare, &conn_rare_none, sizeof(*c->rare)) == 0)
+			rare_free(c);
 		switch (c->state) {
 		case CONN_NEW:
 			if (now - c->created > connect_ms)
@@ -862,7 +913,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 			if (now - c->created <= connect_ms)
 				break;
 			/* SCRAM: the client owes its next message */
-			if (c->auth_step == AUTH_STEP_FINAL)
+			if (c->rare->auth_step == AUTH_STEP_FINAL)
 				conn_close(c, NO_REASON, "authentication not "
 				    "finished within server.connect-timeout");
 			else
@@ -876,8 +927,8 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		case CONN_ACTIVE:
 			/* a token is good until its exp (auth.jwt-leeway) */
-			if (c->token_exp != 0 && (int64_t)time(NULL) >=
-			    c->token_exp + config_num(&w->proc->cfg,
+			if (c->rare->token_exp != 0 && (int64_t)time(NULL) >=
+			    c->rare->token_exp + config_num(&w->proc->cfg,
 			    OPT_auth_jwt_leeway) / 1000) {
 				token_expired(c);
 				break;

@@ -83,7 +83,11 @@ keep_will(struct conn *c, const struct mqtt_connect *cn)
 {
 	struct mqtt_packet	 pkt;
 	struct buf		 b = BUF_INITIALIZER;
+	struct conn_rare	*r;
+	struct conn_will	*will;
 
+	if ((r = conn_rare(c)) == NULL)
+		return -1;
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_PUBLISH;
 	pkt.publish.qos = cn->will_qos;
@@ -96,16 +100,17 @@ keep_will(struct conn *c, const struct mqtt_connect *cn)
 	pkt.publish.props.present &=
 	    ~MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY_INTERVAL);
 	if (mqtt_encode(&b, &pkt, c->level) == -1 ||
-	    (c->will = malloc(sizeof(*c->will) + b.len)) == NULL) {
+	    (will = malloc(sizeof(*will) + b.len)) == NULL) {
 		buf_free(&b);
 		return -1;
 	}
-	c->will->len = (uint32_t)b.len;
-	c->will->delay = c->level == MQTT_LEVEL_5 && mqtt_props_has(
+	will->len = (uint32_t)b.len;
+	will->delay = c->level == MQTT_LEVEL_5 && mqtt_props_has(
 	    &cn->will_props, MQTT_PROP_WILL_DELAY_INTERVAL) ?
 	    cn->will_props.will_delay_interval : 0;
-	memcpy(c->will->packet, b.data, b.len);
+	memcpy(will->packet, b.data, b.len);
 	buf_free(&b);
+	r->will = will;
 	return 0;
 }
 
@@ -120,15 +125,15 @@ send_claim(struct conn *c)
 	    &start)) == NULL)
 		return;		/* sent again, until the CONNECT time-out */
 	buf_add_u8(b, (c->clean_start ? IPC_CLAIM_CLEAN_START : 0) |
-	    (c->will ? IPC_CLAIM_WILL : 0));
+	    (c->rare->will ? IPC_CLAIM_WILL : 0));
 	buf_add_u8(b, c->level);
 	buf_add_u16(b, c->send_max);
 	buf_add_u32(b, c->connect_expiry);
-	if (c->will) {
+	if (c->rare->will) {
 		buf_add_u16(b, c->client_id_len);
 		buf_add(b, c->client_id, c->client_id_len);
-		buf_add_u32(b, c->will->delay);
-		buf_add(b, c->will->packet, c->will->len);
+		buf_add_u32(b, c->rare->will->delay);
+		buf_add(b, c->rare->will->packet, c->rare->will->len);
 	} else
 		buf_add(b, c->client_id, c->client_id_len);
 	if (buf_failed(b))
@@ -164,12 +169,12 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 			return;
 		}
 		auth = AUTH_EXCHANGE;
-	} else if (c->tls_cn != NULL) {
+	} else if (c->rare->tls_cn != NULL) {
 		/* a certificate that names the user
 		 * (tls.use-identity-as-username) is the authentication: the
 		 * name in CONNECT and any password are not looked at */
-		c->username = c->tls_cn;
-		c->tls_cn = NULL;
+		c->username = c->rare->tls_cn;
+		conn_rare(c)->tls_cn = NULL;
 		auth = AUTH_OK;
 	} else
 		auth = auth_connect(c, cn, &why);
@@ -296,7 +301,7 @@ connect_handle(struct conn *c, const struct mqtt_packet *pkt,
 			    "out of memory");
 			return;
 		}
-		c->aliases->out_max = cn->props.topic_alias_maximum <
+		c->rare->aliases->out_max = cn->props.topic_alias_maximum <
 		    ALIAS_OUT_MAX ? cn->props.topic_alias_maximum :
 		    ALIAS_OUT_MAX;
 	}
@@ -331,8 +336,8 @@ connect_authenticated(struct conn *c, int ok)
 		    "server.connect-timeout");
 		return;
 	}
-	if (c->scram != NULL) {
-		if ((c->username = strdup(scram_user(c->scram))) == NULL) {
+	if (c->rare->scram != NULL) {
+		if ((c->username = strdup(scram_user(c->rare->scram))) == NULL) {
 			connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE,
 			    "out of memory");
 			return;
@@ -349,19 +354,21 @@ void
 registry_session_sub(struct worker *w, uint64_t conn_id, const uint8_t *body,
     size_t len)
 {
-	struct conn	*c = idmap_get(&w->conns_by_id, conn_id);
-	struct conn_sub	*s, **sp;
+	struct conn		*c = idmap_get(&w->conns_by_id, conn_id);
+	struct conn_sub		*s, **sp;
+	struct conn_rare	*r;
 
 	if (c == NULL || c->state != CONN_CLAIMING ||
 	    len <= IPC_SESS_SUB_HEADER || len - IPC_SESS_SUB_HEADER > 65535)
 		return;
 	len -= IPC_SESS_SUB_HEADER;
 	/* a grant sent again (the claim was) repeats its subscriptions */
-	for (s = c->granted_subs; s; s = s->next)
+	for (s = c->rare->granted_subs; s; s = s->next)
 		if (s->len == len && memcmp(s->filter, body +
 		    IPC_SESS_SUB_HEADER, len) == 0)
 			return;
-	if ((s = calloc(1, sizeof(*s) + len)) == NULL) {
+	if ((r = conn_rare(c)) == NULL ||
+	    (s = calloc(1, sizeof(*s) + len)) == NULL) {
 		registry_refused(w, conn_id, MQTT_RC_SERVER_UNAVAILABLE);
 		return;
 	}
@@ -372,7 +379,7 @@ registry_session_sub(struct worker *w, uint64_t conn_id, const uint8_t *body,
 	s->len = (uint16_t)len;
 	memcpy(s->filter, body + IPC_SESS_SUB_HEADER, len);
 	/* kept in the order they came: the client's */
-	for (sp = &c->granted_subs; *sp; sp = &(*sp)->next)
+	for (sp = &r->granted_subs; *sp; sp = &(*sp)->next)
 		;
 	*sp = s;
 }
@@ -385,8 +392,8 @@ install_subscriptions(struct conn *c)
 	struct conn_sub		*s;
 	uint32_t		 count;
 
-	while ((s = c->granted_subs) != NULL) {
-		c->granted_subs = s->next;
+	while ((s = c->rare->granted_subs) != NULL) {
+		conn_rare(c)->granted_subs = s->next;
 		if (topic_filter_parse(s->filter, s->len, &tf) != TOPIC_OK ||
 		    (tf.share == NULL && sub_add_local(c->w->subs, &tf, c,
 		    &s->options, &count) == -1)) {
@@ -412,7 +419,9 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 	struct conn		*c = idmap_get(&w->conns_by_id, conn_id);
 	struct mqtt_packet	 pkt;
 	struct mqtt_props	*p = &pkt.connack.props;
+	struct conn_rare	*r;
 	int64_t			 maxqos;
+	uint64_t		 sid, will_id;
 	const char		*info;
 	char			 addr[64];
 
@@ -421,12 +430,21 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 	c->registered = 1;
 	c->state = CONN_ACTIVE;
 	c->last_rx = clock_mono_ms();
-	c->sid = buf_load_u64(body + 8);
-	/* walsvc keeps the will now */
-	c->will_id = buf_load_u64(body + 16);
-	free(c->will);
-	c->will = NULL;
-	if (c->sid != 0) {
+	/* a stored session and a will walsvc keeps from now on are named
+	 * in the rare fields */
+	sid = buf_load_u64(body + 8);
+	will_id = buf_load_u64(body + 16);
+	if (sid != 0 || will_id != 0 || c->rare->will != NULL) {
+		if ((r = conn_rare(c)) == NULL) {
+			conn_close(c, NO_REASON, "out of memory");
+			return;
+		}
+		r->sid = sid;
+		r->will_id = will_id;
+		free(r->will);
+		r->will = NULL;
+	}
+	if (c->rare->sid != 0) {
 		c->stored = 1;
 		c->node = buf_load_u16(body + 2);
 		c->epoch = buf_load_u32(body + 4);
@@ -502,12 +520,14 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 			mqtt_props_set(p, MQTT_PROP_RESPONSE_INFORMATION);
 		}
 		/* SCRAM's server-final-message proves us to the client */
-		if (c->scram != NULL)
+		if (c->rare->scram != NULL)
 			auth_scram_props(c, p);
 	}
 	conn_send_packet(c, &pkt);
-	scram_end(c->scram);
-	c->scram = NULL;
+	if (c->rare->scram != NULL) {
+		scram_end(c->rare->scram);
+		conn_rare(c)->scram = NULL;
+	}
 	log_info("client connected", "client=%.*s addr=%s proto=%u "
 	    "keepalive=%u clean=%u stored=%u present=%u transport=%s",
 	    (int)c->client_id_len, c->client_id,
@@ -591,7 +611,7 @@ registry_will_clear(struct conn *c)
 	memset(&r, 0, sizeof(r));
 	r.op = WALREC_WILL_CLEAR;
 	r.arg = WALREC_CLEAR_DISCONNECT;
-	r.id = c->will_id;
+	r.id = c->rare->will_id;
 	r.client_id = (const uint8_t *)c->client_id;
 	r.idlen = c->client_id_len;
 	if (walrec_will_encode(&b, &r) == -1 || walc_append(c->w->walc,
@@ -600,7 +620,7 @@ registry_will_clear(struct conn *c)
 		    "disconnection; its will is published", "client=%.*s",
 		    (int)c->client_id_len, c->client_id);
 	buf_free(&b);
-	c->will_id = 0;
+	conn_rare(c)->will_id = 0;	/* it was set: the fields are made */
 }
 
 /*
@@ -615,7 +635,7 @@ registry_release(struct conn *c)
 		return;
 	c->registered = 0;
 	/* what walsvc shipped beyond sent_seq never reached the client */
-	send_release(c->w, c->id, IPC_RELEASE_EXPIRY, c->expiry, c->sent_seq,
+	send_release(c->w, c->id, IPC_RELEASE_EXPIRY, c->expiry, c->rare->sent_seq,
 	    (const uint8_t *)c->client_id, c->client_id_len);
 }
 
@@ -708,8 +728,8 @@ registry_list(struct worker *w, uint64_t ask)
 		buf_add_u16(b, c->node);
 		buf_add_u16(b, c->send_max);
 		buf_add_u32(b, c->epoch);
-		buf_add_u64(b, c->sid);
-		buf_add_u64(b, c->will_id);
+		buf_add_u64(b, c->rare->sid);
+		buf_add_u64(b, c->rare->will_id);
 		buf_add_u16(b, c->client_id_len);
 		buf_add(b, c->client_id, c->client_id_len);
 		n++;

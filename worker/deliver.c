@@ -89,15 +89,17 @@ alloc_packet_id(struct conn *c)
 struct conn_aliases *
 conn_aliases(struct conn *c)
 {
-	if (c->aliases == NULL)
-		c->aliases = calloc(1, sizeof(*c->aliases));
-	return c->aliases;
+	struct conn_rare	*r;
+
+	if (c->rare->aliases == NULL && (r = conn_rare(c)) != NULL)
+		r->aliases = calloc(1, sizeof(*r->aliases));
+	return c->rare->aliases;
 }
 
 void
 conn_aliases_free(struct conn *c)
 {
-	struct conn_aliases	*ca = c->aliases;
+	struct conn_aliases	*ca = c->rare->aliases;
 	uint16_t		 i;
 
 	if (ca == NULL)
@@ -109,7 +111,7 @@ conn_aliases_free(struct conn *c)
 	free(ca->in);
 	free(ca->out);
 	free(ca);
-	c->aliases = NULL;
+	conn_rare(c)->aliases = NULL;
 }
 
 /*
@@ -121,7 +123,7 @@ conn_aliases_free(struct conn *c)
 static uint16_t
 alias_pick(struct conn *c, const struct mqtt_view *topic, int *known)
 {
-	struct conn_aliases	*ca = c->aliases;
+	struct conn_aliases	*ca = c->rare->aliases;
 	struct topic_alias	*a;
 	uint16_t		 i, pick = 0;
 
@@ -156,14 +158,14 @@ static void
 alias_commit(struct conn *c, uint16_t alias, int known,
     const struct mqtt_view *topic, uint8_t *copy)
 {
-	struct topic_alias	*a = &c->aliases->out[alias - 1];
+	struct topic_alias	*a = &c->rare->aliases->out[alias - 1];
 
 	if (!known) {
 		free(a->topic);
 		a->topic = copy;
 		a->len = (uint16_t)topic->len;
 	}
-	a->used = ++c->aliases->clock;
+	a->used = ++c->rare->aliases->clock;
 }
 
 /*
@@ -247,7 +249,7 @@ encode_to(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 		d.sub_ids = matching_ids(c, &m->topic, group,
 		    &d.sub_id_count);
 	/* in wire order: an alias is the client's once its PUBLISH is */
-	if (c->aliases != NULL && (d.topic_alias = alias_pick(c, &m->topic,
+	if (c->rare->aliases != NULL && (d.topic_alias = alias_pick(c, &m->topic,
 	    &known)) != 0) {
 		d.alias_only = (uint8_t)known;
 		if (!known && (copy = malloc(m->topic.len)) == NULL)
@@ -302,8 +304,8 @@ send_window(struct conn *c, const struct mqtt_publish *m, uint8_t qos,
 		return -1;
 	id = seq != 0 ? (uint16_t)((seq - 1) % SEQ_ID_SPACE + 1) :
 	    alloc_packet_id(c);
-	if (seq > c->sent_seq)
-		c->sent_seq = seq;
+	if (seq > c->rare->sent_seq)
+		conn_rare(c)->sent_seq = seq;	/* a stored session: made */
 	if (encode_to(c, m, qos, id, dup, retain, group) == -1) {
 		/* never delivered: done as far as the session goes */
 		if (seq != 0)
@@ -416,7 +418,7 @@ deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 		return;
 	max_msgs = (uint64_t)config_num(cfg, OPT_mqtt_max_queued_messages);
 	max_bytes = (uint64_t)config_num(cfg, OPT_mqtt_max_queued_bytes);
-	if (qos == 0 && c->ret_pending == 0) {
+	if (qos == 0 && c->rare->ret_pending == 0) {
 		if (c->out_msgs >= max_msgs || c->out.len >= max_bytes) {
 			drop(c, 0, "output queue full");
 			return;
@@ -424,7 +426,7 @@ deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 		encode_to(c, m, 0, 0, 0, retain, group);
 		return;
 	}
-	if (c->qhead == NULL && c->ret_pending == 0 &&
+	if (c->qhead == NULL && c->rare->ret_pending == 0 &&
 	    c->inflight_out < c->send_max) {
 		if (send_window(c, m, qos, 0, 0, retain, received, group) == 0 &&
 		    group != NULL)
@@ -432,7 +434,7 @@ deliver(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 		return;
 	}
 	if (c->queued >= max_msgs || c->queued_bytes + rawlen > max_bytes) {
-		drop(c, qos, c->ret_pending ? "queue full while retained "
+		drop(c, qos, c->rare->ret_pending ? "queue full while retained "
 		    "messages come" : "queue beyond the receive window full");
 		return;
 	}
@@ -453,6 +455,7 @@ deliver_retained(struct conn *c, uint8_t level, const uint8_t *raw,
 {
 	const struct config	*cfg = &c->w->proc->cfg;
 	struct queued_msg	*q;
+	struct conn_rare	*r;
 
 	if (c->state != CONN_ACTIVE)
 		return;
@@ -461,12 +464,14 @@ deliver_retained(struct conn *c, uint8_t level, const uint8_t *raw,
 		if (q->len == rawlen && q->level == level &&
 		    memcmp(q->packet, raw, rawlen) == 0)
 			return;
-	if (c->rqueued >= (uint64_t)config_num(cfg,
+	if (c->rare->rqueued >= (uint64_t)config_num(cfg,
 	    OPT_mqtt_max_queued_messages)) {
 		drop(c, qos, "too many retained messages at once");
 		return;
 	}
-	if ((q = msg_copy(level, raw, rawlen, NULL)) == NULL) {
+	/* a lookup is out: the rare fields are made */
+	if ((r = conn_rare(c)) == NULL ||
+	    (q = msg_copy(level, raw, rawlen, NULL)) == NULL) {
 		drop(c, qos, "out of memory");
 		return;
 	}
@@ -474,12 +479,12 @@ deliver_retained(struct conn *c, uint8_t level, const uint8_t *raw,
 	q->retain = 1;
 	q->received = 0;	/* retained: not a latency */
 	q->expires = expires_at(expiry);
-	if (c->rtail)
-		c->rtail->next = q;
+	if (r->rtail)
+		r->rtail->next = q;
 	else
-		c->rhead = q;
-	c->rtail = q;
-	c->rqueued++;
+		r->rhead = q;
+	r->rtail = q;
+	r->rqueued++;
 	deliver_queued(c);
 }
 
@@ -495,12 +500,12 @@ deliver_stored(struct conn *c, const struct mqtt_publish *m, uint8_t level,
 {
 	static struct log_ratelimit	 rl;
 
-	if (qos == 0 && c->qhead == NULL && c->ret_pending == 0) {
+	if (qos == 0 && c->qhead == NULL && c->rare->ret_pending == 0) {
 		/* kept while the session was away (mqtt.queue-qos0), or a
 		 * shared group's: sent is delivered */
 		encode_to(c, m, 0, 0, 0, retain, group);
 		session_ack(c, seq, WALREC_ACK_DONE, 0, 0);
-	} else if (qos > 0 && c->qhead == NULL && c->ret_pending == 0 &&
+	} else if (qos > 0 && c->qhead == NULL && c->rare->ret_pending == 0 &&
 	    c->inflight_out < c->send_max)
 		send_window(c, m, qos, seq, dup, retain, received, group);
 	else if (queue_copy(c, level, qos, raw, rawlen, seq, dup,
@@ -542,8 +547,8 @@ deliver_release(struct conn *c, uint64_t seq)
 	f->id = (uint16_t)((seq - 1) % SEQ_ID_SPACE + 1);
 	f->qos = 2;
 	f->released = 1;
-	if (seq > c->sent_seq)
-		c->sent_seq = seq;
+	if (seq > c->rare->sent_seq)
+		conn_rare(c)->sent_seq = seq;	/* a stored session: made */
 	deliver_ack(c, MQTT_PUBREL, f->id, 0);
 }
 
@@ -597,17 +602,19 @@ void
 deliver_queued(struct conn *c)
 {
 	struct queued_msg	*q;
+	struct conn_rare	*r;
 
-	while ((q = c->rhead) != NULL && c->state == CONN_ACTIVE &&
+	while ((q = c->rare->rhead) != NULL && c->state == CONN_ACTIVE &&
 	    (q->qos == 0 || c->inflight_out < c->send_max)) {
-		c->rhead = q->next;
-		if (c->rhead == NULL)
-			c->rtail = NULL;
-		c->rqueued--;
+		r = conn_rare(c);	/* made: it holds q */
+		r->rhead = q->next;
+		if (r->rhead == NULL)
+			r->rtail = NULL;
+		r->rqueued--;
 		send_queued(c, q);
 		free(q);
 	}
-	if (c->rhead != NULL || c->ret_pending > 0)
+	if (c->rare->rhead != NULL || c->rare->ret_pending > 0)
 		return;
 	while ((q = c->qhead) != NULL && c->state == CONN_ACTIVE &&
 	    (q->qos == 0 || c->inflight_out < c->send_max)) {
@@ -659,6 +666,7 @@ void
 deliver_free_queue(struct conn *c)
 {
 	struct queued_msg	*q;
+	struct conn_rare	*r;
 	unsigned		 i;
 
 	for (i = 0; i < c->inflight_out; i++) {
@@ -669,12 +677,17 @@ deliver_free_queue(struct conn *c)
 		c->qhead = q->next;
 		free(q);
 	}
-	while ((q = c->rhead) != NULL) {
-		c->rhead = q->next;
-		free(q);
+	if (c->rare->rhead != NULL) {
+		r = conn_rare(c);	/* made: it holds them */
+		while ((q = r->rhead) != NULL) {
+			r->rhead = q->next;
+			free(q);
+		}
+		r->rtail = NULL;
+		r->rqueued = 0;
 	}
-	c->qtail = c->rtail = NULL;
-	c->queued = c->rqueued = 0;
+	c->qtail = NULL;
+	c->queued = 0;
 	c->queued_bytes = 0;
 }
 

@@ -442,7 +442,7 @@ log_message(struct conn *c, const struct mqtt_publish *m, const uint8_t *raw,
 	}
 	lr.level = c->level;
 	lr.node = c->node;
-	lr.sid = c->sid;
+	lr.sid = c->rare->sid;
 	lr.epoch = c->epoch;
 	lr.packet_id = m->packet_id;
 	lr.received = worker_wall_ms(c->w);
@@ -638,7 +638,7 @@ publish_handle(struct conn *c, const struct mqtt_packet *pkt,
 	/* MQTT 5: our Receive Maximum counts QoS 1 until PUBACK, QoS 2
 	 * until PUBCOMP; a resend of a QoS 2 message already counted */
 	if (c->level == MQTT_LEVEL_5 && m->qos > 0 &&
-	    c->inflight_in + c->nq2in >= max_in &&
+	    c->inflight_in + c->rare->nq2in >= max_in &&
 	    !(m->qos == 2 && qos2_in_find(c, m->packet_id) != NULL)) {
 		conn_close(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
 		    "receive maximum exceeded");

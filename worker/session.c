@@ -37,26 +37,29 @@ qos2_in_find(struct conn *c, uint16_t id)
 {
 	uint32_t	 i;
 
-	for (i = 0; i < c->nq2in; i++)
-		if (c->q2in[i].id == id)
-			return &c->q2in[i];
+	for (i = 0; i < c->rare->nq2in; i++)
+		if (c->rare->q2in[i].id == id)
+			return &c->rare->q2in[i];
 	return NULL;
 }
 
 struct qos2_in *
 qos2_in_add(struct conn *c, uint16_t id, uint8_t state)
 {
-	struct qos2_in	*q;
-	uint32_t	 cap;
+	struct conn_rare	*r;
+	struct qos2_in		*q;
+	uint32_t		 cap;
 
-	if (c->nq2in == c->q2in_cap) {
-		cap = c->q2in_cap ? c->q2in_cap * 2 : 8;
-		if ((q = realloc(c->q2in, cap * sizeof(*q))) == NULL)
+	if ((r = conn_rare(c)) == NULL)
+		return NULL;
+	if (r->nq2in == r->q2in_cap) {
+		cap = r->q2in_cap ? r->q2in_cap * 2 : 8;
+		if ((q = realloc(r->q2in, cap * sizeof(*q))) == NULL)
 			return NULL;
-		c->q2in = q;
-		c->q2in_cap = cap;
+		r->q2in = q;
+		r->q2in_cap = cap;
 	}
-	q = &c->q2in[c->nq2in++];
+	q = &r->q2in[r->nq2in++];
 	q->id = id;
 	q->state = state;
 	return q;
@@ -65,10 +68,13 @@ qos2_in_add(struct conn *c, uint16_t id, uint8_t state)
 void
 qos2_in_remove(struct conn *c, uint16_t id)
 {
-	struct qos2_in	*q = qos2_in_find(c, id);
+	struct qos2_in		*q = qos2_in_find(c, id);
+	struct conn_rare	*r;
 
-	if (q != NULL)
-		*q = c->q2in[--c->nq2in];
+	if (q != NULL) {
+		r = conn_rare(c);	/* made: it holds q */
+		*q = r->q2in[--r->nq2in];
+	}
 }
 
 /* A message of the stored session from walsvc. */
@@ -88,13 +94,13 @@ session_message(struct worker *w, uint64_t conn_id, uint64_t seq,
 	uint32_t			 expiry;
 
 	if (c == NULL || c->state != CONN_ACTIVE || !c->stored ||
-	    buf_load_u64(body + 8) != c->sid ||
-	    buf_load_u32(body + 4) != c->epoch || seq <= c->last_seq)
+	    buf_load_u64(body + 8) != c->rare->sid ||
+	    buf_load_u32(body + 4) != c->epoch || seq <= c->rare->last_seq)
 		return;
 	qos = body[16];
 	flags = body[17];
 	level = body[18];
-	c->last_seq = seq;
+	conn_rare(c)->last_seq = seq;	/* a stored session: made */
 	if (flags & IPC_SESS_MSG_RELEASE) {
 		deliver_release(c, seq);
 		return;
@@ -153,17 +159,20 @@ int
 session_ack(struct conn *c, uint64_t key, uint8_t state, uint8_t then,
     uint16_t id)
 {
+	struct conn_rare	*r;
 	struct session_ack	*a;
 	uint32_t		 cap;
 
-	if (c->nacks == c->acks_cap) {
-		cap = c->acks_cap ? c->acks_cap * 2 : 16;
-		if ((a = realloc(c->acks, cap * sizeof(*a))) == NULL)
+	if ((r = conn_rare(c)) == NULL)
+		return -1;
+	if (r->nacks == r->acks_cap) {
+		cap = r->acks_cap ? r->acks_cap * 2 : 16;
+		if ((a = realloc(r->acks, cap * sizeof(*a))) == NULL)
 			return -1;
-		c->acks = a;
-		c->acks_cap = cap;
+		r->acks = a;
+		r->acks_cap = cap;
 	}
-	a = &c->acks[c->nacks++];
+	a = &r->acks[r->nacks++];
 	a->key = key;
 	a->state = state;
 	a->then = then;
@@ -191,23 +200,24 @@ session_ack_conn(struct conn *c)
 	uint64_t	 seq;
 	int		 failed = 0;
 
-	while (i < c->nacks) {
+	while (i < c->rare->nacks) {
 		first = i;
-		walrec_ack_begin(&b, c->node, c->sid, c->epoch);
-		for (n = 0; i < c->nacks && n < WALREC_ACK_MAX; n++, i++)
-			walrec_ack_add(&b, c->acks[i].key, c->acks[i].state);
+		walrec_ack_begin(&b, c->node, c->rare->sid, c->epoch);
+		for (n = 0; i < c->rare->nacks && n < WALREC_ACK_MAX; n++, i++)
+			walrec_ack_add(&b, c->rare->acks[i].key, c->rare->acks[i].state);
 		seq = walrec_ack_end(&b) == 0 ? walc_append(c->w->walc,
 		    WAL_TYPE_ACK, b.data, b.len) : 0;
 		for (k = first; k < i; k++) {
-			if (c->acks[k].then == 0)
+			if (c->rare->acks[k].then == 0)
 				continue;
 			if (seq == 0 || publish_answer_later(c->w, seq, c,
-			    c->acks[k].id, c->acks[k].then) == -1)
+			    c->rare->acks[k].id, c->rare->acks[k].then) == -1)
 				failed = 1;
 		}
 	}
 	buf_free(&b);
-	c->nacks = 0;
+	if (c->rare->nacks > 0)
+		conn_rare(c)->nacks = 0;
 	return failed ? -1 : 0;
 }
 
@@ -221,7 +231,7 @@ session_acks_flush(struct worker *w)
 		w->acks_due = c->ack_next;
 		c->ack_dirty = 0;
 		c->ack_next = NULL;
-		if (!c->stored || c->nacks == 0)
+		if (!c->stored || c->rare->nacks == 0)
 			continue;
 		if (session_ack_conn(c) == -1 && c->state != CONN_CLOSING)
 			conn_close(c, MQTT_RC_UNSPECIFIED_ERROR,

@@ -53,7 +53,7 @@ log_change(struct conn *c, uint8_t op, const uint8_t *filter, size_t len,
 	memset(&r, 0, sizeof(r));
 	r.op = op;
 	r.node = c->node;
-	r.sid = c->sid;
+	r.sid = c->rare->sid;
 	r.epoch = c->epoch;
 	if (opts)
 		r.options = *opts;
@@ -384,19 +384,20 @@ sys_retained(struct conn *c, const struct buf *filters)
 static void
 lookup_retained(struct conn *c, struct buf *filters)
 {
+	struct conn_rare	*r;
 	struct ret_lookup	*l;
 
-	if ((l = calloc(1, sizeof(*l))) == NULL)
+	if ((r = conn_rare(c)) == NULL || (l = calloc(1, sizeof(*l))) == NULL)
 		return;		/* no memory: no retained messages for it */
 	l->number = ++c->w->last_lookup;
 	l->filters = *filters;		/* taken over */
 	buf_init(filters);
-	if (c->lookups_tail)
-		c->lookups_tail->next = l;
+	if (r->lookups_tail)
+		r->lookups_tail->next = l;
 	else
-		c->lookups = l;
-	c->lookups_tail = l;
-	c->ret_pending++;
+		r->lookups = l;
+	r->lookups_tail = l;
+	r->ret_pending++;
 	send_lookup(c, l);
 }
 
@@ -412,8 +413,8 @@ retained_message(struct worker *w, uint64_t conn_id, uint64_t lookup,
 	struct conn		*c = idmap_get(&w->conns_by_id, conn_id);
 	struct mqtt_packet	 pkt;
 
-	if (c == NULL || c->state != CONN_ACTIVE || c->lookups == NULL ||
-	    c->lookups->number != lookup)
+	if (c == NULL || c->state != CONN_ACTIVE || c->rare->lookups == NULL ||
+	    c->rare->lookups->number != lookup)
 		return;
 	/* auth.acl-file: only what the subscriber may read */
 	if (w->acl != NULL && (mqtt_decode_stored_publish(body +
@@ -430,16 +431,18 @@ void
 retained_done(struct worker *w, uint64_t conn_id, uint64_t lookup)
 {
 	struct conn		*c = idmap_get(&w->conns_by_id, conn_id);
+	struct conn_rare	*r;
 	struct ret_lookup	*l;
 
-	if (c == NULL || (l = c->lookups) == NULL || l->number != lookup)
+	if (c == NULL || (l = c->rare->lookups) == NULL || l->number != lookup)
 		return;
-	c->lookups = l->next;
-	if (c->lookups == NULL)
-		c->lookups_tail = NULL;
+	r = conn_rare(c);	/* made: it holds l */
+	r->lookups = l->next;
+	if (r->lookups == NULL)
+		r->lookups_tail = NULL;
 	buf_free(&l->filters);
 	free(l);
-	c->ret_pending--;
+	r->ret_pending--;
 	deliver_queued(c);
 }
 
@@ -456,22 +459,26 @@ retained_send_again(struct worker *w)
 	struct ret_lookup	*l;
 
 	for (c = w->conns; c; c = c->next)
-		for (l = c->lookups; l; l = l->next)
+		for (l = c->rare->lookups; l; l = l->next)
 			send_lookup(c, l);
 }
 
 void
 retained_free(struct conn *c)
 {
+	struct conn_rare	*r;
 	struct ret_lookup	*l;
 
-	while ((l = c->lookups) != NULL) {
-		c->lookups = l->next;
+	if (c->rare->lookups == NULL)
+		return;
+	r = conn_rare(c);	/* made: it holds them */
+	while ((l = r->lookups) != NULL) {
+		r->lookups = l->next;
 		buf_free(&l->filters);
 		free(l);
 	}
-	c->lookups_tail = NULL;
-	c->ret_pending = 0;
+	r->lookups_tail = NULL;
+	r->ret_pending = 0;
 }
 
 /* A shared subscription of a stored session: walsvc's, not in our table. */

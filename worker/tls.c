@@ -109,7 +109,10 @@ tls_stop(struct worker *w)
 int
 tls_conn_start(struct conn *c)
 {
-	if (c->w->tls_ctx == NULL || (c->ssl = SSL_new(c->w->tls_ctx)) ==
+	struct conn_rare	*r;
+
+	/* a TLS connection always has its rare fields */
+	if ((r = conn_rare(c)) == NULL || c->w->tls_ctx == NULL || (c->ssl = SSL_new(c->w->tls_ctx)) ==
 	    NULL)
 		return -1;
 	if (SSL_set_fd(c->ssl, c->fd) != 1) {
@@ -118,7 +121,7 @@ tls_conn_start(struct conn *c)
 		return -1;
 	}
 	SSL_set_accept_state(c->ssl);
-	c->tls_hs = 1;
+	r->tls_hs = 1;
 	return 0;
 }
 
@@ -127,11 +130,13 @@ void
 tls_conn_end(struct conn *c)
 {
 	/* a WebSocket client's identity came without c->ssl */
-	free(c->tls_cn);
-	c->tls_cn = NULL;
+	if (c->rare->tls_cn != NULL) {
+		free(c->rare->tls_cn);
+		conn_rare(c)->tls_cn = NULL;
+	}
 	if (c->ssl == NULL)
 		return;
-	if (!c->tls_hs && !(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) {
+	if (!c->rare->tls_hs && !(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) {
 		ERR_clear_error();
 		(void)SSL_shutdown(c->ssl);
 	}
@@ -170,7 +175,7 @@ status_of(struct conn *c, int ret)
 		ERR_clear_error();
 		log_limited(&rl, LOG_LEVEL_INFO, "TLS error", "addr=%s "
 		    "handshake=%d error=\"%s\"", conn_addr(c, addr,
-		    sizeof(addr)), c->tls_hs, why);
+		    sizeof(addr)), c->rare->tls_hs, why);
 		errno = EPROTO;
 		return TLS_FAILED;
 	}
@@ -187,10 +192,10 @@ tls_handshake(struct conn *c)
 	errno = 0;
 	if ((ret = SSL_do_handshake(c->ssl)) != 1)
 		return status_of(c, ret);
-	c->tls_hs = 0;
+	conn_rare(c)->tls_hs = 0;
 	if (config_num(&c->w->proc->cfg, OPT_tls_use_identity_as_username)) {
 		if (tls_peer_cn(c->ssl, cn, sizeof(cn)) == -1 ||
-		    (c->tls_cn = strdup(cn)) == NULL) {
+		    (conn_rare(c)->tls_cn = strdup(cn)) == NULL) {
 			log_limited(&rl, LOG_LEVEL_NOTICE, "client certificate "
 			    "without one valid common name; refused", "addr=%s",
 			    conn_addr(c, addr, sizeof(addr)));
@@ -244,5 +249,5 @@ tls_write(struct conn *c, const void *buf, size_t len, int *status)
 int
 tls_has_pending(const struct conn *c)
 {
-	return c->ssl != NULL && !c->tls_hs && SSL_pending(c->ssl) > 0;
+	return c->ssl != NULL && !c->rare->tls_hs && SSL_pending(c->ssl) > 0;
 }

@@ -140,14 +140,8 @@ struct conn {
 	uint16_t		 send_max;	/* client's receive maximum */
 	uint16_t		 node;		/* stored session: its name */
 	uint16_t		 client_id_len;
-	uint64_t		 sid;
 	uint32_t		 expiry;	/* Session Expiry Interval in force */
 	uint32_t		 connect_expiry;	/* as CONNECT gave it */
-	uint64_t		 last_seq;	/* newest session message received */
-	struct session_ack	*acks;		/* progress to append this turn */
-	uint32_t		 nacks, acks_cap;
-	struct qos2_in		*q2in;		/* QoS 2 received, not complete */
-	uint32_t		 nq2in, q2in_cap;
 	uint32_t		 max_out_packet; /* client's maximum packet size */
 	uint32_t		 out_msgs;	/* PUBLISHes in `out` not yet written */
 	int64_t			 last_rx;	/* monotonic ms of the last packet */
@@ -165,24 +159,16 @@ struct conn {
 	char			*username;	/* as CONNECT gave it, or NULL */
 	struct inflight		*inflight;	/* send_max entries, inflight_out
 						   of them in use */
-	struct buf		 in;		/* an incomplete packet */
 	struct buf		 out;		/* bytes to write */
 	struct queued_msg	*qhead, *qtail;
 	size_t			 queued_bytes;
-	/* retained messages for a new subscription: sent before the rest,
-	 * which waits while a lookup is out (ret_pending) */
-	struct queued_msg	*rhead, *rtail;
-	uint32_t		 rqueued;
-	uint16_t		 ret_pending;	/* lookups out */
 	uint16_t		 alias_max;	/* Topic Alias Maximum we gave */
-	struct conn_aliases	*aliases;	/* made when first needed */
-	struct ret_lookup	*lookups, *lookups_tail;
+	uint8_t			 has_sub_ids;	/* a subscription has had a
+						   Subscription Identifier */
+	uint8_t			 ws_pre;	/* WebSocket: the relay's
+						   preamble is still to come */
+	uint8_t			 ws;		/* 1 WebSocket, 2 over TLS */
 	struct conn_sub		*subs;
-	struct conn_sub		*granted_subs;	/* stored, before the grant */
-	struct conn_will	*will;		/* until the grant */
-	uint64_t		 will_id;	/* walsvc's name for it, 0: none */
-	uint64_t		 sent_seq;	/* highest session sequence written
-						   to the client */
 	struct conn		*prev, *next;	/* all connections */
 	struct conn		*dirty_next;	/* flush list */
 	struct conn		*ack_next;	/* acks to append */
@@ -191,20 +177,50 @@ struct conn {
 	struct event		*wev;		/* made when first needed: most
 						   connections never wait to
 						   write */
+	SSL			*ssl;		/* MQTT over TLS, else NULL */
+	const struct conn_rare	*rare;		/* conn_rare_none until written */
+};
+
+/*
+ * What few connections need, or need for a while: an incomplete packet,
+ * a stored session, retained lookups under way, QoS 2 received, what
+ * CONNECT hands to the registry, TLS, SCRAM and token logins, topic
+ * aliases.  An idle client needs none of it, and a worker holds as many
+ * connections as there are clients, so it is made when first written:
+ * until then c->rare points at conn_rare_none, read-only zeros.  Reads go
+ * through c->rare; writes through conn_rare(c), which makes it (const
+ * makes the compiler check).  The tick frees it again once it holds
+ * nothing.
+ */
+struct conn_rare {
+	struct buf		 in;		/* an incomplete packet */
+	/* a stored session (always has these fields made) */
+	uint64_t		 sid;
+	uint64_t		 last_seq;	/* newest session message received */
+	uint64_t		 sent_seq;	/* highest session sequence written
+						   to the client */
+	/* retained messages for a new subscription: sent before the rest,
+	 * which waits while a lookup is out (ret_pending) */
+	struct queued_msg	*rhead, *rtail;
+	uint32_t		 rqueued;
+	uint16_t		 ret_pending;	/* lookups out */
+	struct ret_lookup	*lookups, *lookups_tail;
+	struct session_ack	*acks;		/* progress to append this turn */
+	uint32_t		 nacks, acks_cap;
+	struct qos2_in		*q2in;		/* QoS 2 received, not complete */
+	uint32_t		 nq2in, q2in_cap;
+	struct conn_aliases	*aliases;	/* made when first needed */
+	struct conn_sub		*granted_subs;	/* stored, before the grant */
+	struct conn_will	*will;		/* until the grant */
+	uint64_t		 will_id;	/* walsvc's name for it, 0: none */
 	int64_t			 token_exp;	/* logged in with a token that
 						   expires then (s since 1970);
 						   0: no token */
-	SSL			*ssl;		/* MQTT over TLS, else NULL */
 	char			*tls_cn;	/* its certificate's CN, when
 						   that is the user name */
-	uint8_t			 has_sub_ids;	/* a subscription has had a
-						   Subscription Identifier */
 	uint8_t			 tls_hs;	/* handshake under way */
 	uint8_t			 tls_read_ww;	/* a read waits to write */
 	uint8_t			 tls_write_wr;	/* a write waits to read */
-	uint8_t			 ws_pre;	/* WebSocket: the relay's
-						   preamble is still to come */
-	uint8_t			 ws;		/* 1 WebSocket, 2 over TLS */
 	uint8_t			 auth_step;	/* SCRAM: AUTH_STEP_* */
 	struct scram_exchange	*scram;		/* SCRAM under way, or its
 						   server-final for CONNACK */
@@ -463,6 +479,8 @@ void	 conn_accept(struct worker *, int fd, uint8_t kind);
 void	 conn_close(struct conn *, uint8_t reason, const char *why);
 void	 conn_close_all(struct worker *, uint8_t reason);
 struct buf *conn_out(struct conn *);
+extern const struct conn_rare conn_rare_none;
+struct conn_rare *conn_rare(struct conn *);
 void	 conn_send_packet(struct conn *, const struct mqtt_packet *);
 void	 conn_send_disconnect(struct conn *, uint8_t reason);
 void	 conn_pause_all(struct worker *, int);

@@ -792,39 +792,40 @@ ws_stop(struct worker *w)
 }
 
 /*
- * The thread's preamble at the start of c->in: 1 when it was taken
- * (c->tls_cn set when the identity is the user name), 0 while it is
+ * The thread's preamble at the start of c->rare->in: 1 when it was taken
+ * (its tls_cn set when the identity is the user name), 0 while it is
  * incomplete, -1 when the connection was closed.
  */
 int
 ws_preamble(struct conn *c)
 {
-	const uint8_t	*d = c->in.data;
+	const uint8_t		*d = c->rare->in.data;
+	struct conn_rare	*r;
 	size_t		 n;
 
-	if (c->in.len < 4)
+	if (c->rare->in.len < 4)
 		return 0;
 	n = buf_load_u16(d + 2);
 	if (d[0] != 'W' || (d[1] & ~1) != 0 || n > 255) {
 		conn_close(c, NO_REASON, "bad WebSocket relay preamble");
 		return -1;
 	}
-	if (c->in.len < 4 + n)
+	if (c->rare->in.len < 4 + n)
 		return 0;
 	if ((d[1] & 1) && config_num(&c->w->proc->cfg,
 	    OPT_tls_use_identity_as_username)) {
-		if (n == 0 || (c->tls_cn = strndup((const char *)d + 4, n)) ==
-		    NULL) {
+		if (n == 0 || (r = conn_rare(c)) == NULL ||
+		    (r->tls_cn = strndup((const char *)d + 4, n)) == NULL) {
 			conn_close(c, NO_REASON, "no user name in the client "
 			    "certificate");
 			return -1;
 		}
 	}
-	c->ws = (d[1] & 1) ? 2 : 1;	/* d is c->in's: before consuming */
-	buf_consume(&c->in, 4 + n);
+	c->ws = (d[1] & 1) ? 2 : 1;	/* d is c->rare->in's: before consuming */
+	buf_consume(&conn_rare(c)->in, 4 + n);	/* made: it held them */
 	c->ws_pre = 0;
-	if (c->in.len == 0)
-		buf_free(&c->in);	/* a read's worth, for 4 bytes */
+	if (c->rare->in.len == 0)
+		buf_free(&conn_rare(c)->in);	/* a read's worth, for 4 bytes */
 	return 1;
 }
 

@@ -40,6 +40,9 @@ that published it:
   subscribes on another worker the moment the PUBACK arrives: 20
   replacements, each seen (and no older one) by the next SUBSCRIBE,
   3.1.1 to 5.0 and 5.0 to 3.1.1;
+- a retained lookup and a PUBLISH that arrives in two parts, a second
+  apart, three times over one connection each (a worker makes the state
+  for them when needed and drops it when idle);
 - promptmqd only: retained messages, their properties and deletions
   outlive a SIGKILL of walsvc and a stop and start of the whole broker
   on the same data directory.
@@ -71,6 +74,7 @@ NAMES = {4: "3.1.1", 5: "5.0"}
 MARK = b"marker"
 KEEP = 300          # Session Expiry Interval of the Retain Handling 1 session
 ROUNDS = 20         # publish-then-subscribe rounds across workers
+TICK = 1.2          # s: longer than a worker's tick (once a second)
 
 
 def options(qos, rap=False, rh=0):
@@ -400,6 +404,38 @@ def across_workers(b, v_pub, v_sub):
             sub.close()
 
 
+def made_again(b):
+    """A worker keeps a connection's retained lookups and an incomplete
+    packet in state it makes when first needed and drops at its
+    once-a-second tick when that holds nothing: three rounds of a
+    SUBSCRIBE answered with the retained message, then a PUBLISH sent in
+    two parts with a tick between them, each round after a tick."""
+    u = pmq.unique("again")
+    topic = u + "/t"
+    with contextlib.ExitStack() as done:
+        pub, ps = raw(b, done, 5, "publisher")
+        sub, _ = raw(b, done, 5, "subscriber", avoid=ps)
+        publish_ok(pub, topic, b"kept", 1)
+        for k in range(3):
+            # the stimulus is time itself: the tick must run in between;
+            # a slow machine only makes the gap longer
+            time.sleep(TICK)
+            subscribe(sub, topic)
+            receive(sub, [(topic, b"kept", True, 1), marker(pub, topic)],
+                    "round %d, the retained message" % k)
+            payload = b"in two parts %d" % k
+            pid = pub.pid()
+            data = pmq.publish_packet(topic, payload, 1, pid, False, 5)
+            pub.send(data[:7])
+            time.sleep(TICK)
+            pub.send(data[7:])
+            ack = pub.expect(pmq.PUBACK, what="PUBACK of the PUBLISH in two parts")
+            check(ack.pid == pid and ack.reason < 0x80, "%s: PUBACK for %d expected, "
+                  "got %r" % (pub.name, pid, ack))
+            receive(sub, [(topic, payload, False, 1)], "round %d, the message sent "
+                    "in two parts" % k)
+
+
 def kill_walsvc(b):
     """SIGKILL walsvc; wait until its successor is ready."""
     mark = b.mark()
@@ -479,6 +515,7 @@ def test():
         properties(b)
         across_workers(b, 4, 5)
         across_workers(b, 5, 4)
+        made_again(b)
         b.check_alive("after the retained message checks")
     finally:
         b.stop()
