@@ -168,16 +168,7 @@ state_name(const struct child *c)
 	}
 }
 
-/* A worker slot's connections and its clients (CONNECT accepted). */
-static uint64_t
-slot_connections(const metric_t *w)
-{
-	return metric_get(&w[METRIC_W_CONN_TCP]) +
-	    metric_get(&w[METRIC_W_CONN_TLS]) +
-	    metric_get(&w[METRIC_W_CONN_WS]) +
-	    metric_get(&w[METRIC_W_CONN_WSS]);
-}
-
+/* A worker slot's clients (CONNECT accepted). */
 static uint64_t
 slot_clients(const metric_t *w)
 {
@@ -211,7 +202,7 @@ process_row(struct supervisor *s, struct adm_rows *rows,
 			w = metrics_worker(s->stats, c->slot);
 			rss = metric_get(&w[METRIC_W_RSS]);
 			adm_num(rows, "connections",
-			    (int64_t)slot_connections(w));
+			    (int64_t)stats_worker_connections(s, c->slot));
 			adm_num(rows, "clients", (int64_t)slot_clients(w));
 		} else if (c->role == IPC_ROLE_WALSVC)
 			rss = metric_get(&v[METRIC_SUP_RSS_WALSVC]);
@@ -273,7 +264,7 @@ status(struct admin_client *cl, uint64_t corr)
 		for (i = 0; i < s->nworkers; i++) {
 			w = metrics_worker(s->stats, (uint32_t)i);
 			clients += slot_clients(w);
-			conns += slot_connections(w);
+			conns += stats_worker_connections(s, i);
 			subs += metric_get(&w[METRIC_W_SUBSCRIPTIONS]);
 		}
 		adm_num(&rows, "connections", (int64_t)conns);

@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -156,7 +157,10 @@ add_address(struct listen_set *set, const char *spec,
 	}
 
 	/* 2) one socket per slot; port 0 is fixed by the first one */
-	if ((l->fds = calloc((size_t)set->nslots, sizeof(int))) == NULL) {
+	if ((l->fds = calloc((size_t)set->nslots, sizeof(int))) == NULL ||
+	    (l->order = calloc((size_t)set->nslots, sizeof(int))) == NULL) {
+		free(l->fds);
+		l->fds = NULL;
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -169,6 +173,7 @@ add_address(struct listen_set *set, const char *spec,
 			    name, spec, strerror(errno));
 			return -1;
 		}
+		l->order[l->norder++] = i;
 		if (i == 0 && get_port(&l->addr) == 0) {
 			struct sockaddr_storage	 bound;
 			socklen_t		 blen = sizeof(bound);
@@ -270,6 +275,23 @@ close_listener(struct listen_set *set, struct listener *l)
 			close(l->fds[j]);
 	free(l->fds);
 	l->fds = NULL;
+	free(l->order);
+	l->order = NULL;
+	l->norder = 0;
+}
+
+/* A slot's socket left its group: the group's last one takes its place,
+ * as the kernel does (reuseport_detach_sock). */
+static void
+order_remove(struct listener *l, int slot)
+{
+	int	 i;
+
+	for (i = 0; i < l->norder; i++)
+		if (l->order[i] == slot) {
+			l->order[i] = l->order[--l->norder];
+			return;
+		}
 }
 
 int
@@ -385,6 +407,7 @@ listen_close_slot(struct listen_set *set, int slot,
 			adopt(fd, set->kind, arg);
 		close(set->l[i].fds[slot]);
 		set->l[i].fds[slot] = -1;
+		order_remove(&set->l[i], slot);
 	}
 }
 
@@ -404,8 +427,43 @@ listen_reopen_slot(struct listen_set *set, int slot, char *err, size_t errlen)
 			    strerror(errno));
 			return -1;
 		}
+		l->order[l->norder++] = slot;	/* joins at the end */
 	}
 	return 0;
+}
+
+/*
+ * New connections of every address go to `slot`'s socket, or, with
+ * slot -1 (or a slot with no socket), wherever the kernel's hash puts
+ * them: a one-instruction classic BPF program returns the socket's
+ * position in the SO_REUSEPORT group, and a position past its end makes
+ * the kernel fall back to the hash.  Returns -1 when a program could not
+ * be attached (that address keeps what it had).
+ */
+int
+listen_steer(struct listen_set *set, int slot)
+{
+	struct sock_filter	 ret = BPF_STMT(BPF_RET | BPF_K, 0);
+	struct sock_fprog	 prog = { 1, &ret };
+	struct listener		*l;
+	int			 i, k, rv = 0;
+
+	for (i = 0; i < set->n; i++) {
+		l = &set->l[i];
+		ret.k = 0xffffffffu;
+		for (k = 0; k < l->norder; k++)
+			if (l->order[k] == slot)
+				ret.k = (uint32_t)k;
+		if (l->norder == 0)
+			continue;	/* no group: nothing listens */
+		if (setsockopt(l->fds[l->order[0]], SOL_SOCKET,
+		    SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) == -1) {
+			log_warn("cannot choose where new connections go",
+			    "addr=%s", l->name);
+			rv = -1;
+		}
+	}
+	return rv;
 }
 
 void

@@ -20,5 +20,8 @@ promptmqd_LDADD += $(OPENSSL_LIBS) $(JANSSON_LIBS)
 # The counter region and promptmq-metrics, the child that serves it.
 promptmqd_SOURCES += supervisor/stats.c
 
+# Which worker new connections go to.
+promptmqd_SOURCES += supervisor/place.c
+
 # The control socket promptmqctl talks to.
 promptmqd_SOURCES += supervisor/admin.c

@@ -62,6 +62,7 @@ respawn_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		c->throttled = 0;
 		log_notice("worker slot reopened", "slot=%u", c->slot);
+		place_update(c->sup, 1);	/* its sockets joined at the end */
 	}
 	if (spawn_child(c) == -1)
 		spawn_schedule(c, c->delay_ms ? c->delay_ms : 1000);

@@ -73,8 +73,8 @@ shared_memory(const char *name, size_t len, void **mem, char *err,
 }
 
 /* CPU time (µs) and resident bytes of a process; 0 when it is gone. */
-static void
-proc_usage(pid_t pid, uint64_t *cpu_us, uint64_t *rss)
+void
+stats_proc_usage(pid_t pid, uint64_t *cpu_us, uint64_t *rss)
 {
 	static long	 hz, page;
 	char		 path[64], text[1024], *p;
@@ -107,6 +107,22 @@ proc_usage(pid_t pid, uint64_t *cpu_us, uint64_t *rss)
 	*rss = (uint64_t)pages * (uint64_t)page;
 }
 
+/* A worker slot's connections, as its worker last counted them (once a
+ * second); 0 without the counter region. */
+uint64_t
+stats_worker_connections(const struct supervisor *s, int slot)
+{
+	const metric_t	*w;
+
+	if (s->stats == NULL)
+		return 0;
+	w = metrics_worker(s->stats, (uint32_t)slot);
+	return metric_get(&w[METRIC_W_CONN_TCP]) +
+	    metric_get(&w[METRIC_W_CONN_TLS]) +
+	    metric_get(&w[METRIC_W_CONN_WS]) +
+	    metric_get(&w[METRIC_W_CONN_WSS]);
+}
+
 /* A child's CPU: what its dead incarnations used, and this one. */
 static void
 child_usage(struct child *c, metric_t *cpu, metric_t *rss)
@@ -114,7 +130,7 @@ child_usage(struct child *c, metric_t *cpu, metric_t *rss)
 	uint64_t	 us = 0, bytes = 0;
 
 	if (spawn_alive(c)) {
-		proc_usage(c->pid, &us, &bytes);
+		stats_proc_usage(c->pid, &us, &bytes);
 		if (us > c->cpu_us)
 			c->cpu_us = us;
 	}
@@ -142,7 +158,7 @@ usage_tick(evutil_socket_t fd, short what, void *arg)
 		metric_set(&v[METRIC_SUP_CPU_SUPERVISOR], (uint64_t)(
 		    ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
 		    (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec));
-	proc_usage(getpid(), &us, &rss);
+	stats_proc_usage(getpid(), &us, &rss);
 	metric_set(&v[METRIC_SUP_RSS_SUPERVISOR], rss);
 	child_usage(&s->walsvc, &v[METRIC_SUP_CPU_WALSVC],
 	    &v[METRIC_SUP_RSS_WALSVC]);

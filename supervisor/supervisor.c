@@ -197,6 +197,7 @@ supervisor_child_ready(struct child *c, const struct ipc_record *rec)
 	}
 	log_debug("worker ready", "slot=%u gen=%llu", c->slot,
 	    (unsigned long long)c->gen);
+	place_update(s, 0);
 	for (i = 0; i < s->nworkers; i++)
 		if (s->workers[i].state != CHILD_READY)
 			return;
@@ -243,6 +244,9 @@ supervisor_child_exited(struct child *c, int status)
 	stats_children(s);
 	stats_child_gone(c);
 	admin_child_gone(c);
+	/* no connection waits for a worker that is restarting */
+	if (c->role == IPC_ROLE_WORKER)
+		place_update(s, 0);
 	if (s->stopping) {
 		check_stopped(s);
 		return;
@@ -304,6 +308,7 @@ supervisor_child_exited(struct child *c, int status)
 		for (k = 0; k < IPC_LISTEN_KINDS; k++)
 			listen_close_slot(&s->listeners[k], c->slot,
 			    adopt_elsewhere, s);
+		place_update(s, 1);
 		log_warnx("worker slot throttled", "slot=%u seconds=%lld "
 		    "reason=\"died %lld times in a row before serving\"",
 		    c->slot, (long long)config_num(cfg,
@@ -550,6 +555,7 @@ supervisor_reload(struct supervisor *s, char *msg, size_t msglen)
 	apply_logging(s);
 	auth_reload(s);
 	check_children_replaced(s);
+	place_update(s, 1);	/* server.pack-connections, addresses */
 	if (nlive) {
 		if (spawn_alive(&s->walsvc))
 			spawn_send_config(&s->walsvc, IPC_CTL_RELOAD, &s->cfg,
@@ -835,6 +841,7 @@ main(int argc, char *argv[])
 	spawn_init(&sup, &sup.walsvc, IPC_ROLE_WALSVC, 0);
 	spawn_init(&sup, &sup.metrics, IPC_ROLE_METRICS, 0);
 	stats_watch(&sup);
+	place_start(&sup);
 	for (w = 0; w < sup.nworkers; w++)
 		spawn_init(&sup, &sup.workers[w], IPC_ROLE_WORKER, (uint16_t)w);
 	/*

@@ -44,6 +44,10 @@ struct child {
 	char			 last_error[256]; /* CTL_FATAL: why it died */
 	uint64_t		 cpu_dead_us;	/* CPU of earlier incarnations */
 	uint64_t		 cpu_us;	/* of this one, last read */
+	/* place.c: its CPU at the last look, and whether it was busy */
+	pid_t			 place_pid;
+	uint64_t		 place_cpu_us;
+	int			 busy;
 	struct ctl_channel	*ctl;
 	struct event		*respawn_ev;
 };
@@ -58,6 +62,10 @@ struct listener {
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
 	int			*fds;		/* one per slot */
+	/* the kernel's SO_REUSEPORT group, in its order: the slot of each
+	 * socket that listens (place.c steers by this position) */
+	int			*order;
+	int			 norder;
 };
 
 /* The addresses of one option (server.bind, tls.bind). */
@@ -96,6 +104,11 @@ struct supervisor {
 	int			 stats_fd;
 	struct metrics		*stats;
 	struct event		*stats_ev;	/* CPU and memory, each second */
+	/* place.c: the slot new connections go to (-1: the kernel's hash,
+	 * -2: not chosen yet), and the timer that looks again */
+	int			 place_slot;
+	int64_t			 place_at;	/* monotonic us of the last look */
+	struct event		*place_ev;
 	struct child		*workers;
 	int			 nworkers;
 	struct listen_set	 listeners[IPC_LISTEN_KINDS];
@@ -133,6 +146,12 @@ void	 stats_restarted(struct supervisor *, const struct child *,
 	    int status);
 void	 stats_reloaded(struct supervisor *, int applied);
 void	 stats_start_child(struct supervisor *);
+void	 stats_proc_usage(pid_t, uint64_t *cpu_us, uint64_t *rss);
+uint64_t stats_worker_connections(const struct supervisor *, int slot);
+
+/* place.c */
+void	 place_start(struct supervisor *);
+void	 place_update(struct supervisor *, int regrouped);
 int	 stats_reload(struct supervisor *, const struct config *next);
 
 /* auth.c */
@@ -153,6 +172,7 @@ void	 listen_close_slot(struct listen_set *, int slot,
 int	 listen_reopen_slot(struct listen_set *, int slot, char *err,
 	    size_t errlen);
 int	 listen_slot_fds(const struct listen_set *, int slot, int *fds, int max);
+int	 listen_steer(struct listen_set *, int slot);
 
 /* rundir.c */
 int	 rundir_prepare(const char *dir, int nworkers, const struct privs *,

@@ -67,6 +67,7 @@ INTEGRATION_TESTS = \
 	tests/integration/mqtt_cross_worker.py \
 	tests/integration/mqtt_shared.py \
 	tests/integration/mqtt_worker_kill.py \
+	tests/integration/placement.py \
 	tests/integration/mqtt_walsvc_kill.py \
 	tests/integration/kill9_client.py \
 	tests/integration/mqtt_kill9.py \

@@ -22,7 +22,9 @@ proves that:
   lost when the slot closes) unless a replacement we killed had already
   started accepting, which drops its connections as any worker death.
 - after throttle-time the slot reopens (logged), a worker starts again,
-  and clients reach it;
+  and clients reach it; with new connections packed on the first worker
+  with room (the default), its reopened sockets sit at the end of their
+  SO_REUSEPORT groups, and the first connection must reach it;
 - a worker that ran longer than respawn-stable is restarted after
   respawn-delay again (the backoff was reset) and not throttled.
 
@@ -54,7 +56,10 @@ STABLE = 3.0
 DELAY, DELAY_MAX = 0.010, 0.100
 ARGS = ["--server-respawn-delay", "10ms", "--server-respawn-delay-max", "100ms",
         "--server-respawn-stable", "3s", "--server-throttle-after", str(THROTTLE_AFTER),
-        "--server-throttle-time", "6s"]
+        "--server-throttle-time", "6s",
+        # packed, as by default: a reopened slot's sockets join their
+        # groups at the end, and placement must follow them
+        "--server-pack-connections", "1000"]
 # A connection that waited in the throttled slot's queue would get its
 # CONNACK only when the slot reopens, THROTTLE_TIME after it closed.
 CONNACK_WITHIN = 4.0
@@ -266,7 +271,16 @@ def throttling():
         b.wait_log(r"worker/0\[%d\] info: worker ready" % newpid, 5)
         pmq.wait_for(lambda: pmq.listening_sockets(b.port) == 2, 2,
                      "slot 0's socket to listen again")
-        slot0_served(b)     # connect until one lands there, not by chance
+        # packed: once the supervisor has the worker ready, the next
+        # connection goes to it, though its socket moved in the group
+        b.wait_log(r"supervisor\[\d+\] debug: new connections go to a worker "
+                   r"slot=0\b", 5, m.end())
+        r = pmq.RawClient(b.port, 4, "slot0")
+        r.connect(pmq.unique("slot0"))
+        r.close()
+        got = b.slot_of(r.client_id, r.local_port)
+        check(got == 0, "a connection packed on slot 0 after it reopened reached "
+              "slot %d: the steering program names the wrong socket" % got)
         ok, failures = prober.stop()
         prober = None
         hard = [f for f in failures if not f.reset or f.start > throttled + 0.1]

@@ -176,14 +176,22 @@ def conf_value(v):
     return '"%s"' % str(v).replace("\\", "\\\\").replace('"', '\\"')
 
 
+# What every test broker runs with unless its test says otherwise: new
+# connections spread over the workers by the kernel's hash, as the tests
+# of what crosses between workers need (packing them on one worker while
+# it has room is the default; placement.py tests it).
+TEST_DEFAULTS = {"server.pack-connections": 0}
+
+
 def conf_text(values, base=DEV_CONF):
     """The text of the configuration file base with some options set:
-    values is {"group.leaf": value}.  An option's line is replaced where
-    the file has it, else added at the end of its group (a group the file
-    lacks is added)."""
+    values is {"group.leaf": value}, over TEST_DEFAULTS.  An option's line
+    is replaced where the file has it, else added at the end of its group
+    (a group the file lacks is added)."""
     with open(base) as f:
         lines = f.read().splitlines()
-    todo = dict(values)
+    todo = dict(TEST_DEFAULTS)
+    todo.update(values)
     group = None
     out = []
     for line in lines:
@@ -242,6 +250,8 @@ class Broker:
         self.proc = None
         self.port = None
         self._logf = None
+        if conf_values is None and conf == DEV_CONF:
+            conf_values = {}    # TEST_DEFAULTS
         if conf_values is not None:
             self.conf = os.path.join(self.base, "promptmq.conf")
             self.write_conf(conf_values)
