@@ -287,20 +287,26 @@ answer(struct conn *c, struct pending_suback *ps)
 	conn_send_packet(c, &resp);
 }
 
-/* Answer now if nothing is due, else in turn. */
+/*
+ * Answer now if nothing is due, else in turn; meanwhile its connection
+ * is not read, so that a PUBACK for a message it sent next cannot come
+ * first (Mosquitto answers in the order of the packets).
+ */
 static void
 answer_later(struct worker *w, struct pending_suback *ps)
 {
-	struct conn	*c;
+	struct conn	*c = idmap_get(&w->conns_by_id, ps->conn_id);
 
 	if (w->subacks == NULL && route_acked(w) >= ps->need &&
 	    logged(w, ps)) {
-		if ((c = idmap_get(&w->conns_by_id, ps->conn_id)) != NULL)
+		if (c != NULL)
 			answer(c, ps);
 		buf_free(&ps->retained);
 		free(ps);
 		return;
 	}
+	if (c != NULL)
+		conn_pause(c, PAUSE_SUBACK, 1);
 	if (w->subacks_tail)
 		w->subacks_tail->next = ps;
 	else
@@ -322,8 +328,10 @@ subscribe_progress(struct worker *w)
 		if (w->subacks == NULL)
 			w->subacks_tail = NULL;
 		c = idmap_get(&w->conns_by_id, ps->conn_id);
-		if (c && c->state == CONN_ACTIVE)
+		if (c && c->state == CONN_ACTIVE) {
 			answer(c, ps);
+			conn_pause(c, PAUSE_SUBACK, 0);
+		}
 		buf_free(&ps->retained);
 		free(ps);
 	}

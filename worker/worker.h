@@ -35,6 +35,10 @@ struct ws_gate;
 #define PAUSE_CLAIM	0x01	/* CONNECT waits for the registry */
 #define PAUSE_INFLIGHT	0x02	/* its QoS 1 and 2 messages wait for the log */
 #define PAUSE_OUTPUT	0x04	/* it does not read what we send */
+#define PAUSE_SUBACK	0x08	/* its SUBACK or UNSUBACK waits for the
+				   other workers or the log: what it sent
+				   next waits too, so that its answers keep
+				   the order of its packets */
 
 enum conn_state {
 	CONN_NEW = 0,		/* waiting for CONNECT */

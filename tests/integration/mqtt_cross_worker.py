@@ -10,7 +10,10 @@ log line):
 - a SUBACK means every worker applied the subscription: 50 times, a
   fresh filter is subscribed and a client on ANOTHER worker publishes the
   moment the SUBACK arrives; the message must arrive within 2 s;
-- QoS 1 messages from one publisher arrive in the order sent.
+- QoS 1 messages from one publisher arrive in the order sent;
+- a SUBSCRIBE or UNSUBSCRIBE and a QoS 1 PUBLISH sent in one write are
+  answered in that order, though the SUBACK waits for the other workers
+  and the PUBACK for the log.
 
 Against Mosquitto (one process, so one "worker") the same checks run on
 the single pair, which validates the checks themselves; the cross-worker
@@ -120,6 +123,32 @@ def publish_after_suback(b, raw):
           (len(late), "\n  ".join(late)))
 
 
+def answers_in_order(b, raw):
+    """A SUBSCRIBE (whose SUBACK waits for the other workers) and a QoS 1
+    PUBLISH (whose PUBACK waits for the log) sent in one write are
+    answered in that order, as Mosquitto answers; then an UNSUBSCRIBE
+    and a PUBLISH likewise.  20 times, both versions."""
+    u = pmq.unique("inorder")
+    for k in range(20):
+        version = (5, 4)[k % 2]
+        r = raw[version][0][0]
+        topic = "%s/%d" % (u, k)
+        pid_sub, pid_pub = r.pid(), r.pid()
+        r.send(pmq.subscribe_packet(pid_sub, [(topic, 1)], version) +
+               pmq.publish_packet(topic + "/x", b"after", 1, pid_pub, version=version))
+        got = [r.recv(what="the answers to SUBSCRIBE and PUBLISH") for _ in range(2)]
+        check([p.type for p in got] == [pmq.SUBACK, pmq.PUBACK],
+              "round %d (v%d): answers %r, expected SUBACK, then PUBACK" %
+              (k, version, got))
+        pid_uns, pid_pub = r.pid(), r.pid()
+        r.send(pmq.unsubscribe_packet(pid_uns, [topic], version) +
+               pmq.publish_packet(topic + "/x", b"after", 1, pid_pub, version=version))
+        got = [r.recv(what="the answers to UNSUBSCRIBE and PUBLISH") for _ in range(2)]
+        check([p.type for p in got] == [pmq.UNSUBACK, pmq.PUBACK],
+              "round %d (v%d): answers %r, expected UNSUBACK, then PUBACK" %
+              (k, version, got))
+
+
 def ordering(b, slots, version, n=200):
     """n QoS 1 messages from one publisher arrive in order."""
     u = pmq.unique("order")
@@ -155,6 +184,7 @@ def run(workers):
             raw[version] = place(b, version, 2, raw=True)
             placed.append(raw[version])
         publish_after_suback(b, raw)
+        answers_in_order(b, raw)
         b.check_alive("after the cross-worker tests")
     finally:
         for slots in placed:
