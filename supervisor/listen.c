@@ -444,10 +444,13 @@ int
 listen_steer(struct listen_set *set, int slot)
 {
 	struct sock_filter	 ret = BPF_STMT(BPF_RET | BPF_K, 0);
-	struct sock_fprog	 prog = { 1, &ret };
+	struct sock_fprog	 prog;
 	struct listener		*l;
 	int			 i, k, rv = 0;
 
+	memset(&prog, 0, sizeof(prog));	/* its padding goes to the kernel */
+	prog.len = 1;
+	prog.filter = &ret;
 	for (i = 0; i < set->n; i++) {
 		l = &set->l[i];
 		ret.k = 0xffffffffu;
