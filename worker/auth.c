@@ -701,13 +701,20 @@ reauth_done(struct conn *c, int ok)
 		return;
 	}
 	send_auth(c, MQTT_RC_SUCCESS);
-	if (c->rare->scram != NULL) {
-		scram_end(c->rare->scram);
-		conn_rare(c)->scram = NULL;
-	}
+	auth_scram_done(c);
 	log_info("client re-authenticated", "client=%.*s addr=%s user=%s",
 	    (int)c->client_id_len, c->client_id, conn_addr(c, addr,
 	    sizeof(addr)), c->username);
+}
+
+/* The exchange is over (its server-final-message went out). */
+void
+auth_scram_done(struct conn *c)
+{
+	if (c->rare->scram == NULL)
+		return;
+	scram_end(c->rare->scram);
+	conn_rare(c)->scram = NULL;	/* it was set: the fields are made */
 }
 
 /* The client-final-message: its proof goes to the thread. */

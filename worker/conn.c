@@ -243,7 +243,7 @@ free_subs(struct conn_sub *s)
 	}
 }
 
-/* The rare fields' own memory; what they point to is freed before. */
+/* The rare fields and all they hold. */
 static void
 rare_free(struct conn *c)
 {
@@ -251,7 +251,10 @@ rare_free(struct conn *c)
 
 	if (c->rare == &conn_rare_none)
 		return;
+	conn_aliases_free(c);
+	retained_free(c);
 	r = conn_rare(c);
+	scram_end(r->scram);
 	buf_free(&r->in);
 	free(r->acks);
 	free(r->q2in);
@@ -268,10 +271,7 @@ free_conn(struct conn *c)
 	buf_free(&c->out);
 	free(c->client_id);
 	free(c->username);
-	scram_end(c->rare->scram);
 	free(c->inflight);
-	conn_aliases_free(c);
-	retained_free(c);
 	rare_free(c);
 	free(c);
 }

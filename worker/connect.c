@@ -444,7 +444,7 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 		free(r->will);
 		r->will = NULL;
 	}
-	if (c->rare->sid != 0) {
+	if (sid != 0) {
 		c->stored = 1;
 		c->node = buf_load_u16(body + 2);
 		c->epoch = buf_load_u32(body + 4);
@@ -524,10 +524,7 @@ registry_granted(struct worker *w, uint64_t conn_id, const uint8_t *body)
 			auth_scram_props(c, p);
 	}
 	conn_send_packet(c, &pkt);
-	if (c->rare->scram != NULL) {
-		scram_end(c->rare->scram);
-		conn_rare(c)->scram = NULL;
-	}
+	auth_scram_done(c);
 	log_info("client connected", "client=%.*s addr=%s proto=%u "
 	    "keepalive=%u clean=%u stored=%u present=%u transport=%s",
 	    (int)c->client_id_len, c->client_id,

@@ -112,8 +112,8 @@ tls_conn_start(struct conn *c)
 	struct conn_rare	*r;
 
 	/* a TLS connection always has its rare fields */
-	if ((r = conn_rare(c)) == NULL || c->w->tls_ctx == NULL || (c->ssl = SSL_new(c->w->tls_ctx)) ==
-	    NULL)
+	if ((r = conn_rare(c)) == NULL || c->w->tls_ctx == NULL ||
+	    (c->ssl = SSL_new(c->w->tls_ctx)) == NULL)
 		return -1;
 	if (SSL_set_fd(c->ssl, c->fd) != 1) {
 		SSL_free(c->ssl);

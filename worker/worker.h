@@ -580,6 +580,8 @@ int	 auth_scram_begin(struct conn *, const struct mqtt_props *,
 	    const char **why);
 /* The method and the exchange's last message, for CONNACK or AUTH. */
 void	 auth_scram_props(const struct conn *, struct mqtt_props *);
+/* The exchange's state, once its last message went out. */
+void	 auth_scram_done(struct conn *);
 /* An AUTH packet from the client. */
 void	 auth_packet(struct conn *, const struct mqtt_packet *);
 
