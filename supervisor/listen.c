@@ -453,12 +453,12 @@ listen_steer(struct listen_set *set, int slot)
 	prog.filter = &ret;
 	for (i = 0; i < set->n; i++) {
 		l = &set->l[i];
+		if (l->norder == 0)
+			continue;	/* no group: nothing listens */
 		ret.k = 0xffffffffu;
 		for (k = 0; k < l->norder; k++)
 			if (l->order[k] == slot)
 				ret.k = (uint32_t)k;
-		if (l->norder == 0)
-			continue;	/* no group: nothing listens */
 		if (setsockopt(l->fds[l->order[0]], SOL_SOCKET,
 		    SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) == -1) {
 			log_warn("cannot choose where new connections go",
