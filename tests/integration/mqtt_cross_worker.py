@@ -133,20 +133,18 @@ def answers_in_order(b, raw):
         version = (5, 4)[k % 2]
         r = raw[version][0][0]
         topic = "%s/%d" % (u, k)
-        pid_sub, pid_pub = r.pid(), r.pid()
-        r.send(pmq.subscribe_packet(pid_sub, [(topic, 1)], version) +
-               pmq.publish_packet(topic + "/x", b"after", 1, pid_pub, version=version))
-        got = [r.recv(what="the answers to SUBSCRIBE and PUBLISH") for _ in range(2)]
-        check([p.type for p in got] == [pmq.SUBACK, pmq.PUBACK],
-              "round %d (v%d): answers %r, expected SUBACK, then PUBACK" %
-              (k, version, got))
-        pid_uns, pid_pub = r.pid(), r.pid()
-        r.send(pmq.unsubscribe_packet(pid_uns, [topic], version) +
-               pmq.publish_packet(topic + "/x", b"after", 1, pid_pub, version=version))
-        got = [r.recv(what="the answers to UNSUBSCRIBE and PUBLISH") for _ in range(2)]
-        check([p.type for p in got] == [pmq.UNSUBACK, pmq.PUBACK],
-              "round %d (v%d): answers %r, expected UNSUBACK, then PUBACK" %
-              (k, version, got))
+        for name, make, answer in (
+                ("SUBSCRIBE", lambda pid: pmq.subscribe_packet(pid, [(topic, 1)], version),
+                 pmq.SUBACK),
+                ("UNSUBSCRIBE", lambda pid: pmq.unsubscribe_packet(pid, [topic], version),
+                 pmq.UNSUBACK)):
+            first, pid_pub = r.pid(), r.pid()
+            r.send(make(first) + pmq.publish_packet(topic + "/x", b"after", 1, pid_pub,
+                                                    version=version))
+            got = [r.recv(what="the answers to %s and PUBLISH" % name) for _ in range(2)]
+            check([p.type for p in got] == [answer, pmq.PUBACK],
+                  "round %d (v%d): answers %r to %s and PUBLISH, expected %s, then "
+                  "PUBACK" % (k, version, got, name, pmq.PACKET_NAMES[answer]))
 
 
 def ordering(b, slots, version, n=200):

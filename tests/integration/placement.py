@@ -41,8 +41,12 @@ def connect(b, done, name):
 
 def choice(b, slot, mark, what):
     """Wait until the supervisor chose slot (-1: the kernel's hash) after
-    the log's offset mark."""
-    b.wait_log(CHOICE % slot, 10, mark)
+    the log's offset mark; returns the next mark."""
+    try:
+        b.wait_log(CHOICE % slot, 10, mark)
+    except pmq.TestFailure as e:
+        raise pmq.TestFailure("%s: new connections were not sent to slot %d: %s" %
+                              (what, slot, e))
     return b.mark()
 
 
